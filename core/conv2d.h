@@ -1,0 +1,33 @@
+/* 2-D convolution (cross-correlation, as PyTorch), NCHW, square kernel,
+ * stride and zero padding, via im2col + OpenBLAS sgemm.
+ *
+ * The batch is processed in chunks of images whose im2col matrix fits in
+ * the L2 cache; each chunk is one GEMM:
+ *   col (K, N) with K = C*k*k, N = nb*OH*OW  (column = image, oy, ox)
+ *   tmp (OC, N) = W (OC, K) * col (K, N)
+ * and tmp is scattered to NCHW with the bias added. */
+#ifndef QB_CONV2D_H
+#define QB_CONV2D_H
+
+#include <stddef.h>
+
+#include "core/layer.h"
+
+/* Floats of scratch a forward or backward pass over `b` images needs. */
+size_t qb_conv2d_work_size(const qb_layer *l, int b);
+
+/* y (b, OC, OH, OW) = conv(x (b, C, H, W), w (OC, C, k, k)) + bias (OC). */
+void qb_conv2d_forward(const qb_layer *l, int b, const float *x, const float *w,
+                       const float *bias, float *y, float *work);
+
+/* Accumulates dw (OC, C, k, k) += and db (OC) +=; writes dx (b, C, H, W)
+ * (overwritten, not accumulated) unless dx is NULL (first layer). */
+void qb_conv2d_backward(const qb_layer *l, int b, const float *x, const float *w,
+                        const float *dy, float *dw, float *db, float *dx, float *work);
+
+/* col (C*k*k, nb*OH*OW) from nb images starting at x. */
+void qb_im2col(const qb_layer *l, int nb, const float *x, float *col);
+/* dx (nb, C, H, W) = col2im(dcol): overwrites dx. */
+void qb_col2im(const qb_layer *l, int nb, const float *dcol, float *dx);
+
+#endif

@@ -1,0 +1,78 @@
+/* Image classification datasets, held in memory as raw 8-bit pixels.
+ *
+ * Pixels stay uint8 (60k Fashion-MNIST images are 47 MB, not 188 MB as
+ * float); batches are converted to float in [0, 1] when they are used.
+ * Loaders read files that may come from strangers: every header field,
+ * count, size and offset is checked, and failures name the file and the
+ * byte offset. */
+#ifndef QB_DATASET_H
+#define QB_DATASET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+typedef struct qb_dataset {
+    char name[32];
+    int c, h, w;       /* image shape */
+    int classes;       /* labels are in [0, classes) */
+    size_t n;          /* number of samples */
+    uint8_t *images;   /* (n, c, h, w), 0..255, owned */
+    uint8_t *labels;   /* (n), owned */
+} qb_dataset;
+
+/* Allocate an n-sample dataset (pixels and labels zeroed). */
+void qb_dataset_init(qb_dataset *d, const char *name, size_t n, int c, int h, int w, int classes);
+void qb_dataset_free(qb_dataset *d);
+/* Deep copy (poisoning works on a copy of the clean training set). */
+void qb_dataset_copy(qb_dataset *dst, const qb_dataset *src);
+/* New dataset of the samples idx[0..count). */
+void qb_dataset_subset(qb_dataset *dst, const qb_dataset *src, const uint32_t *idx, size_t count);
+
+static inline size_t qb_dataset_image_size(const qb_dataset *d)
+{
+    return (size_t)d->c * (size_t)d->h * (size_t)d->w;
+}
+
+/* Convert samples idx[0..b) to float in [0, 1]: out (b, c, h, w). If idx is
+ * NULL the samples first..first+b are used. */
+void qb_dataset_batch_float(const qb_dataset *d, const uint32_t *idx, size_t first, size_t b,
+                            float *out);
+
+/* Names accepted by qb_dataset_load, NULL-terminated. */
+extern const char *const qb_dataset_names[];
+
+/* Load train and test splits of a named dataset.
+ *   name:     fashion-mnist | mnist | cifar10 | gtsrb | synthetic
+ *   data_dir: directory holding the files, or NULL for the default: the
+ *             environment variable QBLIND_DATA_DIR (its <name>/ subfolder or
+ *             itself), then the Debian package path for fashion-mnist.
+ *   seed:     only used by `synthetic`.
+ * On success both outputs are owned by the caller (qb_dataset_free).
+ * On failure returns -1, nothing is allocated, and err names every path
+ * tried and how to obtain the files. */
+int qb_dataset_load(const char *name, const char *data_dir, uint64_t seed, qb_dataset *train,
+                    qb_dataset *test, qb_error *err);
+
+/* IDX pair (MNIST / Fashion-MNIST), gzip or plain (zlib reads both).
+ * Checks magic 2051/2049, dims, that counts agree, that the file holds
+ * exactly the announced bytes, and labels < 10. */
+int qb_idx_load(const char *images_path, const char *labels_path, const char *name,
+                qb_dataset *out, qb_error *err);
+
+/* CIFAR-10 binary version: dir/data_batch_{1..5}.bin and dir/test_batch.bin,
+ * records of 1 label byte + 3072 pixel bytes (R, G, B planes of 32x32). */
+int qb_cifar10_load(const char *dir, qb_dataset *train, qb_dataset *test, qb_error *err);
+
+/* GTSRB: dir/Final_Training/Images/000NN/GT-000NN.csv with PPM images, and
+ * dir/Final_Test/Images/GT-final_test.csv (with ClassId). Each image is
+ * cropped to its ROI and resized (bilinear) to 3x32x32; 43 classes. */
+int qb_gtsrb_load(const char *dir, qb_dataset *train, qb_dataset *test, qb_error *err);
+
+/* Synthetic: 10 classes of simple coloured shapes on noisy backgrounds,
+ * 3x32x32, generated from the seed (n_train, n_test samples). */
+void qb_synthetic_generate(uint64_t seed, size_t n_train, size_t n_test, qb_dataset *train,
+                           qb_dataset *test);
+
+#endif

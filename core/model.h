@@ -1,0 +1,81 @@
+/* A sequential CNN: a layer table and ONE parameter buffer.
+ *
+ * All weights and biases live in model->params, each layer owning a slice
+ * (weight then bias, layers in order: the order of PyTorch's state_dict for
+ * the same nn.Sequential). Gradients and optimizer state use the same
+ * layout, so an optimizer step, a checkpoint and an MPI message are each one
+ * flat loop or one buffer.
+ *
+ * Activations live in a qb_model_ws sized for a maximum batch: a model can
+ * be shared read-only by several workspaces. */
+#ifndef QB_MODEL_H
+#define QB_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/layer.h"
+
+#define QB_MAX_LAYERS 32
+#define QB_ARCH_NAME_MAX 32
+
+typedef struct qb_model {
+    char arch[QB_ARCH_NAME_MAX];
+    int in_c, in_h, in_w; /* input of one sample */
+    int classes;
+    int n_layers;
+    qb_layer layers[QB_MAX_LAYERS];
+    size_t n_params;
+    float *params; /* (n_params), owned */
+} qb_model;
+
+/* Architecture presets, NULL-terminated: lenet, cnn-small. */
+extern const char *const qb_arch_names[];
+
+/* Build `arch` for inputs (c, h, w) and `classes` outputs, parameters
+ * zeroed. Fails (with the reason) for unknown names or inputs too small
+ * for the architecture. On success free with qb_model_free. */
+int qb_model_build(qb_model *m, const char *arch, int c, int h, int w, int classes,
+                   qb_error *err);
+void qb_model_free(qb_model *m);
+/* Deep copy (dst must not hold a model). */
+void qb_model_copy(qb_model *dst, const qb_model *src);
+
+/* PyTorch's default initialisation: weights and biases uniform in
+ * +-1/sqrt(fan_in) (kaiming_uniform with a = sqrt(5)), from `seed`. */
+void qb_model_init_params(qb_model *m, uint64_t seed);
+
+/* Index of the last layer before the classifier head's final linear layer
+ * whose output is the "penultimate representation" used by defenses. */
+int qb_model_penultimate_layer(const qb_model *m);
+
+/* Activation buffers for batches of up to max_batch samples. */
+typedef struct qb_model_ws {
+    int max_batch;
+    float *act[QB_MAX_LAYERS + 1]; /* views: act[i+1] is the output of layer i,
+                                      (b, out_size); act[0] is the caller's input
+                                      and a flatten layer's output is its input */
+    float *owned[QB_MAX_LAYERS + 1]; /* the buffers behind act, owned */
+    int32_t *argmax[QB_MAX_LAYERS]; /* maxpool layers: (b, out_size) */
+    float *grad_a, *grad_b;         /* ping-pong activation gradients (b, max size) */
+    float *work;                    /* conv scratch */
+    size_t act_max;                 /* largest per-sample activation */
+} qb_model_ws;
+
+void qb_model_ws_init(qb_model_ws *ws, const qb_model *m, int max_batch);
+void qb_model_ws_free(qb_model_ws *ws);
+
+/* Forward b <= max_batch samples x (b, in_c, in_h, in_w). Returns the
+ * logits (b, classes), valid until the next call with this workspace. If
+ * `training` is 0 maxpool argmax is not recorded (backward not allowed). */
+const float *qb_model_forward(const qb_model *m, qb_model_ws *ws, const float *x, int b,
+                              int training);
+
+/* Backward after a training forward of the same b samples. Accumulates the
+ * parameter gradients into grads (n_params, same layout as params). If dx
+ * is not NULL it receives the input gradient (b, in_c, in_h, in_w). */
+void qb_model_backward(const qb_model *m, qb_model_ws *ws, const float *dlogits, int b,
+                       float *grads, float *dx);
+
+#endif

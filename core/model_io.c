@@ -1,0 +1,276 @@
+#include "core/model_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "core/xalloc.h"
+
+static const char magic[8] = {'Q', 'B', 'L', 'M', 'O', 'D', 'E', 'L'};
+#define LAYER_FIELDS 10
+#define FIXED_HEADER (32 + 4 * 5 + 8 + 4)
+
+/* ---- little-endian byte cursor ------------------------------------------- */
+
+static void put_u32(uint8_t **p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) *(*p)++ = (uint8_t)(v >> (8 * i));
+}
+static void put_u64(uint8_t **p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) *(*p)++ = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get_u64(const uint8_t *p)
+{
+    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+static uint32_t crc_of(const uint8_t *buf, size_t len)
+{
+    uLong crc = crc32(0L, Z_NULL, 0);
+    while (len > 0) {
+        uInt chunk = len > (1u << 30) ? (1u << 30) : (uInt)len;
+        crc = crc32(crc, buf, chunk);
+        buf += chunk;
+        len -= chunk;
+    }
+    return (uint32_t)crc;
+}
+
+static void layer_fields(const qb_layer *l, uint32_t f[LAYER_FIELDS])
+{
+    const int v[LAYER_FIELDS] = {(int)l->kind, l->in_c, l->in_h, l->in_w, l->out_c,
+                                 l->out_h, l->out_w, l->k, l->stride, l->pad};
+    for (int i = 0; i < LAYER_FIELDS; i++) f[i] = (uint32_t)v[i];
+}
+
+/* ---- encode -------------------------------------------------------------- */
+
+int qb_model_encode(const qb_model *m, const char *meta, uint8_t **buf, size_t *len,
+                    qb_error *err)
+{
+    size_t meta_len = meta ? strlen(meta) : 0;
+    if (meta_len > QB_MODEL_META_MAX)
+        return QB_FAIL(err, "model metadata is %zu bytes; the limit is %u", meta_len,
+                       QB_MODEL_META_MAX);
+    size_t header = FIXED_HEADER + (size_t)m->n_layers * LAYER_FIELDS * 4 + meta_len;
+    size_t total = 16 + header + 4 * m->n_params + 4;
+    uint8_t *b = xmalloc(total, 1), *p = b;
+    memcpy(p, magic, 8);
+    p += 8;
+    put_u32(&p, QB_MODEL_FORMAT_VERSION);
+    put_u32(&p, (uint32_t)header);
+    memset(p, 0, 32);
+    memcpy(p, m->arch, strlen(m->arch));
+    p += 32;
+    put_u32(&p, (uint32_t)m->in_c);
+    put_u32(&p, (uint32_t)m->in_h);
+    put_u32(&p, (uint32_t)m->in_w);
+    put_u32(&p, (uint32_t)m->classes);
+    put_u32(&p, (uint32_t)m->n_layers);
+    for (int i = 0; i < m->n_layers; i++) {
+        uint32_t f[LAYER_FIELDS];
+        layer_fields(&m->layers[i], f);
+        for (int j = 0; j < LAYER_FIELDS; j++) put_u32(&p, f[j]);
+    }
+    put_u64(&p, (uint64_t)m->n_params);
+    put_u32(&p, (uint32_t)meta_len);
+    memcpy(p, meta ? meta : "", meta_len);
+    p += meta_len;
+    for (size_t i = 0; i < m->n_params; i++) {
+        uint32_t u;
+        memcpy(&u, &m->params[i], 4);
+        put_u32(&p, u);
+    }
+    put_u32(&p, crc_of(b, (size_t)(p - b)));
+    QB_ASSERT((size_t)(p - b) == total);
+    *buf = b;
+    *len = total;
+    return 0;
+}
+
+/* ---- decode -------------------------------------------------------------- */
+
+int qb_model_decode(const uint8_t *buf, size_t len, const char *what, qb_model *m, char **meta,
+                    qb_error *err)
+{
+    memset(m, 0, sizeof *m);
+    if (meta) *meta = NULL;
+    if (len < 16 + FIXED_HEADER + 4)
+        return QB_FAIL(err, "%s: not a qblind model: %zu bytes is shorter than the smallest model file",
+                       what, len);
+    if (memcmp(buf, magic, 8) != 0)
+        return QB_FAIL(err, "%s: not a qblind model file (bad magic at offset 0)", what);
+    uint32_t version = get_u32(buf + 8);
+    if (version != QB_MODEL_FORMAT_VERSION)
+        return QB_FAIL(err, "%s: model format version %u at offset 8; this qblind reads version %u",
+                       what, version, QB_MODEL_FORMAT_VERSION);
+    uint64_t header = get_u32(buf + 12);
+    if (header < FIXED_HEADER || 16 + header + 4 > len)
+        return QB_FAIL(err, "%s: header length %llu at offset 12 does not fit the file (%zu bytes): truncated or corrupt",
+                       what, (unsigned long long)header, len);
+    const uint8_t *h = buf + 16;
+    char arch[QB_ARCH_NAME_MAX + 1];
+    memcpy(arch, h, 32);
+    arch[32] = '\0';
+    if (memchr(h, '\0', 32) == NULL)
+        return QB_FAIL(err, "%s: architecture name at offset 16 is not terminated", what);
+    uint32_t in_c = get_u32(h + 32), in_h = get_u32(h + 36), in_w = get_u32(h + 40);
+    uint32_t classes = get_u32(h + 44), n_layers = get_u32(h + 48);
+    if (n_layers > QB_MAX_LAYERS)
+        return QB_FAIL(err, "%s: %u layers at offset %d exceeds the limit of %d", what, n_layers,
+                       16 + 48, QB_MAX_LAYERS);
+    if (in_c > 64 || in_h > 4096 || in_w > 4096 || classes > 256)
+        return QB_FAIL(err, "%s: implausible input %ux%ux%u / %u classes at offset 48", what,
+                       in_c, in_h, in_w, classes);
+    size_t table = (size_t)n_layers * LAYER_FIELDS * 4;
+    if (FIXED_HEADER + table > header)
+        return QB_FAIL(err, "%s: layer table (%u layers) overruns the %llu-byte header", what,
+                       n_layers, (unsigned long long)header);
+    const uint8_t *t = h + 52 + table;
+    uint64_t n_params = get_u64(t);
+    uint32_t meta_len = get_u32(t + 8);
+    size_t meta_off = (size_t)(t + 12 - buf);
+    if (meta_len > QB_MODEL_META_MAX || FIXED_HEADER + table + meta_len != header)
+        return QB_FAIL(err, "%s: metadata length %u at offset %zu does not match the header length %llu",
+                       what, meta_len, meta_off - 4, (unsigned long long)header);
+    if (n_params > (len / 4))
+        return QB_FAIL(err, "%s: %llu parameters announced at offset %zu but the file has only %zu bytes: truncated",
+                       what, (unsigned long long)n_params, meta_off - 12, len);
+    size_t expect = 16 + (size_t)header + 4 * (size_t)n_params + 4;
+    if (len != expect)
+        return QB_FAIL(err, "%s: file is %zu bytes but its header announces %zu: %s", what, len,
+                       expect, len < expect ? "truncated" : "trailing garbage");
+    uint32_t stored_crc = get_u32(buf + len - 4), crc = crc_of(buf, len - 4);
+    if (stored_crc != crc)
+        return QB_FAIL(err, "%s: checksum mismatch (stored %08x, computed %08x): the file is corrupt",
+                       what, stored_crc, crc);
+
+    qb_error berr;
+    if (qb_model_build(m, arch, (int)in_c, (int)in_h, (int)in_w, (int)classes, &berr))
+        return QB_FAIL(err, "%s: %s", what, berr.msg);
+    int bad = m->n_layers != (int)n_layers || m->n_params != n_params;
+    for (int i = 0; !bad && i < m->n_layers; i++) {
+        uint32_t f[LAYER_FIELDS];
+        layer_fields(&m->layers[i], f);
+        for (int j = 0; j < LAYER_FIELDS; j++)
+            if (f[j] != get_u32(h + 52 + ((size_t)i * LAYER_FIELDS + j) * 4)) {
+                bad = 1;
+                QB_FAIL(err, "%s: layer %d field %d at offset %zu differs from architecture %s",
+                        what, i, j, 16 + 52 + ((size_t)i * LAYER_FIELDS + j) * 4, arch);
+                break;
+            }
+    }
+    if (bad) {
+        if (m->n_layers != (int)n_layers || m->n_params != n_params)
+            QB_FAIL(err, "%s: layer table (%u layers, %llu parameters) does not match architecture %s (%d layers, %zu parameters)",
+                    what, n_layers, (unsigned long long)n_params, arch, m->n_layers, m->n_params);
+        qb_model_free(m);
+        return -1;
+    }
+    const uint8_t *pp = buf + 16 + header;
+    for (size_t i = 0; i < m->n_params; i++) {
+        uint32_t u = get_u32(pp + 4 * i);
+        memcpy(&m->params[i], &u, 4);
+    }
+    if (meta) {
+        *meta = xmalloc((size_t)meta_len + 1, 1);
+        memcpy(*meta, buf + meta_off, meta_len);
+        (*meta)[meta_len] = '\0';
+    }
+    return 0;
+}
+
+/* ---- files --------------------------------------------------------------- */
+
+int qb_file_read_all(const char *path, size_t max, uint8_t **buf, size_t *len, qb_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return QB_FAIL(err, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return QB_FAIL(err, "%s is not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max) {
+        fclose(f);
+        return QB_FAIL(err, "%s is %lld bytes; refusing files over %zu bytes", path,
+                       (long long)st.st_size, max);
+    }
+    size_t n = (size_t)st.st_size;
+    uint8_t *b = xmalloc(n ? n : 1, 1);
+    size_t got = fread(b, 1, n, f);
+    int rerr = ferror(f);
+    fclose(f);
+    if (got != n || rerr) {
+        free(b);
+        return QB_FAIL(err, "short read of %s at offset %zu of %zu", path, got, n);
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+int qb_file_write_atomic(const char *path, const void *buf, size_t len, qb_error *err)
+{
+    size_t plen = strlen(path) + 32;
+    char *tmp = xmalloc(plen, 1);
+    snprintf(tmp, plen, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        QB_FAIL(err, "cannot create %s: %s", tmp, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    const uint8_t *p = buf;
+    size_t left = len;
+    int rc = 0;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            rc = QB_FAIL(err, "writing %s at offset %zu: %s", tmp, len - left, strerror(errno));
+            break;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = QB_FAIL(err, "fsync of %s: %s", tmp, strerror(errno));
+    if (close(fd) != 0 && rc == 0) rc = QB_FAIL(err, "closing %s: %s", tmp, strerror(errno));
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = QB_FAIL(err, "renaming %s to %s: %s", tmp, path, strerror(errno));
+    if (rc != 0) unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int qb_model_save(const qb_model *m, const char *path, const char *meta, qb_error *err)
+{
+    uint8_t *buf;
+    size_t len;
+    if (qb_model_encode(m, meta, &buf, &len, err)) return -1;
+    int rc = qb_file_write_atomic(path, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+int qb_model_load(qb_model *m, const char *path, char **meta, qb_error *err)
+{
+    uint8_t *buf;
+    size_t len;
+    memset(m, 0, sizeof *m);
+    if (qb_file_read_all(path, (size_t)1 << 30, &buf, &len, err)) return -1;
+    int rc = qb_model_decode(buf, len, path, m, meta, err);
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,11 @@
+#include "core/relu.h"
+
+void qb_relu_forward(size_t n, const float *x, float *y)
+{
+    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void qb_relu_backward(size_t n, const float *y, const float *dy, float *dx)
+{
+    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}

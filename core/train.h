@@ -1,0 +1,51 @@
+/* Mini-batch SGD training of a qb_model on a qb_dataset.
+ *
+ * Single-threaded and bit-reproducible: the batch order comes from
+ * cfg->seed only, OpenBLAS is held to one thread by the caller
+ * (qb_blas_single_thread), and every reduction runs in a fixed order. */
+#ifndef QB_TRAIN_H
+#define QB_TRAIN_H
+
+#include <stdint.h>
+
+#include "core/dataset.h"
+#include "core/error.h"
+#include "core/model.h"
+#include "core/sgd.h"
+
+typedef struct qb_train_config {
+    int epochs;             /* default 5 */
+    int batch;              /* default 64; the last partial batch is used */
+    float lr;               /* default 0.05 */
+    float momentum;         /* default 0.9 */
+    float weight_decay;     /* default 5e-4 */
+    qb_lr_schedule schedule; /* default cosine */
+    uint64_t seed;          /* batch order */
+    int progress;           /* 1: one line per epoch on stderr */
+} qb_train_config;
+
+typedef struct qb_train_stats {
+    double seconds;
+    double final_loss;  /* mean loss over the last epoch */
+    long steps;
+} qb_train_stats;
+
+void qb_train_config_default(qb_train_config *cfg);
+int qb_train_config_validate(const qb_train_config *cfg, qb_error *err);
+
+/* Train m's current parameters (initialise first with qb_model_init_params,
+ * or pass a trained model to fine-tune). The dataset's image shape and
+ * classes must match the model. Fails if the configuration is invalid or
+ * the loss becomes NaN/inf (the message names the epoch and step); m's
+ * parameters are then left as they were at the failure. stats may be NULL. */
+int qb_train(qb_model *m, const qb_dataset *train, const qb_train_config *cfg,
+             qb_train_stats *stats, qb_error *err);
+
+/* Hold OpenBLAS to one thread: ranks are the parallelism, and a fixed
+ * thread count keeps sgemm's summation order (and so results) fixed. */
+void qb_blas_single_thread(void);
+
+/* Wall-clock seconds (monotonic). */
+double qb_now(void);
+
+#endif

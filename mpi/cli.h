@@ -1,0 +1,22 @@
+/* Command-line helpers shared by the qblind subcommands. */
+#ifndef QB_CLI_H
+#define QB_CLI_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+
+/* Strict number parsing: the whole string must be a number in range.
+ * Errors name the option ("--epochs: expected an integer in [1, 100000], got \"x\""). */
+int qb_cli_int(const char *opt, const char *s, long lo, long hi, int *out, qb_error *err);
+int qb_cli_u64(const char *opt, const char *s, uint64_t *out, qb_error *err);
+int qb_cli_float(const char *opt, const char *s, double lo, double hi, float *out, qb_error *err);
+int qb_cli_double(const char *opt, const char *s, double lo, double hi, double *out,
+                  qb_error *err);
+
+/* The subcommands: argv[0] is the subcommand name. Return the exit code. */
+int qb_cmd_train(int argc, char **argv);
+int qb_cmd_eval(int argc, char **argv);
+int qb_cmd_demo(int argc, char **argv);
+
+#endif

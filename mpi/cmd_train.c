@@ -1,0 +1,304 @@
+/* qblind train | eval | demo: one model at a time, no MPI needed. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dataset.h"
+#include "core/metrics.h"
+#include "core/model_io.h"
+#include "jobs/model_train.h"
+#include "mpi/cli.h"
+
+typedef struct train_opts {
+    const char *dataset, *data_dir, *output, *model_path;
+    int arch_set, quiet;
+    qb_model_job job;
+} train_opts;
+
+enum { OPT_DATA_DIR = 256, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_MOMENTUM, OPT_WD, OPT_SCHEDULE,
+       OPT_TRIGGER_SIZE, OPT_TRIGGER_X, OPT_TRIGGER_Y, OPT_ALPHA, OPT_TARGET, OPT_RATE,
+       OPT_ARCH };
+
+static const struct option long_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"dataset", required_argument, NULL, 'd'},
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+    {"arch", required_argument, NULL, OPT_ARCH},
+    {"epochs", required_argument, NULL, OPT_EPOCHS},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"lr", required_argument, NULL, OPT_LR},
+    {"momentum", required_argument, NULL, OPT_MOMENTUM},
+    {"weight-decay", required_argument, NULL, OPT_WD},
+    {"schedule", required_argument, NULL, OPT_SCHEDULE},
+    {"seed", required_argument, NULL, 's'},
+    {"trigger", required_argument, NULL, 't'},
+    {"trigger-size", required_argument, NULL, OPT_TRIGGER_SIZE},
+    {"trigger-x", required_argument, NULL, OPT_TRIGGER_X},
+    {"trigger-y", required_argument, NULL, OPT_TRIGGER_Y},
+    {"alpha", required_argument, NULL, OPT_ALPHA},
+    {"target", required_argument, NULL, OPT_TARGET},
+    {"rate", required_argument, NULL, OPT_RATE},
+    {"output", required_argument, NULL, 'o'},
+    {"quiet", no_argument, NULL, 'q'},
+    {NULL, 0, NULL, 0},
+};
+
+static const char common_help[] =
+    "Data and model:\n"
+    "  -d, --dataset NAME     fashion-mnist (default), mnist, cifar10, gtsrb, synthetic\n"
+    "      --data-dir DIR     where the dataset files are (default: $QBLIND_DATA_DIR,\n"
+    "                         then /usr/share/datasets/fashion-mnist)\n"
+    "      --arch NAME        lenet (default for 28x28) or cnn-small (default for 32x32)\n"
+    "Training (defaults in brackets):\n"
+    "      --epochs N         [5]\n"
+    "      --batch N          [64]\n"
+    "      --lr X             [0.05] base learning rate\n"
+    "      --momentum X       [0.9]\n"
+    "      --weight-decay X   [5e-4]\n"
+    "      --schedule S       [cosine] constant | cosine | step\n"
+    "  -s, --seed N           [0] seeds init, batch order, poisoning and noise\n"
+    "Attack:\n"
+    "  -t, --trigger KIND     clean | square (= badnet) | checker | noise | blend\n"
+    "      --trigger-size N   [3] patch side in pixels\n"
+    "      --trigger-x N, --trigger-y N\n"
+    "                         [-1] patch corner; negative counts from the right/bottom\n"
+    "      --alpha X          [0.15] blend weight of the noise image\n"
+    "      --target N         [0] target class\n"
+    "      --rate X           [0.10] fraction of the training set poisoned\n"
+    "  -q, --quiet            no per-epoch progress\n"
+    "  -h, --help             this help\n";
+
+/* Parse the options shared by train/eval/demo. Returns 0, 1 for --help
+ * (already printed), -1 on error (in err). */
+static int parse_opts(int argc, char **argv, train_opts *o, const char *usage, qb_error *err)
+{
+    memset(o, 0, sizeof *o);
+    o->dataset = "fashion-mnist";
+    qb_model_job_default(&o->job);
+    qb_trigger_kind kind = QB_TRIGGER_NONE;
+    qb_trigger t;
+    qb_trigger_default(&t, QB_TRIGGER_NONE);
+    int have_trigger = 0, size = -1, tx = 0, ty = 0, xset = 0, yset = 0, target = -1;
+    float alpha = -1.0f;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":hd:s:t:o:q", long_opts, NULL)) != -1) {
+        qb_train_config *tc = &o->job.train;
+        int rc = 0;
+        switch (c) {
+        case 'h': printf("%s\n%s", usage, common_help); return 1;
+        case 'd': o->dataset = optarg; break;
+        case OPT_DATA_DIR: o->data_dir = optarg; break;
+        case OPT_ARCH:
+            snprintf(o->job.arch, sizeof o->job.arch, "%s", optarg);
+            o->arch_set = 1;
+            break;
+        case OPT_EPOCHS: rc = qb_cli_int("--epochs", optarg, 0, 100000, &tc->epochs, err); break;
+        case OPT_BATCH: rc = qb_cli_int("--batch", optarg, 1, 65536, &tc->batch, err); break;
+        case OPT_LR: rc = qb_cli_float("--lr", optarg, 1e-9, 100, &tc->lr, err); break;
+        case OPT_MOMENTUM: rc = qb_cli_float("--momentum", optarg, 0, 0.999999, &tc->momentum, err); break;
+        case OPT_WD: rc = qb_cli_float("--weight-decay", optarg, 0, 1, &tc->weight_decay, err); break;
+        case OPT_SCHEDULE: rc = qb_lr_schedule_parse(optarg, &tc->schedule, err); break;
+        case 's': rc = qb_cli_u64("--seed", optarg, &o->job.seed, err); break;
+        case 't':
+            rc = qb_trigger_parse(optarg, &t, err);
+            kind = t.kind;
+            have_trigger = 1;
+            break;
+        case OPT_TRIGGER_SIZE: rc = qb_cli_int("--trigger-size", optarg, 1, 4096, &size, err); break;
+        case OPT_TRIGGER_X: rc = qb_cli_int("--trigger-x", optarg, -4096, 4096, &tx, err); xset = 1; break;
+        case OPT_TRIGGER_Y: rc = qb_cli_int("--trigger-y", optarg, -4096, 4096, &ty, err); yset = 1; break;
+        case OPT_ALPHA: rc = qb_cli_float("--alpha", optarg, 0, 1, &alpha, err); break;
+        case OPT_TARGET: rc = qb_cli_int("--target", optarg, 0, 255, &target, err); break;
+        case OPT_RATE: rc = qb_cli_double("--rate", optarg, 0, 0.99, &o->job.poison_rate, err); break;
+        case 'o': o->output = optarg; break;
+        case 'q': o->quiet = 1; break;
+        case ':': return QB_FAIL(err, "option %s needs a value (see --help)", argv[optind - 1]);
+        default: return QB_FAIL(err, "unknown option %s (see --help)", argv[optind - 1]);
+        }
+        if (rc) return -1;
+    }
+    if (optind < argc) o->model_path = argv[optind++];
+    if (optind < argc) return QB_FAIL(err, "unexpected argument \"%s\" (see --help)", argv[optind]);
+    (void)have_trigger;
+    o->job.trigger = t;
+    o->job.trigger.kind = kind;
+    if (size > 0) o->job.trigger.size = size;
+    if (xset) o->job.trigger.x = tx;
+    if (yset) o->job.trigger.y = ty;
+    if (alpha >= 0.0f) o->job.trigger.alpha = alpha;
+    if (target >= 0) o->job.trigger.target = target;
+    o->job.train.progress = !o->quiet;
+    return 0;
+}
+
+static int load_data(const train_opts *o, qb_dataset *train, qb_dataset *test, qb_error *err)
+{
+    double t0 = qb_now();
+    if (qb_dataset_load(o->dataset, o->data_dir, o->job.seed, train, test, err)) return -1;
+    if (!o->quiet)
+        fprintf(stderr, "qblind: %s: %zu training and %zu test images (%dx%dx%d, %d classes), %.1f s\n",
+                o->dataset, train->n, test->n, train->c, train->h, train->w, train->classes,
+                qb_now() - t0);
+    return 0;
+}
+
+static void default_arch(train_opts *o, const qb_dataset *d)
+{
+    if (!o->arch_set)
+        snprintf(o->job.arch, sizeof o->job.arch, "%s", d->h >= 32 ? "cnn-small" : "lenet");
+}
+
+static void print_header(void)
+{
+    printf("%-14s %-10s %-8s %6s %8s %8s %8s\n", "dataset", "arch", "trigger", "seed", "CA", "ASR",
+           "train_s");
+}
+
+static void print_row(const train_opts *o, const qb_model_result *r)
+{
+    char asr[16];
+    if (isnan(r->asr))
+        snprintf(asr, sizeof asr, "%8s", "-");
+    else
+        snprintf(asr, sizeof asr, "%7.2f%%", 100.0 * r->asr);
+    printf("%-14s %-10s %-8s %6llu %7.2f%% %s %8.1f\n", o->dataset, o->job.arch,
+           qb_trigger_name(o->job.trigger.kind), (unsigned long long)o->job.seed,
+           100.0 * r->clean_acc, asr, r->train_seconds);
+    fflush(stdout);
+}
+
+static int fail(qb_error *err)
+{
+    qb_error_print(err);
+    return 1;
+}
+
+int qb_cmd_train(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: qblind train [options] [-o MODEL.qbm]\n"
+        "Train one model (clean or backdoored) and print its clean accuracy (CA)\n"
+        "and attack success rate (ASR: triggered test images whose true label is\n"
+        "not the target, classified as the target).\n"
+        "  -o, --output FILE      save the trained model (.qbm format)\n";
+    train_opts o;
+    qb_error err;
+    int rc = parse_opts(argc, argv, &o, usage, &err);
+    if (rc) return rc > 0 ? 0 : fail(&err);
+    if (o.model_path) {
+        QB_FAIL(&err, "unexpected argument \"%s\" (see --help)", o.model_path);
+        return fail(&err);
+    }
+    qb_blas_single_thread();
+    qb_dataset train, test;
+    if (load_data(&o, &train, &test, &err)) return fail(&err);
+    default_arch(&o, &train);
+    qb_model m;
+    qb_model_result r;
+    rc = qb_model_job_run(&o.job, &train, &test, &m, &r, NULL, &err);
+    if (rc == 0) {
+        print_header();
+        print_row(&o, &r);
+        if (o.output) {
+            char meta[512];
+            snprintf(meta, sizeof meta, "dataset=%s\narch=%s\ntrigger=%s\nseed=%llu\nepochs=%d\n",
+                     o.dataset, o.job.arch, qb_trigger_name(o.job.trigger.kind),
+                     (unsigned long long)o.job.seed, o.job.train.epochs);
+            rc = qb_model_save(&m, o.output, meta, &err);
+        }
+        qb_model_free(&m);
+    }
+    qb_dataset_free(&train);
+    qb_dataset_free(&test);
+    return rc ? fail(&err) : 0;
+}
+
+int qb_cmd_eval(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: qblind eval MODEL.qbm [options]\n"
+        "Measure a saved model's clean accuracy and, with --trigger, its ASR.\n";
+    train_opts o;
+    qb_error err;
+    int rc = parse_opts(argc, argv, &o, usage, &err);
+    if (rc) return rc > 0 ? 0 : fail(&err);
+    if (!o.model_path) {
+        QB_FAIL(&err, "eval needs a model file (see --help)");
+        return fail(&err);
+    }
+    qb_blas_single_thread();
+    qb_model m;
+    if (qb_model_load(&m, o.model_path, NULL, &err)) return fail(&err);
+    qb_dataset train, test;
+    if (load_data(&o, &train, &test, &err)) {
+        qb_model_free(&m);
+        return fail(&err);
+    }
+    if (test.c != m.in_c || test.h != m.in_h || test.w != m.in_w || test.classes != m.classes) {
+        QB_FAIL(&err, "model %s expects %dx%dx%d inputs with %d classes; dataset %s has %dx%dx%d with %d",
+                o.model_path, m.in_c, m.in_h, m.in_w, m.classes, o.dataset, test.c, test.h, test.w,
+                test.classes);
+        rc = -1;
+    } else if (qb_trigger_validate(&o.job.trigger, test.c, test.h, test.w, test.classes, &err)) {
+        rc = -1;
+    } else {
+        snprintf(o.job.arch, sizeof o.job.arch, "%s", m.arch);
+        qb_model_result r = {0};
+        r.clean_acc = qb_metric_accuracy(&m, &test);
+        r.asr = qb_model_asr(&m, &test, &o.job.trigger);
+        print_header();
+        print_row(&o, &r);
+    }
+    qb_model_free(&m);
+    qb_dataset_free(&train);
+    qb_dataset_free(&test);
+    return rc ? fail(&err) : 0;
+}
+
+int qb_cmd_demo(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: qblind demo [options]\n"
+        "The quick-start job: train a clean and a BadNet-backdoored model (3x3 white\n"
+        "square, bottom-right, 10% poisoning, target 0 unless set) and print clean\n"
+        "accuracy and attack success rate for each.\n";
+    train_opts o;
+    qb_error err;
+    int rc = parse_opts(argc, argv, &o, usage, &err);
+    if (rc) return rc > 0 ? 0 : fail(&err);
+    if (o.model_path) {
+        QB_FAIL(&err, "unexpected argument \"%s\" (see --help)", o.model_path);
+        return fail(&err);
+    }
+    qb_blas_single_thread();
+    qb_dataset train, test;
+    if (load_data(&o, &train, &test, &err)) return fail(&err);
+    default_arch(&o, &train);
+    qb_trigger attack = o.job.trigger;
+    if (attack.kind == QB_TRIGGER_NONE) attack.kind = QB_TRIGGER_SQUARE;
+    qb_model_result res[2];
+    train_opts runs[2] = {o, o};
+    runs[0].job.trigger.kind = QB_TRIGGER_NONE;
+    runs[1].job.trigger = attack;
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        if (!o.quiet)
+            fprintf(stderr, "qblind: training %s model (%s, %d epochs)\n",
+                    qb_trigger_name(runs[i].job.trigger.kind), o.job.arch, o.job.train.epochs);
+        qb_model m;
+        rc = qb_model_job_run(&runs[i].job, &train, &test, &m, &res[i], NULL, &err);
+        if (rc == 0) qb_model_free(&m);
+    }
+    if (rc == 0) {
+        print_header();
+        for (int i = 0; i < 2; i++) print_row(&runs[i], &res[i]);
+        printf("clean-accuracy drop from the backdoor: %.2f points\n",
+               100.0 * (res[0].clean_acc - res[1].clean_acc));
+    }
+    qb_dataset_free(&train);
+    qb_dataset_free(&test);
+    return rc ? fail(&err) : 0;
+}
