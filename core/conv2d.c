@@ -3,6 +3,8 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "core/simd.h"
+
 /* Chunk budget: im2col (K x N) plus the GEMM output (OC x N) of one chunk
  * should stay within about 1 MiB so they remain in L2 between im2col, the
  * GEMM and the scatter. */
@@ -25,6 +27,43 @@ size_t qb_conv2d_work_size(const qb_layer *l, int b)
     return (k + (size_t)l->out_c) * n;
 }
 
+/* Output columns [lo, hi) whose input column ox*S - P + kx lies in [0, W). */
+static void valid_cols(const qb_layer *l, int kx, int *lo, int *hi)
+{
+    int a = 0, b = l->out_w;
+    while (a < b && a * l->stride - l->pad + kx < 0) a++;
+    while (b > a && (b - 1) * l->stride - l->pad + kx >= l->in_w) b--;
+    *lo = a;
+    *hi = b;
+}
+
+/* Copy n floats: 8-wide constant-size moves (one vector each) while they
+ * fit, then the tail. Rows here are short (8, 24, 32 floats): a memcpy
+ * call per row costs more than the copy. */
+static inline void copy_row(float *dst, const float *src, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8) memcpy(dst + i, src + i, 8 * sizeof(float));
+    for (; i < n; i++) dst[i] = src[i];
+}
+
+/* Sum of x[0..n) in a fixed order that vectorises: 16 running partial sums
+ * (lane j takes x[j], x[j+16], ...), combined pairwise, then the tail. The
+ * order depends only on n, so every SIMD clone gives the same bits. */
+static inline float sum_fixed(const float *x, size_t n)
+{
+    float acc[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += x[i + j];
+    for (int w = 8; w >= 1; w /= 2)
+        for (int j = 0; j < w; j++) acc[j] += acc[j + w];
+    float s = acc[0];
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+QB_CLONES
 void qb_im2col(const qb_layer *l, int nb, const float *x, float *col)
 {
     const int C = l->in_c, H = l->in_h, W = l->in_w, K = l->k, S = l->stride, P = l->pad;
@@ -34,32 +73,30 @@ void qb_im2col(const qb_layer *l, int nb, const float *x, float *col)
         for (int ky = 0; ky < K; ky++)
             for (int kx = 0; kx < K; kx++) {
                 float *row = col + ((size_t)(c * K + ky) * K + kx) * n;
-                /* output columns ox whose input column ix = ox*S - P + kx is inside [0, W) */
-                int ox_lo = 0, ox_hi = OW;
-                while (ox_lo < OW && ox_lo * S - P + kx < 0) ox_lo++;
-                while (ox_hi > ox_lo && (ox_hi - 1) * S - P + kx >= W) ox_hi--;
+                int lo, hi;
+                valid_cols(l, kx, &lo, &hi);
                 for (int i = 0; i < nb; i++) {
                     const float *plane = x + ((size_t)i * C + c) * H * W;
                     float *out = row + (size_t)i * ohw;
                     for (int oy = 0; oy < OH; oy++, out += OW) {
                         int iy = oy * S - P + ky;
                         if (iy < 0 || iy >= H) {
-                            memset(out, 0, sizeof(float) * OW);
+                            for (int ox = 0; ox < OW; ox++) out[ox] = 0.0f;
                             continue;
                         }
                         const float *src = plane + (size_t)iy * W - P + kx;
-                        for (int ox = 0; ox < ox_lo; ox++) out[ox] = 0.0f;
-                        if (S == 1) {
-                            memcpy(out + ox_lo, src + ox_lo, sizeof(float) * (ox_hi - ox_lo));
-                        } else {
-                            for (int ox = ox_lo; ox < ox_hi; ox++) out[ox] = src[ox * S];
-                        }
-                        for (int ox = ox_hi; ox < OW; ox++) out[ox] = 0.0f;
+                        for (int ox = 0; ox < lo; ox++) out[ox] = 0.0f;
+                        if (S == 1)
+                            copy_row(out + lo, src + lo, hi - lo);
+                        else
+                            for (int ox = lo; ox < hi; ox++) out[ox] = src[ox * S];
+                        for (int ox = hi; ox < OW; ox++) out[ox] = 0.0f;
                     }
                 }
             }
 }
 
+QB_CLONES
 void qb_col2im(const qb_layer *l, int nb, const float *dcol, float *dx)
 {
     const int C = l->in_c, H = l->in_h, W = l->in_w, K = l->k, S = l->stride, P = l->pad;
@@ -70,9 +107,8 @@ void qb_col2im(const qb_layer *l, int nb, const float *dcol, float *dx)
         for (int ky = 0; ky < K; ky++)
             for (int kx = 0; kx < K; kx++) {
                 const float *row = dcol + ((size_t)(c * K + ky) * K + kx) * n;
-                int ox_lo = 0, ox_hi = OW;
-                while (ox_lo < OW && ox_lo * S - P + kx < 0) ox_lo++;
-                while (ox_hi > ox_lo && (ox_hi - 1) * S - P + kx >= W) ox_hi--;
+                int lo, hi;
+                valid_cols(l, kx, &lo, &hi);
                 for (int i = 0; i < nb; i++) {
                     float *plane = dx + ((size_t)i * C + c) * H * W;
                     const float *in = row + (size_t)i * ohw;
@@ -80,18 +116,126 @@ void qb_col2im(const qb_layer *l, int nb, const float *dcol, float *dx)
                         int iy = oy * S - P + ky;
                         if (iy < 0 || iy >= H) continue;
                         float *dst = plane + (size_t)iy * W - P + kx;
-                        for (int ox = ox_lo; ox < ox_hi; ox++) dst[ox * S] += in[ox];
+                        if (S == 1)
+                            for (int ox = lo; ox < hi; ox++) dst[ox] += in[ox];
+                        else
+                            for (int ox = lo; ox < hi; ox++) dst[ox * S] += in[ox];
                     }
                 }
             }
 }
 
-void qb_conv2d_forward(const qb_layer *l, int b, const float *x, const float *w,
-                       const float *bias, float *y, float *work)
+/* ---- epilogues: GEMM output (OC, n) <-> NCHW ----------------------------- */
+
+/* y[i] (OC, OH*OW) = tmp[:, i] + bias, optionally ReLU. */
+QB_CLONES
+static void scatter_plain(int OC, size_t ohw, size_t n, int nb, int relu, const float *tmp,
+                          const float *bias, float *y)
+{
+    for (int i = 0; i < nb; i++)
+        for (int oc = 0; oc < OC; oc++) {
+            const float *src = tmp + (size_t)oc * n + (size_t)i * ohw;
+            float *dst = y + ((size_t)i * OC + oc) * ohw;
+            const float bv = bias[oc];
+            if (relu)
+                for (size_t p = 0; p < ohw; p++) {
+                    float v = src[p] + bv;
+                    dst[p] = v > 0.0f ? v : 0.0f;
+                }
+            else
+                for (size_t p = 0; p < ohw; p++) dst[p] = src[p] + bv;
+        }
+}
+
+/* y[i] (OC, OH/2, OW/2) = relu?(maxpool2x2(tmp[:, i] + bias)) with argmax
+ * in the OH*OW plane. Compares after the bias, first maximum wins: the
+ * same choices as the separate layers. */
+QB_CLONES
+static void scatter_pool(int OC, int OH, int OW, size_t n, int nb, int relu, const float *tmp,
+                         const float *bias, float *y, int32_t *argmax)
+{
+    const int PH = OH / 2, PW = OW / 2;
+    const size_t ohw = (size_t)OH * OW, phw = (size_t)PH * PW;
+    for (int i = 0; i < nb; i++)
+        for (int oc = 0; oc < OC; oc++) {
+            const float *src = tmp + (size_t)oc * n + (size_t)i * ohw;
+            float *dst = y + ((size_t)i * OC + oc) * phw;
+            int32_t *am = argmax ? argmax + ((size_t)i * OC + oc) * phw : NULL;
+            const float bv = bias[oc];
+            for (int py = 0; py < PH; py++) {
+                const float *r0 = src + (size_t)(2 * py) * OW, *r1 = r0 + OW;
+                const int32_t base = 2 * py * OW;
+                for (int px = 0; px < PW; px++) {
+                    /* selects, not branches, so the loop vectorises */
+                    int ix = 2 * px;
+                    float v0 = r0[ix] + bv, v1 = r0[ix + 1] + bv;
+                    float v2 = r1[ix] + bv, v3 = r1[ix + 1] + bv;
+                    float m = v0;
+                    int32_t a = 0;
+                    a = v1 > m ? 1 : a;
+                    m = v1 > m ? v1 : m;
+                    a = v2 > m ? OW : a;
+                    m = v2 > m ? v2 : m;
+                    a = v3 > m ? OW + 1 : a;
+                    m = v3 > m ? v3 : m;
+                    if (relu) m = m > 0.0f ? m : 0.0f;
+                    dst[py * PW + px] = m;
+                    if (am) am[py * PW + px] = base + ix + a;
+                }
+            }
+        }
+}
+
+/* dyt (OC, n) from dy (NCHW), masked by the ReLU; db += row sums. */
+QB_CLONES
+static void gather_plain(int OC, size_t ohw, size_t n, int nb, int relu, const float *y,
+                         const float *dy, float *dyt, float *db)
+{
+    for (int oc = 0; oc < OC; oc++) {
+        for (int i = 0; i < nb; i++) {
+            const float *src = dy + ((size_t)i * OC + oc) * ohw;
+            const float *yy = relu ? y + ((size_t)i * OC + oc) * ohw : NULL;
+            float *dst = dyt + (size_t)oc * n + (size_t)i * ohw;
+            if (relu)
+                for (size_t p = 0; p < ohw; p++) dst[p] = yy[p] > 0.0f ? src[p] : 0.0f;
+            else
+                for (size_t p = 0; p < ohw; p++) dst[p] = src[p];
+        }
+        db[oc] += sum_fixed(dyt + (size_t)oc * n, n);
+    }
+}
+
+/* dyt (OC, n): zero except each pooled output's argmax, which receives its
+ * gradient where the (ReLU'd) output is > 0. db += row sums. */
+QB_CLONES
+static void gather_pool(int OC, int OH, int OW, size_t n, int nb, int relu, const float *y,
+                        const int32_t *argmax, const float *dy, float *dyt, float *db)
+{
+    const size_t ohw = (size_t)OH * OW, phw = (size_t)(OH / 2) * (OW / 2);
+    memset(dyt, 0, sizeof(float) * (size_t)OC * n);
+    for (int oc = 0; oc < OC; oc++) {
+        float *row = dyt + (size_t)oc * n;
+        for (int i = 0; i < nb; i++) {
+            size_t o = ((size_t)i * OC + oc) * phw;
+            float *dst = row + (size_t)i * ohw;
+            for (size_t p = 0; p < phw; p++)
+                if (!relu || y[o + p] > 0.0f) dst[argmax[o + p]] = dy[o + p];
+        }
+        /* summed over the full row, in the same order as gather_plain */
+        db[oc] += sum_fixed(row, n);
+    }
+}
+
+/* ---- forward / backward -------------------------------------------------- */
+
+void qb_conv2d_forward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b, const float *x,
+                          const float *w, const float *bias, float *y, int32_t *argmax,
+                          float *work)
 {
     const int OC = l->out_c, K = l->in_c * l->k * l->k;
     const size_t ohw = (size_t)l->out_h * l->out_w;
-    const size_t in_size = qb_layer_in_size(l), out_size = qb_layer_out_size(l);
+    const size_t in_size = qb_layer_in_size(l);
+    const size_t y_size = ep->pool ? (size_t)OC * (l->out_h / 2) * (l->out_w / 2) : OC * ohw;
     const int chunk = conv_chunk(l, b);
     for (int i0 = 0; i0 < b; i0 += chunk) {
         int nb = b - i0 < chunk ? b - i0 : chunk;
@@ -101,43 +245,41 @@ void qb_conv2d_forward(const qb_layer *l, int b, const float *x, const float *w,
         qb_im2col(l, nb, x + (size_t)i0 * in_size, col);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)n, K, 1.0f, w, K, col,
                     (int)n, 0.0f, tmp, (int)n);
-        for (int i = 0; i < nb; i++) {
-            float *yi = y + (size_t)(i0 + i) * out_size;
-            for (int oc = 0; oc < OC; oc++) {
-                const float *src = tmp + (size_t)oc * n + (size_t)i * ohw;
-                float *dst = yi + (size_t)oc * ohw;
-                const float bv = bias[oc];
-                for (size_t p = 0; p < ohw; p++) dst[p] = src[p] + bv;
-            }
-        }
+        if (ep->pool)
+            scatter_pool(OC, l->out_h, l->out_w, n, nb, ep->relu, tmp, bias,
+                         y + (size_t)i0 * y_size, argmax ? argmax + (size_t)i0 * y_size : NULL);
+        else
+            scatter_plain(OC, ohw, n, nb, ep->relu, tmp, bias, y + (size_t)i0 * y_size);
     }
 }
 
-void qb_conv2d_backward(const qb_layer *l, int b, const float *x, const float *w,
-                        const float *dy, float *dw, float *db, float *dx, float *work)
+void qb_conv2d_forward(const qb_layer *l, int b, const float *x, const float *w,
+                       const float *bias, float *y, float *work)
+{
+    const qb_conv_epilogue none = {0, NULL};
+    qb_conv2d_forward_ex(l, &none, b, x, w, bias, y, NULL, work);
+}
+
+void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b, const float *x,
+                           const float *w, const float *y, const int32_t *argmax,
+                           const float *dy, float *dw, float *db, float *dx, float *work)
 {
     const int OC = l->out_c, K = l->in_c * l->k * l->k;
     const size_t ohw = (size_t)l->out_h * l->out_w;
-    const size_t in_size = qb_layer_in_size(l), out_size = qb_layer_out_size(l);
+    const size_t in_size = qb_layer_in_size(l);
+    const size_t y_size = ep->pool ? (size_t)OC * (l->out_h / 2) * (l->out_w / 2) : OC * ohw;
     const int chunk = conv_chunk(l, b);
     for (int i0 = 0; i0 < b; i0 += chunk) {
         int nb = b - i0 < chunk ? b - i0 : chunk;
         size_t n = (size_t)nb * ohw;
         float *col = work;                   /* (K, n), reused for dcol */
         float *dyt = work + (size_t)K * n;   /* (OC, n) */
-        for (int i = 0; i < nb; i++) {
-            const float *dyi = dy + (size_t)(i0 + i) * out_size;
-            for (int oc = 0; oc < OC; oc++) {
-                const float *src = dyi + (size_t)oc * ohw;
-                float *dst = dyt + (size_t)oc * n + (size_t)i * ohw;
-                float s = 0.0f;
-                for (size_t p = 0; p < ohw; p++) {
-                    dst[p] = src[p];
-                    s += src[p];
-                }
-                db[oc] += s;
-            }
-        }
+        size_t off = (size_t)i0 * y_size;
+        if (ep->pool)
+            gather_pool(OC, l->out_h, l->out_w, n, nb, ep->relu, y + off, argmax + off, dy + off,
+                        dyt, db);
+        else
+            gather_plain(OC, ohw, n, nb, ep->relu, y ? y + off : NULL, dy + off, dyt, db);
         qb_im2col(l, nb, x + (size_t)i0 * in_size, col);
         /* dw (OC, K) += dyt (OC, n) * col^T (n, K) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, (int)n, 1.0f, dyt, (int)n,
@@ -149,4 +291,11 @@ void qb_conv2d_backward(const qb_layer *l, int b, const float *x, const float *w
             qb_col2im(l, nb, col, dx + (size_t)i0 * in_size);
         }
     }
+}
+
+void qb_conv2d_backward(const qb_layer *l, int b, const float *x, const float *w,
+                        const float *dy, float *dw, float *db, float *dx, float *work)
+{
+    const qb_conv_epilogue none = {0, NULL};
+    qb_conv2d_backward_ex(l, &none, b, x, w, NULL, NULL, dy, dw, db, dx, work);
 }

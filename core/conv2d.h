@@ -10,8 +10,19 @@
 #define QB_CONV2D_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/layer.h"
+
+/* Optional epilogue fused into the GEMM's output scatter: ReLU, then a
+ * 2x2 stride-2 max-pool. Fusing avoids writing and re-reading the
+ * full-resolution activation; the result is bit-identical to running the
+ * separate relu and maxpool layers (bias is added before comparing, ties
+ * keep the first maximum, and gradients only flow where the output > 0). */
+typedef struct qb_conv_epilogue {
+    int relu;              /* apply ReLU after the bias */
+    const qb_layer *pool;  /* NULL, or a 2x2/2 maxpool layer after the ReLU */
+} qb_conv_epilogue;
 
 /* Floats of scratch a forward or backward pass over `b` images needs. */
 size_t qb_conv2d_work_size(const qb_layer *l, int b);
@@ -19,6 +30,21 @@ size_t qb_conv2d_work_size(const qb_layer *l, int b);
 /* y (b, OC, OH, OW) = conv(x (b, C, H, W), w (OC, C, k, k)) + bias (OC). */
 void qb_conv2d_forward(const qb_layer *l, int b, const float *x, const float *w,
                        const float *bias, float *y, float *work);
+
+/* Forward with an epilogue. y is the epilogue's output: (b, OC, OH/2,
+ * OW/2) with a pool, else (b, OC, OH, OW). argmax (same shape as y, index
+ * within the OH*OW plane) is recorded when not NULL; it is needed by the
+ * backward pass of a pooled block. */
+void qb_conv2d_forward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b, const float *x,
+                          const float *w, const float *bias, float *y, int32_t *argmax,
+                          float *work);
+
+/* Backward through the epilogue and the convolution: y/argmax are the
+ * forward outputs, dy the gradient of y. Accumulates dw and db; writes dx
+ * unless NULL. */
+void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b, const float *x,
+                           const float *w, const float *y, const int32_t *argmax,
+                           const float *dy, float *dw, float *db, float *dx, float *work);
 
 /* Accumulates dw (OC, C, k, k) += and db (OC) +=; writes dx (b, C, H, W)
  * (overwritten, not accumulated) unless dx is NULL (first layer). */

@@ -45,10 +45,14 @@ extern const char *const qb_dataset_names[];
 
 /* Load train and test splits of a named dataset.
  *   name:     fashion-mnist | mnist | cifar10 | gtsrb | synthetic
- *   data_dir: directory holding the files, or NULL for the default: the
- *             environment variable QBLIND_DATA_DIR (its <name>/ subfolder or
- *             itself), then the Debian package path for fashion-mnist.
- *   seed:     only used by `synthetic`.
+ *   data_dir: directory holding the files (its <name>/ subfolder or itself),
+ *             or NULL; searched first, then the environment variable
+ *             QBLIND_DATA_DIR likewise, then the Debian package path for
+ *             fashion-mnist. cifar10 and gtsrb also accept the folder their
+ *             archives extract to (cifar-10-batches-bin/, GTSRB/). The first
+ *             directory holding the dataset is used; if its files are
+ *             broken that is the error (no fall-through).
+ *   seed:     only used by `synthetic` (10000 train / 2000 test samples).
  * On success both outputs are owned by the caller (qb_dataset_free).
  * On failure returns -1, nothing is allocated, and err names every path
  * tried and how to obtain the files. */
@@ -66,7 +70,8 @@ int qb_idx_load(const char *images_path, const char *labels_path, const char *na
 int qb_cifar10_load(const char *dir, qb_dataset *train, qb_dataset *test, qb_error *err);
 
 /* GTSRB: dir/Final_Training/Images/000NN/GT-000NN.csv with PPM images, and
- * dir/Final_Test/Images/GT-final_test.csv (with ClassId). Each image is
+ * dir/Final_Test/Images/GT-final_test.csv (with ClassId; dir/GT-final_test.csv
+ * is accepted too). Training ClassIds must match their folder. Each image is
  * cropped to its ROI and resized (bilinear) to 3x32x32; 43 classes. */
 int qb_gtsrb_load(const char *dir, qb_dataset *train, qb_dataset *test, qb_error *err);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/conv2d.h"
+#include "core/simd.h"
 #include "core/linear.h"
 #include "core/maxpool.h"
 #include "core/relu.h"
@@ -248,7 +249,26 @@ void qb_model_ws_free(qb_model_ws *ws)
     memset(ws, 0, sizeof *ws);
 }
 
+void qb_model_ws_set_fused(qb_model_ws *ws, int fused) { ws->unfused = !fused; }
+
 /* ---- forward / backward -------------------------------------------------- */
+
+/* How many layers starting at conv layer i run as one block, and with
+ * which epilogue: conv (1), conv+relu (2), conv+relu+maxpool 2x2/2 (3). */
+static int conv_block(const qb_model *m, const qb_model_ws *ws, int i, qb_conv_epilogue *ep)
+{
+    ep->relu = 0;
+    ep->pool = NULL;
+    if (ws->unfused) return 1;
+    if (i + 1 >= m->n_layers || m->layers[i + 1].kind != QB_LAYER_RELU) return 1;
+    ep->relu = 1;
+    const qb_layer *p = i + 2 < m->n_layers ? &m->layers[i + 2] : NULL;
+    if (p && p->kind == QB_LAYER_MAXPOOL && p->k == 2 && p->stride == 2) {
+        ep->pool = p;
+        return 3;
+    }
+    return 2;
+}
 
 const float *qb_model_forward(const qb_model *m, qb_model_ws *ws, const float *x, int b,
                               int training)
@@ -261,9 +281,15 @@ const float *qb_model_forward(const qb_model *m, qb_model_ws *ws, const float *x
         float *out = ws->act[i + 1];
         const float *p = m->params;
         switch (l->kind) {
-        case QB_LAYER_CONV2D:
-            qb_conv2d_forward(l, b, in, p + l->w_off, p + l->b_off, out, ws->work);
+        case QB_LAYER_CONV2D: {
+            qb_conv_epilogue ep;
+            int span = conv_block(m, ws, i, &ep);
+            out = ws->act[i + span];
+            qb_conv2d_forward_ex(l, &ep, b, in, p + l->w_off, p + l->b_off, out,
+                                 ep.pool && training ? ws->argmax[i + 2] : NULL, ws->work);
+            i += span - 1;
             break;
+        }
         case QB_LAYER_MAXPOOL:
             qb_maxpool_forward(l, b, in, out, training ? ws->argmax[i] : NULL);
             break;
@@ -272,12 +298,12 @@ const float *qb_model_forward(const qb_model *m, qb_model_ws *ws, const float *x
             break;
         case QB_LAYER_FLATTEN:
             out = (float *)in;
+            ws->act[i + 1] = out;
             break;
         case QB_LAYER_LINEAR:
             qb_linear_forward(b, l->in_c, l->out_c, in, p + l->w_off, p + l->b_off, out);
             break;
         }
-        if (l->kind == QB_LAYER_FLATTEN) ws->act[i + 1] = out;
         in = out;
     }
     return in;
@@ -287,10 +313,23 @@ void qb_model_backward(const qb_model *m, qb_model_ws *ws, const float *dlogits,
                        float *grads, float *dx)
 {
     QB_ASSERT(b >= 1 && b <= ws->max_batch);
+    /* Walk the layers forwards once to find the fused blocks, then go
+     * backwards over block boundaries. */
+    int start_of[QB_MAX_LAYERS];
+    for (int i = 0; i < m->n_layers; i++) {
+        start_of[i] = i;
+        if (m->layers[i].kind == QB_LAYER_CONV2D) {
+            qb_conv_epilogue ep;
+            int span = conv_block(m, ws, i, &ep);
+            for (int j = 1; j < span; j++) start_of[i + j] = i;
+            i += span - 1;
+        }
+    }
     const float *dy = dlogits;
     float *bufs[2] = {ws->grad_a, ws->grad_b};
     int flip = 0;
-    for (int i = m->n_layers - 1; i >= 0; i--) {
+    for (int last = m->n_layers - 1; last >= 0;) {
+        int i = start_of[last];
         const qb_layer *l = &m->layers[i];
         const float *x = ws->act[i];
         /* The first layer writes straight into the caller's dx (or skips
@@ -298,10 +337,14 @@ void qb_model_backward(const qb_model *m, qb_model_ws *ws, const float *dlogits,
         float *out = i == 0 ? dx : bufs[flip];
         const float *p = m->params;
         switch (l->kind) {
-        case QB_LAYER_CONV2D:
-            qb_conv2d_backward(l, b, x, p + l->w_off, dy, grads + l->w_off, grads + l->b_off, out,
-                               ws->work);
+        case QB_LAYER_CONV2D: {
+            qb_conv_epilogue ep;
+            conv_block(m, ws, i, &ep);
+            qb_conv2d_backward_ex(l, &ep, b, x, p + l->w_off, ws->act[last + 1],
+                                  ep.pool ? ws->argmax[i + 2] : NULL, dy, grads + l->w_off,
+                                  grads + l->b_off, out, ws->work);
             break;
+        }
         case QB_LAYER_MAXPOOL:
             if (out) qb_maxpool_backward(l, b, dy, ws->argmax[i], out);
             break;
@@ -309,13 +352,10 @@ void qb_model_backward(const qb_model *m, qb_model_ws *ws, const float *dlogits,
             if (out) qb_relu_backward((size_t)b * qb_layer_out_size(l), ws->act[i + 1], dy, out);
             break;
         case QB_LAYER_FLATTEN:
-            /* NCHW flattens in place: pass the gradient through unchanged */
-            if (i == 0) {
-                if (dx) memcpy(dx, dy, sizeof(float) * (size_t)b * qb_layer_in_size(l));
-            } else {
-                continue;
-            }
-            break;
+            /* NCHW flattens in place: the gradient passes through unchanged */
+            if (i == 0 && dx) memcpy(dx, dy, sizeof(float) * (size_t)b * qb_layer_in_size(l));
+            last = i - 1;
+            continue;
         case QB_LAYER_LINEAR:
             qb_linear_backward(b, l->in_c, l->out_c, x, p + l->w_off, dy, grads + l->w_off,
                                grads + l->b_off, out);
@@ -323,5 +363,6 @@ void qb_model_backward(const qb_model *m, qb_model_ws *ws, const float *dlogits,
         }
         dy = out;
         flip ^= 1;
+        last = i - 1;
     }
 }

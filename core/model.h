@@ -61,10 +61,18 @@ typedef struct qb_model_ws {
     float *grad_a, *grad_b;         /* ping-pong activation gradients (b, max size) */
     float *work;                    /* conv scratch */
     size_t act_max;                 /* largest per-sample activation */
+    int unfused;                    /* 1: run every layer separately */
 } qb_model_ws;
 
 void qb_model_ws_init(qb_model_ws *ws, const qb_model *m, int max_batch);
 void qb_model_ws_free(qb_model_ws *ws);
+
+/* By default a conv followed by relu (and a 2x2 maxpool) runs as one
+ * fused block whose intermediate activations (act[] of the conv and relu
+ * layers) are not materialised; the block output is bit-identical to the
+ * separate layers. qb_model_ws_set_fused(ws, 0) materialises every layer
+ * (for code that inspects intermediate activations, and for the tests). */
+void qb_model_ws_set_fused(qb_model_ws *ws, int fused);
 
 /* Forward b <= max_batch samples x (b, in_c, in_h, in_w). Returns the
  * logits (b, classes), valid until the next call with this workspace. If
