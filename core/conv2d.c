@@ -1,6 +1,7 @@
 #include "core/conv2d.h"
 
 #include <cblas.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/simd.h"
@@ -8,7 +9,7 @@
 /* Chunk budget: im2col (K x N) plus the GEMM output (OC x N) of one chunk
  * should stay within about 1 MiB so they remain in L2 between im2col, the
  * GEMM and the scatter. */
-#define QB_CONV_CHUNK_FLOATS (256 * 1024)
+#define QB_CONV_CHUNK_FLOATS (16 * 1024)
 
 static int conv_chunk(const qb_layer *l, int b)
 {
@@ -18,6 +19,11 @@ static int conv_chunk(const qb_layer *l, int b)
     if (nb < 1) nb = 1;
     if (nb > (size_t)b) nb = (size_t)b;
     return (int)nb;
+}
+
+size_t qb_conv2d_col_size(const qb_layer *l, int b)
+{
+    return (size_t)b * l->in_c * l->k * l->k * l->out_h * l->out_w;
 }
 
 size_t qb_conv2d_work_size(const qb_layer *l, int b)
@@ -45,6 +51,20 @@ static inline void copy_row(float *dst, const float *src, int n)
     int i = 0;
     for (; i + 8 <= n; i += 8) memcpy(dst + i, src + i, 8 * sizeof(float));
     for (; i < n; i++) dst[i] = src[i];
+}
+
+/* dst[0..n) += src[0..n), 8 at a time as copy_row. */
+static inline void add_row(float *dst, const float *src, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        float t[8], u[8];
+        memcpy(t, dst + i, sizeof t);
+        memcpy(u, src + i, sizeof u);
+        for (int j = 0; j < 8; j++) t[j] += u[j];
+        memcpy(dst + i, t, sizeof t);
+    }
+    for (; i < n; i++) dst[i] += src[i];
 }
 
 /* Sum of x[0..n) in a fixed order that vectorises: 16 running partial sums
@@ -117,7 +137,7 @@ void qb_col2im(const qb_layer *l, int nb, const float *dcol, float *dx)
                         if (iy < 0 || iy >= H) continue;
                         float *dst = plane + (size_t)iy * W - P + kx;
                         if (S == 1)
-                            for (int ox = lo; ox < hi; ox++) dst[ox] += in[ox];
+                            add_row(dst + lo, in + lo, hi - lo);
                         else
                             for (int ox = lo; ox < hi; ox++) dst[ox * S] += in[ox];
                     }
@@ -147,41 +167,112 @@ static void scatter_plain(int OC, size_t ohw, size_t n, int nb, int relu, const 
         }
 }
 
+/* One pooled row: dst[px] = relu?(max of the 2x2 window at (2py, 2px) of
+ * r0/r1 (+ bias)), am[px] = base + its offset in the OH*OW plane. The
+ * window is reduced as a tree, (v0 v1) (v2 v3) then the pair, with strict
+ * ">" so the first maximum in row-major order wins (PyTorch's choice). This
+ * scalar version is the reference for the AVX-512 one. */
+static void pool_row_ref(const float *r0, const float *r1, float bv, int relu, int PW, int OW,
+                         int32_t base, float *dst, int32_t *am)
+{
+    for (int px = 0; px < PW; px++) {
+        int ix = 2 * px;
+        float v0 = r0[ix] + bv, v1 = r0[ix + 1] + bv, v2 = r1[ix] + bv, v3 = r1[ix + 1] + bv;
+        int k0 = v1 > v0, k1 = v3 > v2;
+        float h0 = k0 ? v1 : v0, h1 = k1 ? v3 : v2;
+        int32_t i0 = k0, i1 = OW + k1;
+        int k2 = h1 > h0;
+        float m = k2 ? h1 : h0;
+        if (relu) m = m > 0.0f ? m : 0.0f;
+        dst[px] = m;
+        if (am) am[px] = base + ix + (k2 ? i1 : i0);
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+__attribute__((target("avx512f")))
+static void pool_row_avx512(const float *r0, const float *r1, float bv, int relu, int PW, int OW,
+                            int32_t base, float *dst, int32_t *am)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512 vb = _mm512_set1_ps(bv), zero = _mm512_setzero_ps();
+    const __m512i one = _mm512_set1_epi32(1), vow = _mm512_set1_epi32(OW);
+    const __m512i lane2 = _mm512_add_epi32(even, _mm512_set1_epi32(base));
+    for (int px = 0; px < PW; px += 16) {
+        int cnt = PW - px < 16 ? PW - px : 16;
+        __mmask16 m_out = (__mmask16)((1u << cnt) - 1);
+        __mmask16 m_lo = (__mmask16)(cnt >= 8 ? 0xFFFFu : (1u << (2 * cnt)) - 1);
+        __mmask16 m_hi = (__mmask16)(cnt > 8 ? (1u << (2 * cnt - 16)) - 1 : 0);
+        const float *a = r0 + 2 * px, *b = r1 + 2 * px;
+        __m512 a_lo = _mm512_maskz_loadu_ps(m_lo, a), a_hi = _mm512_maskz_loadu_ps(m_hi, a + 16);
+        __m512 b_lo = _mm512_maskz_loadu_ps(m_lo, b), b_hi = _mm512_maskz_loadu_ps(m_hi, b + 16);
+        __m512 v0 = _mm512_add_ps(_mm512_permutex2var_ps(a_lo, even, a_hi), vb);
+        __m512 v1 = _mm512_add_ps(_mm512_permutex2var_ps(a_lo, odd, a_hi), vb);
+        __m512 v2 = _mm512_add_ps(_mm512_permutex2var_ps(b_lo, even, b_hi), vb);
+        __m512 v3 = _mm512_add_ps(_mm512_permutex2var_ps(b_lo, odd, b_hi), vb);
+        __mmask16 k0 = _mm512_cmp_ps_mask(v1, v0, _CMP_GT_OQ);
+        __mmask16 k1 = _mm512_cmp_ps_mask(v3, v2, _CMP_GT_OQ);
+        __m512 h0 = _mm512_mask_blend_ps(k0, v0, v1), h1 = _mm512_mask_blend_ps(k1, v2, v3);
+        __m512i i0 = _mm512_maskz_mov_epi32(k0, one);
+        __m512i i1 = _mm512_mask_add_epi32(vow, k1, vow, one);
+        __mmask16 k2 = _mm512_cmp_ps_mask(h1, h0, _CMP_GT_OQ);
+        __m512 m = _mm512_mask_blend_ps(k2, h0, h1);
+        if (relu) m = _mm512_max_ps(m, zero); /* m > 0 ? m : 0, as the reference */
+        _mm512_mask_storeu_ps(dst + px, m_out, m);
+        if (am) {
+            __m512i idx = _mm512_mask_blend_epi32(k2, i0, i1);
+            idx = _mm512_add_epi32(idx, _mm512_add_epi32(lane2, _mm512_set1_epi32(2 * px)));
+            _mm512_mask_storeu_epi32(am + px, m_out, idx);
+        }
+    }
+}
+#endif
+
+typedef void (*pool_row_fn)(const float *, const float *, float, int, int, int, int32_t, float *,
+                            int32_t *);
+
+/* The pooled-row kernel for this CPU, chosen once at run time. Setting
+ * QBLIND_SCALAR=1 in the environment forces the reference. */
+static pool_row_fn pool_row_kernel(void)
+{
+    static pool_row_fn fn;
+    if (!fn) {
+        pool_row_fn f = pool_row_ref;
+#if defined(__x86_64__) && defined(__GNUC__)
+        const char *force = getenv("QBLIND_SCALAR");
+        if (!(force && *force == '1') && __builtin_cpu_supports("avx512f")) f = pool_row_avx512;
+#endif
+        fn = f;
+    }
+    return fn;
+}
+
+void qb_conv2d_pool_rows(int simd, const float *r0, const float *r1, float bv, int relu, int PW,
+                         int OW, int32_t base, float *dst, int32_t *am)
+{
+    pool_row_fn f = simd ? pool_row_kernel() : pool_row_ref;
+    f(r0, r1, bv, relu, PW, OW, base, dst, am);
+}
+
 /* y[i] (OC, OH/2, OW/2) = relu?(maxpool2x2(tmp[:, i] + bias)) with argmax
- * in the OH*OW plane. Compares after the bias, first maximum wins: the
- * same choices as the separate layers. */
-QB_CLONES
+ * in the OH*OW plane: the same choices as the separate layers. */
 static void scatter_pool(int OC, int OH, int OW, size_t n, int nb, int relu, const float *tmp,
                          const float *bias, float *y, int32_t *argmax)
 {
     const int PH = OH / 2, PW = OW / 2;
     const size_t ohw = (size_t)OH * OW, phw = (size_t)PH * PW;
+    pool_row_fn row = pool_row_kernel();
     for (int i = 0; i < nb; i++)
         for (int oc = 0; oc < OC; oc++) {
             const float *src = tmp + (size_t)oc * n + (size_t)i * ohw;
             float *dst = y + ((size_t)i * OC + oc) * phw;
             int32_t *am = argmax ? argmax + ((size_t)i * OC + oc) * phw : NULL;
-            const float bv = bias[oc];
             for (int py = 0; py < PH; py++) {
-                const float *r0 = src + (size_t)(2 * py) * OW, *r1 = r0 + OW;
-                const int32_t base = 2 * py * OW;
-                for (int px = 0; px < PW; px++) {
-                    /* selects, not branches, so the loop vectorises */
-                    int ix = 2 * px;
-                    float v0 = r0[ix] + bv, v1 = r0[ix + 1] + bv;
-                    float v2 = r1[ix] + bv, v3 = r1[ix + 1] + bv;
-                    float m = v0;
-                    int32_t a = 0;
-                    a = v1 > m ? 1 : a;
-                    m = v1 > m ? v1 : m;
-                    a = v2 > m ? OW : a;
-                    m = v2 > m ? v2 : m;
-                    a = v3 > m ? OW + 1 : a;
-                    m = v3 > m ? v3 : m;
-                    if (relu) m = m > 0.0f ? m : 0.0f;
-                    dst[py * PW + px] = m;
-                    if (am) am[py * PW + px] = base + ix + a;
-                }
+                const float *r0 = src + (size_t)(2 * py) * OW;
+                row(r0, r0 + OW, bias[oc], relu, PW, OW, 2 * py * OW, dst + (size_t)py * PW,
+                    am ? am + (size_t)py * PW : NULL);
             }
         }
 }
@@ -240,7 +331,7 @@ void qb_conv2d_forward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b, 
     for (int i0 = 0; i0 < b; i0 += chunk) {
         int nb = b - i0 < chunk ? b - i0 : chunk;
         size_t n = (size_t)nb * ohw;
-        float *col = work;                   /* (K, n) */
+        float *col = ep->col_cache ? ep->col_cache + (size_t)i0 * K * ohw : work; /* (K, n) */
         float *tmp = work + (size_t)K * n;   /* (OC, n) */
         qb_im2col(l, nb, x + (size_t)i0 * in_size, col);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)n, K, 1.0f, w, K, col,
@@ -256,7 +347,7 @@ void qb_conv2d_forward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b, 
 void qb_conv2d_forward(const qb_layer *l, int b, const float *x, const float *w,
                        const float *bias, float *y, float *work)
 {
-    const qb_conv_epilogue none = {0, NULL};
+    const qb_conv_epilogue none = {0, NULL, NULL};
     qb_conv2d_forward_ex(l, &none, b, x, w, bias, y, NULL, work);
 }
 
@@ -272,7 +363,7 @@ void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b,
     for (int i0 = 0; i0 < b; i0 += chunk) {
         int nb = b - i0 < chunk ? b - i0 : chunk;
         size_t n = (size_t)nb * ohw;
-        float *col = work;                   /* (K, n), reused for dcol */
+        float *col = work;                   /* (K, n), then dcol */
         float *dyt = work + (size_t)K * n;   /* (OC, n) */
         size_t off = (size_t)i0 * y_size;
         if (ep->pool)
@@ -280,10 +371,14 @@ void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b,
                         dyt, db);
         else
             gather_plain(OC, ohw, n, nb, ep->relu, y ? y + off : NULL, dy + off, dyt, db);
-        qb_im2col(l, nb, x + (size_t)i0 * in_size, col);
+        const float *xcol = col;
+        if (ep->col_cache)
+            xcol = ep->col_cache + (size_t)i0 * K * ohw;
+        else
+            qb_im2col(l, nb, x + (size_t)i0 * in_size, col);
         /* dw (OC, K) += dyt (OC, n) * col^T (n, K) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, (int)n, 1.0f, dyt, (int)n,
-                    col, (int)n, 1.0f, dw, K);
+                    xcol, (int)n, 1.0f, dw, K);
         if (dx) {
             /* dcol (K, n) = w^T (K, OC) * dyt (OC, n) */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)n, OC, 1.0f, w, K, dyt,
@@ -296,6 +391,6 @@ void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b,
 void qb_conv2d_backward(const qb_layer *l, int b, const float *x, const float *w,
                         const float *dy, float *dw, float *db, float *dx, float *work)
 {
-    const qb_conv_epilogue none = {0, NULL};
+    const qb_conv_epilogue none = {0, NULL, NULL};
     qb_conv2d_backward_ex(l, &none, b, x, w, NULL, NULL, dy, dw, db, dx, work);
 }

@@ -22,7 +22,14 @@
 typedef struct qb_conv_epilogue {
     int relu;              /* apply ReLU after the bias */
     const qb_layer *pool;  /* NULL, or a 2x2/2 maxpool layer after the ReLU */
+    float *col_cache;      /* NULL, or (b * C*k*k * OH*OW) floats: the forward
+                              pass keeps its im2col there and the backward pass
+                              of the same batch reuses it instead of
+                              recomputing (training) */
 } qb_conv_epilogue;
+
+/* Floats of im2col cache for b images (qb_conv_epilogue.col_cache). */
+size_t qb_conv2d_col_size(const qb_layer *l, int b);
 
 /* Floats of scratch a forward or backward pass over `b` images needs. */
 size_t qb_conv2d_work_size(const qb_layer *l, int b);
@@ -50,6 +57,12 @@ void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b,
  * (overwritten, not accumulated) unless dx is NULL (first layer). */
 void qb_conv2d_backward(const qb_layer *l, int b, const float *x, const float *w,
                         const float *dy, float *dw, float *db, float *dx, float *work);
+
+/* One pooled row of the fused epilogue (exposed for the SIMD-vs-reference
+ * test): simd = 0 runs the scalar reference, 1 the kernel chosen for this
+ * CPU. r0/r1: two conv output rows (OW floats); dst/am: PW outputs. */
+void qb_conv2d_pool_rows(int simd, const float *r0, const float *r1, float bv, int relu, int PW,
+                         int OW, int32_t base, float *dst, int32_t *am);
 
 /* col (C*k*k, nb*OH*OW) from nb images starting at x. */
 void qb_im2col(const qb_layer *l, int nb, const float *x, float *col);

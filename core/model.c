@@ -242,6 +242,7 @@ void qb_model_ws_free(qb_model_ws *ws)
     for (int i = 0; i < QB_MAX_LAYERS; i++) {
         free(ws->owned[i + 1]);
         free(ws->argmax[i]);
+        free(ws->col_cache[i]);
     }
     free(ws->grad_a);
     free(ws->grad_b);
@@ -259,6 +260,7 @@ static int conv_block(const qb_model *m, const qb_model_ws *ws, int i, qb_conv_e
 {
     ep->relu = 0;
     ep->pool = NULL;
+    ep->col_cache = ws->col_cache[i];
     if (ws->unfused) return 1;
     if (i + 1 >= m->n_layers || m->layers[i + 1].kind != QB_LAYER_RELU) return 1;
     ep->relu = 1;
@@ -284,6 +286,13 @@ const float *qb_model_forward(const qb_model *m, qb_model_ws *ws, const float *x
         case QB_LAYER_CONV2D: {
             qb_conv_epilogue ep;
             int span = conv_block(m, ws, i, &ep);
+            if (!training) {
+                ep.col_cache = NULL;
+            } else if (!ep.col_cache) {
+                /* allocated on the first training pass: inference never needs it */
+                ws->col_cache[i] = xaligned(qb_conv2d_col_size(l, ws->max_batch), sizeof(float));
+                ep.col_cache = ws->col_cache[i];
+            }
             out = ws->act[i + span];
             qb_conv2d_forward_ex(l, &ep, b, in, p + l->w_off, p + l->b_off, out,
                                  ep.pool && training ? ws->argmax[i + 2] : NULL, ws->work);

@@ -60,6 +60,8 @@ typedef struct qb_model_ws {
     int32_t *argmax[QB_MAX_LAYERS]; /* maxpool layers: (b, out_size) */
     float *grad_a, *grad_b;         /* ping-pong activation gradients (b, max size) */
     float *work;                    /* conv scratch */
+    float *col_cache[QB_MAX_LAYERS]; /* conv layers: im2col kept from a training
+                                        forward for the backward pass */
     size_t act_max;                 /* largest per-sample activation */
     int unfused;                    /* 1: run every layer separately */
 } qb_model_ws;
