@@ -136,8 +136,8 @@ static void linear(builder *b, int out)
     finish(b, l);
 }
 
-int qb_model_build(qb_model *m, const char *arch, int c, int h, int w, int classes,
-                   qb_error *err)
+int qb_model_plan(qb_model *m, const char *arch, int c, int h, int w, int classes,
+                  qb_error *err)
 {
     memset(m, 0, sizeof *m);
     if (c < 1 || h < 1 || w < 1 || classes < 2 || classes > 256)
@@ -171,6 +171,20 @@ int qb_model_build(qb_model *m, const char *arch, int c, int h, int w, int class
         memset(m, 0, sizeof *m);
         return -1;
     }
+    for (int i = 0; i < m->n_layers; i++)
+        if (qb_layer_in_size(&m->layers[i]) > QB_MAX_ACTIVATION ||
+            qb_layer_out_size(&m->layers[i]) > QB_MAX_ACTIVATION) {
+            memset(m, 0, sizeof *m);
+            return QB_FAIL(err, "architecture %s on %dx%dx%d inputs: layer %d activations exceed %zu floats per sample",
+                           arch, c, h, w, i, QB_MAX_ACTIVATION);
+        }
+    return 0;
+}
+
+int qb_model_build(qb_model *m, const char *arch, int c, int h, int w, int classes,
+                   qb_error *err)
+{
+    if (qb_model_plan(m, arch, c, h, w, classes, err)) return -1;
     m->params = xcalloc(m->n_params, sizeof(float));
     return 0;
 }

@@ -38,6 +38,13 @@ extern const char *const qb_arch_names[];
  * for the architecture. On success free with qb_model_free. */
 int qb_model_build(qb_model *m, const char *arch, int c, int h, int w, int classes,
                    qb_error *err);
+/* As qb_model_build but allocates nothing: fills the layer table and
+ * n_params, params stays NULL (the model loader compares a file against
+ * it before trusting the file's sizes). Refuses inputs whose activations
+ * exceed QB_MAX_ACTIVATION floats per sample. */
+int qb_model_plan(qb_model *m, const char *arch, int c, int h, int w, int classes,
+                  qb_error *err);
+#define QB_MAX_ACTIVATION ((size_t)1 << 24)
 void qb_model_free(qb_model *m);
 /* Deep copy (dst must not hold a model). */
 void qb_model_copy(qb_model *dst, const qb_model *src);

@@ -155,28 +155,31 @@ int qb_model_decode(const uint8_t *buf, size_t len, const char *what, qb_model *
         return QB_FAIL(err, "%s: checksum mismatch (stored %08x, computed %08x): the file is corrupt",
                        what, stored_crc, crc);
 
+    /* Compare the file with the architecture's own table before
+     * allocating anything sized by the file. */
     qb_error berr;
-    if (qb_model_build(m, arch, (int)in_c, (int)in_h, (int)in_w, (int)classes, &berr))
+    if (qb_model_plan(m, arch, (int)in_c, (int)in_h, (int)in_w, (int)classes, &berr))
         return QB_FAIL(err, "%s: %s", what, berr.msg);
-    int bad = m->n_layers != (int)n_layers || m->n_params != n_params;
-    for (int i = 0; !bad && i < m->n_layers; i++) {
-        uint32_t f[LAYER_FIELDS];
-        layer_fields(&m->layers[i], f);
-        for (int j = 0; j < LAYER_FIELDS; j++)
-            if (f[j] != get_u32(h + 52 + ((size_t)i * LAYER_FIELDS + j) * 4)) {
-                bad = 1;
-                QB_FAIL(err, "%s: layer %d field %d at offset %zu differs from architecture %s",
-                        what, i, j, 16 + 52 + ((size_t)i * LAYER_FIELDS + j) * 4, arch);
-                break;
-            }
-    }
-    if (bad) {
-        if (m->n_layers != (int)n_layers || m->n_params != n_params)
-            QB_FAIL(err, "%s: layer table (%u layers, %llu parameters) does not match architecture %s (%d layers, %zu parameters)",
-                    what, n_layers, (unsigned long long)n_params, arch, m->n_layers, m->n_params);
-        qb_model_free(m);
+    if (m->n_layers != (int)n_layers || m->n_params != n_params) {
+        QB_FAIL(err, "%s: layer table (%u layers, %llu parameters) does not match architecture %s (%d layers, %zu parameters)",
+                what, n_layers, (unsigned long long)n_params, arch, m->n_layers, m->n_params);
+        memset(m, 0, sizeof *m);
         return -1;
     }
+    for (int i = 0; i < m->n_layers; i++) {
+        uint32_t f[LAYER_FIELDS];
+        layer_fields(&m->layers[i], f);
+        for (int j = 0; j < LAYER_FIELDS; j++) {
+            size_t off = 52 + ((size_t)i * LAYER_FIELDS + j) * 4;
+            if (f[j] != get_u32(h + off)) {
+                QB_FAIL(err, "%s: layer %d field %d at offset %zu differs from architecture %s",
+                        what, i, j, 16 + off, arch);
+                memset(m, 0, sizeof *m);
+                return -1;
+            }
+        }
+    }
+    m->params = xmalloc(m->n_params, sizeof(float));
     const uint8_t *pp = buf + 16 + header;
     for (size_t i = 0; i < m->n_params; i++) {
         uint32_t u = get_u32(pp + 4 * i);

@@ -104,14 +104,24 @@ int qb_train(qb_model *m, const qb_dataset *train, const qb_train_config *cfg,
             qb_model_backward(m, &ws, dlogits, b, grads, NULL);
             qb_sgd_step(&sgd, m->params, grads, qb_lr_at(cfg->schedule, cfg->lr, step, total));
         }
+        if (rc) break;
         epoch_loss /= (double)n;
+        /* The loss is checked every step; parameters once per epoch (a
+         * last step can overflow them without a non-finite loss). */
+        for (size_t i = 0; i < m->n_params; i++)
+            if (!isfinite(m->params[i])) {
+                rc = QB_FAIL(err, "training diverged: parameter %zu is %g after epoch %d (lr %g)", i,
+                             (double)m->params[i], e + 1, (double)cfg->lr);
+                memcpy(m->params, backup, m->n_params * sizeof(float));
+                break;
+            }
         if (cfg->progress && rc == 0)
             fprintf(stderr, "  epoch %d/%d  loss %.4f  %.1f s\n", e + 1, cfg->epochs, epoch_loss,
                     qb_now() - t0);
     }
     if (stats) {
         stats->seconds = qb_now() - t0;
-        stats->final_loss = epoch_loss;
+        stats->final_loss = rc ? NAN : epoch_loss;
         stats->steps = step;
     }
     free(backup);

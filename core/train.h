@@ -35,9 +35,10 @@ int qb_train_config_validate(const qb_train_config *cfg, qb_error *err);
 
 /* Train m's current parameters (initialise first with qb_model_init_params,
  * or pass a trained model to fine-tune). The dataset's image shape and
- * classes must match the model. Fails if the configuration is invalid or
- * the loss becomes NaN/inf (the message names the epoch and step); m's
- * parameters are then left as they were at the failure. stats may be NULL. */
+ * classes must match the model. Fails if the configuration is invalid, or
+ * if the loss or any parameter becomes NaN/inf (the message names the epoch
+ * and step); m's parameters are then restored to their values before
+ * training and stats->final_loss is NaN. stats may be NULL. */
 int qb_train(qb_model *m, const qb_dataset *train, const qb_train_config *cfg,
              qb_train_stats *stats, qb_error *err);
 
