@@ -1130,10 +1130,50 @@ static void test_model_fused_bit_identical(void **state)
     fused_case("cnn-small", 3, 17, 15, 4, 74); /* odd sizes: pools drop a row/column */
 }
 
+/* The pooled-row kernel chosen for this CPU (AVX-512 where available)
+ * against the scalar reference: identical values and argmax on every
+ * width 1..40 (tails of the 16-lane loop), with ties and negative values
+ * on purpose (values from a 5-level grid), with and without ReLU. */
+static void test_pool_rows_simd_vs_reference(void **state)
+{
+    (void)state;
+    qb_rng rng;
+    qb_rng_seed(&rng, 77);
+    for (int PW = 1; PW <= 40; PW++)
+        for (int relu = 0; relu <= 1; relu++) {
+            int OW = 2 * PW + (PW % 3 == 0); /* odd OW too: last column unused */
+            float r0[96], r1[96], y_ref[48], y_simd[48];
+            int32_t a_ref[48], a_simd[48];
+            for (int i = 0; i < OW; i++) {
+                r0[i] = (float)((int)qb_rng_below(&rng, 5) - 2) * 0.5f;
+                r1[i] = (float)((int)qb_rng_below(&rng, 5) - 2) * 0.5f;
+            }
+            float bias = (float)((int)qb_rng_below(&rng, 3) - 1) * 0.25f;
+            int32_t base = (int32_t)qb_rng_below(&rng, 1000);
+            qb_conv2d_pool_rows(0, r0, r1, bias, relu, PW, OW, base, y_ref, a_ref);
+            qb_conv2d_pool_rows(1, r0, r1, bias, relu, PW, OW, base, y_simd, a_simd);
+            assert_memory_equal(y_ref, y_simd, sizeof(float) * PW);
+            assert_memory_equal(a_ref, a_simd, sizeof(int32_t) * PW);
+            /* and the reference itself against the definition */
+            for (int px = 0; px < PW; px++) {
+                float v[4] = {r0[2 * px] + bias, r0[2 * px + 1] + bias, r1[2 * px] + bias,
+                              r1[2 * px + 1] + bias};
+                int32_t off[4] = {0, 1, OW, OW + 1};
+                int best = 0;
+                for (int k = 1; k < 4; k++)
+                    if (v[k] > v[best]) best = k;
+                float m = relu && v[best] < 0.0f ? 0.0f : v[best];
+                assert_true(y_ref[px] == m);
+                assert_int_equal(a_ref[px], base + 2 * px + off[best]);
+            }
+        }
+}
+
 int main(void)
 {
     qb_blas_single_thread();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pool_rows_simd_vs_reference),
         cmocka_unit_test(test_conv_forward_reference),
         cmocka_unit_test(test_conv_backward_fd),
         cmocka_unit_test(test_conv_epilogue_backward_fd),
