@@ -89,6 +89,22 @@ void qb_im2col(const qb_layer *l, int nb, const float *x, float *col)
     const int C = l->in_c, H = l->in_h, W = l->in_w, K = l->k, S = l->stride, P = l->pad;
     const int OH = l->out_h, OW = l->out_w;
     const size_t ohw = (size_t)OH * OW, n = (size_t)nb * ohw;
+    if (S == 1 && P == 0) {
+        /* no padding: every window is inside the image, rows are plain
+         * shifted copies (LeNet's case, and the hot path of training) */
+        for (int i = 0; i < nb; i++)
+            for (int c = 0; c < C; c++) {
+                const float *plane = x + ((size_t)i * C + c) * H * W;
+                for (int ky = 0; ky < K; ky++)
+                    for (int kx = 0; kx < K; kx++) {
+                        float *out = col + ((size_t)(c * K + ky) * K + kx) * n + (size_t)i * ohw;
+                        const float *src = plane + (size_t)ky * W + kx;
+                        for (int oy = 0; oy < OH; oy++)
+                            copy_row(out + (size_t)oy * OW, src + (size_t)oy * W, OW);
+                    }
+            }
+        return;
+    }
     for (int c = 0; c < C; c++)
         for (int ky = 0; ky < K; ky++)
             for (int kx = 0; kx < K; kx++) {
@@ -123,6 +139,21 @@ void qb_col2im(const qb_layer *l, int nb, const float *dcol, float *dx)
     const int OH = l->out_h, OW = l->out_w;
     const size_t ohw = (size_t)OH * OW, n = (size_t)nb * ohw;
     memset(dx, 0, sizeof(float) * (size_t)nb * C * H * W);
+    if (S == 1 && P == 0) {
+        for (int i = 0; i < nb; i++)
+            for (int c = 0; c < C; c++) {
+                float *plane = dx + ((size_t)i * C + c) * H * W;
+                for (int ky = 0; ky < K; ky++)
+                    for (int kx = 0; kx < K; kx++) {
+                        const float *in =
+                            dcol + ((size_t)(c * K + ky) * K + kx) * n + (size_t)i * ohw;
+                        float *dst = plane + (size_t)ky * W + kx;
+                        for (int oy = 0; oy < OH; oy++)
+                            add_row(dst + (size_t)oy * W, in + (size_t)oy * OW, OW);
+                    }
+            }
+        return;
+    }
     for (int c = 0; c < C; c++)
         for (int ky = 0; ky < K; ky++)
             for (int kx = 0; kx < K; kx++) {
