@@ -41,7 +41,7 @@ int qb_cli_double(const char *opt, const char *s, double lo, double hi, double *
 
 int qb_cli_float(const char *opt, const char *s, double lo, double hi, float *out, qb_error *err)
 {
-    double v;
+    double v = 0.0;
     if (qb_cli_double(opt, s, lo, hi, &v, err)) return -1;
     *out = (float)v;
     return 0;

@@ -177,6 +177,28 @@ static int fail(qb_error *err)
     return 1;
 }
 
+/* Shared start of every command: parse, check the positional argument
+ * (a model file for eval, none otherwise), one BLAS thread, load the data.
+ * Returns 0 to go on, else the exit code (0 after --help). */
+static int cmd_start(int argc, char **argv, const char *usage, int wants_model, train_opts *o,
+                     qb_dataset *train, qb_dataset *test, qb_error *err)
+{
+    int rc = parse_opts(argc, argv, o, usage, err);
+    if (rc) return rc > 0 ? -1 : fail(err);
+    if (wants_model && !o->model_path) {
+        QB_FAIL(err, "%s needs a model file (see --help)", argv[0]);
+        return fail(err);
+    }
+    if (!wants_model && o->model_path) {
+        QB_FAIL(err, "unexpected argument \"%s\" (see --help)", o->model_path);
+        return fail(err);
+    }
+    qb_blas_single_thread();
+    if (load_data(o, train, test, err)) return fail(err);
+    default_arch(o, train);
+    return 0;
+}
+
 int qb_cmd_train(int argc, char **argv)
 {
     static const char usage[] =
@@ -187,16 +209,9 @@ int qb_cmd_train(int argc, char **argv)
         "  -o, --output FILE      save the trained model (.qbm format)\n";
     train_opts o;
     qb_error err;
-    int rc = parse_opts(argc, argv, &o, usage, &err);
-    if (rc) return rc > 0 ? 0 : fail(&err);
-    if (o.model_path) {
-        QB_FAIL(&err, "unexpected argument \"%s\" (see --help)", o.model_path);
-        return fail(&err);
-    }
-    qb_blas_single_thread();
     qb_dataset train, test;
-    if (load_data(&o, &train, &test, &err)) return fail(&err);
-    default_arch(&o, &train);
+    int rc = cmd_start(argc, argv, usage, 0, &o, &train, &test, &err);
+    if (rc) return rc < 0 ? 0 : rc;
     qb_model m;
     qb_model_result r;
     rc = qb_model_job_run(&o.job, &train, &test, &m, &r, NULL, &err);
@@ -224,18 +239,13 @@ int qb_cmd_eval(int argc, char **argv)
         "Measure a saved model's clean accuracy and, with --trigger, its ASR.\n";
     train_opts o;
     qb_error err;
-    int rc = parse_opts(argc, argv, &o, usage, &err);
-    if (rc) return rc > 0 ? 0 : fail(&err);
-    if (!o.model_path) {
-        QB_FAIL(&err, "eval needs a model file (see --help)");
-        return fail(&err);
-    }
-    qb_blas_single_thread();
-    qb_model m;
-    if (qb_model_load(&m, o.model_path, NULL, &err)) return fail(&err);
     qb_dataset train, test;
-    if (load_data(&o, &train, &test, &err)) {
-        qb_model_free(&m);
+    int rc = cmd_start(argc, argv, usage, 1, &o, &train, &test, &err);
+    if (rc) return rc < 0 ? 0 : rc;
+    qb_model m;
+    if (qb_model_load(&m, o.model_path, NULL, &err)) {
+        qb_dataset_free(&train);
+        qb_dataset_free(&test);
         return fail(&err);
     }
     if (test.c != m.in_c || test.h != m.in_h || test.w != m.in_w || test.classes != m.classes) {
@@ -268,16 +278,9 @@ int qb_cmd_demo(int argc, char **argv)
         "accuracy and attack success rate for each.\n";
     train_opts o;
     qb_error err;
-    int rc = parse_opts(argc, argv, &o, usage, &err);
-    if (rc) return rc > 0 ? 0 : fail(&err);
-    if (o.model_path) {
-        QB_FAIL(&err, "unexpected argument \"%s\" (see --help)", o.model_path);
-        return fail(&err);
-    }
-    qb_blas_single_thread();
     qb_dataset train, test;
-    if (load_data(&o, &train, &test, &err)) return fail(&err);
-    default_arch(&o, &train);
+    int rc = cmd_start(argc, argv, usage, 0, &o, &train, &test, &err);
+    if (rc) return rc < 0 ? 0 : rc;
     qb_trigger attack = o.job.trigger;
     if (attack.kind == QB_TRIGGER_NONE) attack.kind = QB_TRIGGER_SQUARE;
     qb_model_result res[2];
