@@ -348,6 +348,16 @@ static void gather_pool(int OC, int OH, int OW, size_t n, int nb, int relu, cons
     }
 }
 
+void qb_conv2d_epilogue_apply(const qb_layer *l, const qb_conv_epilogue *ep, int nb,
+                              const float *tmp, const float *bias, float *y, int32_t *argmax)
+{
+    const size_t ohw = (size_t)l->out_h * l->out_w, n = (size_t)nb * ohw;
+    if (ep->pool)
+        scatter_pool(l->out_c, l->out_h, l->out_w, n, nb, ep->relu, tmp, bias, y, argmax);
+    else
+        scatter_plain(l->out_c, ohw, n, nb, ep->relu, tmp, bias, y);
+}
+
 /* ---- forward / backward -------------------------------------------------- */
 
 void qb_conv2d_forward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b, const float *x,

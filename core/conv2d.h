@@ -58,6 +58,12 @@ void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b,
 void qb_conv2d_backward(const qb_layer *l, int b, const float *x, const float *w,
                         const float *dy, float *dw, float *db, float *dx, float *work);
 
+/* The epilogue alone: tmp (OC, nb*OH*OW) GEMM output (without bias) of
+ * nb images -> y (their first image's slot) through bias, ReLU and pool as
+ * ep says. For convolutions computed elsewhere (the integer kernels). */
+void qb_conv2d_epilogue_apply(const qb_layer *l, const qb_conv_epilogue *ep, int nb,
+                              const float *tmp, const float *bias, float *y, int32_t *argmax);
+
 /* One pooled row of the fused epilogue (exposed for the SIMD-vs-reference
  * test): simd = 0 runs the scalar reference, 1 the kernel chosen for this
  * CPU. r0/r1: two conv output rows (OW floats); dst/am: PW outputs. */

@@ -240,6 +240,9 @@ void qb_model_ws_init(qb_model_ws *ws, const qb_model *m, int max_batch)
             ws->act[i + 1] = ws->owned[i + 1] = xaligned((size_t)max_batch * out, sizeof(float));
         if (l->kind == QB_LAYER_MAXPOOL)
             ws->argmax[i] = xmalloc((size_t)max_batch * out, sizeof(int32_t));
+        if ((l->kind == QB_LAYER_CONV2D || l->kind == QB_LAYER_LINEAR) && m->hooks &&
+            m->hooks->input)
+            ws->hook_in[i] = xaligned((size_t)max_batch * qb_layer_in_size(l), sizeof(float));
         if (l->kind == QB_LAYER_CONV2D) {
             size_t s = qb_conv2d_work_size(l, max_batch);
             if (s > work) work = s;
@@ -257,6 +260,7 @@ void qb_model_ws_free(qb_model_ws *ws)
         free(ws->owned[i + 1]);
         free(ws->argmax[i]);
         free(ws->col_cache[i]);
+        free(ws->hook_in[i]);
     }
     free(ws->grad_a);
     free(ws->grad_b);
@@ -286,6 +290,15 @@ static int conv_block(const qb_model *m, const qb_model_ws *ws, int i, qb_conv_e
     return 2;
 }
 
+/* The input conv/linear layer i runs on: x, or the input hook's transform
+ * of it. Recorded for the backward pass. */
+static const float *layer_input(const qb_model *m, qb_model_ws *ws, int i, int b, const float *x)
+{
+    if (m->hooks && m->hooks->input) x = m->hooks->input(m->hooks->ctx, m, i, b, x, ws->hook_in[i]);
+    ws->layer_in[i] = x;
+    return x;
+}
+
 const float *qb_model_forward(const qb_model *m, qb_model_ws *ws, const float *x, int b,
                               int training)
 {
@@ -300,6 +313,14 @@ const float *qb_model_forward(const qb_model *m, qb_model_ws *ws, const float *x
         case QB_LAYER_CONV2D: {
             qb_conv_epilogue ep;
             int span = conv_block(m, ws, i, &ep);
+            out = ws->act[i + span];
+            if (!training && m->hooks && m->hooks->run &&
+                m->hooks->run(m->hooks->ctx, m, i, &ep, b, in, out)) {
+                ws->layer_in[i] = in;
+                i += span - 1;
+                break;
+            }
+            in = layer_input(m, ws, i, b, in);
             if (!training) {
                 ep.col_cache = NULL;
             } else if (!ep.col_cache) {
@@ -307,7 +328,6 @@ const float *qb_model_forward(const qb_model *m, qb_model_ws *ws, const float *x
                 ws->col_cache[i] = xaligned(qb_conv2d_col_size(l, ws->max_batch), sizeof(float));
                 ep.col_cache = ws->col_cache[i];
             }
-            out = ws->act[i + span];
             qb_conv2d_forward_ex(l, &ep, b, in, p + l->w_off, p + l->b_off, out,
                                  ep.pool && training ? ws->argmax[i + 2] : NULL, ws->work);
             i += span - 1;
@@ -324,6 +344,12 @@ const float *qb_model_forward(const qb_model *m, qb_model_ws *ws, const float *x
             ws->act[i + 1] = out;
             break;
         case QB_LAYER_LINEAR:
+            if (!training && m->hooks && m->hooks->run &&
+                m->hooks->run(m->hooks->ctx, m, i, NULL, b, in, out)) {
+                ws->layer_in[i] = in;
+                break;
+            }
+            in = layer_input(m, ws, i, b, in);
             qb_linear_forward(b, l->in_c, l->out_c, in, p + l->w_off, p + l->b_off, out);
             break;
         }
@@ -354,7 +380,8 @@ void qb_model_backward(const qb_model *m, qb_model_ws *ws, const float *dlogits,
     for (int last = m->n_layers - 1; last >= 0;) {
         int i = start_of[last];
         const qb_layer *l = &m->layers[i];
-        const float *x = ws->act[i];
+        /* conv/linear: the input the layer actually used (after any input hook) */
+        const float *x = ws->layer_in[i] ? ws->layer_in[i] : ws->act[i];
         /* The first layer writes straight into the caller's dx (or skips
          * the input gradient entirely: nothing upstream needs it). */
         float *out = i == 0 ? dx : bufs[flip];

@@ -20,6 +20,29 @@
 #define QB_MAX_LAYERS 32
 #define QB_ARCH_NAME_MAX 32
 
+struct qb_model;
+struct qb_conv_epilogue;
+
+/* Execution overrides, used by quantized models (quant/qmodel.h); a plain
+ * FP32 model has none. Both apply to conv and linear layers only.
+ *   input: called on the layer's input in every forward pass that the
+ *          layer runs in float; returns x itself or a transformed copy
+ *          written to scratch (b * in_size floats), e.g. fake-quantized
+ *          activations. The backward pass treats it as the identity (the
+ *          straight-through estimator) and uses the transformed input for
+ *          the weight gradient.
+ *   run:   inference only (training = 0): run the layer (with its fused
+ *          epilogue for conv; ep is NULL for linear) itself, e.g. with
+ *          integer kernels, writing y. Returns 1 if it did, 0 to fall back
+ *          to float (then `input` applies). */
+typedef struct qb_layer_hooks {
+    void *ctx;
+    const float *(*input)(void *ctx, const struct qb_model *m, int layer, int b, const float *x,
+                          float *scratch);
+    int (*run)(void *ctx, const struct qb_model *m, int layer,
+               const struct qb_conv_epilogue *ep, int b, const float *x, float *y);
+} qb_layer_hooks;
+
 typedef struct qb_model {
     char arch[QB_ARCH_NAME_MAX];
     int in_c, in_h, in_w; /* input of one sample */
@@ -28,6 +51,8 @@ typedef struct qb_model {
     qb_layer layers[QB_MAX_LAYERS];
     size_t n_params;
     float *params; /* (n_params), owned */
+    const qb_layer_hooks *hooks; /* NULL, or overrides owned by whoever set
+                                    them (a qb_qmodel); copies share them */
 } qb_model;
 
 /* Architecture presets, NULL-terminated: lenet, cnn-small. */
@@ -69,6 +94,10 @@ typedef struct qb_model_ws {
     float *work;                    /* conv scratch */
     float *col_cache[QB_MAX_LAYERS]; /* conv layers: im2col kept from a training
                                         forward for the backward pass */
+    float *hook_in[QB_MAX_LAYERS];   /* conv/linear, with an input hook:
+                                        (b, in_size) transformed inputs */
+    const float *layer_in[QB_MAX_LAYERS]; /* the input each conv/linear layer
+                                        actually used in the last forward */
     size_t act_max;                 /* largest per-sample activation */
     int unfused;                    /* 1: run every layer separately */
 } qb_model_ws;
