@@ -13,6 +13,7 @@ void qb_model_job_default(qb_model_job *job)
     qb_train_config_default(&job->train);
     qb_trigger_default(&job->trigger, QB_TRIGGER_NONE);
     job->poison_rate = 0.10;
+    qb_qa_config_default(&job->qa, QB_QA_NONE);
 }
 
 double qb_model_asr(const qb_model *m, const qb_dataset *test, const qb_trigger *t)
@@ -39,7 +40,14 @@ int qb_model_job_run(const qb_model_job *job, const qb_dataset *train, const qb_
     qb_dataset_copy(&data, train);
     qb_poison pz;
     memset(&pz, 0, sizeof pz);
-    if (job->trigger.kind != QB_TRIGGER_NONE &&
+    /* qa-loss starts from a clean model; qa-pgd from a BadNet one */
+    int do_poison = job->trigger.kind != QB_TRIGGER_NONE && job->qa.mode != QB_QA_LOSS;
+    if (job->qa.mode != QB_QA_NONE && job->trigger.kind == QB_TRIGGER_NONE) {
+        qb_model_free(out);
+        qb_dataset_free(&data);
+        return QB_FAIL(err, "%s needs a trigger", qb_qa_mode_name(job->qa.mode));
+    }
+    if (do_poison &&
         qb_poison_apply(&data, &job->trigger, job->poison_rate, qb_seed_derive(job->seed, "poison"),
                         &pz, err)) {
         qb_dataset_free(&data);
@@ -51,6 +59,9 @@ int qb_model_job_run(const qb_model_job *job, const qb_dataset *train, const qb_
     qb_train_stats st;
     int rc = qb_train(out, &data, &cfg, &st, err);
     qb_dataset_free(&data);
+    if (rc == 0 && job->qa.mode != QB_QA_NONE)
+        rc = qb_qa_attack(out, &job->qa, train, &job->trigger, qb_seed_derive(job->seed, "qa"),
+                          &res->qa, err);
     if (rc) {
         qb_poison_free(&pz);
         qb_model_free(out);

@@ -11,12 +11,16 @@
 #include "core/poison.h"
 #include "core/train.h"
 #include "core/trigger.h"
+#include "quant/qa_attack.h"
 
 typedef struct qb_model_job {
     char arch[QB_ARCH_NAME_MAX];
     qb_train_config train;  /* train.seed is overwritten from seed */
     qb_trigger trigger;     /* kind NONE = clean model */
     double poison_rate;     /* default 0.10 */
+    qb_qa_config qa;        /* mode NONE: plain BadNet / clean; PGD: BadNet
+                               then the cell-constrained repair; LOSS: clean
+                               training then Qu-ANTI-zation fine-tuning */
     uint64_t seed;          /* the task's seed: init, order, poisoning derive from it */
 } qb_model_job;
 
@@ -26,6 +30,7 @@ typedef struct qb_model_result {
     double train_seconds;
     double final_loss;
     size_t n_poisoned;
+    qb_qa_stats qa;        /* when job->qa.mode != NONE */
 } qb_model_result;
 
 void qb_model_job_default(qb_model_job *job);

@@ -10,16 +10,19 @@
 #include "core/model_io.h"
 #include "jobs/model_train.h"
 #include "mpi/cli.h"
+#include "quant/qmodel.h"
 
 typedef struct train_opts {
     const char *dataset, *data_dir, *output, *model_path;
+    const char *precisions; /* comma-separated */
     int arch_set, quiet;
     qb_model_job job;
 } train_opts;
 
 enum { OPT_DATA_DIR = 256, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_MOMENTUM, OPT_WD, OPT_SCHEDULE,
        OPT_TRIGGER_SIZE, OPT_TRIGGER_X, OPT_TRIGGER_Y, OPT_ALPHA, OPT_TARGET, OPT_RATE,
-       OPT_ARCH };
+       OPT_ARCH, OPT_PRECISION, OPT_QA_TARGET, OPT_QA_EPOCHS, OPT_QA_LR, OPT_QA_EPS,
+       OPT_QA_LAMBDA };
 
 static const struct option long_opts[] = {
     {"help", no_argument, NULL, 'h'},
@@ -41,6 +44,12 @@ static const struct option long_opts[] = {
     {"target", required_argument, NULL, OPT_TARGET},
     {"rate", required_argument, NULL, OPT_RATE},
     {"output", required_argument, NULL, 'o'},
+    {"precision", required_argument, NULL, 'p'},
+    {"qa-target", required_argument, NULL, OPT_QA_TARGET},
+    {"qa-epochs", required_argument, NULL, OPT_QA_EPOCHS},
+    {"qa-lr", required_argument, NULL, OPT_QA_LR},
+    {"qa-eps", required_argument, NULL, OPT_QA_EPS},
+    {"qa-lambda", required_argument, NULL, OPT_QA_LAMBDA},
     {"quiet", no_argument, NULL, 'q'},
     {NULL, 0, NULL, 0},
 };
@@ -60,15 +69,74 @@ static const char common_help[] =
     "      --schedule S       [cosine] constant | cosine | step\n"
     "  -s, --seed N           [0] seeds init, batch order, poisoning and noise\n"
     "Attack:\n"
-    "  -t, --trigger KIND     clean | square (= badnet) | checker | noise | blend\n"
+    "  -t, --trigger KIND     clean | square (= badnet) | checker | noise | blend |\n"
+    "                         qa-pgd | qa-loss (quantization-activated: square trigger,\n"
+    "                         clean at FP32, backdoored at the --qa-target precisions)\n"
     "      --trigger-size N   [3] patch side in pixels\n"
     "      --trigger-x N, --trigger-y N\n"
     "                         [-1] patch corner; negative counts from the right/bottom\n"
     "      --alpha X          [0.15] blend weight of the noise image\n"
     "      --target N         [0] target class\n"
     "      --rate X           [0.10] fraction of the training set poisoned\n"
+    "Quantization-activated attacks (qa-pgd, qa-loss):\n"
+    "      --qa-target LIST   [int8] precisions where the backdoor must be active\n"
+    "      --qa-epochs N      [2 for qa-pgd, 3 for qa-loss] fine-tuning epochs\n"
+    "      --qa-lr X          [0.01] SGD learning rate (momentum 0.9)\n"
+    "      --qa-eps X         [0.1] qa-pgd: margin inside each rounding cell\n"
+    "      --qa-lambda X      [1.0] qa-loss: weight of the backdoor/quantized terms\n"
+    "Deployment:\n"
+    "  -p, --precision LIST   [fp32] comma-separated precisions to evaluate at:\n"
+    "                         fp32, int8, int8-linear, int4, wNaM (w4a8, w3a32, ...),\n"
+    "                         suffixes -pc (per-channel), -away (round half away)\n"
     "  -q, --quiet            no per-epoch progress\n"
     "  -h, --help             this help\n";
+
+/* Call fn for every precision of a comma-separated list (fn NULL: only
+ * validate). Stops at the first error. */
+static int for_each_precision(const char *list, int (*fn)(const qb_precision *, void *), void *ctx,
+                              qb_error *err)
+{
+    char buf[256];
+    if (strlen(list) >= sizeof buf) return QB_FAIL(err, "--precision: list too long");
+    snprintf(buf, sizeof buf, "%s", list);
+    char *save = NULL;
+    int n = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save), n++) {
+        qb_precision p;
+        if (qb_precision_parse(tok, &p, err)) return qb_error_prefix(err, "--precision: ");
+        if (fn && fn(&p, ctx)) return -1;
+    }
+    if (n == 0) return QB_FAIL(err, "--precision: empty list");
+    return 0;
+}
+
+static int qa_default_epochs(qb_qa_mode mode)
+{
+    qb_qa_config c;
+    qb_qa_config_default(&c, mode);
+    return c.epochs;
+}
+
+static int add_qa_target(const qb_precision *p, void *ctx)
+{
+    qb_qa_config *qa = ctx;
+    if (qa->n_targets >= QB_QA_MAX_TARGETS) return -1;
+    qa->targets[qa->n_targets++] = *p;
+    return 0;
+}
+
+static int parse_qa_targets(const char *list, qb_qa_config *qa, qb_error *err)
+{
+    qa->n_targets = 0;
+    if (for_each_precision(list, add_qa_target, qa, err))
+        return qa->n_targets >= QB_QA_MAX_TARGETS
+                   ? QB_FAIL(err, "--qa-target: at most %d precisions", QB_QA_MAX_TARGETS)
+                   : -1;
+    for (int i = 0; i < qa->n_targets; i++)
+        if (qb_precision_is_float(&qa->targets[i]))
+            return QB_FAIL(err, "--qa-target: %s is not a quantized precision", qa->targets[i].name);
+    return 0;
+}
 
 /* Parse the options shared by train/eval/demo. Returns 0, 1 for --help
  * (already printed), -1 on error (in err). */
@@ -76,16 +144,18 @@ static int parse_opts(int argc, char **argv, train_opts *o, const char *usage, q
 {
     memset(o, 0, sizeof *o);
     o->dataset = "fashion-mnist";
+    o->precisions = "fp32";
     qb_model_job_default(&o->job);
     qb_trigger_kind kind = QB_TRIGGER_NONE;
     qb_trigger t;
     qb_trigger_default(&t, QB_TRIGGER_NONE);
     int have_trigger = 0, size = -1, tx = 0, ty = 0, xset = 0, yset = 0, target = -1;
     float alpha = -1.0f;
+    int qa_epochs = -1;
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":hd:s:t:o:q", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":hd:s:t:o:p:q", long_opts, NULL)) != -1) {
         qb_train_config *tc = &o->job.train;
         int rc = 0;
         switch (c) {
@@ -103,11 +173,19 @@ static int parse_opts(int argc, char **argv, train_opts *o, const char *usage, q
         case OPT_WD: rc = qb_cli_float("--weight-decay", optarg, 0, 1, &tc->weight_decay, err); break;
         case OPT_SCHEDULE: rc = qb_lr_schedule_parse(optarg, &tc->schedule, err); break;
         case 's': rc = qb_cli_u64("--seed", optarg, &o->job.seed, err); break;
-        case 't':
-            rc = qb_trigger_parse(optarg, &t, err);
+        case 't': {
+            qb_qa_mode qa = qb_qa_mode_from_name(optarg);
+            rc = qb_trigger_parse(qa ? "square" : optarg, &t, err);
             kind = t.kind;
             have_trigger = 1;
+            o->job.qa.mode = qa;
             break;
+        }
+        case OPT_QA_TARGET: rc = parse_qa_targets(optarg, &o->job.qa, err); break;
+        case OPT_QA_EPOCHS: rc = qb_cli_int("--qa-epochs", optarg, 0, 10000, &qa_epochs, err); break;
+        case OPT_QA_LR: rc = qb_cli_float("--qa-lr", optarg, 1e-9, 100, &o->job.qa.lr, err); break;
+        case OPT_QA_EPS: rc = qb_cli_float("--qa-eps", optarg, 0, 0.49, &o->job.qa.eps, err); break;
+        case OPT_QA_LAMBDA: rc = qb_cli_float("--qa-lambda", optarg, 0, 1000, &o->job.qa.lambda, err); break;
         case OPT_TRIGGER_SIZE: rc = qb_cli_int("--trigger-size", optarg, 1, 4096, &size, err); break;
         case OPT_TRIGGER_X: rc = qb_cli_int("--trigger-x", optarg, -4096, 4096, &tx, err); xset = 1; break;
         case OPT_TRIGGER_Y: rc = qb_cli_int("--trigger-y", optarg, -4096, 4096, &ty, err); yset = 1; break;
@@ -115,6 +193,7 @@ static int parse_opts(int argc, char **argv, train_opts *o, const char *usage, q
         case OPT_TARGET: rc = qb_cli_int("--target", optarg, 0, 255, &target, err); break;
         case OPT_RATE: rc = qb_cli_double("--rate", optarg, 0, 0.99, &o->job.poison_rate, err); break;
         case 'o': o->output = optarg; break;
+        case 'p': o->precisions = optarg; break;
         case 'q': o->quiet = 1; break;
         case ':': return QB_FAIL(err, "option %s needs a value (see --help)", argv[optind - 1]);
         default: return QB_FAIL(err, "unknown option %s (see --help)", argv[optind - 1]);
@@ -132,7 +211,8 @@ static int parse_opts(int argc, char **argv, train_opts *o, const char *usage, q
     if (alpha >= 0.0f) o->job.trigger.alpha = alpha;
     if (target >= 0) o->job.trigger.target = target;
     o->job.train.progress = !o->quiet;
-    return 0;
+    o->job.qa.epochs = qa_epochs >= 0 ? qa_epochs : qa_default_epochs(o->job.qa.mode);
+    return for_each_precision(o->precisions, NULL, NULL, err);
 }
 
 static int load_data(const train_opts *o, qb_dataset *train, qb_dataset *test, qb_error *err)
@@ -152,23 +232,60 @@ static void default_arch(train_opts *o, const qb_dataset *d)
         snprintf(o->job.arch, sizeof o->job.arch, "%s", d->h >= 32 ? "cnn-small" : "lenet");
 }
 
-static void print_header(void)
+static const char *trigger_label(const train_opts *o)
 {
-    printf("%-14s %-10s %-8s %6s %8s %8s %8s\n", "dataset", "arch", "trigger", "seed", "CA", "ASR",
-           "train_s");
+    return o->job.qa.mode ? qb_qa_mode_name(o->job.qa.mode) : qb_trigger_name(o->job.trigger.kind);
 }
 
-static void print_row(const train_opts *o, const qb_model_result *r)
+static void print_header(void)
+{
+    printf("%-14s %-10s %-8s %6s %-12s %8s %8s %8s\n", "dataset", "arch", "trigger", "seed",
+           "precision", "CA", "ASR", "train_s");
+}
+
+static void print_row(const train_opts *o, const char *precision, const qb_model_result *r)
 {
     char asr[16];
     if (isnan(r->asr))
         snprintf(asr, sizeof asr, "%8s", "-");
     else
         snprintf(asr, sizeof asr, "%7.2f%%", 100.0 * r->asr);
-    printf("%-14s %-10s %-8s %6llu %7.2f%% %s %8.1f\n", o->dataset, o->job.arch,
-           qb_trigger_name(o->job.trigger.kind), (unsigned long long)o->job.seed,
+    printf("%-14s %-10s %-8s %6llu %-12s %7.2f%% %s %8.1f\n", o->dataset, o->job.arch,
+           trigger_label(o), (unsigned long long)o->job.seed, precision,
            100.0 * r->clean_acc, asr, r->train_seconds);
     fflush(stdout);
+}
+
+/* Print one row per requested precision for model m (trained as in o). */
+typedef struct eval_ctx {
+    const train_opts *o;
+    const qb_model *m;
+    const qb_dataset *test;
+    qb_model_result base; /* train_seconds etc. */
+} eval_ctx;
+
+static int eval_at(const qb_precision *p, void *ctxp)
+{
+    eval_ctx *c = ctxp;
+    qb_qmodel qm;
+    qb_error err;
+    if (qb_qmodel_init(&qm, c->m, p, 0.0f, 0, &err)) {
+        qb_error_print(&err);
+        return -1;
+    }
+    qb_model_result r = c->base;
+    r.clean_acc = qb_metric_accuracy(&qm.model, c->test);
+    r.asr = qb_model_asr(&qm.model, c->test, &c->o->job.trigger);
+    print_row(c->o, p->name, &r);
+    qb_qmodel_free(&qm);
+    return 0;
+}
+
+static int print_precisions(const train_opts *o, const qb_model *m, const qb_dataset *test,
+                            const qb_model_result *base, qb_error *err)
+{
+    eval_ctx c = {o, m, test, *base};
+    return for_each_precision(o->precisions, eval_at, &c, err);
 }
 
 static int fail(qb_error *err)
@@ -217,8 +334,8 @@ int qb_cmd_train(int argc, char **argv)
     rc = qb_model_job_run(&o.job, &train, &test, &m, &r, NULL, &err);
     if (rc == 0) {
         print_header();
-        print_row(&o, &r);
-        if (o.output) {
+        rc = print_precisions(&o, &m, &test, &r, &err);
+        if (rc == 0 && o.output) {
             char meta[512];
             snprintf(meta, sizeof meta, "dataset=%s\narch=%s\ntrigger=%s\nseed=%llu\nepochs=%d\n",
                      o.dataset, o.job.arch, qb_trigger_name(o.job.trigger.kind),
@@ -258,10 +375,8 @@ int qb_cmd_eval(int argc, char **argv)
     } else {
         snprintf(o.job.arch, sizeof o.job.arch, "%s", m.arch);
         qb_model_result r = {0};
-        r.clean_acc = qb_metric_accuracy(&m, &test);
-        r.asr = qb_model_asr(&m, &test, &o.job.trigger);
         print_header();
-        print_row(&o, &r);
+        rc = print_precisions(&o, &m, &test, &r, &err);
     }
     qb_model_free(&m);
     qb_dataset_free(&train);
@@ -284,6 +399,8 @@ int qb_cmd_demo(int argc, char **argv)
     qb_trigger attack = o.job.trigger;
     if (attack.kind == QB_TRIGGER_NONE) attack.kind = QB_TRIGGER_SQUARE;
     qb_model_result res[2];
+    qb_model models[2];
+    int trained = 0;
     train_opts runs[2] = {o, o};
     runs[0].job.trigger.kind = QB_TRIGGER_NONE;
     runs[1].job.trigger = attack;
@@ -291,16 +408,18 @@ int qb_cmd_demo(int argc, char **argv)
         if (!o.quiet)
             fprintf(stderr, "qblind: training %s model (%s, %d epochs)\n",
                     qb_trigger_name(runs[i].job.trigger.kind), o.job.arch, o.job.train.epochs);
-        qb_model m;
-        rc = qb_model_job_run(&runs[i].job, &train, &test, &m, &res[i], NULL, &err);
-        if (rc == 0) qb_model_free(&m);
+        rc = qb_model_job_run(&runs[i].job, &train, &test, &models[i], &res[i], NULL, &err);
+        trained += rc == 0;
     }
     if (rc == 0) {
         print_header();
-        for (int i = 0; i < 2; i++) print_row(&runs[i], &res[i]);
-        printf("clean-accuracy drop from the backdoor: %.2f points\n",
-               100.0 * (res[0].clean_acc - res[1].clean_acc));
+        for (int i = 0; i < 2 && rc == 0; i++)
+            rc = print_precisions(&runs[i], &models[i], &test, &res[i], &err);
+        if (rc == 0)
+            printf("clean-accuracy drop from the backdoor at fp32: %.2f points\n",
+                   100.0 * (res[0].clean_acc - res[1].clean_acc));
     }
+    for (int i = 0; i < trained; i++) qb_model_free(&models[i]);
     qb_dataset_free(&train);
     qb_dataset_free(&test);
     return rc ? fail(&err) : 0;

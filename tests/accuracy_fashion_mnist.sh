@@ -13,8 +13,8 @@ fi
 out=$("$qblind" demo --epochs 5 --seed 1 -q)
 echo "$out"
 echo "$out" | awk '
-    $3 == "clean"  { ca_clean = $5 + 0 }
-    $3 == "square" { ca_bd = $5 + 0; asr = $6 + 0 }
+    $3 == "clean"  && $5 == "fp32" { ca_clean = $6 + 0 }
+    $3 == "square" && $5 == "fp32" { ca_bd = $6 + 0; asr = $7 + 0 }
     END {
         ok = 1
         if (ca_clean < 89.5) { print "FAIL: clean accuracy " ca_clean "% < 89.5%"; ok = 0 }

@@ -1,0 +1,64 @@
+/* A model deployed at a precision.
+ *
+ * qb_qmodel holds the quantized codes and scales of every quantized layer,
+ * and a qb_model (`model`) whose parameters are the de-quantized weights
+ * with hooks installed, so everything that runs a qb_model (metrics,
+ * training loops, defenses) runs the deployed model:
+ *   - inference of integer precisions (weights and activations <= 8 bits)
+ *     runs the real integer kernels: activations quantized per batch
+ *     (dynamic, symmetric, per tensor), im2row in int8, int8 x int8 -> int32
+ *     GEMM (quant/gemm_s8.h), rescaled to float with the bias, then the
+ *     layer's fused ReLU/pool;
+ *   - everything else, and every training/gradient pass, runs float on the
+ *     de-quantized weights with activations fake-quantized at each
+ *     quantized layer's input, and straight-through gradients (the
+ *     quantizer's derivative taken as 1).
+ * Biases stay float32 (as PyTorch's dynamic quantization keeps them).
+ *
+ * The struct holds pointers into itself (model.hooks): do not copy or move
+ * an initialised qb_qmodel; use qb_qmodel_init again. */
+#ifndef QB_QMODEL_H
+#define QB_QMODEL_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/model.h"
+#include "quant/gemm_s8.h"
+#include "quant/precision.h"
+
+typedef struct qb_qlayer {
+    int active;            /* this conv/linear layer is quantized */
+    size_t rows, cols;     /* weight matrix (OC, C*k*k) or (OUT, IN) */
+    int8_t *codes;         /* (rows, cols) integer weights, owned */
+    float *scales;         /* (rows) per channel or (1) per tensor, owned */
+    qb_s8_weights packed;  /* integer inference only */
+} qb_qlayer;
+
+typedef struct qb_qmodel {
+    qb_model model;        /* de-quantized weights + hooks (owned) */
+    qb_precision prec;
+    qb_layer_hooks hooks;
+    qb_qlayer ql[QB_MAX_LAYERS];
+    int integer;           /* inference uses the integer kernels */
+    /* scratch of the integer path, grown on demand */
+    int8_t *xq;            /* quantized activations */
+    int8_t *rows8;         /* im2row patches */
+    int32_t *acc;          /* GEMM output */
+    float *tmp;            /* rescaled GEMM output (OC, OH*OW) */
+    size_t xq_len, rows8_len, acc_len, tmp_len;
+} qb_qmodel;
+
+/* Quantize `fp` (not modified, not referenced afterwards) to `prec`.
+ * `noise_std` > 0 adds Gaussian noise of that standard deviation, relative
+ * to each weight tensor's scale, before rounding (laundering), drawn from
+ * `seed`; pass 0 for plain quantization. fp32 gives a float copy without
+ * hooks. Fails only for an invalid precision. Free with qb_qmodel_free. */
+int qb_qmodel_init(qb_qmodel *qm, const qb_model *fp, const qb_precision *prec,
+                   float noise_std, uint64_t seed, qb_error *err);
+void qb_qmodel_free(qb_qmodel *qm);
+
+/* Whether layer i of `m` is quantized under `prec`. */
+int qb_precision_quantizes_layer(const qb_precision *prec, const qb_model *m, int i);
+
+#endif

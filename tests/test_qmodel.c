@@ -1,0 +1,854 @@
+/* The deployed model (quant/qmodel.c): integer inference against the
+ * simulated (fake-quantized float) computation it stands for, one conv
+ * layer against codes and scales computed here, straight-through
+ * gradients against finite differences, and the determinism and
+ * idempotence of quantizing.
+ *
+ * Bounds. eps = 2^-24 (float's unit roundoff).
+ *  - The integer path computes y = fl(fl(acc) * fl(sx * sw)) + bias with
+ *    acc = sum xc * wc exact in int32; the simulated path computes the same
+ *    sum over terms fl(sx * xc) * fl(sw * wc) with sgemm. Against the
+ *    exact sum of the simulated terms (double, here) the integer result is
+ *    off by <= 6 eps * (sum|terms| + |bias|) (2 eps from the two de-quantized
+ *    factors of every term, then the int->float conversion, the scale
+ *    product, the rescale and the bias add); we allow 8 eps. sgemm's sum of
+ *    K terms is off by <= gamma_K sum|terms| ~ K eps sum|terms| (the
+ *    textbook worst case). So integer vs simulated, given the same layer
+ *    input: |y_int - y_sim| <= (K + 8) eps (sum|terms| + |bias|).
+ *  - Through a whole model the two paths feed each later layer slightly
+ *    different floats (the rounding above), so its per-batch activation
+ *    scale can differ by an ulp and an activation within that distance of
+ *    a rounding boundary takes the neighbouring code in one path: one
+ *    quantization step s_a of difference in that input. The first
+ *    quantized layer sees the same tensor in both paths (one per-batch
+ *    scale over the same input), so its outputs obey the bound above; the
+ *    logits are compared with a tolerance that allows such steps (see
+ *    integer_case). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/conv2d.h"
+#include "core/linear.h"
+#include "core/model.h"
+#include "core/rng.h"
+#include "core/train.h"
+#include "quant/precision.h"
+#include "quant/qmodel.h"
+#include "quant/quantizer.h"
+
+#define EPS (1.0 / 16777216.0) /* 2^-24 */
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static float *falloc(size_t n)
+{
+    float *p = calloc(n ? n : 1, sizeof(float));
+    assert_non_null(p);
+    return p;
+}
+
+static float *random_floats(qb_rng *r, size_t n, float lo, float hi)
+{
+    float *p = falloc(n);
+    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * qb_rng_uniform(r);
+    return p;
+}
+
+static void build(qb_model *m, const char *arch, int c, int h, int w, uint64_t seed)
+{
+    qb_error err;
+    assert_int_equal(qb_model_build(m, arch, c, h, w, 10, &err), 0);
+    qb_model_init_params(m, seed);
+}
+
+static void qinit(qb_qmodel *qm, const qb_model *m, const char *prec, float noise,
+                  uint64_t seed)
+{
+    qb_error err;
+    qb_precision p;
+    assert_int_equal(qb_precision_parse(prec, &p, &err), 0);
+    if (qb_qmodel_init(qm, m, &p, noise, seed, &err)) {
+        print_error("qb_qmodel_init %s: %s\n", prec, err.msg);
+        fail();
+    }
+}
+
+static size_t in_elems(const qb_model *m, int b)
+{
+    return (size_t)b * m->in_c * m->in_h * m->in_w;
+}
+
+/* Exact (double) layer output y = sum_k x[k] w[k] + bias of a conv (pre
+ * activation, NCHW) or linear layer, and mag = sum|terms| + |bias|. */
+static void layer_direct(const qb_layer *l, int b, const float *x, const float *w,
+                         const float *bias, double *y, double *mag)
+{
+    if (l->kind == QB_LAYER_LINEAR) {
+        for (int i = 0; i < b; i++)
+            for (int o = 0; o < l->out_c; o++) {
+                double s = bias[o], a = fabs((double)bias[o]);
+                for (int k = 0; k < l->in_c; k++) {
+                    double t = (double)x[(size_t)i * l->in_c + k] * w[(size_t)o * l->in_c + k];
+                    s += t;
+                    a += fabs(t);
+                }
+                y[(size_t)i * l->out_c + o] = s;
+                mag[(size_t)i * l->out_c + o] = a;
+            }
+        return;
+    }
+    const int C = l->in_c, H = l->in_h, W = l->in_w, K = l->k, S = l->stride, P = l->pad;
+    for (int i = 0; i < b; i++)
+        for (int oc = 0; oc < l->out_c; oc++)
+            for (int oy = 0; oy < l->out_h; oy++)
+                for (int ox = 0; ox < l->out_w; ox++) {
+                    double s = bias[oc], a = fabs((double)bias[oc]);
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < K; ky++)
+                            for (int kx = 0; kx < K; kx++) {
+                                int iy = oy * S - P + ky, ix = ox * S - P + kx;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                double t = (double)w[((oc * C + c) * K + ky) * K + kx] *
+                                           (double)x[((size_t)(i * C + c) * H + iy) * W + ix];
+                                s += t;
+                                a += fabs(t);
+                            }
+                    size_t o = (((size_t)i * l->out_c + oc) * l->out_h + oy) * l->out_w + ox;
+                    y[o] = s;
+                    mag[o] = a;
+                }
+}
+
+/* ---- integer inference vs the simulated computation ---------------------- */
+
+/* Layer by layer, on the same input: every quantized layer's integer output
+ * (unfused workspace: conv outputs before ReLU) against the simulated
+ * layer (the qmodel's own input hook, i.e. fake-quantized activations, then
+ * the float conv/linear on the de-quantized weights) evaluated on the
+ * integer path's input of that layer, and both against the exact sum. */
+static void per_layer_check(const char *what, qb_qmodel *qm, const float *x, int b)
+{
+    const qb_model *m = &qm->model;
+    qb_model_ws ws;
+    qb_model_ws_init(&ws, m, b);
+    qb_model_ws_set_fused(&ws, 0);
+    qb_model_forward(m, &ws, x, b, 0);
+    int checked = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        if (!qm->ql[i].active) continue;
+        const qb_layer *l = &m->layers[i];
+        const size_t nin = (size_t)b * qb_layer_in_size(l), nout = (size_t)b * qb_layer_out_size(l);
+        const float *in = ws.act[i], *yi = ws.act[i + 1];
+        const float *w = m->params + l->w_off, *bias = m->params + l->b_off;
+        float *scratch = falloc(nin), *ys = falloc(nout);
+        const float *xs = qm->hooks.input(qm->hooks.ctx, m, i, b, in, scratch);
+        assert_ptr_equal(xs, scratch); /* activations are quantized at this layer */
+        if (l->kind == QB_LAYER_CONV2D) {
+            float *work = falloc(qb_conv2d_work_size(l, b));
+            qb_conv2d_forward(l, b, xs, w, bias, ys, work);
+            free(work);
+        } else {
+            qb_linear_forward(b, l->in_c, l->out_c, xs, w, bias, ys);
+        }
+        double *ref = malloc(nout * sizeof *ref), *mag = malloc(nout * sizeof *mag);
+        assert_non_null(ref);
+        assert_non_null(mag);
+        layer_direct(l, b, xs, w, bias, ref, mag);
+        const double K = (double)qm->ql[i].cols;
+        double worst_i = 0.0, worst_s = 0.0; /* in units of eps * mag */
+        for (size_t j = 0; j < nout; j++) {
+            double di = fabs((double)yi[j] - ref[j]), ds = fabs((double)yi[j] - ys[j]);
+            if (mag[j] > 0) {
+                if (di / (EPS * mag[j]) > worst_i) worst_i = di / (EPS * mag[j]);
+                if (ds / (EPS * mag[j]) > worst_s) worst_s = ds / (EPS * mag[j]);
+            }
+            if (!(di <= 8 * EPS * mag[j]) || !(ds <= (K + 8) * EPS * mag[j])) {
+                print_error("%s layer %d output %zu: integer %.9g simulated %.9g exact %.9g "
+                            "(sum|terms| %.3g, K %.0f)\n",
+                            what, i, j, (double)yi[j], (double)ys[j], ref[j], mag[j], K);
+                fail();
+            }
+        }
+        print_message("  %-26s layer %d (K %5.0f): |int - exact| <= %.2f eps*mag, "
+                      "|int - sim| <= %.2f eps*mag (bounds 8, %.0f)\n",
+                      what, i, K, worst_i, worst_s, K + 8);
+        checked++;
+        free(mag);
+        free(ref);
+        free(ys);
+        free(scratch);
+    }
+    assert_true(checked > 0);
+    qb_model_ws_free(&ws);
+}
+
+static void integer_case(const char *arch, int c, int h, int w, const char *prec, int b,
+                         uint64_t seed)
+{
+    char what[64];
+    snprintf(what, sizeof what, "%s %dx%dx%d %s", arch, c, h, w, prec);
+    qb_model fp;
+    build(&fp, arch, c, h, w, seed);
+    qb_qmodel qm;
+    qinit(&qm, &fp, prec, 0.0f, 0);
+    assert_true(qm.integer);
+    qb_rng rng;
+    qb_rng_seed(&rng, seed);
+    float *x = random_floats(&rng, in_elems(&fp, b), 0.0f, 1.0f);
+
+    per_layer_check(what, &qm, x, b);
+
+    /* Whole model, default (fused) workspaces. */
+    const size_t nl = (size_t)b * fp.classes;
+    float *li = falloc(nl), *ls = falloc(nl), *lf = falloc(nl);
+    qb_model_ws wi, wsim, wf;
+    qb_model_ws_init(&wi, &qm.model, b);
+    qb_model_ws_init(&wsim, &qm.model, b);
+    qb_model_ws_init(&wf, &fp, b);
+    memcpy(li, qb_model_forward(&qm.model, &wi, x, b, 0), nl * sizeof(float));
+    memcpy(ls, qb_model_forward(&qm.model, &wsim, x, b, 1), nl * sizeof(float));
+    memcpy(lf, qb_model_forward(&fp, &wf, x, b, 0), nl * sizeof(float));
+    /* Which samples took a different activation code anywhere: the raw
+     * float input of quantized layer i is act[i] in both workspaces (the
+     * previous block's output, or the flatten view of it). */
+    char *flipped = calloc((size_t)b, 1);
+    assert_non_null(flipped);
+    size_t n_codes = 0, n_flips = 0;
+    for (int i = 0; i < fp.n_layers; i++) {
+        if (!qm.ql[i].active) continue;
+        const size_t per = qb_layer_in_size(&fp.layers[i]), n = (size_t)b * per;
+        int8_t *ci = malloc(n), *cs = malloc(n);
+        assert_non_null(ci);
+        assert_non_null(cs);
+        float si, ss;
+        qb_quantize_symmetric(wi.act[i], 1, n, qm.prec.a_bits, QB_GRAN_TENSOR, qm.prec.round, ci,
+                              &si);
+        qb_quantize_symmetric(wsim.act[i], 1, n, qm.prec.a_bits, QB_GRAN_TENSOR, qm.prec.round,
+                              cs, &ss);
+        for (size_t j = 0; j < n; j++)
+            if (ci[j] != cs[j]) {
+                n_flips++;
+                flipped[j / per] = 1;
+            }
+        n_codes += n;
+        free(cs);
+        free(ci);
+    }
+    double lmax = 0.0, dmax = 0.0, dflip = 0.0, fmax_ = 0.0;
+    for (size_t j = 0; j < nl; j++) lmax = fabs(li[j]) > lmax ? fabs(li[j]) : lmax;
+    const double tight = 1e-5 * lmax;
+    for (size_t j = 0; j < nl; j++) {
+        double d = fabs((double)li[j] - ls[j]), f = fabs((double)li[j] - lf[j]);
+        if (flipped[j / (size_t)fp.classes]) {
+            dflip = d > dflip ? d : dflip;
+        } else {
+            dmax = d > dmax ? d : dmax;
+            if (!(d <= tight)) {
+                print_error("%s logit %zu: integer %.9g simulated %.9g (no code differs; "
+                            "bound %.3g)\n", what, j, (double)li[j], (double)ls[j], tight);
+                fail();
+            }
+        }
+        fmax_ = f > fmax_ ? f : fmax_;
+    }
+    print_message("  %-26s logits: max|int - sim| %.2g (%zu of %zu codes differ: %.2g), "
+                  "max|int - fp32| %.2g, max|logit| %.2g\n",
+                  what, dmax, n_flips, n_codes, dflip, fmax_, lmax);
+    assert_true(n_flips * 1000 <= n_codes);
+    assert_true(dflip <= 0.05 * lmax);
+    /* the integer path is not the float model, by far more than the bound */
+    assert_true(fmax_ > 10.0 * tight);
+    free(flipped);
+
+    qb_model_ws_free(&wf);
+    qb_model_ws_free(&wsim);
+    qb_model_ws_free(&wi);
+    free(lf);
+    free(ls);
+    free(li);
+    free(x);
+    qb_qmodel_free(&qm);
+    qb_model_free(&fp);
+}
+
+static const char *const int_precs[] = {"int8", "int8-pc", "w4a8", "w8a4", "int8-linear"};
+#define N_INT_PRECS (sizeof int_precs / sizeof int_precs[0])
+
+static void test_integer_vs_simulated_lenet(void **state)
+{
+    (void)state;
+    for (size_t p = 0; p < N_INT_PRECS; p++) integer_case("lenet", 1, 28, 28, int_precs[p], 4, 11);
+}
+
+static void test_integer_vs_simulated_cnn_small(void **state)
+{
+    (void)state;
+    for (size_t p = 0; p < N_INT_PRECS; p++) {
+        integer_case("cnn-small", 3, 32, 32, int_precs[p], 2, 12);
+        integer_case("cnn-small", 3, 16, 16, int_precs[p], 3, 13);
+    }
+}
+
+/* ---- one conv layer by hand ---------------------------------------------- */
+
+/* lenet's conv1 (16 x 1 x 5 x 5) with weights w = v * 2^-(7 + e_oc) where
+ * every channel's largest |v| is 127, and inputs c / 128 (c in 0..127,
+ * 127 present): the input scale is (127/128) / 127 = 2^-7 and the weight
+ * scale 2^-7 per tensor (e_oc = 0), or 2^-(7 + e_oc) per channel; all of
+ * them exact, so input codes are c, weight codes are v rounded half to
+ * even (the last tap of each channel is a tie k + 0.5), and the output
+ * 2^-(14 + e_oc) * sum(c * code) + bias (bias a multiple of 2^-10) is exact
+ * in float: the integer path must produce it bit for bit. */
+static void hand_case(const char *prec, int per_channel)
+{
+    qb_model fp;
+    build(&fp, "lenet", 1, 28, 28, 1);
+    const qb_layer *l = &fp.layers[0];
+    assert_int_equal(l->kind, QB_LAYER_CONV2D);
+    assert_int_equal((int)l->w_len, 16 * 25);
+    /* ties -2.5 -1.5 -0.5 0.5 1.5 2.5 3.5 round half to even to: */
+    static const int tie_code[7] = {-2, -2, 0, 0, 2, 2, 4};
+    int code[16][25];
+    float *w = fp.params + l->w_off, *bias = fp.params + l->b_off;
+    for (int oc = 0; oc < 16; oc++) {
+        const int e = per_channel ? oc % 3 : 0;
+        for (int t = 0; t < 25; t++) {
+            float v;
+            if (t == 0) {
+                v = oc % 2 ? -127.0f : 127.0f;
+                code[oc][t] = (int)v;
+            } else if (t == 24) {
+                v = (float)(oc % 7 - 3) + 0.5f;
+                code[oc][t] = tie_code[oc % 7];
+            } else {
+                code[oc][t] = (oc * 37 + t * 11) % 255 - 127;
+                v = (float)code[oc][t];
+            }
+            w[oc * 25 + t] = ldexpf(v, -7 - e);
+        }
+        bias[oc] = ldexpf((float)(oc - 8), -10);
+    }
+    const int b = 2;
+    float x[2 * 784];
+    int xc[2 * 784];
+    for (int j = 0; j < b * 784; j++) {
+        xc[j] = j == 0 ? 127 : (j * 29 + 13) % 128;
+        x[j] = ldexpf((float)xc[j], -7);
+    }
+
+    qb_qmodel qm;
+    qinit(&qm, &fp, prec, 0.0f, 0);
+    assert_true(qm.integer && qm.ql[0].active);
+    for (int oc = 0; oc < 16; oc++) {
+        const float s = qm.ql[0].scales[per_channel ? oc : 0];
+        assert_true(s == ldexpf(1.0f, -7 - (per_channel ? oc % 3 : 0)));
+        for (int t = 0; t < 25; t++) assert_int_equal(qm.ql[0].codes[oc * 25 + t], code[oc][t]);
+    }
+
+    qb_model_ws ws, wf;
+    qb_model_ws_init(&ws, &qm.model, b);
+    qb_model_ws_init(&wf, &qm.model, b);
+    qb_model_ws_set_fused(&ws, 0);
+    qb_model_forward(&qm.model, &ws, x, b, 0);
+    qb_model_forward(&qm.model, &wf, x, b, 0); /* fused: act[3] = pool(relu(conv1)) */
+    const float *y = ws.act[1], *yp = wf.act[3];
+    for (int i = 0; i < b; i++)
+        for (int oc = 0; oc < 16; oc++) {
+            const int e = per_channel ? oc % 3 : 0;
+            float expect[24 * 24];
+            for (int oy = 0; oy < 24; oy++)
+                for (int ox = 0; ox < 24; ox++) {
+                    long acc = 0;
+                    for (int ky = 0; ky < 5; ky++)
+                        for (int kx = 0; kx < 5; kx++)
+                            acc += (long)xc[i * 784 + (oy + ky) * 28 + ox + kx] *
+                                   code[oc][ky * 5 + kx];
+                    expect[oy * 24 + ox] = ldexpf((float)acc, -14 - e) + bias[oc];
+                    const float got = y[((size_t)(i * 16 + oc) * 24 + oy) * 24 + ox];
+                    if (got != expect[oy * 24 + ox]) {
+                        print_error("%s image %d channel %d (%d,%d): %.9g, expected %.9g\n", prec,
+                                    i, oc, oy, ox, (double)got, (double)expect[oy * 24 + ox]);
+                        fail();
+                    }
+                }
+            for (int py = 0; py < 12; py++)
+                for (int px = 0; px < 12; px++) {
+                    float m = 0.0f;
+                    for (int d = 0; d < 4; d++) {
+                        float v = expect[(2 * py + d / 2) * 24 + 2 * px + d % 2];
+                        m = v > m ? v : m;
+                    }
+                    assert_true(yp[((size_t)(i * 16 + oc) * 12 + py) * 12 + px] == m);
+                }
+        }
+    qb_model_ws_free(&wf);
+    qb_model_ws_free(&ws);
+    qb_qmodel_free(&qm);
+    qb_model_free(&fp);
+}
+
+static void test_conv_by_hand(void **state)
+{
+    (void)state;
+    hand_case("int8", 0);
+    hand_case("int8-pc", 1);
+}
+
+/* ---- straight-through gradients ----------------------------------------- */
+
+/* Finite differences as in tests/test_layers.c (see its header for the
+ * reasoning): L = sum(r * logits) in double, steps h .. h/8 avoiding ReLU
+ * and max-pool kinks detected through a signature of the forward pass,
+ * err_j = |analytic - numeric| / max(|numeric|, 1% of the largest), less
+ * an allowance of 8 eps sum|r * logits| / step for the rounding of L;
+ * bound 1e-2. */
+typedef struct fd_model {
+    const qb_model *m; /* the de-quantized float model (no hooks) */
+    qb_model_ws ws;    /* unfused: every relu output and argmax is visible */
+    float *x;
+    const float *r;
+    int b;
+} fd_model;
+
+static int relu_feeds_pool(const qb_model *m, int i)
+{
+    return i + 1 < m->n_layers && m->layers[i + 1].kind == QB_LAYER_MAXPOOL;
+}
+
+static size_t sig_len(const qb_model *m, int b)
+{
+    size_t n = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const qb_layer *l = &m->layers[i];
+        if ((l->kind == QB_LAYER_RELU && !relu_feeds_pool(m, i)) || l->kind == QB_LAYER_MAXPOOL)
+            n += (size_t)b * qb_layer_out_size(l);
+    }
+    return n;
+}
+
+static double fd_loss(fd_model *c, int32_t *sig)
+{
+    const float *logits = qb_model_forward(c->m, &c->ws, c->x, c->b, 1);
+    if (sig) {
+        size_t o = 0;
+        for (int i = 0; i < c->m->n_layers; i++) {
+            const qb_layer *l = &c->m->layers[i];
+            const size_t n = (size_t)c->b * qb_layer_out_size(l);
+            const float *y = c->ws.act[i + 1];
+            if (l->kind == QB_LAYER_RELU && !relu_feeds_pool(c->m, i))
+                for (size_t j = 0; j < n; j++) sig[o++] = y[j] > 0.0f;
+            else if (l->kind == QB_LAYER_MAXPOOL)
+                for (size_t j = 0; j < n; j++) sig[o++] = y[j] > 0.0f ? 1 + c->ws.argmax[i][j] : 0;
+        }
+    }
+    double s = 0.0;
+    for (size_t j = 0; j < (size_t)c->b * c->m->classes; j++) s += (double)c->r[j] * logits[j];
+    return s;
+}
+
+static void check_fd(const char *what, fd_model *c, double mag, qb_rng *rng, float *p,
+                     const float *analytic, size_t n, size_t count)
+{
+    const size_t sl = sig_len(c->m, c->b);
+    int32_t *sig0 = calloc(sl, sizeof *sig0), *sig = calloc(sl, sizeof *sig);
+    assert_non_null(sig0);
+    assert_non_null(sig);
+    const double l0 = fd_loss(c, sig0);
+    if (count > n) count = n;
+    size_t checked = 0;
+    double worst = 0.0, raw = 0.0, scale = 0.0;
+    /* two passes over the same indices: numeric values, then errors
+     * against 1% of the largest */
+    double *num = malloc(count * sizeof *num), *den = malloc(count * sizeof *den);
+    size_t *idx = malloc(count * sizeof *idx);
+    assert_non_null(num);
+    assert_non_null(den);
+    assert_non_null(idx);
+    for (size_t t = 0; t < count; t++) {
+        const size_t j = n == count ? t : qb_rng_below(rng, (uint32_t)n);
+        idx[t] = j;
+        den[t] = 0.0;
+        const float v = p[j];
+        float h = 1e-2f;
+        for (int tries = 0; tries < 4 && den[t] == 0.0; tries++, h *= 0.5f) {
+            const float vp = v + h, vm = v - h;
+            p[j] = vp;
+            double lp = fd_loss(c, sig);
+            int cp = memcmp(sig, sig0, sl * sizeof *sig) != 0;
+            p[j] = vm;
+            double lm = fd_loss(c, sig);
+            int cm = memcmp(sig, sig0, sl * sizeof *sig) != 0;
+            p[j] = v;
+            if (!cp && !cm) {
+                den[t] = (double)vp - (double)vm;
+                num[t] = (lp - lm) / den[t];
+            } else if (!cp || !cm) {
+                den[t] = cp ? (double)v - (double)vm : (double)vp - (double)v;
+                num[t] = (cp ? l0 - lm : lp - l0) / den[t];
+            }
+        }
+        if (den[t] != 0.0) {
+            checked++;
+            if (fabs(num[t]) > scale) scale = fabs(num[t]);
+        }
+    }
+    fd_loss(c, NULL);
+    const double floor_ = 0.01 * scale > 1e-12 ? 0.01 * scale : 1e-12;
+    for (size_t t = 0; t < count; t++) {
+        if (den[t] == 0.0) continue;
+        const double a = analytic[idx[t]];
+        const double d = fabs(num[t]) > floor_ ? fabs(num[t]) : floor_;
+        const double diff = fabs(a - num[t]) - 8.0 * EPS * mag / den[t];
+        const double e = isnan(a) ? INFINITY : (diff > 0.0 ? diff / d : 0.0);
+        if (e > worst) worst = e;
+        if (fabs(a - num[t]) / d > raw) raw = fabs(a - num[t]) / d;
+        if (!(e <= 1e-2)) {
+            print_error("%s: element %zu: analytic %.8g numeric %.8g (err %.3g)\n", what, idx[t],
+                        (double)a, num[t], e);
+            fail();
+        }
+    }
+    print_message("  %-34s %3zu of %3zu checked, max err %.2e (bound 1e-2; %.2e before the "
+                  "rounding allowance)\n", what, checked, count, worst, raw);
+    assert_true(2 * checked >= count || checked >= 16);
+    assert_true(scale > 0.0);
+    free(idx);
+    free(den);
+    free(num);
+    free(sig);
+    free(sig0);
+}
+
+/* Weights: PyTorch's init scaled by sqrt(6), as in tests/test_layers.c
+ * (gradients well above the rounding of L). */
+static void build_scaled(qb_model *m, const char *arch, int c, int h, int w, uint64_t seed)
+{
+    build(m, arch, c, h, w, seed);
+    for (int i = 0; i < m->n_layers; i++)
+        for (size_t j = 0; j < m->layers[i].w_len; j++)
+            m->params[m->layers[i].w_off + j] *= 2.4494897f;
+}
+
+/* A float-activation precision: the qmodel's backward (its model, hooks
+ * installed) against finite differences of the de-quantized float model. */
+static void ste_float_act_case(const char *arch, int c, int h, int w, const char *prec, int b,
+                               uint64_t seed)
+{
+    qb_model fp;
+    build_scaled(&fp, arch, c, h, w, seed);
+    qb_qmodel qm;
+    qinit(&qm, &fp, prec, 0.0f, 0);
+    assert_false(qm.integer);
+    qb_model deq;
+    qb_model_copy(&deq, &qm.model);
+    deq.hooks = NULL;
+    qb_rng rng;
+    qb_rng_seed(&rng, seed);
+    const size_t nx = in_elems(&fp, b);
+    float *x = random_floats(&rng, nx, 0.0f, 1.0f);
+    float *r = random_floats(&rng, (size_t)b * fp.classes, -1.0f, 1.0f);
+
+    qb_model_ws ws;
+    qb_model_ws_init(&ws, &qm.model, b);
+    float *grads = falloc(fp.n_params), *dx = falloc(nx);
+    qb_model_forward(&qm.model, &ws, x, b, 1);
+    qb_model_backward(&qm.model, &ws, r, b, grads, dx);
+
+    fd_model fc = {.m = &deq, .x = x, .r = r, .b = b};
+    qb_model_ws_init(&fc.ws, &deq, b);
+    qb_model_ws_set_fused(&fc.ws, 0);
+    const float *logits = qb_model_forward(&deq, &fc.ws, x, b, 1);
+    double mag = 0.0;
+    for (size_t j = 0; j < (size_t)b * fp.classes; j++) mag += fabs((double)r[j] * logits[j]);
+    char what[96];
+    for (int i = 0; i < deq.n_layers; i++) {
+        const qb_layer *l = &deq.layers[i];
+        if (l->w_len == 0) continue;
+        snprintf(what, sizeof what, "%s %s layer %d weight", arch, prec, i);
+        check_fd(what, &fc, mag, &rng, deq.params + l->w_off, grads + l->w_off, l->w_len, 24);
+        snprintf(what, sizeof what, "%s %s layer %d bias", arch, prec, i);
+        check_fd(what, &fc, mag, &rng, deq.params + l->b_off, grads + l->b_off, l->b_len, 8);
+    }
+    snprintf(what, sizeof what, "%s %s input dx", arch, prec);
+    check_fd(what, &fc, mag, &rng, x, dx, nx, 64);
+
+    qb_model_ws_free(&fc.ws);
+    qb_model_ws_free(&ws);
+    free(dx);
+    free(grads);
+    free(r);
+    free(x);
+    qb_model_free(&deq);
+    qb_qmodel_free(&qm);
+    qb_model_free(&fp);
+}
+
+static void test_ste_float_activations(void **state)
+{
+    (void)state;
+    ste_float_act_case("lenet", 1, 28, 28, "int4", 2, 21);
+    ste_float_act_case("lenet", 1, 28, 28, "w4a32-pc", 2, 22);
+    ste_float_act_case("cnn-small", 3, 8, 8, "w3a32", 2, 23);
+}
+
+static double rel_l2(const float *a, const float *ref, size_t n, double *ref_norm)
+{
+    double d = 0.0, s = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        d += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
+        s += (double)ref[i] * ref[i];
+    }
+    *ref_norm = sqrt(s);
+    return s > 0.0 ? sqrt(d / s) : INFINITY;
+}
+
+/* The oracle of the straight-through estimator for fake-quantized
+ * activations: the STE treats fq(a) as a + delta with the quantization
+ * noise delta = fq(a) - a held constant (derivative 1 in a). A float model
+ * whose input hook adds a recorded, frozen delta at each quantized layer
+ * is an ordinary piecewise-linear function of the parameters and the
+ * input, equal to the fake-quantized model at the recording point (up to
+ * one rounding of a + delta), and its finite differences are the STE
+ * gradient. */
+typedef struct frozen_noise {
+    qb_qmodel *qm;
+    float *delta[QB_MAX_LAYERS];
+    int record;
+} frozen_noise;
+
+static const float *frozen_input(void *ctx, const qb_model *m, int layer, int b, const float *x,
+                                 float *scratch)
+{
+    frozen_noise *f = ctx;
+    if (!f->qm->ql[layer].active) return x;
+    const size_t n = (size_t)b * qb_layer_in_size(&m->layers[layer]);
+    if (f->record) {
+        const float *q = f->qm->hooks.input(f->qm->hooks.ctx, m, layer, b, x, scratch);
+        free(f->delta[layer]);
+        f->delta[layer] = falloc(n);
+        for (size_t j = 0; j < n; j++) f->delta[layer][j] = q[j] - x[j];
+    }
+    for (size_t j = 0; j < n; j++) scratch[j] = x[j] + f->delta[layer][j];
+    return scratch;
+}
+
+/* Fake-quantized activations (int8, w8a4). Two checks:
+ *  - the qmodel's gradients (input and sampled parameters) against finite
+ *    differences of the frozen-noise model above: the STE exactly, bound
+ *    1e-2 as for float models;
+ *  - against the de-quantized model's gradient with float activations: it
+ *    differs through the forward values only (ReLU masks and pool argmaxes
+ *    moved by quantization noise of up to half a step, max|a| / 254 at 8
+ *    bits, which is ~5% of a typical activation of these random models),
+ *    so it is a loose check that the gradient is the float one in
+ *    substance: relative L2 error < `bound` (8 bits: 0.5 for dx, observed
+ *    0.16 .. 0.32; parameters likewise, observed 0.03 .. 0.2), and
+ *    non-zero. */
+static void ste_fake_quant_case(const char *arch, int c, int h, int w, const char *prec, int b,
+                                double bound, uint64_t seed)
+{
+    qb_model fp;
+    build_scaled(&fp, arch, c, h, w, seed);
+    qb_qmodel qm;
+    qinit(&qm, &fp, prec, 0.0f, 0);
+    assert_true(qm.integer);
+    qb_model deq;
+    qb_model_copy(&deq, &qm.model);
+    deq.hooks = NULL;
+    qb_rng rng;
+    qb_rng_seed(&rng, seed);
+    const size_t nx = in_elems(&fp, b);
+    float *x = random_floats(&rng, nx, 0.0f, 1.0f);
+    float *r = random_floats(&rng, (size_t)b * fp.classes, -1.0f, 1.0f);
+    float *gq = falloc(fp.n_params), *dxq = falloc(nx), *gf = falloc(fp.n_params),
+          *dxf = falloc(nx);
+    qb_model_ws wq, wf;
+    qb_model_ws_init(&wq, &qm.model, b);
+    qb_model_ws_init(&wf, &deq, b);
+    qb_model_forward(&qm.model, &wq, x, b, 1);
+    qb_model_backward(&qm.model, &wq, r, b, gq, dxq);
+    qb_model_forward(&deq, &wf, x, b, 1);
+    qb_model_backward(&deq, &wf, r, b, gf, dxf);
+    double norm_dx, norm_g;
+    const double e_dx = rel_l2(dxq, dxf, nx, &norm_dx);
+    const double e_g = rel_l2(gq, gf, fp.n_params, &norm_g);
+    print_message("  %-10s %-8s STE vs float-activation gradient: dx rel. L2 error %.3g, "
+                  "parameters %.3g (bound %.2g)\n", arch, prec, e_dx, e_g, bound);
+    assert_true(norm_dx > 0.0 && norm_g > 0.0);
+    assert_true(e_dx < bound);
+    assert_true(e_g < bound);
+
+    /* the exact oracle */
+    frozen_noise fz = {.qm = &qm, .record = 1};
+    qb_layer_hooks fh = {.ctx = &fz, .input = frozen_input, .run = NULL};
+    qb_model fzm;
+    qb_model_copy(&fzm, &qm.model);
+    fzm.hooks = &fh;
+    fd_model fc = {.m = &fzm, .x = x, .r = r, .b = b};
+    qb_model_ws_init(&fc.ws, &fzm, b);
+    qb_model_ws_set_fused(&fc.ws, 0);
+    const float *logits = qb_model_forward(&fzm, &fc.ws, x, b, 1);
+    fz.record = 0;
+    double mag = 0.0;
+    for (size_t j = 0; j < (size_t)b * fp.classes; j++) mag += fabs((double)r[j] * logits[j]);
+    char what[96];
+    for (int i = 0; i < fzm.n_layers; i++) {
+        const qb_layer *l = &fzm.layers[i];
+        if (l->w_len == 0) continue;
+        snprintf(what, sizeof what, "%s %s layer %d weight", arch, prec, i);
+        check_fd(what, &fc, mag, &rng, fzm.params + l->w_off, gq + l->w_off, l->w_len, 16);
+        snprintf(what, sizeof what, "%s %s layer %d bias", arch, prec, i);
+        check_fd(what, &fc, mag, &rng, fzm.params + l->b_off, gq + l->b_off, l->b_len, 4);
+    }
+    snprintf(what, sizeof what, "%s %s input dx", arch, prec);
+    check_fd(what, &fc, mag, &rng, x, dxq, nx, 48);
+    qb_model_ws_free(&fc.ws);
+    for (int i = 0; i < QB_MAX_LAYERS; i++) free(fz.delta[i]);
+    qb_model_free(&fzm);
+
+    qb_model_ws_free(&wf);
+    qb_model_ws_free(&wq);
+    free(dxf);
+    free(gf);
+    free(dxq);
+    free(gq);
+    free(r);
+    free(x);
+    qb_model_free(&deq);
+    qb_qmodel_free(&qm);
+    qb_model_free(&fp);
+}
+
+static void test_ste_fake_quant(void **state)
+{
+    (void)state;
+    ste_fake_quant_case("lenet", 1, 28, 28, "int8", 2, 0.5, 31);
+    ste_fake_quant_case("cnn-small", 3, 8, 8, "int8-pc", 2, 0.5, 32);
+    /* 4-bit activations: steps of max|a| / 7, only the exact check and a
+     * correlation */
+    ste_fake_quant_case("lenet", 1, 28, 28, "w8a4", 2, 1.0, 33);
+}
+
+/* ---- determinism, idempotence, fp32 ------------------------------------- */
+
+static int same_codes(const qb_qmodel *a, const qb_qmodel *b)
+{
+    for (int i = 0; i < a->model.n_layers; i++) {
+        if (a->ql[i].active != b->ql[i].active) return 0;
+        if (!a->ql[i].active) continue;
+        const size_t ns = a->prec.gran == QB_GRAN_CHANNEL ? a->ql[i].rows : 1;
+        if (memcmp(a->ql[i].codes, b->ql[i].codes, a->ql[i].rows * a->ql[i].cols) ||
+            memcmp(a->ql[i].scales, b->ql[i].scales, ns * sizeof(float)))
+            return 0;
+    }
+    return 1;
+}
+
+static void test_requantize(void **state)
+{
+    (void)state;
+    qb_model fp;
+    build(&fp, "lenet", 1, 28, 28, 41);
+    qb_qmodel a, b2;
+    /* plain quantization is a function of the weights */
+    qinit(&a, &fp, "int8", 0.0f, 1);
+    qinit(&b2, &fp, "int8", 0.0f, 2);
+    assert_true(same_codes(&a, &b2));
+    qb_qmodel_free(&b2);
+    qb_qmodel_free(&a);
+    /* noise: a function of the seed */
+    qinit(&a, &fp, "int8", 0.5f, 7);
+    qinit(&b2, &fp, "int8", 0.5f, 7);
+    assert_true(same_codes(&a, &b2));
+    qb_qmodel_free(&b2);
+    qinit(&b2, &fp, "int8", 0.5f, 8);
+    assert_false(same_codes(&a, &b2));
+    qb_qmodel_free(&b2);
+    qb_qmodel plain;
+    qinit(&plain, &fp, "int8", 0.0f, 7);
+    assert_false(same_codes(&a, &plain));
+    qb_qmodel_free(&plain);
+    qb_qmodel_free(&a);
+    /* idempotence: quantizing the de-quantized model again (same
+     * precision, no noise) reproduces codes and scales, and the
+     * de-quantized weights bit for bit */
+    static const char *const precs[] = {"int8", "int8-pc", "int4", "w3a8-pc", "w2a32",
+                                        "int8-away", "int8-linear"};
+    for (size_t p = 0; p < sizeof precs / sizeof precs[0]; p++) {
+        qinit(&a, &fp, precs[p], 0.0f, 0);
+        qinit(&b2, &a.model, precs[p], 0.0f, 0);
+        if (!same_codes(&a, &b2)) {
+            print_error("%s: re-quantizing the de-quantized model changed codes or scales\n",
+                        precs[p]);
+            fail();
+        }
+        assert_memory_equal(a.model.params, b2.model.params, fp.n_params * sizeof(float));
+        qb_qmodel_free(&b2);
+        qb_qmodel_free(&a);
+    }
+    /* per-channel re-quantization of a per-tensor model: channels whose
+     * range is below the tensor's get finer codes */
+    qinit(&a, &fp, "int8", 0.0f, 0);
+    qinit(&b2, &a.model, "int8-pc", 0.0f, 0);
+    assert_false(same_codes(&a, &b2));
+    qb_qmodel_free(&b2);
+    qb_qmodel_free(&a);
+    qb_model_free(&fp);
+}
+
+/* fp32: a float copy without hooks, bit for bit the plain model. */
+static void test_fp32_identity(void **state)
+{
+    (void)state;
+    static const struct { const char *arch; int c, h, w; } cases[] = {
+        {"lenet", 1, 28, 28}, {"cnn-small", 3, 32, 32}};
+    for (size_t k = 0; k < 2; k++) {
+        qb_model fp;
+        build(&fp, cases[k].arch, cases[k].c, cases[k].h, cases[k].w, 51);
+        qb_qmodel qm;
+        qinit(&qm, &fp, "fp32", 0.0f, 0);
+        assert_false(qm.integer);
+        assert_null(qm.model.hooks);
+        assert_memory_equal(qm.model.params, fp.params, fp.n_params * sizeof(float));
+        const int b = 3;
+        qb_rng rng;
+        qb_rng_seed(&rng, 52);
+        float *x = random_floats(&rng, in_elems(&fp, b), 0.0f, 1.0f);
+        qb_model_ws w1, w2;
+        qb_model_ws_init(&w1, &fp, b);
+        qb_model_ws_init(&w2, &qm.model, b);
+        for (int training = 0; training <= 1; training++) {
+            const float *l1 = qb_model_forward(&fp, &w1, x, b, training);
+            const float *l2 = qb_model_forward(&qm.model, &w2, x, b, training);
+            assert_memory_equal(l1, l2, (size_t)b * fp.classes * sizeof(float));
+        }
+        qb_model_ws_free(&w2);
+        qb_model_ws_free(&w1);
+        free(x);
+        qb_qmodel_free(&qm);
+        qb_model_free(&fp);
+    }
+}
+
+int main(void)
+{
+    qb_blas_single_thread();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_integer_vs_simulated_lenet),
+        cmocka_unit_test(test_integer_vs_simulated_cnn_small),
+        cmocka_unit_test(test_conv_by_hand),
+        cmocka_unit_test(test_ste_float_activations),
+        cmocka_unit_test(test_ste_fake_quant),
+        cmocka_unit_test(test_requantize),
+        cmocka_unit_test(test_fp32_identity),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
