@@ -157,11 +157,23 @@ int qb_qmodel_init(qb_qmodel *qm, const qb_model *fp, const qb_precision *prec,
         q->scales = xmalloc(prec->gran == QB_GRAN_CHANNEL ? q->rows : 1, sizeof(float));
         qb_quantize_symmetric(w, q->rows, q->cols, prec->w_bits, prec->gran, prec->round,
                               q->codes, q->scales);
-        qb_dequantize(q->codes, q->rows, q->cols, prec->gran, q->scales, w);
     }
-    qm->integer = qb_precision_is_integer(prec);
+    qb_qmodel_finish(qm);
+    return 0;
+}
+
+void qb_qmodel_finish(qb_qmodel *qm)
+{
+    const qb_model *m = &qm->model;
+    for (int i = 0; i < m->n_layers; i++) {
+        qb_qlayer *q = &qm->ql[i];
+        if (!q->active) continue;
+        qb_dequantize(q->codes, q->rows, q->cols, qm->prec.gran, q->scales,
+                      qm->model.params + m->layers[i].w_off);
+    }
+    qm->integer = qb_precision_is_integer(&qm->prec);
     if (qm->integer)
-        for (int i = 0; i < fp->n_layers; i++)
+        for (int i = 0; i < m->n_layers; i++)
             if (qm->ql[i].active)
                 qb_s8_weights_pack(&qm->ql[i].packed, qm->ql[i].codes, (int)qm->ql[i].rows,
                                    (int)qm->ql[i].cols, qm->ql[i].cols, QB_GEMM_S8_AUTO);
@@ -169,7 +181,6 @@ int qb_qmodel_init(qb_qmodel *qm, const qb_model *fp, const qb_precision *prec,
     qm->hooks.input = hook_input;
     qm->hooks.run = hook_run;
     qm->model.hooks = &qm->hooks;
-    return 0;
 }
 
 void qb_qmodel_free(qb_qmodel *qm)

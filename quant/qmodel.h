@@ -58,6 +58,13 @@ int qb_qmodel_init(qb_qmodel *qm, const qb_model *fp, const qb_precision *prec,
                    float noise_std, uint64_t seed, qb_error *err);
 void qb_qmodel_free(qb_qmodel *qm);
 
+/* Second half of initialisation, for code that fills the quantized layers
+ * itself (the .qbq loader): given model (float, no hooks), prec, and for
+ * every active layer rows/cols/codes/scales, write the de-quantized
+ * weights into model.params, pack the integer weights and install the
+ * hooks. */
+void qb_qmodel_finish(qb_qmodel *qm);
+
 /* Whether layer i of `m` is quantized under `prec`. */
 int qb_precision_quantizes_layer(const qb_precision *prec, const qb_model *m, int i);
 
