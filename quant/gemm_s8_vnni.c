@@ -36,8 +36,8 @@
 enum {
     PW = QB_S8_VNNI_PW,
     G = QB_S8_VNNI_G,
-    RB = 12,              /* X rows per packed block: 2 x 6 or 1 x 12 */
-    STACK_XB = RB * 1024, /* X block on the stack up to K = 1024 */
+    RB = 12,              /* X rows per group() call: 2 x 6 or 1 x 12 */
+    STACK_XB = RB * 1024, /* bytes of X copy on the stack: RB rows up to K = 1024 */
 };
 
 /* acc += u8 x s8 (vpdpbusd acc, u, w). Inline asm rather than
@@ -116,10 +116,10 @@ VNNI_INLINE void group(int P, int nkg, const uint8_t *xb, size_t ldxb, const int
 }
 
 /* xb (rows rounded up to RB, ldxb) = X rows [0, rows) ^ 0x80, zero
- * activations (0x80) past K and in the rows after `rows`. ldxb is a multiple of 64; bytes past K of a
- * source row are never read (masked loads do not fault). Chunks outer,
- * rows inner: with LeNet's short rows (K = 25) the per-row loop overhead
- * cost as much as the copy. */
+ * activations (0x80) past K and in the rows after `rows`. ldxb is a
+ * multiple of 64; bytes past K of a source row are never read (masked
+ * loads do not fault). Chunks outer, rows inner: with LeNet's short rows
+ * (K = 25) the per-row loop overhead cost as much as the copy. */
 VNNI_INLINE void pack_x(uint8_t *xb, size_t ldxb, const int8_t *X, size_t ldx, int rows, int K)
 {
     const __m512i bias = _mm512_set1_epi8((char)0x80);
@@ -140,10 +140,11 @@ VNNI_INLINE void pack_x(uint8_t *xb, size_t ldxb, const int8_t *X, size_t ldx, i
     if (rows < padded) memset(xb + (size_t)rows * ldxb, 0x80, (size_t)(padded - rows) * ldxb);
 }
 
-/* X is packed in blocks of up to 8 x RB rows as long as a block fits the
+/* X is copied in blocks of up to 8 x RB rows as long as a block fits the
  * stack buffer (short rows: LeNet's conv1 has K = 25), so the per-block
- * loop and set-up costs are shared by more rows; every group of panels
- * then runs over the whole block (its weights stay in L1 meanwhile). */
+ * costs are shared by more rows; every group of panels then runs over the
+ * whole block, RB rows at a time (its weights stay in cache meanwhile).
+ * K > 1024 takes a heap buffer of RB rows. */
 __attribute__((target(VNNI_TARGET))) void qb_gemm_s8_vnni(const qb_s8_weights *w, int N,
                                                           const int8_t *X, size_t ldx,
                                                           int32_t *Y, size_t ldy)

@@ -194,10 +194,13 @@ static void run_path(qb_gemm_s8_path path)
                 bad += check_shape(path, &r, sizes[a], sizes[b], K);
                 shapes++;
             }
-    /* LeNet's layers (conv as im2col rows x output channels) */
-    static const int lenet[][3] = {{576, 16, 25}, {64, 32, 400}, {256, 128, 512}, {256, 10, 128}};
-    for (size_t i = 0; i < sizeof lenet / sizeof lenet[0]; i++, shapes++)
-        bad += check_shape(path, &r, lenet[i][0], lenet[i][1], lenet[i][2]);
+    /* LeNet's layers (conv as im2col rows x output channels), then K past
+     * the kernels' on-stack activation buffers (heap path) and a partial
+     * last block of short rows */
+    static const int more[][3] = {{576, 16, 25}, {64, 32, 400}, {256, 128, 512}, {256, 10, 128},
+                                  {30, 40, 1100}, {200, 16, 25}};
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++, shapes++)
+        bad += check_shape(path, &r, more[i][0], more[i][1], more[i][2]);
     print_message("%s: %ld shapes, %ld mismatches\n", qb_gemm_s8_path_name(path), shapes, bad);
     assert_int_equal(bad, 0);
 }
