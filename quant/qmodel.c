@@ -52,7 +52,7 @@ static const float *hook_input(void *ctx, const qb_model *m, int layer, int b, c
  * cache-friendlier order:
  *   - activations are quantized into a channels-last (H, W, C) int8 image
  *     with a zero border of `pad` (code 0 is the value 0), so every patch
- *     row of im2row is k runs of k*C contiguous bytes, copied as 8/16-byte
+ *     row of im2row is k runs of k*C contiguous bytes, copied as 8/32-byte
  *     words, and padding needs no tests; the conv weights are packed with
  *     their K dimension in the same (ky, kx, c) order (an exact integer sum
  *     does not depend on the order of its terms);
@@ -62,7 +62,8 @@ static const float *hook_input(void *ctx, const qb_model *m, int layer, int b, c
  *     OC) as vectors over OC and write NCHW through short transposed tiles.
  * The loops are plain C compiled per CPU (QB_CLONES); their float
  * operations are the reference's, one by one (no FMA contraction: the
- * library is built as ISO C, where GCC's default is -ffp-contract=off).
+ * library is built as ISO C, where GCC's default is -ffp-contract=off, and
+ * each product is its own statement, which clang's default never fuses).
  * tests/test_qmodel.c checks every layer against the definition. */
 
 /* max |x[i]| over the non-NaN x (a NaN never wins qb_quant_scale's
@@ -90,7 +91,8 @@ static float absmax(const float *x, size_t n)
  * qb_quantize_with_scale, for s != 0: round(x / s) (a true division, as
  * the reference), out of range -> +-qmax, NaN -> -qmax. */
 QB_CLONES
-static void quant_codes(const float *x, size_t n, float s, float qmax, int away, int8_t *q)
+static void quant_codes(const float *restrict x, size_t n, float s, float qmax, int away,
+                        int8_t *restrict q)
 {
     if (away)
         for (size_t i = 0; i < n; i++) {
@@ -199,9 +201,13 @@ static void to_hwc(const int8_t *src, int C, int H, int W, int P, int8_t *dst)
  * bytes, each copied as 8- or 32-byte words (ldr >= k*k*C + 32; 32-byte
  * copies are one ymm move in the AVX2/AVX-512 clones). Inlined with K
  * constant for the common kernel sizes so the run loop unrolls. */
-static inline __attribute__((always_inline)) void im2row_k(const qb_layer *l, const int K,
-                                                            const int8_t *xp, int8_t *rows,
-                                                            size_t ldr)
+#if defined(__GNUC__)
+#define QB_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define QB_ALWAYS_INLINE inline
+#endif
+static QB_ALWAYS_INLINE void im2row_k(const qb_layer *l, const int K, const int8_t *xp,
+                                      int8_t *rows, size_t ldr)
 {
     const int C = l->in_c, S = l->stride, Wp = l->in_w + 2 * l->pad;
     const size_t run = (size_t)K * C, line = (size_t)Wp * C;
@@ -240,8 +246,8 @@ static void im2row_hwc(const qb_layer *l, const int8_t *xp, int8_t *rows, size_t
 /* vals (n, OC) = (float)acc * f[oc] + bias[oc] (then ReLU), as
  * scatter_plain, for n consecutive output positions acc (n, OC). */
 QB_CLONES
-static void rescale_tile(int OC, int n, const int32_t *acc, const float *f, const float *bias,
-                         int relu, float *vals)
+static void rescale_tile(int OC, int n, const int32_t *restrict acc, const float *restrict f,
+                         const float *restrict bias, int relu, float *restrict vals)
 {
     for (int j = 0; j < n; j++) {
         const int32_t *a = acc + (size_t)j * OC;
@@ -259,8 +265,9 @@ static void rescale_tile(int OC, int n, const int32_t *acc, const float *f, cons
  * ">", then ReLU). acc: the top-left position of the first window; the
  * window's rows are OW positions apart (acc rows are (positions, OC)). */
 QB_CLONES
-static void rescale_pool_tile(int OC, int n, const int32_t *acc, int OW, const float *f,
-                              const float *bias, int relu, float *vals)
+static void rescale_pool_tile(int OC, int n, const int32_t *restrict acc, int OW,
+                              const float *restrict f, const float *restrict bias, int relu,
+                              float *restrict vals)
 {
     for (int j = 0; j < n; j++) {
         const int32_t *a0 = acc + (size_t)2 * j * OC, *a1 = a0 + OC;
@@ -386,8 +393,8 @@ static void run_conv(qb_qmodel *qm, const qb_layer *l, const qb_qlayer *q,
 
 /* y (b, OUT) = (float)acc * f + bias. */
 QB_CLONES
-static void rescale_linear(int b, int OUT, const int32_t *acc, const float *f, const float *bias,
-                           float *y)
+static void rescale_linear(int b, int OUT, const int32_t *restrict acc, const float *restrict f,
+                           const float *restrict bias, float *restrict y)
 {
     for (int i = 0; i < b; i++)
         for (int o = 0; o < OUT; o++) {
