@@ -42,10 +42,11 @@ typedef struct qb_qmodel {
     qb_qlayer ql[QB_MAX_LAYERS];
     int integer;           /* inference uses the integer kernels */
     /* scratch of the integer path, grown on demand */
-    int8_t *xq;            /* quantized activations */
-    int8_t *rows8;         /* im2row patches */
-    int32_t *acc;          /* GEMM output */
-    float *tmp;            /* rescaled GEMM output (OC, OH*OW) */
+    int8_t *xq;            /* quantized activations (conv: channels-last, zero-padded) */
+    int8_t *rows8;         /* im2row patches of a chunk of images */
+    int32_t *acc;          /* GEMM output (positions, OC) */
+    float *tmp;            /* per-channel rescale factors, then a small tile of
+                              rescaled outputs for the epilogue */
     size_t xq_len, rows8_len, acc_len, tmp_len;
 } qb_qmodel;
 
