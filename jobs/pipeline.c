@@ -1,0 +1,164 @@
+#include "jobs/pipeline.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/metrics.h"
+#include "core/train.h"
+#include "quant/qmodel.h"
+
+void qb_worker_init(qb_worker *w, const qb_model_store *store)
+{
+    memset(w, 0, sizeof *w);
+    w->store = store;
+}
+
+void qb_worker_free(qb_worker *w)
+{
+    if (w->have_data) {
+        qb_dataset_free(&w->train);
+        qb_dataset_free(&w->test);
+    }
+    if (w->have_model) qb_model_free(&w->model);
+    memset(w, 0, sizeof *w);
+}
+
+static int fail(qb_task_outcome *out, const char *stage, const qb_error *err)
+{
+    out->status = QB_TASK_FAILED;
+    /* the message column holds 256 bytes: longer reasons are cut */
+    snprintf(out->message, sizeof out->message, "%s: %.240s", stage, err->msg);
+    return -1;
+}
+
+static int ensure_data(qb_worker *w, const qb_task_params *p, qb_error *err)
+{
+    if (w->have_data && !strcmp(w->dataset, p->dataset)) return 0;
+    if (w->have_data) {
+        qb_dataset_free(&w->train);
+        qb_dataset_free(&w->test);
+        w->have_data = 0;
+    }
+    if (qb_dataset_load(p->dataset, p->data_dir, p->job.seed, &w->train, &w->test, err)) return -1;
+    snprintf(w->dataset, sizeof w->dataset, "%s", p->dataset);
+    w->have_data = 1;
+    return 0;
+}
+
+/* Stage 1: the model, from cache, store, or training. */
+static int ensure_model(qb_worker *w, const qb_task_params *p, qb_task_outcome *out,
+                        qb_error *err)
+{
+    if (w->have_model && w->model_id == p->model_id) return 0;
+    if (w->have_model) {
+        qb_model_free(&w->model);
+        w->have_model = 0;
+    }
+    if (w->store) {
+        char note[512];
+        int r = qb_model_store_get(w->store, p->model_id, p->model_key, &w->model, note,
+                                   sizeof note, err);
+        if (r < 0) return -1;
+        if (note[0]) fprintf(stderr, "qblind: model store: %s\n", note);
+        if (r == QB_STORE_FOUND) {
+            w->have_model = 1;
+            w->model_id = p->model_id;
+            return 0;
+        }
+    }
+    qb_model_result res;
+    if (qb_model_job_run(&p->job, &w->train, &w->test, &w->model, &res, NULL, err)) return -1;
+    w->have_model = 1;
+    w->model_id = p->model_id;
+    w->trainings++;
+    out->trained = 1;
+    if (w->store && qb_model_store_put(w->store, p->model_id, p->model_key, &w->model, err))
+        return -1;
+    return 0;
+}
+
+/* Is the attack active at this precision by design? BadNet-style triggers
+ * everywhere; quantization-activated ones at their target precisions. */
+static int attack_meant_active(const qb_model_job *job, const qb_precision *prec)
+{
+    if (job->trigger.kind == QB_TRIGGER_NONE) return 0;
+    if (job->qa.mode == QB_QA_NONE) return 1;
+    for (int i = 0; i < job->qa.n_targets; i++)
+        if (!strcmp(job->qa.targets[i].name, prec->name)) return 1;
+    return 0;
+}
+
+void qb_pipeline_run(qb_worker *w, const qb_task_params *p, qb_task_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    out->ca_quant = out->asr_quant = out->ca_mitig = out->asr_mitig = NAN;
+    out->detected = -1;
+    qb_error err;
+    double t0 = qb_now(), t;
+
+    if (ensure_data(w, p, &err)) {
+        fail(out, "data", &err);
+        goto done;
+    }
+    t = qb_now();
+    if (ensure_model(w, p, out, &err)) {
+        fail(out, "model", &err);
+        goto done;
+    }
+    out->t_model = qb_now() - t;
+
+    /* 2. quantize and measure */
+    t = qb_now();
+    qb_qmodel qm;
+    if (qb_qmodel_init(&qm, &w->model, &p->precision, 0.0f, 0, &err)) {
+        fail(out, "quantize", &err);
+        goto done;
+    }
+    out->ca_quant = qb_metric_accuracy(&qm.model, &w->test);
+    out->asr_quant = qb_model_asr(&qm.model, &w->test, &p->job.trigger);
+    out->t_quant = qb_now() - t;
+    if (!isfinite(out->ca_quant)) {
+        qb_qmodel_free(&qm);
+        out->status = QB_TASK_FAILED;
+        snprintf(out->message, sizeof out->message, "quantize: clean accuracy is not finite");
+        goto done;
+    }
+
+    /* 3. mitigate (only "none" is registered so far: the deployed model is
+     * the quantized one) */
+    t = qb_now();
+    if (strcmp(p->mitigation, "none") != 0) {
+        qb_qmodel_free(&qm);
+        out->status = QB_TASK_FAILED;
+        snprintf(out->message, sizeof out->message, "mitigate: unknown mitigation \"%s\"",
+                 p->mitigation);
+        goto done;
+    }
+    out->ca_mitig = out->ca_quant;
+    out->asr_mitig = out->asr_quant;
+    out->t_mitig = qb_now() - t;
+
+    /* 4. defend (only "none" so far) */
+    t = qb_now();
+    if (strcmp(p->defense, "none") != 0) {
+        qb_qmodel_free(&qm);
+        out->status = QB_TASK_FAILED;
+        out->detected = 2;
+        snprintf(out->message, sizeof out->message, "defend: unknown defense \"%s\"", p->defense);
+        goto done;
+    }
+    out->t_defense = qb_now() - t;
+    qb_qmodel_free(&qm);
+
+    /* 5. validity */
+    out->status = QB_TASK_OK;
+    if (attack_meant_active(&p->job, &p->precision) && !(out->asr_quant >= QB_VALID_MIN_ASR)) {
+        out->status = QB_TASK_INVALID;
+        snprintf(out->message, sizeof out->message,
+                 "attack below the validity bar: ASR %.2f%% < %.0f%% at %s", 100.0 * out->asr_quant,
+                 100.0 * QB_VALID_MIN_ASR, p->precision.name);
+    }
+done:
+    out->t_total = qb_now() - t0;
+}

@@ -1,0 +1,74 @@
+/* The per-task pipeline, run by a worker rank:
+ *
+ *   1. model     the FP32 model of (dataset, seed, trigger, settings): from
+ *                the worker's cache, else the model store, else trained
+ *                (and stored) — each distinct model is trained once
+ *   2. quantize  to the task's precision; CA and ASR
+ *   3. mitigate  (mitigation axis; re-quantized to the precision); CA, ASR
+ *   4. defend    (defense axis) on the deployed, mitigated model
+ *   5. status    ok, invalid (the attack missed the validity bar), failed
+ *
+ * Stages register in one place each: mitigations and defenses are looked
+ * up by name in jobs/stages.c. Everything a task draws at random comes from
+ * seeds derived from the task's own parameters. */
+#ifndef QB_PIPELINE_H
+#define QB_PIPELINE_H
+
+#include <stdint.h>
+
+#include "core/dataset.h"
+#include "core/error.h"
+#include "core/model.h"
+#include "jobs/model_store.h"
+#include "jobs/model_train.h"
+#include "quant/precision.h"
+
+enum { QB_TASK_PENDING = 0, QB_TASK_OK = 1, QB_TASK_INVALID = 2, QB_TASK_FAILED = 3 };
+
+/* Validity bar (DESIGN.md): where the attack is meant to be active its ASR
+ * must reach 95%. */
+#define QB_VALID_MIN_ASR 0.95
+
+typedef struct qb_task_params {
+    const char *dataset;
+    const char *data_dir;      /* NULL: default search */
+    qb_model_job job;          /* resolved model parameters (arch, trigger, train, qa, seed) */
+    const char *model_key;     /* canonical description of the model */
+    uint64_t model_id;
+    qb_precision precision;
+    const char *mitigation;    /* "none" */
+    const char *defense;       /* "none" */
+} qb_task_params;
+
+typedef struct qb_task_outcome {
+    int status;                /* QB_TASK_OK / INVALID / FAILED */
+    char message[256];         /* why, for invalid and failed */
+    double ca_quant, asr_quant; /* after quantization (ASR NaN for clean models) */
+    double ca_mitig, asr_mitig; /* after mitigation and re-quantization */
+    int detected;              /* -1 no defense, 0 no, 1 yes, 2 defense error */
+    double t_model, t_quant, t_mitig, t_defense, t_total;
+    int trained;               /* this task trained its model */
+} qb_task_outcome;
+
+/* Per-rank state kept between tasks: the loaded dataset and the last model,
+ * so a rank that gets several tasks of one model loads and trains once. */
+typedef struct qb_worker {
+    const qb_model_store *store; /* NULL: nothing stored (tests) */
+    char dataset[32];
+    int have_data;
+    qb_dataset train, test;
+    int have_model;
+    uint64_t model_id;
+    qb_model model;
+    long trainings;            /* models this worker trained */
+} qb_worker;
+
+void qb_worker_init(qb_worker *w, const qb_model_store *store);
+void qb_worker_free(qb_worker *w);
+
+/* Run one task. Never fails as a call: every problem becomes
+ * out->status = QB_TASK_FAILED with a message (a task that fails does not
+ * stop the sweep). */
+void qb_pipeline_run(qb_worker *w, const qb_task_params *p, qb_task_outcome *out);
+
+#endif

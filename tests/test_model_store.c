@@ -1,0 +1,95 @@
+/* The model store (jobs/model_store.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jobs/model_store.h"
+#include "tests/testutil.h"
+
+static void small_model(qb_model *m, uint64_t seed)
+{
+    qb_error err;
+    assert_int_equal(qb_model_build(m, "lenet", 1, 28, 28, 10, &err), 0);
+    qb_model_init_params(m, seed);
+}
+
+static void test_put_get(void **state)
+{
+    (void)state;
+    char *dir = qb_test_tmpdir();
+    char sdir[512];
+    snprintf(sdir, sizeof sdir, "%s/r.h5.models", dir);
+    qb_model_store s;
+    qb_error err;
+    assert_int_equal(qb_model_store_open(&s, sdir, &err), 0);
+    assert_int_equal(qb_model_store_open(&s, sdir, &err), 0); /* exists: fine */
+    qb_model m, back;
+    small_model(&m, 1);
+    char note[512];
+    assert_int_equal(qb_model_store_get(&s, 0xabcdef, "key-1", &back, note, sizeof note, &err),
+                     QB_STORE_MISSING);
+    assert_string_equal(note, "");
+    assert_int_equal(qb_model_store_put(&s, 0xabcdef, "key-1", &m, &err), 0);
+    assert_int_equal(qb_model_store_get(&s, 0xabcdef, "key-1", &back, note, sizeof note, &err),
+                     QB_STORE_FOUND);
+    assert_memory_equal(m.params, back.params, m.n_params * sizeof(float));
+    qb_model_free(&back);
+
+    /* another description under the same id: moved aside, retrain */
+    assert_int_equal(qb_model_store_get(&s, 0xabcdef, "key-2", &back, note, sizeof note, &err),
+                     QB_STORE_MISSING);
+    assert_non_null(strstr(note, "describes another model"));
+    char path[4200], aside[4300];
+    qb_model_store_path(&s, 0xabcdef, path, sizeof path);
+    snprintf(aside, sizeof aside, "%s.corrupt", path);
+    struct stat st;
+    assert_int_equal(stat(aside, &st), 0);
+    assert_int_not_equal(stat(path, &st), 0);
+
+    /* a truncated file: moved aside with the loader's reason */
+    assert_int_equal(qb_model_store_put(&s, 7, "key-7", &m, &err), 0);
+    qb_model_store_path(&s, 7, path, sizeof path);
+    assert_int_equal(truncate(path, 1000), 0);
+    assert_int_equal(qb_model_store_get(&s, 7, "key-7", &back, note, sizeof note, &err),
+                     QB_STORE_MISSING);
+    assert_non_null(strstr(note, "truncated"));
+    assert_non_null(strstr(note, "retraining"));
+    qb_model_free(&m);
+    qb_test_tmpdir_remove(dir);
+    free(dir);
+}
+
+static void test_open_errors(void **state)
+{
+    (void)state;
+    char *dir = qb_test_tmpdir();
+    char file[512], sub[600];
+    snprintf(file, sizeof file, "%s/plainfile", dir);
+    qb_test_write_file(file, "x", 1);
+    qb_model_store s;
+    qb_error err;
+    assert_int_equal(qb_model_store_open(&s, file, &err), -1);
+    assert_non_null(strstr(err.msg, "not a directory"));
+    snprintf(sub, sizeof sub, "%s/inside", file);
+    assert_int_equal(qb_model_store_open(&s, sub, &err), -1);
+    assert_non_null(strstr(err.msg, "cannot create model store"));
+    qb_test_tmpdir_remove(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_put_get),
+        cmocka_unit_test(test_open_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,113 @@
+/* The per-task pipeline (jobs/pipeline.c) on the synthetic dataset. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/train.h"
+#include "jobs/pipeline.h"
+#include "tests/testutil.h"
+
+static void params(qb_task_params *p, const char *trigger, const char *prec, uint64_t model_id,
+                   int epochs)
+{
+    memset(p, 0, sizeof *p);
+    p->dataset = "synthetic";
+    qb_model_job_default(&p->job);
+    snprintf(p->job.arch, sizeof p->job.arch, "lenet");
+    p->job.train.epochs = epochs;
+    p->job.seed = 4;
+    qb_error err;
+    assert_int_equal(qb_trigger_parse(trigger, &p->job.trigger, &err), 0);
+    assert_int_equal(qb_precision_parse(prec, &p->precision, &err), 0);
+    p->model_key = trigger; /* a stand-in canonical description */
+    p->model_id = model_id;
+    p->mitigation = "none";
+    p->defense = "none";
+}
+
+/* Two tasks of one model on one worker: trained once; a second worker
+ * with the same store loads it instead of training; metrics identical. */
+static void test_train_once_and_reuse(void **state)
+{
+    (void)state;
+    char *dir = qb_test_tmpdir();
+    char sdir[600];
+    snprintf(sdir, sizeof sdir, "%s/models", dir);
+    qb_model_store store;
+    qb_error err;
+    assert_int_equal(qb_model_store_open(&store, sdir, &err), 0);
+
+    qb_worker w1, w2;
+    qb_worker_init(&w1, &store);
+    qb_worker_init(&w2, &store);
+    qb_task_params a, b;
+    params(&a, "square", "fp32", 101, 1);
+    params(&b, "square", "int8", 101, 1);
+    qb_task_outcome oa, ob, ob2;
+    qb_pipeline_run(&w1, &a, &oa);
+    qb_pipeline_run(&w1, &b, &ob);
+    if (oa.status == QB_TASK_FAILED) fail_msg("%s", oa.message);
+    assert_int_equal(w1.trainings, 1);
+    assert_int_equal(oa.trained, 1);
+    assert_int_equal(ob.trained, 0);
+    assert_true(oa.ca_quant > 0.5); /* learnable in one epoch */
+    assert_false(isnan(oa.asr_quant));
+    assert_int_equal(oa.detected, -1);
+
+    qb_pipeline_run(&w2, &b, &ob2); /* another rank: from the store */
+    assert_int_equal(w2.trainings, 0);
+    assert_true(ob2.ca_quant == ob.ca_quant && ob2.asr_quant == ob.asr_quant);
+    assert_true(ob.ca_mitig == ob.ca_quant);
+    qb_worker_free(&w1);
+    qb_worker_free(&w2);
+    qb_test_tmpdir_remove(dir);
+    free(dir);
+}
+
+/* Without training the backdoor cannot reach the bar: invalid, kept, with
+ * the reason. A clean model is always valid; an unknown stage fails. */
+static void test_status(void **state)
+{
+    (void)state;
+    qb_worker w;
+    qb_worker_init(&w, NULL);
+    qb_task_params p;
+    qb_task_outcome o;
+    params(&p, "square", "fp32", 1, 0);
+    qb_pipeline_run(&w, &p, &o);
+    assert_int_equal(o.status, QB_TASK_INVALID);
+    assert_non_null(strstr(o.message, "validity bar"));
+    params(&p, "clean", "fp32", 2, 0);
+    qb_pipeline_run(&w, &p, &o);
+    assert_int_equal(o.status, QB_TASK_OK);
+    assert_true(isnan(o.asr_quant));
+    p.defense = "nc2";
+    qb_pipeline_run(&w, &p, &o);
+    assert_int_equal(o.status, QB_TASK_FAILED);
+    assert_non_null(strstr(o.message, "unknown defense \"nc2\""));
+    assert_int_equal(o.detected, 2);
+    p.defense = "none";
+    p.dataset = "cifar10"; /* not installed here: a failed task, not a crash */
+    p.data_dir = "/nonexistent";
+    qb_pipeline_run(&w, &p, &o);
+    assert_int_equal(o.status, QB_TASK_FAILED);
+    assert_non_null(strstr(o.message, "data: "));
+    qb_worker_free(&w);
+}
+
+int main(void)
+{
+    qb_blas_single_thread();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_train_once_and_reuse),
+        cmocka_unit_test(test_status),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
