@@ -1,0 +1,209 @@
+/* Sweep specs: one YAML file names the tasks of a study and their settings.
+ *
+ * Format
+ * ------
+ *   name: paper-int8             # optional label (does not affect results)
+ *   extends: fast                # optional built-in preset: default | fast
+ *
+ *   # Axes: the tasks are the cartesian product of these lists.
+ *   dataset: [fashion-mnist]     # fashion-mnist | mnist | cifar10 | gtsrb | synthetic
+ *   seed: {range: [0, 30]}       # an integer, a list of integers, or
+ *                                # {range: [start, stop]} (stop exclusive);
+ *                                # seeds are in [0, 2^63 - 1]
+ *   trigger: [clean, square]     # clean | square | badnet (= square) | checker |
+ *                                # noise | blend | qa-pgd | qa-loss
+ *   precision: [fp32, int8, int4]  # fp32 | int8 | int8-linear | int4 | wNaM,
+ *                                # optional -pc / -away suffixes (quant/precision.h)
+ *   mitigation: none             # none
+ *   defense: none                # none
+ *
+ *   exclude:                     # partial tuples removed from the product; a list
+ *     - {trigger: clean, precision: [int4, w4a8]}   # value means "any of"
+ *   include:                     # tuples added after exclude; every entry names
+ *     - {dataset: mnist, seed: 0, trigger: square,  # all six axes (a list
+ *        precision: int8, mitigation: none, defense: none}  # adds each)
+ *
+ *   # Settings shared by every task (defaults in brackets):
+ *   train:
+ *     arch: auto                 # [auto] lenet | cnn-small; auto = lenet for
+ *                                # fashion-mnist/mnist, cnn-small otherwise
+ *     epochs: 5                  # [5] 0..100000
+ *     batch: 64                  # [64] 1..65536
+ *     lr: 0.05                   # [0.05] > 0
+ *     momentum: 0.9              # [0.9] [0, 1)
+ *     weight_decay: 5e-4         # [5e-4] >= 0
+ *     schedule: cosine           # [cosine] constant | cosine | step
+ *   attack:
+ *     rate: 0.1                  # [0.1] poisoned fraction of the training set, [0, 1)
+ *     target: 0                  # [0] target class, 0..255
+ *     size: 3                    # [3] patch side in pixels, 1..4096
+ *     x: -1                      # [-1] patch corner, -4096..4096; negative
+ *     y: -1                      # [-1]   counts from the right/bottom edge
+ *     alpha: 0.15                # [0.15] blend weight, (0, 1]
+ *     qa_target: [int8]          # [int8] qa-pgd/qa-loss: up to 4 quantized precisions
+ *     qa_epochs: 2               # [2 for qa-pgd, 3 for qa-loss] 0..10000
+ *     qa_lr: 0.01                # [0.01] > 0
+ *     qa_eps: 0.1                # [0.1] qa-pgd cell margin, [0, 0.5)
+ *     qa_lambda: 1.0             # [1.0] qa-loss weight, >= 0
+ *   data_dir: /data              # where the datasets are (see core/dataset.h)
+ *   defenses:                    # per-defense parameters, key: value strings,
+ *     none: {}                   # checked by the defense's own stage
+ *   mitigations:                 # per-mitigation parameters, likewise
+ *     none: {}
+ *
+ * Every axis may be a list or a single value; an absent axis takes its
+ * default: dataset fashion-mnist, seed 0, trigger clean, precision fp32,
+ * mitigation none, defense none. Values are spelled canonically before
+ * anything else (badnet -> square, w8a8 -> int8), so two spellings of one
+ * value are a duplicate. `exclude` entries name any subset of the axes
+ * (each a value or a list of values, seeds also a range) and remove every
+ * tuple of the product that matches all of them; `include` entries name all
+ * six axes and add their tuples (the product of their lists) unless a task
+ * already is one of them. Values only `include` names may lie outside the
+ * axis lists. `extends` applies a preset's settings first; the spec's own
+ * settings then override it key by key (a `train:` block that sets only
+ * epochs keeps the preset's lr). Presets hold settings only, never axes:
+ *   default   all defaults, written out
+ *   fast      train.epochs 1 and attack.qa_epochs 1 (tests, demos)
+ *
+ * Validation: the whole spec is checked, and expanded, before anything
+ * runs; the first error stops and says where (file:line:column, 1-based),
+ * which field, and what is accepted, e.g.
+ *   unknown defense "nc2" at spec.yaml:12:5; expected one of: none
+ * Unknown keys, duplicate keys, wrong YAML types, empty lists, duplicate
+ * values, out-of-range numbers and seed ranges, and specs that expand to
+ * no task or to more than QB_SPEC_MAX_TASKS tasks are errors.
+ *
+ * Task identity (jobs/task.h): every task and every model has a stable
+ * 64-bit id computed from the canonical text of its tuple and of the
+ * settings that affect it, never from its position: reordering lists or
+ * keys, reformatting, comments, `name` and `data_dir` change no id. */
+#ifndef QB_SPEC_H
+#define QB_SPEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/model.h"
+#include "core/train.h"
+#include "jobs/axis_values.h"
+#include "jobs/task.h"
+#include "quant/qa_attack.h"
+
+/* At most this many tasks (32 bytes each: 320 MB of task table). */
+#define QB_SPEC_MAX_TASKS 10000000u
+/* At most this many seeds in one {range: [start, stop]}. */
+#define QB_SPEC_MAX_RANGE 1000000u
+/* Spec files larger than this are refused. */
+#define QB_SPEC_MAX_BYTES (16u << 20)
+
+/* A place in a spec (or in a preset: file "<preset fast>"). */
+typedef struct qb_spec_mark {
+    const char *file; /* the spec's name (owned by the spec) or a static
+                         preset label; NULL for values nobody wrote */
+    int line, col;    /* 1-based */
+} qb_spec_mark;
+
+/* One parameter of a mitigation or defense: `patience: 5`. */
+typedef struct qb_spec_param {
+    char *key, *value;
+    qb_spec_mark mark; /* of the value, for the stage's own messages */
+} qb_spec_param;
+
+/* The parameter block of one axis value under `defenses:` or `mitigations:`. */
+typedef struct qb_spec_stage {
+    qb_axis axis;                  /* QB_AXIS_MITIGATION or QB_AXIS_DEFENSE */
+    char value[QB_AXIS_VALUE_MAX]; /* canonical */
+    qb_spec_mark mark;
+    size_t n;
+    qb_spec_param *params;         /* sorted by key (strcmp) */
+} qb_spec_stage;
+
+/* The value table of one axis. The first n_listed values are the axis's
+ * own (those of the cartesian product, in the order written); the rest
+ * appear only in `include` entries. Tasks index into this table. */
+typedef struct qb_spec_axis {
+    uint32_t n, n_listed;
+    char (*names)[QB_AXIS_VALUE_MAX]; /* canonical names (every axis but seed) */
+    uint64_t *seeds;                  /* seed axis only */
+    qb_spec_mark mark;                /* where the axis was given */
+} qb_spec_axis;
+
+/* A seed interval [lo, hi). */
+typedef struct qb_seed_span {
+    uint64_t lo, hi;
+} qb_seed_span;
+
+/* An exclude or include entry: per axis, the values it names (n = 0: any
+ * value; include entries name every axis). Seeds are intervals. */
+typedef struct qb_spec_filter {
+    qb_spec_mark mark;
+    uint32_t n[QB_AXIS_COUNT];
+    char (*names[QB_AXIS_COUNT])[QB_AXIS_VALUE_MAX]; /* NULL for the seed axis */
+    qb_seed_span *spans;                             /* n[QB_AXIS_SEED] intervals */
+} qb_spec_filter;
+
+/* Settings shared by every task. */
+typedef struct qb_spec_settings {
+    char arch[QB_ARCH_NAME_MAX]; /* auto | lenet | cnn-small */
+    qb_train_config train;       /* seed and progress unused */
+    double rate;
+    int target, size, x, y;
+    float alpha;
+    int n_qa_targets;
+    char qa_targets[QB_QA_MAX_TARGETS][QB_AXIS_VALUE_MAX]; /* canonical, sorted */
+    int qa_epochs; /* -1: the attack's default (2 for qa-pgd, 3 for qa-loss) */
+    float qa_lr, qa_eps, qa_lambda;
+} qb_spec_settings;
+
+typedef struct qb_spec {
+    char *path;      /* the name messages use (the file path as given) */
+    char *text;      /* the spec's source text (NUL-terminated), for the results file */
+    size_t text_len;
+    char *name;      /* `name:` or NULL */
+    char *extends;   /* preset name or NULL */
+    char *data_dir;  /* `data_dir:` or NULL */
+    qb_spec_settings set;
+    qb_spec_axis axes[QB_AXIS_COUNT];
+    size_t n_stages;
+    qb_spec_stage *stages; /* sorted by (axis, value) */
+    size_t n_exclude, n_include;
+    qb_spec_filter *exclude, *include;
+
+    /* The expansion (jobs/task.h). */
+    size_t n_tasks;
+    qb_task *tasks;          /* product order (dataset outermost, defense
+                                innermost) minus exclude, then include order */
+    size_t n_models;
+    qb_spec_model *models;   /* in order of their first task */
+    uint64_t *sorted_ids;    /* (n_tasks) task ids, ascending */
+    uint32_t *sorted_pos;    /* (n_tasks) task index of sorted_ids[i] */
+    uint64_t hash;           /* the spec hash (qb_spec_hash_text) */
+} qb_spec;
+
+/* Read, validate and expand the spec at `path`. On success *s owns
+ * everything (qb_spec_free). On failure returns -1 with the first error in
+ * err, and *s holds nothing (qb_spec_free on it is harmless). */
+int qb_spec_load(qb_spec *s, const char *path, qb_error *err);
+
+/* The same for text held in memory; `name` is the file name messages use. */
+int qb_spec_parse(qb_spec *s, const char *text, size_t len, const char *name, qb_error *err);
+
+void qb_spec_free(qb_spec *s);
+
+/* The value `idx` of an axis as text: its canonical name, or the seed in
+ * decimal. Returns buf. */
+const char *qb_spec_value(const qb_spec *s, qb_axis axis, uint32_t idx, char *buf, size_t n);
+
+/* The parameter block of a mitigation or defense value, or NULL if the spec
+ * gives none (the stage's defaults apply). */
+const qb_spec_stage *qb_spec_stage_params(const qb_spec *s, qb_axis axis, const char *value);
+/* One parameter's value, or NULL. */
+const char *qb_spec_param_value(const qb_spec *s, qb_axis axis, const char *value, const char *key);
+
+/* Built-in presets, for `plan` and tests: the i-th name / YAML text, NULL past the end. */
+const char *qb_spec_preset_name(size_t i);
+const char *qb_spec_preset_text(size_t i);
+
+#endif
