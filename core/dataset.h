@@ -40,6 +40,10 @@ static inline size_t qb_dataset_image_size(const qb_dataset *d)
 void qb_dataset_batch_float(const qb_dataset *d, const uint32_t *idx, size_t first, size_t b,
                             float *out);
 
+/* The seed `synthetic` is generated from by the pipeline and the CLI: the
+ * data of a study are fixed, the model seed varies the models. */
+#define QB_SYNTHETIC_SEED 0
+
 /* Names accepted by qb_dataset_load, NULL-terminated. */
 extern const char *const qb_dataset_names[];
 

@@ -26,7 +26,7 @@ void qb_worker_free(qb_worker *w)
 
 static int fail(qb_task_outcome *out, const char *stage, const qb_error *err)
 {
-    out->status = QB_TASK_FAILED;
+    out->status = QB_STATUS_FAILED;
     /* the message column holds 256 bytes: longer reasons are cut */
     snprintf(out->message, sizeof out->message, "%s: %.240s", stage, err->msg);
     return -1;
@@ -40,7 +40,11 @@ static int ensure_data(qb_worker *w, const qb_task_params *p, qb_error *err)
         qb_dataset_free(&w->test);
         w->have_data = 0;
     }
-    if (qb_dataset_load(p->dataset, p->data_dir, p->job.seed, &w->train, &w->test, err)) return -1;
+    /* The data are fixed across a sweep (the model seed varies models, not
+     * data): `synthetic` is generated from QB_SYNTHETIC_SEED everywhere, so
+     * results never depend on which rank loaded the data first. */
+    if (qb_dataset_load(p->dataset, p->data_dir, QB_SYNTHETIC_SEED, &w->train, &w->test, err))
+        return -1;
     snprintf(w->dataset, sizeof w->dataset, "%s", p->dataset);
     w->have_data = 1;
     return 0;
@@ -93,7 +97,7 @@ void qb_pipeline_run(qb_worker *w, const qb_task_params *p, qb_task_outcome *out
 {
     memset(out, 0, sizeof *out);
     out->ca_quant = out->asr_quant = out->ca_mitig = out->asr_mitig = NAN;
-    out->detected = -1;
+    out->detected = QB_DETECTED_NA;
     qb_error err;
     double t0 = qb_now(), t;
 
@@ -120,7 +124,7 @@ void qb_pipeline_run(qb_worker *w, const qb_task_params *p, qb_task_outcome *out
     out->t_quant = qb_now() - t;
     if (!isfinite(out->ca_quant)) {
         qb_qmodel_free(&qm);
-        out->status = QB_TASK_FAILED;
+        out->status = QB_STATUS_FAILED;
         snprintf(out->message, sizeof out->message, "quantize: clean accuracy is not finite");
         goto done;
     }
@@ -130,7 +134,7 @@ void qb_pipeline_run(qb_worker *w, const qb_task_params *p, qb_task_outcome *out
     t = qb_now();
     if (strcmp(p->mitigation, "none") != 0) {
         qb_qmodel_free(&qm);
-        out->status = QB_TASK_FAILED;
+        out->status = QB_STATUS_FAILED;
         snprintf(out->message, sizeof out->message, "mitigate: unknown mitigation \"%s\"",
                  p->mitigation);
         goto done;
@@ -143,8 +147,8 @@ void qb_pipeline_run(qb_worker *w, const qb_task_params *p, qb_task_outcome *out
     t = qb_now();
     if (strcmp(p->defense, "none") != 0) {
         qb_qmodel_free(&qm);
-        out->status = QB_TASK_FAILED;
-        out->detected = 2;
+        out->status = QB_STATUS_FAILED;
+        out->detected = QB_DETECTED_ERROR;
         snprintf(out->message, sizeof out->message, "defend: unknown defense \"%s\"", p->defense);
         goto done;
     }
@@ -152,9 +156,9 @@ void qb_pipeline_run(qb_worker *w, const qb_task_params *p, qb_task_outcome *out
     qb_qmodel_free(&qm);
 
     /* 5. validity */
-    out->status = QB_TASK_OK;
+    out->status = QB_STATUS_OK;
     if (attack_meant_active(&p->job, &p->precision) && !(out->asr_quant >= QB_VALID_MIN_ASR)) {
-        out->status = QB_TASK_INVALID;
+        out->status = QB_STATUS_INVALID;
         snprintf(out->message, sizeof out->message,
                  "attack below the validity bar: ASR %.2f%% < %.0f%% at %s", 100.0 * out->asr_quant,
                  100.0 * QB_VALID_MIN_ASR, p->precision.name);

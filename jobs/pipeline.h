@@ -21,9 +21,9 @@
 #include "core/model.h"
 #include "jobs/model_store.h"
 #include "jobs/model_train.h"
+#include "jobs/results.h"
 #include "quant/precision.h"
 
-enum { QB_TASK_PENDING = 0, QB_TASK_OK = 1, QB_TASK_INVALID = 2, QB_TASK_FAILED = 3 };
 
 /* Validity bar (DESIGN.md): where the attack is meant to be active its ASR
  * must reach 95%. */
@@ -41,11 +41,11 @@ typedef struct qb_task_params {
 } qb_task_params;
 
 typedef struct qb_task_outcome {
-    int status;                /* QB_TASK_OK / INVALID / FAILED */
+    int status;                /* QB_STATUS_OK / INVALID / FAILED (jobs/results.h) */
     char message[256];         /* why, for invalid and failed */
     double ca_quant, asr_quant; /* after quantization (ASR NaN for clean models) */
     double ca_mitig, asr_mitig; /* after mitigation and re-quantization */
-    int detected;              /* -1 no defense, 0 no, 1 yes, 2 defense error */
+    int detected;              /* qb_detected: -1 none, 0 no, 1 yes, 2 defense error */
     double t_model, t_quant, t_mitig, t_defense, t_total;
     int trained;               /* this task trained its model */
 } qb_task_outcome;
@@ -67,7 +67,7 @@ void qb_worker_init(qb_worker *w, const qb_model_store *store);
 void qb_worker_free(qb_worker *w);
 
 /* Run one task. Never fails as a call: every problem becomes
- * out->status = QB_TASK_FAILED with a message (a task that fails does not
+ * out->status = QB_STATUS_FAILED with a message (a task that fails does not
  * stop the sweep). */
 void qb_pipeline_run(qb_worker *w, const qb_task_params *p, qb_task_outcome *out);
 

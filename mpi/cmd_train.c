@@ -218,7 +218,7 @@ static int parse_opts(int argc, char **argv, train_opts *o, const char *usage, q
 static int load_data(const train_opts *o, qb_dataset *train, qb_dataset *test, qb_error *err)
 {
     double t0 = qb_now();
-    if (qb_dataset_load(o->dataset, o->data_dir, o->job.seed, train, test, err)) return -1;
+    if (qb_dataset_load(o->dataset, o->data_dir, QB_SYNTHETIC_SEED, train, test, err)) return -1;
     if (!o->quiet)
         fprintf(stderr, "qblind: %s: %zu training and %zu test images (%dx%dx%d, %d classes), %.1f s\n",
                 o->dataset, train->n, test->n, train->c, train->h, train->w, train->classes,

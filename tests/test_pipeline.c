@@ -53,7 +53,7 @@ static void test_train_once_and_reuse(void **state)
     qb_task_outcome oa, ob, ob2;
     qb_pipeline_run(&w1, &a, &oa);
     qb_pipeline_run(&w1, &b, &ob);
-    if (oa.status == QB_TASK_FAILED) fail_msg("%s", oa.message);
+    if (oa.status == QB_STATUS_FAILED) fail_msg("%s", oa.message);
     assert_int_equal(w1.trainings, 1);
     assert_int_equal(oa.trained, 1);
     assert_int_equal(ob.trained, 0);
@@ -82,22 +82,22 @@ static void test_status(void **state)
     qb_task_outcome o;
     params(&p, "square", "fp32", 1, 0);
     qb_pipeline_run(&w, &p, &o);
-    assert_int_equal(o.status, QB_TASK_INVALID);
+    assert_int_equal(o.status, QB_STATUS_INVALID);
     assert_non_null(strstr(o.message, "validity bar"));
     params(&p, "clean", "fp32", 2, 0);
     qb_pipeline_run(&w, &p, &o);
-    assert_int_equal(o.status, QB_TASK_OK);
+    assert_int_equal(o.status, QB_STATUS_OK);
     assert_true(isnan(o.asr_quant));
     p.defense = "nc2";
     qb_pipeline_run(&w, &p, &o);
-    assert_int_equal(o.status, QB_TASK_FAILED);
+    assert_int_equal(o.status, QB_STATUS_FAILED);
     assert_non_null(strstr(o.message, "unknown defense \"nc2\""));
     assert_int_equal(o.detected, 2);
     p.defense = "none";
     p.dataset = "cifar10"; /* not installed here: a failed task, not a crash */
     p.data_dir = "/nonexistent";
     qb_pipeline_run(&w, &p, &o);
-    assert_int_equal(o.status, QB_TASK_FAILED);
+    assert_int_equal(o.status, QB_STATUS_FAILED);
     assert_non_null(strstr(o.message, "data: "));
     qb_worker_free(&w);
 }

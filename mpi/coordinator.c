@@ -1,0 +1,165 @@
+/* The coordinator (rank 0): hands out tasks as workers ask, records every
+ * result in the results file and flushes before the task counts as done.
+ * With one rank it runs the tasks itself. */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/xalloc.h"
+#include "jobs/scheduler.h"
+#include "mpi/protocol.h"
+#include "mpi/runner.h"
+
+static int record(qb_run_ctx *c, size_t task, const qb_task_outcome *out, int rank,
+                  const char *host, qb_error *err)
+{
+    qb_task_row row;
+    qb_runner_fill_row(c->spec, task, out, rank, host, &row);
+    c->trainings += out->trained;
+    return qb_results_record(c->results, task, &row, err);
+}
+
+static qb_sched *make_sched(qb_run_ctx *c, int n_workers)
+{
+    const qb_spec *s = c->spec;
+    size_t n = s->n_tasks;
+    uint64_t *ids = xmalloc(n ? n : 1, sizeof(uint64_t));
+    uint8_t *pending = xmalloc(n ? n : 1, 1);
+    uint8_t *stored = xcalloc(n ? n : 1, 1);
+    /* models already in the store (a resumed run) may be shared at once */
+    uint8_t *model_stored = xcalloc(s->n_models ? s->n_models : 1, 1);
+    for (size_t m = 0; c->store && m < s->n_models; m++) {
+        char path[4200];
+        qb_model_store_path(c->store, s->models[m].id, path, sizeof path);
+        model_stored[m] = access(path, R_OK) == 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = s->models[s->tasks[i].model].id;
+        pending[i] = c->status[i] == QB_STATUS_PENDING;
+        stored[i] = model_stored[s->tasks[i].model];
+    }
+    qb_sched *sc = qb_sched_new(n, ids, pending, stored, n_workers);
+    free(ids);
+    free(pending);
+    free(stored);
+    free(model_stored);
+    return sc;
+}
+
+/* One rank: run every pending task here. */
+static int run_alone(qb_run_ctx *c, qb_sched *sc, qb_error *err)
+{
+    qb_worker w;
+    qb_worker_init(&w, c->store);
+    char host[64] = "";
+    gethostname(host, sizeof host - 1);
+    int rc = 0;
+    for (;;) {
+        if (qb_drain_requested) qb_sched_drain(sc);
+        long t = qb_sched_next(sc, 0);
+        if (t < 0) break; /* alone, WAIT cannot happen: DONE */
+        qb_task_params p;
+        qb_task_bufs b;
+        qb_task_outcome out;
+        if (qb_runner_task_params(c->spec, (size_t)t, &p, &b, err)) {
+            memset(&out, 0, sizeof out);
+            out.status = QB_STATUS_FAILED;
+            snprintf(out.message, sizeof out.message, "task: %.240s", err->msg);
+        } else {
+            qb_pipeline_run(&w, &p, &out);
+        }
+        if ((rc = record(c, (size_t)t, &out, 0, host, err)) || (rc = qb_results_flush(c->results, err)))
+            break;
+        qb_sched_finished(sc, 0, t, out.status != QB_STATUS_FAILED || out.trained);
+        qb_progress_task(c->progress, out.status);
+    }
+    qb_worker_free(&w);
+    return rc;
+}
+
+/* Reply to worker w (rank w + 1): a task, STOP, or nothing yet (WAIT). */
+static int reply(qb_sched *sc, int w, int *stopped)
+{
+    long t = qb_sched_next(sc, w);
+    if (t == QB_SCHED_WAIT) return 0;
+    int64_t v = t;
+    if (t == QB_SCHED_DONE) {
+        v = -1;
+        stopped[w] = 1;
+    }
+    MPI_Send(&v, 1, MPI_INT64_T, w + 1, t == QB_SCHED_DONE ? QB_TAG_STOP : QB_TAG_TASK,
+             MPI_COMM_WORLD);
+    return 1;
+}
+
+int qb_coordinator_run(qb_run_ctx *c, qb_error *err)
+{
+    int n_workers = c->n_ranks > 1 ? c->n_ranks - 1 : 1;
+    qb_sched *sc = make_sched(c, n_workers);
+    int rc = 0;
+    if (c->n_ranks == 1) {
+        rc = run_alone(c, sc, err);
+        c->drained = qb_sched_pending(sc) > 0;
+        qb_sched_free(sc);
+        return rc;
+    }
+    int *waiting = xcalloc((size_t)n_workers, sizeof(int)); /* asked, no reply yet */
+    int *stopped = xcalloc((size_t)n_workers, sizeof(int));
+    int n_stopped = 0, draining = 0;
+    qb_result_msg msg;
+    while (n_stopped < n_workers) {
+        if (qb_drain_requested && !draining) {
+            draining = 1;
+            qb_sched_drain(sc);
+            if (!c->progress->quiet)
+                fprintf(stderr, "\nqblind: signal received: finishing the %zu running tasks, handing out no more\n",
+                        qb_sched_in_flight(sc));
+        }
+        /* take every message that is there, then flush once, then reply */
+        int got = 0, results = 0, flag;
+        MPI_Status st;
+        while (got < 256 && (MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st),
+                             flag)) {
+            int w = st.MPI_SOURCE - 1;
+            if (st.MPI_TAG == QB_TAG_RESULT) {
+                MPI_Recv(&msg, (int)sizeof msg, MPI_BYTE, st.MPI_SOURCE, QB_TAG_RESULT,
+                         MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                if (rc == 0) rc = record(c, (size_t)msg.task, &msg.out, st.MPI_SOURCE, msg.host, err);
+                qb_sched_finished(sc, w, (long)msg.task,
+                                  msg.out.status != QB_STATUS_FAILED || msg.out.trained);
+                qb_progress_task(c->progress, msg.out.status);
+                results++;
+            } else {
+                int32_t hello;
+                MPI_Recv(&hello, 1, MPI_INT32_T, st.MPI_SOURCE, QB_TAG_REQUEST, MPI_COMM_WORLD,
+                         MPI_STATUS_IGNORE);
+            }
+            waiting[w] = 1;
+            got++;
+        }
+        if (results && rc == 0) rc = qb_results_flush(c->results, err);
+        /* an I/O error: record nothing more, let the workers finish */
+        if (rc && !draining) {
+            draining = 1;
+            qb_sched_drain(sc);
+        }
+        for (int w = 0; w < n_workers; w++)
+            if (waiting[w] && !stopped[w] && reply(sc, w, stopped)) {
+                waiting[w] = 0;
+                n_stopped += stopped[w];
+            }
+        if (!got) {
+            qb_progress_print(c->progress, 0);
+            struct timespec ts = {0, 200000}; /* 0.2 ms: idle, not spinning */
+            nanosleep(&ts, NULL);
+        }
+    }
+    c->drained = qb_sched_pending(sc) > 0;
+    free(waiting);
+    free(stopped);
+    qb_sched_free(sc);
+    return rc;
+}

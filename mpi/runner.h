@@ -1,0 +1,64 @@
+/* qblind run: the coordinator and worker loops and what they share. */
+#ifndef QB_RUNNER_H
+#define QB_RUNNER_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jobs/model_store.h"
+#include "jobs/pipeline.h"
+#include "jobs/results.h"
+#include "jobs/spec.h"
+#include "jobs/task.h"
+
+/* Exit status of a run that stopped early (SIGTERM/SIGUSR1 drain) with
+ * tasks left: running the same command again resumes (EX_TEMPFAIL). */
+#define QB_EXIT_RESUME 75
+
+/* Set by SIGTERM, SIGUSR1 (Slurm's pre-timeout signal) and SIGINT. */
+extern volatile sig_atomic_t qb_drain_requested;
+void qb_runner_install_signals(void);
+
+/* The parameters of task i of the spec (strings point into bufs). */
+typedef struct qb_task_bufs {
+    char dataset[32], mitigation[32], defense[32];
+    char key[4096];
+} qb_task_bufs;
+int qb_runner_task_params(const qb_spec *s, size_t i, qb_task_params *p, qb_task_bufs *b,
+                          qb_error *err);
+
+/* A results row for task i: pending (out == NULL) or finished. */
+void qb_runner_fill_row(const qb_spec *s, size_t i, const qb_task_outcome *out, int rank,
+                        const char *host, qb_task_row *row);
+
+/* Progress on stderr: done/total, failed, tasks/s, ETA. One updating line
+ * on a terminal, a plain line every 10 s otherwise. */
+typedef struct qb_progress {
+    size_t total, done, failed, invalid, done_at_start;
+    double t0, last_print;
+    int tty;
+    int quiet;
+} qb_progress;
+void qb_progress_init(qb_progress *p, size_t total, size_t already_done, int quiet);
+void qb_progress_task(qb_progress *p, int status);
+void qb_progress_print(qb_progress *p, int force);
+
+/* Rank 0 with workers 1..n_ranks-1 (n_ranks >= 2), or alone (n_ranks 1:
+ * rank 0 runs the tasks itself). Records each result and flushes before it
+ * counts as done. Returns 0, or -1 with err on an I/O error. */
+typedef struct qb_run_ctx {
+    const qb_spec *spec;
+    qb_results *results;
+    const qb_model_store *store;
+    const uint8_t *status;   /* (n_tasks) from the results file */
+    int n_ranks;
+    qb_progress *progress;
+    long trainings;          /* models trained in this run (all ranks) */
+    int drained;             /* stopped early with work left */
+} qb_run_ctx;
+int qb_coordinator_run(qb_run_ctx *ctx, qb_error *err);
+/* Ranks >= 1: pull tasks until told to stop. */
+void qb_worker_loop(const qb_spec *s, const qb_model_store *store);
+
+#endif

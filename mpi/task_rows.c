@@ -1,0 +1,63 @@
+/* From a spec's task to the pipeline's parameters and a results row. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mpi/runner.h"
+
+int qb_runner_task_params(const qb_spec *s, size_t i, qb_task_params *p, qb_task_bufs *b,
+                          qb_error *err)
+{
+    const qb_task *t = &s->tasks[i];
+    memset(p, 0, sizeof *p);
+    qb_spec_value(s, QB_AXIS_DATASET, t->dataset, b->dataset, sizeof b->dataset);
+    qb_spec_value(s, QB_AXIS_MITIGATION, t->mitigation, b->mitigation, sizeof b->mitigation);
+    qb_spec_value(s, QB_AXIS_DEFENSE, t->defense, b->defense, sizeof b->defense);
+    qb_spec_model_identity(s, t->model, b->key, sizeof b->key);
+    p->dataset = b->dataset;
+    p->data_dir = s->data_dir;
+    p->mitigation = b->mitigation;
+    p->defense = b->defense;
+    p->model_key = b->key;
+    p->model_id = s->models[t->model].id;
+    if (qb_spec_model_job(s, t->model, &p->job, err)) return -1;
+    return qb_spec_task_precision(s, i, &p->precision, err);
+}
+
+void qb_runner_fill_row(const qb_spec *s, size_t i, const qb_task_outcome *out, int rank,
+                        const char *host, qb_task_row *row)
+{
+    const qb_task *t = &s->tasks[i];
+    char seed[32];
+    qb_task_row_init(row);
+    row->task_id = t->id;
+    row->model_id = s->models[t->model].id;
+    qb_spec_value(s, QB_AXIS_DATASET, t->dataset, row->dataset, sizeof row->dataset);
+    qb_spec_value(s, QB_AXIS_SEED, t->seed, seed, sizeof seed);
+    row->seed = strtoll(seed, NULL, 10);
+    qb_spec_value(s, QB_AXIS_TRIGGER, t->trigger, row->trigger, sizeof row->trigger);
+    qb_spec_value(s, QB_AXIS_PRECISION, t->precision, row->precision, sizeof row->precision);
+    qb_spec_value(s, QB_AXIS_MITIGATION, t->mitigation, row->mitigation, sizeof row->mitigation);
+    qb_spec_value(s, QB_AXIS_DEFENSE, t->defense, row->defense, sizeof row->defense);
+    if (!out) return;
+    row->status = out->status;
+    snprintf(row->message, sizeof row->message, "%s", out->message);
+    row->ca_quant = out->ca_quant;
+    row->asr_quant = out->asr_quant;
+    row->ca_mitig = out->ca_mitig;
+    row->asr_mitig = out->asr_mitig;
+    row->detected = out->detected;
+    row->t_model = out->t_model;
+    row->t_quant = out->t_quant;
+    row->t_mitig = out->t_mitig;
+    row->t_defense = out->t_defense;
+    row->t_total = out->t_total;
+    row->rank = rank;
+    snprintf(row->host, sizeof row->host, "%s", host);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    row->finished_at = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    row->attempts = 1;
+}

@@ -1,0 +1,40 @@
+/* A worker rank: ask for a task, run it, send the result, repeat. */
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mpi/protocol.h"
+#include "mpi/runner.h"
+
+void qb_worker_loop(const qb_spec *s, const qb_model_store *store)
+{
+    qb_worker w;
+    qb_worker_init(&w, store);
+    qb_result_msg msg;
+    memset(&msg, 0, sizeof msg);
+    gethostname(msg.host, sizeof msg.host - 1);
+    int32_t hello = 0;
+    MPI_Send(&hello, 1, MPI_INT32_T, 0, QB_TAG_REQUEST, MPI_COMM_WORLD);
+    for (;;) {
+        int64_t task;
+        MPI_Status st;
+        /* SIGTERM only sets the drain flag here: the worker finishes its
+         * task and the coordinator, draining too, answers with STOP. */
+        MPI_Recv(&task, 1, MPI_INT64_T, 0, MPI_ANY_TAG, MPI_COMM_WORLD, &st);
+        if (st.MPI_TAG == QB_TAG_STOP) break;
+        qb_task_params p;
+        qb_task_bufs b;
+        qb_error err;
+        msg.task = task;
+        if (qb_runner_task_params(s, (size_t)task, &p, &b, &err)) {
+            memset(&msg.out, 0, sizeof msg.out);
+            msg.out.status = QB_STATUS_FAILED;
+            snprintf(msg.out.message, sizeof msg.out.message, "task: %.240s", err.msg);
+        } else {
+            qb_pipeline_run(&w, &p, &msg.out);
+        }
+        MPI_Send(&msg, (int)sizeof msg, MPI_BYTE, 0, QB_TAG_RESULT, MPI_COMM_WORLD);
+    }
+    qb_worker_free(&w);
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/python3
+"""Helpers for tests/mpi_runner.sh (Debian's python3-h5py).
+
+compare_results.py A.h5 B.h5       every task of A and B has the same status and
+                                   bit-identical metrics (matched by task_id;
+                                   timings, rank, host, finished_at excluded)
+compare_results.py --finished-ids F.h5
+                                   print "task_id finished_at" of finished rows
+compare_results.py --unchanged F.h5 LIST
+                                   rows listed (finished before) still have the
+                                   same finished_at: they did not run again"""
+import sys
+
+import h5py
+import numpy as np
+
+METRICS = ["status", "ca_quant", "asr_quant", "ca_mitig", "asr_mitig", "detected", "model_id",
+           "message"]
+
+
+def load(path):
+    with h5py.File(path, "r") as f:
+        t = f["tasks"][...]
+    return {int(r["task_id"]): r for r in t}
+
+
+def same(a, b):
+    for k in METRICS:
+        x, y = a[k], b[k]
+        if isinstance(x, np.floating):
+            if np.isnan(x) and np.isnan(y):
+                continue
+            if np.asarray(x).tobytes() != np.asarray(y).tobytes():
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def main():
+    if sys.argv[1] == "--finished-ids":
+        for tid, r in load(sys.argv[2]).items():
+            if r["status"] in (1, 2, 3):
+                print(tid, repr(float(r["finished_at"])))
+        return 0
+    if sys.argv[1] == "--unchanged":
+        rows = load(sys.argv[2])
+        for line in open(sys.argv[3]):
+            tid, t = line.split()
+            if float(rows[int(tid)]["finished_at"]) != float(t):
+                print(f"task {tid} ran again")
+                return 1
+        return 0
+    a, b = load(sys.argv[1]), load(sys.argv[2])
+    if a.keys() != b.keys():
+        print("different task sets")
+        return 1
+    bad = [t for t in a if not same(a[t], b[t]) or a[t]["status"] == 0]
+    for t in bad[:5]:
+        print("differs or pending:", t, a[t][METRICS[:5]], b[t][METRICS[:5]])
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
