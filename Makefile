@@ -18,9 +18,11 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# The main job (for now: a clean and a BadNet LeNet on Fashion-MNIST).
+# The main job: the quick-start sweep on 2 MPI ranks (resumes if rerun).
 run: build
-	$(BUILD)/qblind demo
+	@mkdir -p results
+	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+	  mpirun --oversubscribe -n 2 $(BUILD)/qblind run configs/quickstart.yaml -o results/quickstart.h5
 
 # Every test: the unit suites and the real-training checks in the Release
 # build, then the unit suites again under AddressSanitizer + UBSan.
@@ -35,6 +37,7 @@ test-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DQBLIND_SANITIZE=ON -DQBLIND_BENCH=OFF >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:fast_unwind_on_malloc=0:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -L unit -j $(JOBS)
 
 bench: build

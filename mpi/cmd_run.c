@@ -223,8 +223,13 @@ int qb_cmd_run(int argc, char **argv)
             rc = -1;
         }
         if (rc) {
+            /* After a failed HDF5 write/flush/close, HDF5 1.10.8 crashes in
+             * MPI_Finalize's close callbacks: abort instead. The file holds
+             * everything up to the last successful flush. */
             qb_error_print(&err);
-            rc = 1;
+            fprintf(stderr, "qblind: the results file keeps every task recorded before the error; "
+                            "fix the cause and run the same command to resume\n");
+            MPI_Abort(MPI_COMM_WORLD, 1);
         } else {
             /* the summary prints even with --quiet (only progress is quiet) */
             fprintf(stderr, "qblind: %zu tasks ran in %.1f s; %ld models trained\n",
