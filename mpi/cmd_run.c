@@ -36,6 +36,9 @@ static const char run_usage[] =
     "      --force         accept a results file written from another spec: keep\n"
     "                      the finished rows of tasks that still exist\n"
     "  -q, --quiet         no progress on stderr\n"
+    "      --empty-tasks   benchmark the runner: workers skip the pipeline and return\n"
+    "                      ok with no metrics at once (expansion, scheduling, MPI,\n"
+    "                      recording and flushing every row are real)\n"
     "  -h, --help\n"
     "Exit status: 0 all tasks finished (some may be failed or invalid: see the\n"
     "table and `qblind status`), 1 error, 75 stopped early by SIGTERM/SIGUSR1/SIGINT\n"
@@ -74,16 +77,24 @@ static int share_spec(const char *path, qb_spec *s, int rank, qb_error *err)
 
 /* The short table at the end: one line per (trigger, precision,
  * mitigation, defense) with mean CA/ASR over seeds and datasets. */
+#define QB_SUMMARY_MAX_TASKS 20000
+
 static void print_summary(const qb_spec *s, const char *path)
 {
     qb_task_row *rows;
     size_t n;
     qb_error err;
+    /* the table reads every row (540 bytes each) and groups them pairwise:
+     * for large sweeps use `qblind status` (and the report) instead */
+    if (s->n_tasks > QB_SUMMARY_MAX_TASKS) {
+        printf("%zu tasks: table skipped above %d tasks; see `qblind status %s`\n", s->n_tasks,
+               QB_SUMMARY_MAX_TASKS, path);
+        return;
+    }
     if (qb_results_read(path, &rows, &n, NULL, &err)) {
         qb_error_print(&err);
         return;
     }
-    (void)s;
     printf("%-14s %-8s %-12s %-10s %-8s %4s %8s %8s %8s\n", "dataset", "trigger", "precision",
            "mitigation", "defense", "n", "CA", "ASR", "status");
     char *seen = xcalloc(n ? n : 1, 1);
@@ -130,11 +141,12 @@ int qb_cmd_run(int argc, char **argv)
     qb_runner_install_signals();
 
     const char *out = NULL, *models = NULL, *spec_path = NULL;
-    int force = 0, quiet = 0, c;
+    int force = 0, quiet = 0, empty_tasks = 0, c;
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'}, {"models", required_argument, NULL, 'm'},
         {"force", no_argument, NULL, 'f'},       {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'},        {"empty-tasks", no_argument, NULL, 'E'},
+        {NULL, 0, NULL, 0}};
     optind = 1;
     opterr = 0;
     int usage_rc = -1;
@@ -144,6 +156,7 @@ int qb_cmd_run(int argc, char **argv)
         case 'm': models = optarg; break;
         case 'f': force = 1; break;
         case 'q': quiet = 1; break;
+        case 'E': empty_tasks = 1; break;
         case 'h': usage_rc = 0; break;
         default: usage_rc = 2; break;
         }
@@ -213,7 +226,7 @@ int qb_cmd_run(int argc, char **argv)
                     spec_path, spec.n_tasks, spec.n_models, finished, size, size > 1 ? "s" : "");
         qb_progress prog;
         qb_progress_init(&prog, spec.n_tasks, finished, quiet);
-        qb_run_ctx ctx = {&spec, res, &store, status, size, &prog, 0, 0};
+        qb_run_ctx ctx = {&spec, res, &store, status, size, &prog, 0, 0, empty_tasks};
         double t0 = qb_now();
         rc = qb_coordinator_run(&ctx, &err);
         qb_progress_print(&prog, 1);
@@ -241,7 +254,7 @@ int qb_cmd_run(int argc, char **argv)
             }
         }
     } else {
-        qb_worker_loop(&spec, &store);
+        qb_worker_loop(&spec, &store, empty_tasks);
     }
     free(status);
     qb_spec_free(&spec);

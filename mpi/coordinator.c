@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/train.h"
 #include "core/xalloc.h"
 #include "jobs/scheduler.h"
 #include "mpi/protocol.h"
@@ -20,6 +21,43 @@ static int record(qb_run_ctx *c, size_t task, const qb_task_outcome *out, int ra
     qb_runner_fill_row(c->spec, task, out, rank, host, &row);
     c->trainings += out->trained;
     return qb_results_record(c->results, task, &row, err);
+}
+
+/* Group commit: rows are written as results arrive; the file is flushed
+ * (fsync) at most every QB_FLUSH_INTERVAL seconds, and a task counts as
+ * done (progress, summary) only after the flush that made its row durable. */
+#define QB_FLUSH_INTERVAL 0.02
+
+typedef struct commit_buf {
+    int8_t *status; /* statuses of rows written but not yet flushed */
+    size_t n, cap;
+    double last_flush;
+} commit_buf;
+
+static void commit_init(commit_buf *cb)
+{
+    cb->cap = 1024;
+    cb->n = 0;
+    cb->status = xmalloc(cb->cap, 1);
+    cb->last_flush = qb_now();
+}
+
+static void commit_add(commit_buf *cb, int status)
+{
+    if (cb->n == cb->cap) cb->status = xrealloc(cb->status, cb->cap *= 2, 1);
+    cb->status[cb->n++] = (int8_t)status;
+}
+
+/* Flush if rows wait and the interval has passed (or `now_anyway`). */
+static int commit_maybe_flush(qb_run_ctx *c, commit_buf *cb, int now_anyway, qb_error *err)
+{
+    double now = qb_now();
+    if (!cb->n || (!now_anyway && now - cb->last_flush < QB_FLUSH_INTERVAL)) return 0;
+    if (qb_results_flush(c->results, err)) return -1;
+    for (size_t k = 0; k < cb->n; k++) qb_progress_task(c->progress, cb->status[k]);
+    cb->n = 0;
+    cb->last_flush = now;
+    return 0;
 }
 
 static qb_sched *make_sched(qb_run_ctx *c, int n_workers)
@@ -57,6 +95,8 @@ static int run_alone(qb_run_ctx *c, qb_sched *sc, qb_error *err)
     char host[64] = "";
     gethostname(host, sizeof host - 1);
     int rc = 0;
+    commit_buf cb;
+    commit_init(&cb);
     for (;;) {
         if (qb_drain_requested) qb_sched_drain(sc);
         long t = qb_sched_next(sc, 0);
@@ -64,18 +104,22 @@ static int run_alone(qb_run_ctx *c, qb_sched *sc, qb_error *err)
         qb_task_params p;
         qb_task_bufs b;
         qb_task_outcome out;
-        if (qb_runner_task_params(c->spec, (size_t)t, &p, &b, err)) {
+        if (c->empty_tasks) {
+            qb_runner_empty_outcome(&out);
+        } else if (qb_runner_task_params(c->spec, (size_t)t, &p, &b, err)) {
             memset(&out, 0, sizeof out);
             out.status = QB_STATUS_FAILED;
             snprintf(out.message, sizeof out.message, "task: %.240s", err->msg);
         } else {
             qb_pipeline_run(&w, &p, &out);
         }
-        if ((rc = record(c, (size_t)t, &out, 0, host, err)) || (rc = qb_results_flush(c->results, err)))
-            break;
+        if ((rc = record(c, (size_t)t, &out, 0, host, err))) break;
+        commit_add(&cb, out.status);
         qb_sched_finished(sc, 0, t, out.status != QB_STATUS_FAILED || out.trained);
-        qb_progress_task(c->progress, out.status);
+        if ((rc = commit_maybe_flush(c, &cb, 0, err))) break;
     }
+    if (rc == 0) rc = commit_maybe_flush(c, &cb, 1, err);
+    free(cb.status);
     qb_worker_free(&w);
     return rc;
 }
@@ -109,6 +153,10 @@ int qb_coordinator_run(qb_run_ctx *c, qb_error *err)
     int *waiting = xcalloc((size_t)n_workers, sizeof(int)); /* asked, no reply yet */
     int *stopped = xcalloc((size_t)n_workers, sizeof(int));
     int n_stopped = 0, draining = 0;
+    /* workers get their next task at once; rows are group-committed */
+    commit_buf cb;
+    commit_init(&cb);
+    double idle_since = -1.0;
     qb_result_msg msg;
     while (n_stopped < n_workers) {
         if (qb_drain_requested && !draining) {
@@ -118,8 +166,7 @@ int qb_coordinator_run(qb_run_ctx *c, qb_error *err)
                 fprintf(stderr, "\nqblind: signal received: finishing the %zu running tasks, handing out no more\n",
                         qb_sched_in_flight(sc));
         }
-        /* take every message that is there, then flush once, then reply */
-        int got = 0, results = 0, flag;
+        int got = 0, flag;
         MPI_Status st;
         while (got < 256 && (MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st),
                              flag)) {
@@ -130,8 +177,7 @@ int qb_coordinator_run(qb_run_ctx *c, qb_error *err)
                 if (rc == 0) rc = record(c, (size_t)msg.task, &msg.out, st.MPI_SOURCE, msg.host, err);
                 qb_sched_finished(sc, w, (long)msg.task,
                                   msg.out.status != QB_STATUS_FAILED || msg.out.trained);
-                qb_progress_task(c->progress, msg.out.status);
-                results++;
+                commit_add(&cb, msg.out.status);
             } else {
                 int32_t hello;
                 MPI_Recv(&hello, 1, MPI_INT32_T, st.MPI_SOURCE, QB_TAG_REQUEST, MPI_COMM_WORLD,
@@ -140,7 +186,6 @@ int qb_coordinator_run(qb_run_ctx *c, qb_error *err)
             waiting[w] = 1;
             got++;
         }
-        if (results && rc == 0) rc = qb_results_flush(c->results, err);
         /* an I/O error: record nothing more, let the workers finish */
         if (rc && !draining) {
             draining = 1;
@@ -151,12 +196,23 @@ int qb_coordinator_run(qb_run_ctx *c, qb_error *err)
                 waiting[w] = 0;
                 n_stopped += stopped[w];
             }
-        if (!got) {
-            qb_progress_print(c->progress, 0);
-            struct timespec ts = {0, 200000}; /* 0.2 ms: idle, not spinning */
-            nanosleep(&ts, NULL);
+        if (rc == 0) rc = commit_maybe_flush(c, &cb, n_stopped == n_workers, err);
+        double now = qb_now();
+        if (got) {
+            idle_since = -1.0;
+        } else {
+            /* spin for 50 us after the last message (a reply is usually
+             * that close), then sleep in short steps */
+            if (idle_since < 0) idle_since = now;
+            if (now - idle_since > 50e-6) {
+                qb_progress_print(c->progress, 0);
+                struct timespec ts = {0, 50000};
+                nanosleep(&ts, NULL);
+            }
         }
     }
+    if (rc == 0) rc = commit_maybe_flush(c, &cb, 1, err);
+    free(cb.status);
     c->drained = qb_sched_pending(sc) > 0;
     free(waiting);
     free(stopped);

@@ -56,9 +56,13 @@ typedef struct qb_run_ctx {
     qb_progress *progress;
     long trainings;          /* models trained in this run (all ranks) */
     int drained;             /* stopped early with work left */
+    int empty_tasks;         /* benchmark: skip the pipeline, every task ok at once */
 } qb_run_ctx;
 int qb_coordinator_run(qb_run_ctx *ctx, qb_error *err);
-/* Ranks >= 1: pull tasks until told to stop. */
-void qb_worker_loop(const qb_spec *s, const qb_model_store *store);
+/* Ranks >= 1: pull tasks until told to stop. empty_tasks (benchmark):
+ * skip the pipeline and answer each task ok with no metrics. */
+void qb_worker_loop(const qb_spec *s, const qb_model_store *store, int empty_tasks);
+/* The outcome of an empty task (--empty-tasks): ok, metrics NaN. */
+void qb_runner_empty_outcome(qb_task_outcome *out);
 
 #endif
