@@ -131,9 +131,7 @@ static void print_summary(const qb_spec *s, const char *path)
 
 int qb_cmd_run(int argc, char **argv)
 {
-    int provided;
     MPI_Init(&argc, &argv);
-    (void)provided;
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);

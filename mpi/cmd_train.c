@@ -146,10 +146,9 @@ static int parse_opts(int argc, char **argv, train_opts *o, const char *usage, q
     o->dataset = "fashion-mnist";
     o->precisions = "fp32";
     qb_model_job_default(&o->job);
-    qb_trigger_kind kind = QB_TRIGGER_NONE;
     qb_trigger t;
     qb_trigger_default(&t, QB_TRIGGER_NONE);
-    int have_trigger = 0, size = -1, tx = 0, ty = 0, xset = 0, yset = 0, target = -1;
+    int size = -1, tx = 0, ty = 0, xset = 0, yset = 0, target = -1;
     float alpha = -1.0f;
     int qa_epochs = -1;
     optind = 1;
@@ -176,8 +175,6 @@ static int parse_opts(int argc, char **argv, train_opts *o, const char *usage, q
         case 't': {
             qb_qa_mode qa = qb_qa_mode_from_name(optarg);
             rc = qb_trigger_parse(qa ? "square" : optarg, &t, err);
-            kind = t.kind;
-            have_trigger = 1;
             o->job.qa.mode = qa;
             break;
         }
@@ -202,9 +199,7 @@ static int parse_opts(int argc, char **argv, train_opts *o, const char *usage, q
     }
     if (optind < argc) o->model_path = argv[optind++];
     if (optind < argc) return QB_FAIL(err, "unexpected argument \"%s\" (see --help)", argv[optind]);
-    (void)have_trigger;
     o->job.trigger = t;
-    o->job.trigger.kind = kind;
     if (size > 0) o->job.trigger.size = size;
     if (xset) o->job.trigger.x = tx;
     if (yset) o->job.trigger.y = ty;
