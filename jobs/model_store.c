@@ -1,5 +1,6 @@
 #include "jobs/model_store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/model_io.h"
+#include "core/xalloc.h"
 
 int qb_model_store_open(qb_model_store *s, const char *dir, qb_error *err)
 {
@@ -75,5 +77,40 @@ int qb_model_store_put(const qb_model_store *s, uint64_t id, const char *key, co
     char path[4200];
     qb_model_store_path(s, id, path, sizeof path);
     if (qb_model_save(m, path, key, err)) return qb_error_prefix(err, "model store: ");
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int qb_model_store_list(const qb_model_store *s, uint64_t **ids, size_t *n, qb_error *err)
+{
+    DIR *d = opendir(s->dir);
+    if (!d) return QB_FAIL(err, "cannot read model store %s: %s", s->dir, strerror(errno));
+    size_t cap = 64, k = 0;
+    uint64_t *v = xmalloc(cap, sizeof *v);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        if (strlen(name) != 20 || strcmp(name + 16, ".qbm") != 0) continue;
+        uint64_t id = 0;
+        int ok = 1;
+        for (int i = 0; i < 16 && ok; i++) {
+            char ch = name[i];
+            int digit = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+            ok = digit >= 0;
+            id = id << 4 | (uint64_t)(digit & 15);
+        }
+        if (!ok) continue;
+        if (k == cap) v = xrealloc(v, cap *= 2, sizeof *v);
+        v[k++] = id;
+    }
+    closedir(d);
+    qsort(v, k, sizeof *v, cmp_u64);
+    *ids = v;
+    *n = k;
     return 0;
 }

@@ -44,6 +44,12 @@ int qb_model_store_get(const qb_model_store *s, uint64_t id, const char *key, qb
 int qb_model_store_put(const qb_model_store *s, uint64_t id, const char *key, const qb_model *m,
                        qb_error *err);
 
+/* The ids of every model file present (names "<16 hex digits>.qbm"), in
+ * ascending order: *ids (malloc'd, free()), *n. One directory read, so a
+ * resumed sweep learns what is stored without a stat per model. The files
+ * are not checked here (qb_model_store_get does that). */
+int qb_model_store_list(const qb_model_store *s, uint64_t **ids, size_t *n, qb_error *err);
+
 /* Path of model `id` in the store. */
 void qb_model_store_path(const qb_model_store *s, uint64_t id, char *out, size_t out_len);
 

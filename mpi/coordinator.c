@@ -60,6 +60,12 @@ static int commit_maybe_flush(qb_run_ctx *c, commit_buf *cb, int now_anyway, qb_
     return 0;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 static qb_sched *make_sched(qb_run_ctx *c, int n_workers)
 {
     const qb_spec *s = c->spec;
@@ -67,12 +73,16 @@ static qb_sched *make_sched(qb_run_ctx *c, int n_workers)
     uint64_t *ids = xmalloc(n ? n : 1, sizeof(uint64_t));
     uint8_t *pending = xmalloc(n ? n : 1, 1);
     uint8_t *stored = xcalloc(n ? n : 1, 1);
-    /* models already in the store (a resumed run) may be shared at once */
+    /* models already in the store (a resumed run) may be shared at once:
+     * one directory listing, then a binary search per model */
     uint8_t *model_stored = xcalloc(s->n_models ? s->n_models : 1, 1);
-    for (size_t m = 0; c->store && m < s->n_models; m++) {
-        char path[4200];
-        qb_model_store_path(c->store, s->models[m].id, path, sizeof path);
-        model_stored[m] = access(path, R_OK) == 0;
+    uint64_t *have = NULL;
+    size_t n_have = 0;
+    qb_error lerr;
+    if (c->store && qb_model_store_list(c->store, &have, &n_have, &lerr) == 0) {
+        for (size_t m = 0; m < s->n_models; m++)
+            model_stored[m] = bsearch(&s->models[m].id, have, n_have, sizeof *have, cmp_id) != NULL;
+        free(have);
     }
     for (size_t i = 0; i < n; i++) {
         ids[i] = s->models[s->tasks[i].model].id;

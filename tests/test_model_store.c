@@ -67,6 +67,36 @@ static void test_put_get(void **state)
     free(dir);
 }
 
+/* The listing: every "<16 hex>.qbm", ascending; other names ignored. */
+static void test_list(void **state)
+{
+    (void)state;
+    char *dir = qb_test_tmpdir();
+    qb_model_store s;
+    qb_error err;
+    assert_int_equal(qb_model_store_open(&s, dir, &err), 0);
+    qb_model m;
+    small_model(&m, 2);
+    assert_int_equal(qb_model_store_put(&s, 0xfedcba9876543210ull, "k", &m, &err), 0);
+    assert_int_equal(qb_model_store_put(&s, 7, "k", &m, &err), 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/notes.txt", dir);
+    qb_test_write_file(path, "x", 1);
+    snprintf(path, sizeof path, "%s/0123.qbm", dir);
+    qb_test_write_file(path, "x", 1);
+    snprintf(path, sizeof path, "%s/000000000000000g.qbm", dir);
+    qb_test_write_file(path, "x", 1);
+    uint64_t *ids;
+    size_t n;
+    assert_int_equal(qb_model_store_list(&s, &ids, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_true(ids[0] == 7 && ids[1] == 0xfedcba9876543210ull);
+    free(ids);
+    qb_model_free(&m);
+    qb_test_tmpdir_remove(dir);
+    free(dir);
+}
+
 static void test_open_errors(void **state)
 {
     (void)state;
@@ -89,6 +119,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get),
+        cmocka_unit_test(test_list),
         cmocka_unit_test(test_open_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
