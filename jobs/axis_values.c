@@ -4,27 +4,28 @@
 #include <string.h>
 
 #include "core/dataset.h"
+#include "defenses/defense.h"
 #include "quant/precision.h"
 
 /* ---- the registry ----------------------------------------------------------
  * One line per value of an enumerated axis. A stage that adds a mitigation
- * or a defense registers it here:
- *   {QB_AXIS_DEFENSE, "nc", NULL, "init_cost patience steps", nc_check_param},
+ * or a defense registers it here with its parameter table:
  * Order is the order of "expected one of: ..." in messages. Triggers must be
  * names qb_trigger_parse or qb_qa_mode_from_name know (tests/test_spec.c
  * builds a model job for each). */
 static const qb_axis_value registry[] = {
-    /* axis               name       alias_of  params  check */
-    {QB_AXIS_TRIGGER, "clean", NULL, NULL, NULL},
-    {QB_AXIS_TRIGGER, "square", NULL, NULL, NULL},
-    {QB_AXIS_TRIGGER, "badnet", "square", NULL, NULL},
-    {QB_AXIS_TRIGGER, "checker", NULL, NULL, NULL},
-    {QB_AXIS_TRIGGER, "noise", NULL, NULL, NULL},
-    {QB_AXIS_TRIGGER, "blend", NULL, NULL, NULL},
-    {QB_AXIS_TRIGGER, "qa-pgd", NULL, NULL, NULL},
-    {QB_AXIS_TRIGGER, "qa-loss", NULL, NULL, NULL},
-    {QB_AXIS_MITIGATION, "none", NULL, NULL, NULL},
-    {QB_AXIS_DEFENSE, "none", NULL, NULL, NULL},
+    /* axis               name       alias_of  params */
+    {QB_AXIS_TRIGGER, "clean", NULL, NULL},
+    {QB_AXIS_TRIGGER, "square", NULL, NULL},
+    {QB_AXIS_TRIGGER, "badnet", "square", NULL},
+    {QB_AXIS_TRIGGER, "checker", NULL, NULL},
+    {QB_AXIS_TRIGGER, "noise", NULL, NULL},
+    {QB_AXIS_TRIGGER, "blend", NULL, NULL},
+    {QB_AXIS_TRIGGER, "qa-pgd", NULL, NULL},
+    {QB_AXIS_TRIGGER, "qa-loss", NULL, NULL},
+    {QB_AXIS_MITIGATION, "none", NULL, NULL},
+    {QB_AXIS_DEFENSE, "none", NULL, NULL},
+    {QB_AXIS_DEFENSE, "forensics", NULL, qb_forensics_params},
 };
 #define N_REGISTRY (sizeof registry / sizeof registry[0])
 
@@ -184,16 +185,7 @@ int qb_axis_has_params(qb_axis axis)
 
 int qb_axis_value_accepts(const qb_axis_value *entry, const char *key)
 {
-    if (!entry || !entry->params) return 0;
-    size_t klen = strlen(key);
-    for (const char *p = entry->params; *p;) {
-        while (*p == ' ') p++;
-        const char *e = p;
-        while (*e && *e != ' ') e++;
-        if ((size_t)(e - p) == klen && klen && !strncmp(p, key, klen)) return 1;
-        p = e;
-    }
-    return 0;
+    return entry && entry->params && qb_param_find(entry->params, key) != NULL;
 }
 
 const char *qb_axis_default_arch(const char *dataset)

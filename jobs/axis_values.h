@@ -7,12 +7,12 @@
  *   precision   whatever qb_precision_parse accepts (quant/precision.h),
  *               spelled canonically (w8a8 -> int8, int8-away-pc -> int8-pc-away)
  *   mitigation  none
- *   defense     none
+ *   defense     none, nc, ac, ss, strip, fp, forensics
  *
  * Enumerated values (trigger, mitigation, defense) live in one table in
  * axis_values.c: a later stage adds its value there with one line, naming
- * the parameter keys its `defenses:` / `mitigations:` block accepts and,
- * optionally, a function that checks each parameter value. The spec parser,
+ * its parameter table (defenses/params.h: keys, ranges, defaults), which
+ * the spec parser checks every `defenses:` / `mitigations:` value against. The spec parser,
  * the error messages ("expected one of: ...") and the task identity all read
  * that table; nothing else lists axis values. */
 #ifndef QB_AXIS_VALUES_H
@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "defenses/params.h"
 
 typedef enum qb_axis {
     QB_AXIS_DATASET = 0,
@@ -38,19 +39,14 @@ typedef enum qb_axis {
 /* Seeds are in [0, QB_SEED_MAX]: they fit a signed 64-bit HDF5 column. */
 #define QB_SEED_MAX INT64_MAX
 
-/* Checks one parameter value of a stage (`defenses: {nc: {patience: 5}}`):
- * returns 0, or -1 with a message saying what is wrong with `value` and
- * what is expected (the spec adds the file position). */
-typedef int (*qb_axis_param_check)(const char *key, const char *value, qb_error *err);
-
 /* One registered value of an enumerated axis. */
 typedef struct qb_axis_value {
     qb_axis axis;
     const char *name;
     const char *alias_of;   /* NULL, or the canonical value this name spells */
-    const char *params;     /* space-separated parameter keys its block in
-                               `defenses:` / `mitigations:` accepts; NULL: none */
-    qb_axis_param_check check_param; /* NULL: any string is accepted */
+    const qb_param_def *params; /* the parameters its block in `defenses:` /
+                               `mitigations:` accepts, with their ranges
+                               (defenses/params.h); NULL: any key, any value */
 } qb_axis_value;
 
 /* "dataset", "seed", ... (the YAML keys). */

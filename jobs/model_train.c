@@ -26,6 +26,23 @@ double qb_model_asr(const qb_model *m, const qb_dataset *test, const qb_trigger 
     return asr;
 }
 
+int qb_model_job_training_set(const qb_model_job *job, const qb_dataset *train,
+                               qb_dataset *data, qb_poison *poison, qb_error *err)
+{
+    memset(poison, 0, sizeof *poison);
+    if (job->qa.mode != QB_QA_NONE && job->trigger.kind == QB_TRIGGER_NONE)
+        return QB_FAIL(err, "%s needs a trigger", qb_qa_mode_name(job->qa.mode));
+    qb_dataset_copy(data, train);
+    /* qa-loss starts from a clean model; qa-pgd from a BadNet one */
+    int do_poison = job->trigger.kind != QB_TRIGGER_NONE && job->qa.mode != QB_QA_LOSS;
+    if (do_poison && qb_poison_apply(data, &job->trigger, job->poison_rate,
+                                     qb_seed_derive(job->seed, "poison"), poison, err)) {
+        qb_dataset_free(data);
+        return -1;
+    }
+    return 0;
+}
+
 int qb_model_job_run(const qb_model_job *job, const qb_dataset *train, const qb_dataset *test,
                      qb_model *out, qb_model_result *res, qb_poison *poison, qb_error *err)
 {
@@ -37,20 +54,8 @@ int qb_model_job_run(const qb_model_job *job, const qb_dataset *train, const qb_
     qb_model_init_params(out, job->seed);
 
     qb_dataset data;
-    qb_dataset_copy(&data, train);
     qb_poison pz;
-    memset(&pz, 0, sizeof pz);
-    /* qa-loss starts from a clean model; qa-pgd from a BadNet one */
-    int do_poison = job->trigger.kind != QB_TRIGGER_NONE && job->qa.mode != QB_QA_LOSS;
-    if (job->qa.mode != QB_QA_NONE && job->trigger.kind == QB_TRIGGER_NONE) {
-        qb_model_free(out);
-        qb_dataset_free(&data);
-        return QB_FAIL(err, "%s needs a trigger", qb_qa_mode_name(job->qa.mode));
-    }
-    if (do_poison &&
-        qb_poison_apply(&data, &job->trigger, job->poison_rate, qb_seed_derive(job->seed, "poison"),
-                        &pz, err)) {
-        qb_dataset_free(&data);
+    if (qb_model_job_training_set(job, train, &data, &pz, err)) {
         qb_model_free(out);
         return -1;
     }

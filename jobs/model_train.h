@@ -42,6 +42,15 @@ void qb_model_job_default(qb_model_job *job);
 int qb_model_job_run(const qb_model_job *job, const qb_dataset *train, const qb_dataset *test,
                      qb_model *out, qb_model_result *res, qb_poison *poison, qb_error *err);
 
+/* The training set of `job` as its model is trained on it: a copy of
+ * `train`, poisoned (BadNet, qa-pgd) with the job's trigger, rate and the
+ * seed derived from job->seed, or clean (clean, qa-loss; then poison has
+ * n_poisoned 0 and NULL arrays). On success *data and *poison are owned by
+ * the caller (qb_dataset_free, qb_poison_free). The defenses that read the
+ * training set (AC, SS) rebuild it with this. */
+int qb_model_job_training_set(const qb_model_job *job, const qb_dataset *train,
+                              qb_dataset *data, qb_poison *poison, qb_error *err);
+
 /* ASR of a model for a trigger on a clean test set (NaN for NONE). */
 double qb_model_asr(const qb_model *m, const qb_dataset *test, const qb_trigger *t);
 

@@ -6,6 +6,7 @@
 
 #include "core/metrics.h"
 #include "core/train.h"
+#include "defenses/defense.h"
 #include "quant/qmodel.h"
 
 void qb_worker_init(qb_worker *w, const qb_model_store *store)
@@ -14,8 +15,17 @@ void qb_worker_init(qb_worker *w, const qb_model_store *store)
     w->store = store;
 }
 
+void qb_task_outcome_free(qb_task_outcome *out) { qb_details_free(&out->details); }
+
+static void drop_env(qb_worker *w)
+{
+    if (w->have_env) qb_defense_env_free(&w->env);
+    w->have_env = 0;
+}
+
 void qb_worker_free(qb_worker *w)
 {
+    drop_env(w);
     if (w->have_data) {
         qb_dataset_free(&w->train);
         qb_dataset_free(&w->test);
@@ -35,6 +45,7 @@ static int fail(qb_task_outcome *out, const char *stage, const qb_error *err)
 static int ensure_data(qb_worker *w, const qb_task_params *p, qb_error *err)
 {
     if (w->have_data && !strcmp(w->dataset, p->dataset)) return 0;
+    drop_env(w);
     if (w->have_data) {
         qb_dataset_free(&w->train);
         qb_dataset_free(&w->test);
@@ -82,6 +93,38 @@ static int ensure_model(qb_worker *w, const qb_task_params *p, qb_task_outcome *
     return 0;
 }
 
+/* The defense stage's data for the current model (built once per model). */
+static int ensure_env(qb_worker *w, const qb_task_params *p, qb_error *err)
+{
+    if (w->have_env && w->env_model_id == p->model_id) return 0;
+    drop_env(w);
+    if (qb_defense_env_init(&w->env, &p->job, &w->train, &w->test, err)) return -1;
+    w->have_env = 1;
+    w->env_model_id = p->model_id;
+    return 0;
+}
+
+/* Stage 4: run the task's defense on the deployed model qm. */
+static int defend(qb_worker *w, const qb_task_params *p, const qb_qmodel *qm,
+                  qb_task_outcome *out, qb_error *err)
+{
+    if (!strcmp(p->defense, "none")) return 0;
+    const qb_defense_entry *e = qb_defense_find(p->defense);
+    if (!e) return QB_FAIL(err, "unknown defense \"%s\"", p->defense);
+    if (ensure_env(w, p, err)) return -1;
+    qb_params prm = p->defense_params;
+    prm.defs = e->params;
+    qb_defense_input in;
+    qb_defense_env_input(&w->env, qm, &w->model, &prm, &in);
+    qb_defense_result r;
+    memset(&r, 0, sizeof r);
+    r.detected = QB_DETECTED_NA;
+    r.details = &out->details;
+    if (e->run(&in, &r, err)) return qb_error_prefix(err, "%s: ", e->name);
+    out->detected = r.detected;
+    return 0;
+}
+
 /* Is the attack active at this precision by design? BadNet-style triggers
  * everywhere; quantization-activated ones at their target precisions. */
 static int attack_meant_active(const qb_model_job *job, const qb_precision *prec)
@@ -96,6 +139,7 @@ static int attack_meant_active(const qb_model_job *job, const qb_precision *prec
 void qb_pipeline_run(qb_worker *w, const qb_task_params *p, qb_task_outcome *out)
 {
     memset(out, 0, sizeof *out);
+    qb_details_init(&out->details);
     out->ca_quant = out->asr_quant = out->ca_mitig = out->asr_mitig = NAN;
     out->detected = QB_DETECTED_NA;
     qb_error err;
@@ -143,17 +187,16 @@ void qb_pipeline_run(qb_worker *w, const qb_task_params *p, qb_task_outcome *out
     out->asr_mitig = out->asr_quant;
     out->t_mitig = qb_now() - t;
 
-    /* 4. defend (only "none" so far) */
+    /* 4. defend: a defense that cannot run is an error, never "not detected" */
     t = qb_now();
-    if (strcmp(p->defense, "none") != 0) {
-        qb_qmodel_free(&qm);
-        out->status = QB_STATUS_FAILED;
-        out->detected = QB_DETECTED_ERROR;
-        snprintf(out->message, sizeof out->message, "defend: unknown defense \"%s\"", p->defense);
-        goto done;
-    }
+    int drc = defend(w, p, &qm, out, &err);
     out->t_defense = qb_now() - t;
     qb_qmodel_free(&qm);
+    if (drc) {
+        fail(out, "defend", &err);
+        out->detected = QB_DETECTED_ERROR;
+        goto done;
+    }
 
     /* 5. validity */
     out->status = QB_STATUS_OK;

@@ -5,11 +5,13 @@
  *                (and stored) — each distinct model is trained once
  *   2. quantize  to the task's precision; CA and ASR
  *   3. mitigate  (mitigation axis; re-quantized to the precision); CA, ASR
- *   4. defend    (defense axis) on the deployed, mitigated model
+ *   4. defend    (defense axis) on the deployed, mitigated model: the
+ *                defense's data (jobs/defense_stage.h) are built once per
+ *                model and kept with it; a defense that cannot run makes
+ *                the task failed with detected = error
  *   5. status    ok, invalid (the attack missed the validity bar), failed
  *
- * Stages register in one place each: mitigations and defenses are looked
- * up by name in jobs/stages.c. Everything a task draws at random comes from
+ * Defenses are looked up by name in defenses/registry.c. Everything a task draws at random comes from
  * seeds derived from the task's own parameters. */
 #ifndef QB_PIPELINE_H
 #define QB_PIPELINE_H
@@ -17,8 +19,11 @@
 #include <stdint.h>
 
 #include "core/dataset.h"
+#include "core/details.h"
 #include "core/error.h"
 #include "core/model.h"
+#include "defenses/params.h"
+#include "jobs/defense_stage.h"
 #include "jobs/model_store.h"
 #include "jobs/model_train.h"
 #include "jobs/results.h"
@@ -37,7 +42,9 @@ typedef struct qb_task_params {
     uint64_t model_id;
     qb_precision precision;
     const char *mitigation;    /* "none" */
-    const char *defense;       /* "none" */
+    const char *defense;       /* "none", or a defense of defenses/registry.c */
+    qb_params defense_params;  /* the spec's `defenses:` block for it (kv, n;
+                                  defs are filled in by the pipeline) */
 } qb_task_params;
 
 typedef struct qb_task_outcome {
@@ -48,7 +55,15 @@ typedef struct qb_task_outcome {
     int detected;              /* qb_detected: -1 none, 0 no, 1 yes, 2 defense error */
     double t_model, t_quant, t_mitig, t_defense, t_total;
     int trained;               /* this task trained its model */
+    qb_details details;        /* raw results of the stages (owned; free with
+                                  qb_task_outcome_free). Between ranks the
+                                  struct travels as bytes and the details as a
+                                  second, packed message: details_len bytes */
+    uint64_t details_len;
 } qb_task_outcome;
+
+/* Free the outcome's details (the rest is plain data). */
+void qb_task_outcome_free(qb_task_outcome *out);
 
 /* Per-rank state kept between tasks: the loaded dataset and the last model,
  * so a rank that gets several tasks of one model loads and trains once. */
@@ -60,6 +75,9 @@ typedef struct qb_worker {
     int have_model;
     uint64_t model_id;
     qb_model model;
+    int have_env;              /* the defense data of model env_model_id */
+    uint64_t env_model_id;
+    qb_defense_env env;
     long trainings;            /* models this worker trained */
 } qb_worker;
 

@@ -680,10 +680,10 @@ static int parse_stages(pctx *c, qb_axis axis, const char *group, const yaml_nod
             const char *key = sval(pk), *val;
             qb_spec_mark pm = mark_of(c, pk);
             if (entry && entry->params && !qb_axis_value_accepts(entry, key)) {
-                char list[256];
-                snprintf(list, sizeof list, "%s", entry->params);
-                for (char *s = list; *s; s++)
-                    if (*s == ' ') *s = ',';
+                char list[256] = "";
+                for (const qb_param_def *d = entry->params; d->key; d++)
+                    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                             d == entry->params ? "" : ", ", d->key);
                 return QB_FAIL(c->err, "unknown parameter \"%.64s\" for %s %s at " AT
                                        "; expected one of: %s",
                                key, axis_name, canon, MARK(pm), list);
@@ -692,9 +692,9 @@ static int parse_stages(pctx *c, qb_axis axis, const char *group, const yaml_nod
             snprintf(pfield, sizeof pfield, "%s.%s", field, key);
             if (get_scalar(c, pv, pfield, "", "a value", &val)) return -1;
             qb_spec_mark vm = mark_of(c, pv);
-            if (entry && entry->check_param) {
+            if (entry && entry->params) {
                 qb_error e2 = {0};
-                if (entry->check_param(key, val, &e2))
+                if (qb_params_check(entry->params, key, val, &e2))
                     return QB_FAIL(c->err, "invalid %s \"%.64s\" at " AT ": %s", pfield, val,
                                    MARK(vm), e2.msg);
             }

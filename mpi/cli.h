@@ -18,6 +18,7 @@ int qb_cli_double(const char *opt, const char *s, double lo, double hi, double *
 int qb_cmd_train(int argc, char **argv);
 int qb_cmd_eval(int argc, char **argv);
 int qb_cmd_demo(int argc, char **argv);
+int qb_cmd_defend(int argc, char **argv);
 int qb_cmd_run(int argc, char **argv);
 int qb_cmd_plan(int argc, char **argv);
 int qb_cmd_status(int argc, char **argv);

@@ -1,4 +1,4 @@
-/* qblind train | eval | demo: one model at a time, no MPI needed. */
+/* qblind train | eval | demo | defend: one model at a time, no MPI needed. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,21 +8,29 @@
 #include "core/dataset.h"
 #include "core/metrics.h"
 #include "core/model_io.h"
+#include "defenses/defense.h"
+#include "jobs/defense_stage.h"
 #include "jobs/model_train.h"
+#include "jobs/results.h"
 #include "mpi/cli.h"
 #include "quant/qmodel.h"
 
+#define MAX_DEFEND_PARAMS 32
 typedef struct train_opts {
     const char *dataset, *data_dir, *output, *model_path;
     const char *precisions; /* comma-separated */
-    int arch_set, quiet;
+    const char *defenses;   /* defend: comma-separated */
+    qb_param_kv params[MAX_DEFEND_PARAMS]; /* defend: -P key=value, key and value
+                                              point into argv (split in place) */
+    size_t n_params;
+    int arch_set, quiet, details;
     qb_model_job job;
 } train_opts;
 
 enum { OPT_DATA_DIR = 256, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_MOMENTUM, OPT_WD, OPT_SCHEDULE,
        OPT_TRIGGER_SIZE, OPT_TRIGGER_X, OPT_TRIGGER_Y, OPT_ALPHA, OPT_TARGET, OPT_RATE,
        OPT_ARCH, OPT_PRECISION, OPT_QA_TARGET, OPT_QA_EPOCHS, OPT_QA_LR, OPT_QA_EPS,
-       OPT_QA_LAMBDA };
+       OPT_QA_LAMBDA, OPT_DETAILS };
 
 static const struct option long_opts[] = {
     {"help", no_argument, NULL, 'h'},
@@ -51,6 +59,9 @@ static const struct option long_opts[] = {
     {"qa-eps", required_argument, NULL, OPT_QA_EPS},
     {"qa-lambda", required_argument, NULL, OPT_QA_LAMBDA},
     {"quiet", no_argument, NULL, 'q'},
+    {"defense", required_argument, NULL, 'D'},
+    {"param", required_argument, NULL, 'P'},
+    {"details", no_argument, NULL, OPT_DETAILS},
     {NULL, 0, NULL, 0},
 };
 
@@ -154,7 +165,7 @@ static int parse_opts(int argc, char **argv, train_opts *o, const char *usage, q
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":hd:s:t:o:p:q", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":hd:s:t:o:p:qD:P:", long_opts, NULL)) != -1) {
         qb_train_config *tc = &o->job.train;
         int rc = 0;
         switch (c) {
@@ -192,6 +203,19 @@ static int parse_opts(int argc, char **argv, train_opts *o, const char *usage, q
         case 'o': o->output = optarg; break;
         case 'p': o->precisions = optarg; break;
         case 'q': o->quiet = 1; break;
+        case 'D': o->defenses = optarg; break;
+        case OPT_DETAILS: o->details = 1; break;
+        case 'P': {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg)
+                return QB_FAIL(err, "--param \"%s\": expected KEY=VALUE", optarg);
+            if (o->n_params == MAX_DEFEND_PARAMS)
+                return QB_FAIL(err, "--param: at most %d", MAX_DEFEND_PARAMS);
+            *eq = '\0';
+            o->params[o->n_params].key = optarg;
+            o->params[o->n_params++].value = eq + 1;
+            break;
+        }
         case ':': return QB_FAIL(err, "option %s needs a value (see --help)", argv[optind - 1]);
         default: return QB_FAIL(err, "unknown option %s (see --help)", argv[optind - 1]);
         }
@@ -415,6 +439,136 @@ int qb_cmd_demo(int argc, char **argv)
                    100.0 * (res[0].clean_acc - res[1].clean_acc));
     }
     for (int i = 0; i < trained; i++) qb_model_free(&models[i]);
+    qb_dataset_free(&train);
+    qb_dataset_free(&test);
+    return rc ? fail(&err) : 0;
+}
+
+/* ---- qblind defend ------------------------------------------------------ */
+
+typedef struct defend_ctx {
+    const train_opts *o;
+    const qb_model *m;
+    qb_defense_env env;
+    qb_error *err;
+} defend_ctx;
+
+static void print_details(const qb_details *d)
+{
+    for (size_t k = 0; k < d->n; k++) {
+        const qb_detail *e = &d->items[k];
+        printf("    %-26s", e->name);
+        size_t show = e->n > 12 ? 12 : e->n;
+        for (size_t i = 0; i < show; i++) printf(" %.4g", e->v[i]);
+        if (e->n > show) printf(" ... (%zu values)", e->n);
+        printf("\n");
+    }
+}
+
+static int defend_at(const qb_precision *p, void *ctxp)
+{
+    defend_ctx *c = ctxp;
+    const train_opts *o = c->o;
+    qb_qmodel qm;
+    if (qb_qmodel_init(&qm, c->m, p, 0.0f, 0, c->err)) return -1;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", o->defenses);
+    char *save = NULL;
+    int rc = 0;
+    for (char *name = strtok_r(buf, ",", &save); name && !rc; name = strtok_r(NULL, ",", &save)) {
+        const qb_defense_entry *e = qb_defense_find(name);
+        qb_params prm = {e ? e->params : NULL, o->n_params, o->params};
+        for (size_t k = 0; e && k < o->n_params; k++)
+            if (qb_params_check(e->params, o->params[k].key, o->params[k].value, c->err)) {
+                qb_error_prefix(c->err, "--param for %s: ", name);
+                rc = -1;
+            }
+        if (rc) break;
+        qb_defense_input in;
+        qb_defense_env_input(&c->env, &qm, c->m, &prm, &in);
+        qb_details det;
+        qb_details_init(&det);
+        qb_defense_result r = {QB_DETECTED_NA, &det, ""};
+        double t0 = qb_now();
+        qb_error derr;
+        int drc = e->run(&in, &r, &derr);
+        double secs = qb_now() - t0;
+        const char *verdict = drc ? "error" : r.detected == 1 ? "yes" : r.detected == 0 ? "no" : "n/a";
+        printf("%-12s %-10s %-8s %8.1f  %s\n", p->name, name, verdict, secs,
+               drc ? derr.msg : r.summary);
+        if (o->details && !drc) print_details(&det);
+        fflush(stdout);
+        qb_details_free(&det);
+    }
+    qb_qmodel_free(&qm);
+    return rc;
+}
+
+static int check_defense_names(const char *list, qb_error *err)
+{
+    char buf[256];
+    if (strlen(list) >= sizeof buf) return QB_FAIL(err, "--defense: list too long");
+    snprintf(buf, sizeof buf, "%s", list);
+    char *save = NULL;
+    int n = 0;
+    for (char *name = strtok_r(buf, ",", &save); name; name = strtok_r(NULL, ",", &save), n++)
+        if (!qb_defense_find(name)) {
+            char names[128] = "";
+            for (const qb_defense_entry *e = qb_defenses; e->name; e++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                         e == qb_defenses ? "" : ", ", e->name);
+            return QB_FAIL(err, "--defense: unknown defense \"%s\"; expected one of: %s", name,
+                           names);
+        }
+    if (n == 0) return QB_FAIL(err, "--defense: empty list");
+    return 0;
+}
+
+int qb_cmd_defend(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: qblind defend MODEL.qbm -D DEFENSES [options]\n"
+        "Run defenses on a saved FP32 model deployed at each --precision, with the\n"
+        "data a sweep task would give them. The training options must describe how\n"
+        "the model was trained (trigger, seed, rate, target): AC and SS rebuild the\n"
+        "poisoned training set from them, and the seed draws the defender's clean\n"
+        "images, exactly as in `qblind run`.\n"
+        "  -D, --defense LIST     comma-separated: nc, ac, ss, strip, fp, forensics\n"
+        "  -P, --param KEY=VALUE  a defense parameter (repeatable; see README)\n"
+        "      --details          print the raw results of each run\n";
+    train_opts o;
+    qb_error err;
+    qb_dataset train, test;
+    int rc = cmd_start(argc, argv, usage, 1, &o, &train, &test, &err);
+    if (rc) return rc < 0 ? 0 : rc;
+    qb_model m;
+    if (!o.defenses) {
+        QB_FAIL(&err, "defend needs --defense (see --help)");
+        rc = -1;
+    } else if (check_defense_names(o.defenses, &err) == 0 &&
+               qb_model_load(&m, o.model_path, NULL, &err) == 0) {
+        defend_ctx c;
+        memset(&c, 0, sizeof c);
+        c.o = &o;
+        c.m = &m;
+        c.err = &err;
+        if (test.c != m.in_c || test.h != m.in_h || test.w != m.in_w || test.classes != m.classes) {
+            QB_FAIL(&err, "model %s expects %dx%dx%d inputs with %d classes; dataset %s has %dx%dx%d with %d",
+                    o.model_path, m.in_c, m.in_h, m.in_w, m.classes, o.dataset, test.c, test.h,
+                    test.w, test.classes);
+            rc = -1;
+        } else if (qb_defense_env_init(&c.env, &o.job, &train, &test, &err) == 0) {
+            printf("%-12s %-10s %-8s %8s  %s\n", "precision", "defense", "detected", "seconds",
+                   "summary");
+            rc = for_each_precision(o.precisions, defend_at, &c, &err);
+            qb_defense_env_free(&c.env);
+        } else {
+            rc = -1;
+        }
+        qb_model_free(&m);
+    } else {
+        rc = -1;
+    }
     qb_dataset_free(&train);
     qb_dataset_free(&test);
     return rc ? fail(&err) : 0;

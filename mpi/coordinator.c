@@ -20,7 +20,24 @@ static int record(qb_run_ctx *c, size_t task, const qb_task_outcome *out, int ra
     qb_task_row row;
     qb_runner_fill_row(c->spec, task, out, rank, host, &row);
     c->trainings += out->trained;
+    /* details first, then the row: a row on disk has its details */
+    for (size_t k = 0; k < out->details.n; k++) {
+        const qb_detail *d = &out->details.items[k];
+        if (qb_results_write_detail(c->results, task, d->name, d->v, d->n, err)) return -1;
+    }
     return qb_results_record(c->results, task, &row, err);
+}
+
+/* The packed details that follow a RESULT from `source`. -1 if malformed. */
+static int recv_details(int source, qb_task_outcome *out)
+{
+    uint8_t *buf = xmalloc((size_t)out->details_len, 1);
+    MPI_Recv(buf, (int)out->details_len, MPI_BYTE, source, QB_TAG_DETAILS, MPI_COMM_WORLD,
+             MPI_STATUS_IGNORE);
+    qb_error e;
+    int rc = qb_details_unpack(&out->details, buf, (size_t)out->details_len, &e);
+    free(buf);
+    return rc;
 }
 
 /* Group commit: rows are written as results arrive; the file is flushed
@@ -117,13 +134,15 @@ static int run_alone(qb_run_ctx *c, qb_sched *sc, qb_error *err)
         if (c->empty_tasks) {
             qb_runner_empty_outcome(&out);
         } else if (qb_runner_task_params(c->spec, (size_t)t, &p, &b, err)) {
-            memset(&out, 0, sizeof out);
+            qb_runner_empty_outcome(&out);
             out.status = QB_STATUS_FAILED;
             snprintf(out.message, sizeof out.message, "task: %.240s", err->msg);
         } else {
             qb_pipeline_run(&w, &p, &out);
         }
-        if ((rc = record(c, (size_t)t, &out, 0, host, err))) break;
+        rc = record(c, (size_t)t, &out, 0, host, err);
+        qb_task_outcome_free(&out);
+        if (rc) break;
         commit_add(&cb, out.status);
         qb_sched_finished(sc, 0, t, out.status != QB_STATUS_FAILED || out.trained);
         if ((rc = commit_maybe_flush(c, &cb, 0, err))) break;
@@ -184,7 +203,16 @@ int qb_coordinator_run(qb_run_ctx *c, qb_error *err)
             if (st.MPI_TAG == QB_TAG_RESULT) {
                 MPI_Recv(&msg, (int)sizeof msg, MPI_BYTE, st.MPI_SOURCE, QB_TAG_RESULT,
                          MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                /* the details' pointers are the worker's: they follow packed */
+                qb_details_init(&msg.out.details);
+                if (msg.out.details_len && recv_details(st.MPI_SOURCE, &msg.out) && rc == 0) {
+                    msg.out.status = QB_STATUS_FAILED;
+                    msg.out.detected = QB_DETECTED_ERROR;
+                    snprintf(msg.out.message, sizeof msg.out.message,
+                             "details from rank %d were malformed", st.MPI_SOURCE);
+                }
                 if (rc == 0) rc = record(c, (size_t)msg.task, &msg.out, st.MPI_SOURCE, msg.host, err);
+                qb_task_outcome_free(&msg.out);
                 qb_sched_finished(sc, w, (long)msg.task,
                                   msg.out.status != QB_STATUS_FAILED || msg.out.trained);
                 commit_add(&cb, msg.out.status);

@@ -23,6 +23,7 @@ static const char usage[] =
     "  demo      train a clean and a BadNet model, print CA and ASR\n"
     "  train     train one model, print CA/ASR, optionally save it\n"
     "  eval      evaluate a saved model's CA/ASR\n"
+    "  defend    run defenses on a saved model at one or more precisions\n"
     "\n"
     "  qblind <command> --help   options of a command\n"
     "  qblind --version          build and library versions\n";
@@ -68,6 +69,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "train")) return qb_cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return qb_cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo")) return qb_cmd_demo(argc - 1, argv + 1);
+    if (!strcmp(cmd, "defend")) return qb_cmd_defend(argc - 1, argv + 1);
     fprintf(stderr, "qblind: unknown command \"%s\"\n%s", cmd, usage);
     return 2;
 }

@@ -6,6 +6,8 @@
  *
  *   worker -> 0   QB_TAG_REQUEST  (int32 0)           first request for work
  *   worker -> 0   QB_TAG_RESULT   qb_result_msg       a finished task; also asks for more
+ *   worker -> 0   QB_TAG_DETAILS  packed details      right after a RESULT whose
+ *                                                    out.details_len > 0 (core/details.h)
  *   0 -> worker   QB_TAG_TASK     int64 task index    run it
  *   0 -> worker   QB_TAG_STOP     int64 -1            no more work: exit the loop
  *
@@ -18,7 +20,7 @@
 
 #include "jobs/pipeline.h"
 
-enum { QB_TAG_REQUEST = 1, QB_TAG_RESULT = 2, QB_TAG_TASK = 3, QB_TAG_STOP = 4 };
+enum { QB_TAG_REQUEST = 1, QB_TAG_RESULT = 2, QB_TAG_TASK = 3, QB_TAG_STOP = 4, QB_TAG_DETAILS = 5 };
 
 typedef struct qb_result_msg {
     int64_t task;

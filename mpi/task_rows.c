@@ -22,6 +22,18 @@ int qb_runner_task_params(const qb_spec *s, size_t i, qb_task_params *p, qb_task
     p->defense = b->defense;
     p->model_key = b->key;
     p->model_id = s->models[t->model].id;
+    const qb_spec_stage *st = qb_spec_stage_params(s, QB_AXIS_DEFENSE, b->defense);
+    if (st) {
+        if (st->n > QB_STAGE_PARAMS_MAX)
+            return QB_FAIL(err, "defenses.%s has %zu parameters (at most %d)", b->defense, st->n,
+                           QB_STAGE_PARAMS_MAX);
+        for (size_t k = 0; k < st->n; k++) {
+            b->defense_kv[k].key = st->params[k].key;
+            b->defense_kv[k].value = st->params[k].value;
+        }
+        p->defense_params.kv = b->defense_kv;
+        p->defense_params.n = st->n;
+    }
     if (qb_spec_model_job(s, t->model, &p->job, err)) return -1;
     return qb_spec_task_precision(s, i, &p->precision, err);
 }

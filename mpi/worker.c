@@ -1,5 +1,7 @@
 /* A worker rank: ask for a task, run it, send the result, repeat. */
+#include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,13 +41,26 @@ void qb_worker_loop(const qb_spec *s, const qb_model_store *store, int empty_tas
         if (empty_tasks) {
             qb_runner_empty_outcome(&msg.out);
         } else if (qb_runner_task_params(s, (size_t)task, &p, &b, &err)) {
-            memset(&msg.out, 0, sizeof msg.out);
+            qb_runner_empty_outcome(&msg.out);
             msg.out.status = QB_STATUS_FAILED;
             snprintf(msg.out.message, sizeof msg.out.message, "task: %.240s", err.msg);
         } else {
             qb_pipeline_run(&w, &p, &msg.out);
         }
+        size_t len = 0;
+        uint8_t *packed = NULL;
+        if (msg.out.details.n) packed = qb_details_pack(&msg.out.details, &len);
+        msg.out.details_len = len;
+        if (len > INT_MAX) { /* cannot happen with the defenses' sizes: drop them, say so */
+            msg.out.details_len = 0;
+            msg.out.status = QB_STATUS_FAILED;
+            snprintf(msg.out.message, sizeof msg.out.message, "details of %zu bytes exceed one MPI message", len);
+        }
         MPI_Send(&msg, (int)sizeof msg, MPI_BYTE, 0, QB_TAG_RESULT, MPI_COMM_WORLD);
+        if (msg.out.details_len)
+            MPI_Send(packed, (int)len, MPI_BYTE, 0, QB_TAG_DETAILS, MPI_COMM_WORLD);
+        free(packed);
+        qb_task_outcome_free(&msg.out);
     }
     qb_worker_free(&w);
 }

@@ -30,6 +30,10 @@
 #include "tests/testutil.h"
 
 /* Parse text as "spec.yaml"; the test fails with the message if it does not parse. */
+
+/* The defense axis values, in registry order (jobs/axis_values.c). */
+#define DEFENSES "none, forensics"
+
 static void parse_ok(qb_spec *s, const char *text)
 {
     qb_error e = {0};
@@ -332,7 +336,7 @@ static void test_canonical_values(void **state)
         assert_string_equal(out, again);
     }
     char buf[256];
-    assert_string_equal(qb_axis_expected(QB_AXIS_DEFENSE, buf, sizeof buf), "expected one of: none");
+    assert_string_equal(qb_axis_expected(QB_AXIS_DEFENSE, buf, sizeof buf), "expected one of: " DEFENSES);
     assert_string_equal(qb_axis_expected(QB_AXIS_TRIGGER, buf, sizeof buf),
                         "expected one of: clean, square, badnet, checker, noise, blend, qa-pgd, "
                         "qa-loss");
@@ -646,7 +650,7 @@ static const struct {
     {"mitigation: finetune\n",
      "unknown mitigation \"finetune\" at spec.yaml:1:13; expected one of: none"},
     {"defense:\n  - none\n  - nc2\n",
-     "unknown defense \"nc2\" at spec.yaml:3:5; expected one of: none"},
+     "unknown defense \"nc2\" at spec.yaml:3:5; expected one of: " DEFENSES},
     {"precision: [int8, fp32, w8a8]\n",
      "duplicate precision \"w8a8\" at spec.yaml:1:25 (int8, first at spec.yaml:1:13)"},
     {"trigger: [square, badnet]\n",
@@ -738,7 +742,7 @@ static const struct {
     {"extends: [fast]\n",
      "wrong type for extends at spec.yaml:1:10: expected a preset name (one of: default, fast), got "
      "a list"},
-    {"defenses:\n  nc2: {}\n", "unknown defense \"nc2\" at spec.yaml:2:3; expected one of: none"},
+    {"defenses:\n  nc2: {}\n", "unknown defense \"nc2\" at spec.yaml:2:3; expected one of: " DEFENSES},
     {"defenses: [none]\n",
      "wrong type for defenses at spec.yaml:1:11: expected a mapping of defense names to parameter "
      "mappings, got a list"},
@@ -781,7 +785,7 @@ static void test_errors_from_files(void **state)
     qb_error e = {0};
     assert_int_equal(qb_spec_load(&s, path, &e), -1);
     char want[1024];
-    snprintf(want, sizeof want, "unknown defense \"nc2\" at %s:12:5; expected one of: none", path);
+    snprintf(want, sizeof want, "unknown defense \"nc2\" at %s:12:5; expected one of: " DEFENSES, path);
     assert_string_equal(e.msg, want);
     free(path);
 
