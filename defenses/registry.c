@@ -6,6 +6,11 @@
 #include "defenses/defense.h"
 
 const qb_defense_entry qb_defenses[] = {
+    {"nc", qb_defense_nc, qb_nc_params},
+    {"ac", qb_defense_ac, qb_ac_params},
+    {"ss", qb_defense_ss, qb_ss_params},
+    {"strip", qb_defense_strip, qb_strip_params},
+    {"fp", qb_defense_fp, qb_fp_params},
     {"forensics", qb_defense_forensics, qb_forensics_params},
     {NULL, NULL, NULL},
 };

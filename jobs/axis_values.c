@@ -25,6 +25,11 @@ static const qb_axis_value registry[] = {
     {QB_AXIS_TRIGGER, "qa-loss", NULL, NULL},
     {QB_AXIS_MITIGATION, "none", NULL, NULL},
     {QB_AXIS_DEFENSE, "none", NULL, NULL},
+    {QB_AXIS_DEFENSE, "nc", NULL, qb_nc_params},
+    {QB_AXIS_DEFENSE, "ac", NULL, qb_ac_params},
+    {QB_AXIS_DEFENSE, "ss", NULL, qb_ss_params},
+    {QB_AXIS_DEFENSE, "strip", NULL, qb_strip_params},
+    {QB_AXIS_DEFENSE, "fp", NULL, qb_fp_params},
     {QB_AXIS_DEFENSE, "forensics", NULL, qb_forensics_params},
 };
 #define N_REGISTRY (sizeof registry / sizeof registry[0])

@@ -146,6 +146,7 @@ static void test_registries_agree(void **state)
         }
     }
     assert_int_equal(n_axis, n_def);
+    assert_int_equal(n_def, 6);
 }
 
 int main(void)

@@ -32,7 +32,7 @@
 /* Parse text as "spec.yaml"; the test fails with the message if it does not parse. */
 
 /* The defense axis values, in registry order (jobs/axis_values.c). */
-#define DEFENSES "none, forensics"
+#define DEFENSES "none, nc, ac, ss, strip, fp, forensics"
 
 static void parse_ok(qb_spec *s, const char *text)
 {

@@ -1,0 +1,347 @@
+/* Fine-Pruning: the shared procedure (defenses/fineprune.h) and the `fp`
+ * defense.
+ *
+ * The defense. Data from the defender's pool (qb_defense_clean_split, in
+ * order): pool[0, n_train) the clean training split (ranking and
+ * fine-tuning), pool[n_train, + n_val) the validation split (where pruning
+ * stops). CA is measured on the clean images of the pool's evaluation part
+ * pool[eval_from..), ASR on their non-target images with in->trigger
+ * stamped. Fine-tuning draws its batch order from qb_seed_derive(in->seed,
+ * "fp-finetune").
+ *
+ * `detected` (DESIGN.md reports FP as `mitigated`): for a backdoored model
+ * YES when fine-pruning mitigated the backdoor (ASR after <= 20% with a CA
+ * drop <= 5 points), NO when it did not; for a clean model QB_DETECTED_NA —
+ * there is no backdoor to remove — though everything is run and recorded
+ * (fp.mitigated then says whether the probe trigger's rate, normally
+ * already low, stayed <= 20% at an acceptable CA cost).
+ *
+ * Details: fp.layer, fp.mean_act (per channel), fp.prune_order,
+ * fp.curve_pruned, fp.curve_ca (validation CA per step), fp.curve_asr (ASR
+ * per step, evaluation set), fp.n_pruned, fp.ca_before, fp.asr_before,
+ * fp.ca_pruned, fp.asr_pruned, fp.ca_tuned, fp.asr_tuned, fp.tune_loss,
+ * fp.pruned_drift, fp.mitigated. CA/ASR are fractions. */
+#include "defenses/fineprune.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/metrics.h"
+#include "core/poison.h"
+#include "core/rng.h"
+#include "core/xalloc.h"
+#include "defenses/defense.h"
+#include "jobs/results.h"
+#include "quant/qmodel.h"
+
+const qb_param_def qb_fp_params[] = {
+    {"n_train", QB_PARAM_INT, 2000, 1, 1000000, NULL,
+     "clean images that rank the channels and fine-tune (first slice of the defender's pool)"},
+    {"n_val", QB_PARAM_INT, 1000, 1, 1000000, NULL,
+     "clean validation images that decide where pruning stops (next slice)"},
+    {"max_ca_drop", QB_PARAM_REAL, 4.0, 0.0, 100.0, NULL,
+     "validation accuracy (points) pruning may cost before it stops (default 4)"},
+    {"epochs", QB_PARAM_INT, 10, 0, 1000, NULL, "fine-tuning epochs over the training split"},
+    {"lr", QB_PARAM_REAL, 0.01, 1e-6, 10.0, NULL, "fine-tuning learning rate (cosine schedule)"},
+    {"batch", QB_PARAM_INT, 64, 1, 65536, NULL, "fine-tuning batch size"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
+void qb_fineprune_config_default(qb_fineprune_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->max_ca_drop = 4.0;
+    qb_train_config_default(&cfg->tune);
+    cfg->tune.epochs = 10;
+    cfg->tune.lr = 0.01f;
+}
+
+void qb_fineprune_result_free(qb_fineprune_result *r)
+{
+    free(r->mean_act);
+    free(r->order);
+    free(r->curve_pruned);
+    free(r->curve_ca);
+    free(r->curve_asr);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- the steps ----------------------------------------------------------- */
+
+int qb_fineprune_rank_layer(const qb_model *m, int conv)
+{
+    QB_ASSERT(conv >= 0 && conv < m->n_layers && m->layers[conv].kind == QB_LAYER_CONV2D);
+    if (conv + 1 < m->n_layers && m->layers[conv + 1].kind == QB_LAYER_RELU) return conv + 1;
+    return conv;
+}
+
+void qb_fineprune_channel_means(const qb_model *m, int conv, const qb_dataset *d, double *mean)
+{
+    const int layer = qb_fineprune_rank_layer(m, conv);
+    const qb_layer *l = &m->layers[layer];
+    const int C = l->out_c;
+    const size_t hw = (size_t)l->out_h * l->out_w, osz = qb_layer_out_size(l);
+    const int B = d->n < 256 ? (int)(d->n ? d->n : 1) : 256;
+    qb_model_ws ws;
+    qb_model_ws_init(&ws, m, B);
+    qb_model_ws_set_fused(&ws, 0);
+    float *x = xaligned((size_t)B * qb_dataset_image_size(d), sizeof(float)); /* (B, C, H, W) */
+    for (int c = 0; c < C; c++) mean[c] = 0.0;
+    for (size_t first = 0; first < d->n; first += (size_t)B) {
+        int b = d->n - first < (size_t)B ? (int)(d->n - first) : B;
+        qb_dataset_batch_float(d, NULL, first, (size_t)b, x);
+        qb_model_forward(m, &ws, x, b, 0);
+        const float *a = ws.act[layer + 1]; /* (b, C, OH, OW) */
+        for (int i = 0; i < b; i++)
+            for (int c = 0; c < C; c++) {
+                const float *p = a + (size_t)i * osz + (size_t)c * hw;
+                double s = 0.0;
+                for (size_t j = 0; j < hw; j++) s += p[j];
+                mean[c] += s;
+            }
+    }
+    double denom = (double)d->n * (double)hw;
+    for (int c = 0; c < C; c++) mean[c] = d->n ? mean[c] / denom : 0.0;
+    free(x);
+    qb_model_ws_free(&ws);
+}
+
+/* qsort has no context argument: sort (mean, index) pairs. */
+typedef struct ranked {
+    double mean;
+    int ch;
+} ranked;
+
+static int cmp_ranked(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->mean != y->mean) return x->mean < y->mean ? -1 : 1;
+    return (x->ch > y->ch) - (x->ch < y->ch);
+}
+
+void qb_fineprune_rank(const double *mean, int C, int *order)
+{
+    ranked *r = xmalloc(C > 0 ? (size_t)C : 1, sizeof(ranked));
+    for (int c = 0; c < C; c++) r[c] = (ranked){mean[c], c};
+    qsort(r, (size_t)C, sizeof(ranked), cmp_ranked);
+    for (int c = 0; c < C; c++) order[c] = r[c].ch;
+    free(r);
+}
+
+void qb_fineprune_zero_channel(qb_model *m, int conv, int ch)
+{
+    const qb_layer *l = &m->layers[conv];
+    QB_ASSERT(l->kind == QB_LAYER_CONV2D && ch >= 0 && ch < l->out_c);
+    size_t per = (size_t)l->in_c * l->k * l->k; /* weights (OC, C, k, k) */
+    memset(m->params + l->w_off + (size_t)ch * per, 0, per * sizeof(float));
+    m->params[l->b_off + (size_t)ch] = 0.0f;
+}
+
+/* Largest |param| of the pruned channels order[0..n). */
+static double pruned_max_abs(const qb_model *m, int conv, const int *order, int n)
+{
+    const qb_layer *l = &m->layers[conv];
+    size_t per = (size_t)l->in_c * l->k * l->k;
+    double mx = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float *w = m->params + l->w_off + (size_t)order[i] * per;
+        for (size_t j = 0; j < per; j++) mx = fmax(mx, fabs(w[j]));
+        mx = fmax(mx, fabs(m->params[l->b_off + (size_t)order[i]]));
+    }
+    return mx;
+}
+
+int qb_fineprune_step_ok(double ca0, double ca, double max_ca_drop)
+{
+    return (ca0 - ca) * 100.0 <= max_ca_drop + 1e-9;
+}
+
+int qb_fineprune_n_pruned(const double *ca, int n, double max_ca_drop)
+{
+    int k = 0;
+    while (k + 1 < n && qb_fineprune_step_ok(ca[0], ca[k + 1], max_ca_drop)) k++;
+    return k;
+}
+
+int qb_fineprune_mitigated(double ca_before, double ca_tuned, double asr_tuned)
+{
+    return asr_tuned <= QB_FP_MAX_ASR + 1e-12 && ca_before - ca_tuned <= QB_FP_MAX_CA_DROP + 1e-12;
+}
+
+/* CA and ASR of a model on the evaluation sets. */
+static void evaluate(const qb_model *m, const qb_dataset *eval_clean, const qb_dataset *eval_trig,
+                     int target, double *ca, double *asr)
+{
+    *ca = eval_clean ? qb_metric_accuracy(m, eval_clean) : NAN;
+    *asr = eval_trig ? qb_metric_target_rate(m, eval_trig, target) : NAN;
+}
+
+int qb_fineprune_run(const qb_model *deployed, const qb_precision *prec,
+                     const qb_dataset *clean_train, const qb_dataset *clean_val,
+                     const qb_dataset *eval_clean, const qb_dataset *eval_trig, int target,
+                     const qb_fineprune_config *cfg, qb_fineprune_result *out,
+                     qb_model *tuned_fp, qb_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const int conv = qb_model_last_conv(deployed);
+    if (conv < 0)
+        return QB_FAIL(err, "fine-pruning needs a convolutional layer; architecture %s has none",
+                       deployed->arch);
+    if (clean_train->n == 0 || clean_val->n == 0)
+        return QB_FAIL(err, "fine-pruning needs clean training and validation images (got %zu "
+                            "and %zu)",
+                       clean_train->n, clean_val->n);
+    const int C = deployed->layers[conv].out_c;
+    qb_fineprune_result r;
+    memset(&r, 0, sizeof r);
+    r.layer = conv;
+    r.channels = C;
+    r.mean_act = xmalloc((size_t)C, sizeof(double));
+    r.order = xmalloc((size_t)C, sizeof(int));
+    r.curve_pruned = xmalloc((size_t)C + 1, sizeof(int));
+    r.curve_ca = xmalloc((size_t)C + 1, sizeof(double));
+    r.curve_asr = xmalloc((size_t)C + 1, sizeof(double));
+
+    /* 1. rank on the deployed model */
+    qb_fineprune_channel_means(deployed, conv, clean_train, r.mean_act);
+    qb_fineprune_rank(r.mean_act, C, r.order);
+
+    /* 2. prune a float copy step by step, each step re-quantized */
+    evaluate(deployed, eval_clean, eval_trig, target, &r.ca_before, &r.asr_before);
+    r.curve_pruned[0] = 0;
+    r.curve_ca[0] = qb_metric_accuracy(deployed, clean_val);
+    r.curve_asr[0] = r.asr_before;
+    r.n_steps = 1;
+    qb_model work;
+    qb_model_copy(&work, deployed);
+    work.hooks = NULL; /* the de-quantized weights as a plain float model */
+    for (int k = 1; k <= C; k++) {
+        qb_fineprune_zero_channel(&work, conv, r.order[k - 1]);
+        qb_qmodel qm;
+        if (qb_qmodel_init(&qm, &work, prec, 0.0f, 0, err)) {
+            qb_model_free(&work);
+            qb_fineprune_result_free(&r);
+            return -1;
+        }
+        r.curve_pruned[k] = k;
+        r.curve_ca[k] = qb_metric_accuracy(&qm.model, clean_val);
+        r.curve_asr[k] = eval_trig ? qb_metric_target_rate(&qm.model, eval_trig, target) : NAN;
+        r.n_steps = k + 1;
+        qb_qmodel_free(&qm);
+        if (!qb_fineprune_step_ok(r.curve_ca[0], r.curve_ca[k], cfg->max_ca_drop)) break;
+    }
+    r.n_pruned = qb_fineprune_n_pruned(r.curve_ca, r.n_steps, cfg->max_ca_drop);
+
+    /* the pruned model: the deployed weights with order[0..n_pruned) zeroed */
+    qb_model_free(&work);
+    qb_model_copy(&work, deployed);
+    work.hooks = NULL;
+    for (int k = 0; k < r.n_pruned; k++) qb_fineprune_zero_channel(&work, conv, r.order[k]);
+    qb_qmodel qm;
+    if (qb_qmodel_init(&qm, &work, prec, 0.0f, 0, err)) goto fail;
+    evaluate(&qm.model, eval_clean, eval_trig, target, &r.ca_pruned, &r.asr_pruned);
+    qb_qmodel_free(&qm);
+
+    /* 3. fine-tune the float model, keep the mask, re-quantize */
+    qb_train_stats st;
+    if (qb_train(&work, clean_train, &cfg->tune, &st, err)) {
+        qb_error_prefix(err, "fine-pruning: fine-tuning the pruned model: ");
+        goto fail;
+    }
+    r.tune_loss = st.final_loss;
+    r.pruned_drift = pruned_max_abs(&work, conv, r.order, r.n_pruned);
+    for (int k = 0; k < r.n_pruned; k++) qb_fineprune_zero_channel(&work, conv, r.order[k]);
+    if (qb_qmodel_init(&qm, &work, prec, 0.0f, 0, err)) goto fail;
+    evaluate(&qm.model, eval_clean, eval_trig, target, &r.ca_tuned, &r.asr_tuned);
+    qb_qmodel_free(&qm);
+    if (!isfinite(r.ca_tuned)) {
+        QB_FAIL(err, "fine-pruning: clean accuracy after fine-tuning is not finite");
+        goto fail;
+    }
+    r.mitigated = qb_fineprune_mitigated(r.ca_before, r.ca_tuned, r.asr_tuned);
+
+    if (tuned_fp)
+        *tuned_fp = work;
+    else
+        qb_model_free(&work);
+    *out = r;
+    return 0;
+fail:
+    qb_model_free(&work);
+    qb_fineprune_result_free(&r);
+    return -1;
+}
+
+/* ---- the defense --------------------------------------------------------- */
+
+int qb_defense_fp(const qb_defense_input *in, qb_defense_result *res, qb_error *err)
+{
+    const qb_params *p = &in->params;
+    const size_t n_train = (size_t)qb_params_int(p, "n_train");
+    const size_t n_val = (size_t)qb_params_int(p, "n_val");
+    qb_fineprune_config cfg;
+    qb_fineprune_config_default(&cfg);
+    cfg.max_ca_drop = qb_params_num(p, "max_ca_drop");
+    cfg.tune.epochs = qb_params_int(p, "epochs");
+    cfg.tune.lr = (float)qb_params_num(p, "lr");
+    cfg.tune.batch = qb_params_int(p, "batch");
+    cfg.tune.seed = qb_seed_derive(in->seed, "fp-finetune");
+
+    qb_dataset tr = {0}, val = {0}, ev = {0}, ev_trig = {0};
+    int rc = -1;
+    if (qb_defense_clean_split(in, "fp (training split)", 0, n_train, &tr, err) ||
+        qb_defense_clean_split(in, "fp (validation split)", n_train, n_val, &val, err))
+        goto out;
+    if (in->eval_from >= in->n_pool) {
+        QB_FAIL(err, "fp needs evaluation images but the defender's pool has none after "
+                     "position %zu",
+                in->eval_from);
+        goto out;
+    }
+    qb_dataset_subset(&ev, in->test, in->pool + in->eval_from, in->n_pool - in->eval_from);
+    qb_poison_asr_set(&ev, in->trigger, &ev_trig);
+
+    qb_fineprune_result r;
+    if (qb_fineprune_run(in->model, in->precision, &tr, &val, &ev, &ev_trig, in->trigger->target,
+                         &cfg, &r, NULL, err))
+        goto out;
+    qb_details_add1(res->details, "fp.layer", r.layer);
+    qb_details_add(res->details, "fp.mean_act", r.mean_act, (size_t)r.channels);
+    qb_details_add_int(res->details, "fp.prune_order", r.order, (size_t)r.channels);
+    qb_details_add_int(res->details, "fp.curve_pruned", r.curve_pruned, (size_t)r.n_steps);
+    qb_details_add(res->details, "fp.curve_ca", r.curve_ca, (size_t)r.n_steps);
+    qb_details_add(res->details, "fp.curve_asr", r.curve_asr, (size_t)r.n_steps);
+    qb_details_add1(res->details, "fp.n_pruned", r.n_pruned);
+    qb_details_add1(res->details, "fp.ca_before", r.ca_before);
+    qb_details_add1(res->details, "fp.asr_before", r.asr_before);
+    qb_details_add1(res->details, "fp.ca_pruned", r.ca_pruned);
+    qb_details_add1(res->details, "fp.asr_pruned", r.asr_pruned);
+    qb_details_add1(res->details, "fp.ca_tuned", r.ca_tuned);
+    qb_details_add1(res->details, "fp.asr_tuned", r.asr_tuned);
+    qb_details_add1(res->details, "fp.tune_loss", r.tune_loss);
+    qb_details_add1(res->details, "fp.pruned_drift", r.pruned_drift);
+    qb_details_add1(res->details, "fp.mitigated", r.mitigated);
+    /* `detected` = mitigated, where there is a backdoor to remove: a clean
+     * model, or a backdoor that is not active at this precision (ASR before
+     * already at or below the 20% bar, e.g. a quantization-activated one at
+     * fp32), would be "mitigated" trivially, so those are n/a. */
+    if (in->attacked && r.asr_before > QB_FP_MAX_ASR)
+        res->detected = r.mitigated ? QB_DETECTED_YES : QB_DETECTED_NO;
+    else
+        res->detected = QB_DETECTED_NA;
+    snprintf(res->summary, sizeof res->summary,
+             "pruned %d/%d channels; CA %.2f%% -> %.2f%%, ASR %.1f%% -> %.1f%% (pruned %.1f%%)%s",
+             r.n_pruned, r.channels, 100.0 * r.ca_before, 100.0 * r.ca_tuned,
+             100.0 * r.asr_before, 100.0 * r.asr_tuned, 100.0 * r.asr_pruned,
+             r.mitigated ? ": mitigated" : "");
+    qb_fineprune_result_free(&r);
+    rc = 0;
+out:
+    qb_dataset_free(&tr);
+    qb_dataset_free(&val);
+    qb_dataset_free(&ev);
+    qb_dataset_free(&ev_trig);
+    return rc;
+}

@@ -1,0 +1,218 @@
+/* Activation Clustering (defenses/ac.c): the class-level rule on
+ * constructed activations, and the defense end to end on a small model. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dataset.h"
+#include "core/model.h"
+#include "core/rng.h"
+#include "core/train.h"
+#include "core/trigger.h"
+#include "core/xalloc.h"
+#include "defenses/ac.h"
+#include "defenses/defense.h"
+
+#define DIM 32
+
+/* Constructed activations (n, DIM), samples of the classes interleaved:
+ *   class 0: 300 points of N(0, I) and 100 of N(8, I) (the "poison"),
+ *   class 1: 400 points of one N(0, I) blob,
+ *   class 2: 150 points of N(0, I) and 150 of N(8, I) (two halves).
+ * blob_b (n) marks the N(8, I) points. */
+static size_t make_classes(float **act, uint8_t **labels, uint8_t **blob_b)
+{
+    const size_t n = 1100;
+    float *x = xmalloc(n * DIM, sizeof(float));
+    uint8_t *lab = xmalloc(n, 1), *b = xcalloc(n, 1);
+    size_t left[3][2] = {{300, 100}, {400, 0}, {150, 150}};
+    qb_rng r;
+    qb_rng_seed(&r, 42);
+    for (size_t i = 0; i < n; i++) {
+        int c;
+        do c = (int)qb_rng_below(&r, 3); while (left[c][0] + left[c][1] == 0);
+        int far = qb_rng_below(&r, (uint32_t)(left[c][0] + left[c][1])) >= left[c][0];
+        left[c][far]--;
+        lab[i] = (uint8_t)c;
+        b[i] = (uint8_t)far;
+        for (int j = 0; j < DIM; j++) x[i * DIM + j] = qb_rng_normal(&r) + (far ? 8.0f : 0.0f);
+    }
+    *act = x;
+    *labels = lab;
+    *blob_b = b;
+    return n;
+}
+
+static const qb_ac_config default_cfg = {
+    .dims = 10, .restarts = 10, .max_iter = 300, .silhouette_max = 15000, .seed = 5};
+
+static void test_rule_on_blobs(void **state)
+{
+    (void)state;
+    float *act;
+    uint8_t *lab, *far;
+    size_t n = make_classes(&act, &lab, &far);
+    qb_ac_class cls[3];
+    uint8_t *small = xmalloc(n, 1);
+    qb_error err;
+    assert_int_equal(qb_ac_analyze(act, n, DIM, lab, 3, &default_cfg, cls, small, &err), 0);
+
+    /* the 25% far blob: flagged, its samples exactly the smaller cluster */
+    assert_int_equal(cls[0].n, 400);
+    assert_int_equal(cls[0].n_small, 100);
+    assert_true(cls[0].small_frac == 0.25);
+    assert_true(cls[0].silhouette > 0.5);
+    assert_int_equal(cls[0].flagged, 1);
+    for (size_t i = 0; i < n; i++)
+        if (lab[i] == 0) assert_int_equal(small[i], far[i]);
+    /* one Gaussian blob: 2-means halves it, not flagged */
+    assert_int_equal(cls[1].n, 400);
+    assert_true(cls[1].small_frac > QB_AC_SMALL_FRAC);
+    assert_true(cls[1].silhouette < 0.2);
+    assert_int_equal(cls[1].flagged, 0);
+    /* two well separated halves: high silhouette, but no small cluster */
+    assert_true(cls[2].small_frac == 0.5);
+    assert_true(cls[2].silhouette > 0.5);
+    assert_int_equal(cls[2].flagged, 0);
+
+    /* bit-identical on a second run; a subsampled silhouette differs only
+     * a little and leaves the clusters alone */
+    qb_ac_class again[3];
+    uint8_t *small2 = xmalloc(n, 1);
+    assert_int_equal(qb_ac_analyze(act, n, DIM, lab, 3, &default_cfg, again, small2, &err), 0);
+    for (int c = 0; c < 3; c++) { /* field by field: the struct has padding */
+        assert_int_equal(cls[c].n_small, again[c].n_small);
+        assert_memory_equal(&cls[c].silhouette, &again[c].silhouette, sizeof(double));
+        assert_int_equal(cls[c].flagged, again[c].flagged);
+    }
+    assert_memory_equal(small, small2, n);
+    qb_ac_config sub = default_cfg;
+    sub.silhouette_max = 200;
+    assert_int_equal(qb_ac_analyze(act, n, DIM, lab, 3, &sub, again, small2, &err), 0);
+    assert_memory_equal(small, small2, n);
+    assert_true(again[0].silhouette != cls[0].silhouette);
+    assert_true(fabs(again[0].silhouette - cls[0].silhouette) < 0.05);
+    assert_int_equal(again[0].flagged, 1);
+    free(small2);
+    free(small);
+    free(act);
+    free(lab);
+    free(far);
+}
+
+static void test_too_small_class(void **state)
+{
+    (void)state;
+    float act[8 * 4];
+    uint8_t lab[8] = {0, 0, 0, 1, 1, 0, 0, 0}; /* class 1 has 2 samples */
+    for (int i = 0; i < 32; i++) act[i] = (float)(i % 7);
+    qb_ac_class cls[2];
+    uint8_t small[8];
+    qb_error err;
+    assert_int_equal(qb_ac_analyze(act, 8, 4, lab, 2, &default_cfg, cls, small, &err), -1);
+    assert_non_null(strstr(err.msg, "class 1 has 2"));
+    uint8_t lab3[8] = {0, 0, 0, 0, 0, 0, 0, 0}; /* class 1 empty */
+    assert_int_equal(qb_ac_analyze(act, 8, 4, lab3, 2, &default_cfg, cls, small, &err), -1);
+    assert_non_null(strstr(err.msg, "class 1 has 0"));
+}
+
+/* The defense on a small random-weight model over synthetic images: the
+ * details and their consistency, determinism, no-poison ground truth. */
+static void test_defense_end_to_end(void **state)
+{
+    (void)state;
+    qb_dataset train, test;
+    qb_synthetic_generate(3, 300, 10, &train, &test);
+    qb_model m;
+    qb_error err;
+    assert_int_equal(qb_model_build(&m, "lenet", train.c, train.h, train.w, train.classes, &err), 0);
+    qb_model_init_params(&m, 1);
+    uint8_t *pois = xcalloc(train.n, 1);
+    size_t np = 0;
+    for (size_t i = 0; i < train.n; i += 7) pois[i] = 1, np++;
+    qb_trigger trig;
+    qb_trigger_default(&trig, QB_TRIGGER_SQUARE);
+    qb_defense_input in;
+    memset(&in, 0, sizeof in);
+    in.model = &m;
+    in.fp32 = &m;
+    in.train = &train;
+    in.is_poisoned = pois;
+    in.n_poisoned = np;
+    in.test = &test;
+    in.trigger = &trig;
+    in.attacked = 1;
+    in.seed = 77;
+    in.params = (qb_params){.defs = qb_ac_params, .n = 0, .kv = NULL};
+
+    qb_details d1, d2;
+    qb_details_init(&d1);
+    qb_details_init(&d2);
+    qb_defense_result r1 = {.details = &d1}, r2 = {.details = &d2};
+    assert_int_equal(qb_defense_ac(&in, &r1, &err), 0);
+    assert_int_equal(qb_defense_ac(&in, &r2, &err), 0);
+    const char *names[] = {"ac.cluster_small_frac", "ac.silhouette", "ac.flagged",
+                           "ac.class_size", "ac.small_poisoned", "ac.confusion"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        const qb_detail *a = qb_details_find(&d1, names[k]), *b = qb_details_find(&d2, names[k]);
+        assert_non_null(a);
+        assert_int_equal(a->n, strcmp(names[k], "ac.confusion") ? 10 : 4);
+        assert_int_equal(a->n, b->n);
+        assert_memory_equal(a->v, b->v, a->n * sizeof(double));
+    }
+    assert_int_equal(r1.detected, r2.detected);
+    const qb_detail *conf = qb_details_find(&d1, "ac.confusion");
+    const qb_detail *flag = qb_details_find(&d1, "ac.flagged");
+    const qb_detail *size = qb_details_find(&d1, "ac.class_size");
+    const qb_detail *frac = qb_details_find(&d1, "ac.cluster_small_frac");
+    const qb_detail *sil = qb_details_find(&d1, "ac.silhouette");
+    assert_true(conf->v[0] + conf->v[1] + conf->v[2] + conf->v[3] == (double)train.n);
+    assert_true(conf->v[0] + conf->v[3] == (double)np);
+    int any = 0;
+    double total = 0;
+    for (int c = 0; c < 10; c++) {
+        int want = frac->v[c] < QB_AC_SMALL_FRAC && sil->v[c] > QB_AC_SILHOUETTE;
+        assert_int_equal((int)flag->v[c], want);
+        any |= want;
+        total += size->v[c];
+    }
+    assert_int_equal(r1.detected, any);
+    assert_true(total == (double)train.n);
+
+    /* nothing poisoned: no TP/FN; a parameter from the spec is honoured */
+    in.is_poisoned = NULL;
+    in.n_poisoned = 0;
+    qb_param_kv kv[] = {{"restarts", "1"}, {"silhouette_max", "100"}};
+    in.params.kv = kv;
+    in.params.n = 2;
+    qb_details_free(&d2);
+    qb_details_init(&d2);
+    assert_int_equal(qb_defense_ac(&in, &r2, &err), 0);
+    conf = qb_details_find(&d2, "ac.confusion");
+    assert_true(conf->v[0] == 0 && conf->v[3] == 0);
+    assert_true(conf->v[1] + conf->v[2] == (double)train.n);
+
+    qb_details_free(&d1);
+    qb_details_free(&d2);
+    free(pois);
+    qb_model_free(&m);
+    qb_dataset_free(&train);
+    qb_dataset_free(&test);
+}
+
+int main(void)
+{
+    qb_blas_single_thread();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rule_on_blobs),
+        cmocka_unit_test(test_too_small_class),
+        cmocka_unit_test(test_defense_end_to_end),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
