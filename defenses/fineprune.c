@@ -276,7 +276,8 @@ fail:
 
 /* ---- the defense --------------------------------------------------------- */
 
-int qb_defense_fp(const qb_defense_input *in, qb_defense_result *res, qb_error *err)
+int qb_fineprune_from_input(const qb_defense_input *in, const char *who, qb_fineprune_result *r,
+                            qb_model *tuned_fp, qb_error *err)
 {
     const qb_params *p = &in->params;
     const size_t n_train = (size_t)qb_params_int(p, "n_train");
@@ -290,23 +291,34 @@ int qb_defense_fp(const qb_defense_input *in, qb_defense_result *res, qb_error *
     cfg.tune.seed = qb_seed_derive(in->seed, "fp-finetune");
 
     qb_dataset tr = {0}, val = {0}, ev = {0}, ev_trig = {0};
+    char what[96];
     int rc = -1;
-    if (qb_defense_clean_split(in, "fp (training split)", 0, n_train, &tr, err) ||
-        qb_defense_clean_split(in, "fp (validation split)", n_train, n_val, &val, err))
-        goto out;
+    snprintf(what, sizeof what, "%s (training split)", who);
+    if (qb_defense_clean_split(in, what, 0, n_train, &tr, err)) goto out;
+    snprintf(what, sizeof what, "%s (validation split)", who);
+    if (qb_defense_clean_split(in, what, n_train, n_val, &val, err)) goto out;
     if (in->eval_from >= in->n_pool) {
-        QB_FAIL(err, "fp needs evaluation images but the defender's pool has none after "
+        QB_FAIL(err, "%s needs evaluation images but the defender's pool has none after "
                      "position %zu",
-                in->eval_from);
+                who, in->eval_from);
         goto out;
     }
     qb_dataset_subset(&ev, in->test, in->pool + in->eval_from, in->n_pool - in->eval_from);
     qb_poison_asr_set(&ev, in->trigger, &ev_trig);
+    rc = qb_fineprune_run(in->model, in->precision, &tr, &val, &ev, &ev_trig, in->trigger->target,
+                          &cfg, r, tuned_fp, err);
+out:
+    qb_dataset_free(&tr);
+    qb_dataset_free(&val);
+    qb_dataset_free(&ev);
+    qb_dataset_free(&ev_trig);
+    return rc;
+}
 
+int qb_defense_fp(const qb_defense_input *in, qb_defense_result *res, qb_error *err)
+{
     qb_fineprune_result r;
-    if (qb_fineprune_run(in->model, in->precision, &tr, &val, &ev, &ev_trig, in->trigger->target,
-                         &cfg, &r, NULL, err))
-        goto out;
+    if (qb_fineprune_from_input(in, "fp", &r, NULL, err)) return -1;
     qb_details_add1(res->details, "fp.layer", r.layer);
     qb_details_add(res->details, "fp.mean_act", r.mean_act, (size_t)r.channels);
     qb_details_add_int(res->details, "fp.prune_order", r.order, (size_t)r.channels);
@@ -337,11 +349,5 @@ int qb_defense_fp(const qb_defense_input *in, qb_defense_result *res, qb_error *
              100.0 * r.asr_before, 100.0 * r.asr_tuned, 100.0 * r.asr_pruned,
              r.mitigated ? ": mitigated" : "");
     qb_fineprune_result_free(&r);
-    rc = 0;
-out:
-    qb_dataset_free(&tr);
-    qb_dataset_free(&val);
-    qb_dataset_free(&ev);
-    qb_dataset_free(&ev_trig);
-    return rc;
+    return 0;
 }

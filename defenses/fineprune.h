@@ -104,6 +104,15 @@ int qb_fineprune_run(const qb_model *deployed, const qb_precision *prec,
                      const qb_fineprune_config *cfg, qb_fineprune_result *out,
                      qb_model *tuned_fp, qb_error *err);
 
+struct qb_defense_input;
+/* Fine-pruning with the data and parameters of a defense input (the `fp`
+ * parameter table, defenses/defense.h): the clean training and validation
+ * splits from the front of the defender's pool, CA/ASR on its evaluation
+ * part. Shared by the `fp` defense and the `fineprune` mitigation; `who`
+ * names the caller in messages. As qb_fineprune_run otherwise. */
+int qb_fineprune_from_input(const struct qb_defense_input *in, const char *who,
+                            qb_fineprune_result *r, qb_model *tuned_fp, qb_error *err);
+
 /* ---- the steps, for the tests and the mitigation ---------------------- */
 
 /* The layer whose output ranks the channels of conv layer `conv`: the ReLU

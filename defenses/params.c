@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+const qb_param_def qb_no_params[] = {{NULL, 0, 0, 0, 0, NULL, NULL}};
+
 const qb_param_def *qb_param_find(const qb_param_def *defs, const char *key)
 {
     for (const qb_param_def *d = defs; d && d->key; d++)

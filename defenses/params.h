@@ -38,6 +38,9 @@ typedef struct qb_params {
     const qb_param_kv *kv;
 } qb_params;
 
+/* An empty table: a stage that takes no parameters. */
+extern const qb_param_def qb_no_params[];
+
 /* The entry of `key`, or NULL. */
 const qb_param_def *qb_param_find(const qb_param_def *defs, const char *key);
 /* Check one value: -1 with a message ("expected an integer in [1, 100000]")

@@ -5,6 +5,7 @@
 
 #include "core/dataset.h"
 #include "defenses/defense.h"
+#include "defenses/mitigation.h"
 #include "quant/precision.h"
 
 /* ---- the registry ----------------------------------------------------------
@@ -24,6 +25,12 @@ static const qb_axis_value registry[] = {
     {QB_AXIS_TRIGGER, "qa-pgd", NULL, NULL},
     {QB_AXIS_TRIGGER, "qa-loss", NULL, NULL},
     {QB_AXIS_MITIGATION, "none", NULL, NULL},
+    {QB_AXIS_MITIGATION, "finetune", NULL, qb_finetune_params},
+    {QB_AXIS_MITIGATION, "requant-pc", NULL, qb_no_params},
+    {QB_AXIS_MITIGATION, "requant-round", NULL, qb_no_params},
+    {QB_AXIS_MITIGATION, "requant-bits", NULL, qb_requant_bits_params},
+    {QB_AXIS_MITIGATION, "requant-noise", NULL, qb_requant_noise_params},
+    {QB_AXIS_MITIGATION, "fineprune", NULL, qb_fp_params},
     {QB_AXIS_DEFENSE, "none", NULL, NULL},
     {QB_AXIS_DEFENSE, "nc", NULL, qb_nc_params},
     {QB_AXIS_DEFENSE, "ac", NULL, qb_ac_params},

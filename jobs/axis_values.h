@@ -6,7 +6,8 @@
  *               qa-pgd, qa-loss
  *   precision   whatever qb_precision_parse accepts (quant/precision.h),
  *               spelled canonically (w8a8 -> int8, int8-away-pc -> int8-pc-away)
- *   mitigation  none
+ *   mitigation  none, finetune, requant-pc, requant-round, requant-bits,
+ *               requant-noise, fineprune
  *   defense     none, nc, ac, ss, strip, fp, forensics
  *
  * Enumerated values (trigger, mitigation, defense) live in one table in

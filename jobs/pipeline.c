@@ -6,7 +6,9 @@
 
 #include "core/metrics.h"
 #include "core/train.h"
+#include "core/poison.h"
 #include "defenses/defense.h"
+#include "defenses/mitigation.h"
 #include "quant/qmodel.h"
 
 void qb_worker_init(qb_worker *w, const qb_model_store *store)
@@ -125,6 +127,38 @@ static int defend(qb_worker *w, const qb_task_params *p, const qb_qmodel *qm,
     return 0;
 }
 
+/* Stage 3: run the task's mitigation on qm (the model deployed without
+ * one) into *mq. Records CA/ASR before and after on the evaluation half of
+ * the defender's pool (never used by a mitigation) and the share of
+ * weights it changed. */
+static int mitigate(qb_worker *w, const qb_task_params *p, const qb_qmodel *qm, qb_qmodel *mq,
+                    qb_task_outcome *out, qb_error *err)
+{
+    const qb_mitigation_entry *e = qb_mitigation_find(p->mitigation);
+    if (!e) return QB_FAIL(err, "unknown mitigation \"%s\"", p->mitigation);
+    if (ensure_env(w, p, err)) return -1;
+    qb_params prm = p->mitigation_params;
+    prm.defs = e->params;
+    qb_defense_input in;
+    qb_defense_env_input(&w->env, qm, &w->model, &prm, &in);
+    if (e->run(&in, mq, &out->details, err)) return qb_error_prefix(err, "%s: ", e->name);
+    const qb_defense_env *env = &w->env;
+    qb_dataset ev, ev_trig;
+    qb_dataset_subset(&ev, env->test, env->pool + env->eval_from, env->n_pool - env->eval_from);
+    qb_poison_asr_set(&ev, &env->trigger, &ev_trig);
+    double ca[2] = {qb_metric_accuracy(&qm->model, &ev), qb_metric_accuracy(&mq->model, &ev)};
+    double asr[2] = {qb_metric_target_rate(&qm->model, &ev_trig, env->trigger.target),
+                     qb_metric_target_rate(&mq->model, &ev_trig, env->trigger.target)};
+    qb_dataset_free(&ev);
+    qb_dataset_free(&ev_trig);
+    qb_details_add(&out->details, "mitigation.ca_eval", ca, 2);
+    qb_details_add(&out->details, "mitigation.asr_eval", asr, 2);
+    qb_details_add1(&out->details, "mitigation.weights_changed",
+                    qb_mitigation_weights_changed(&qm->model, &mq->model));
+    qb_details_add1(&out->details, "mitigation.codes_changed", qb_mitigation_codes_changed(qm, mq));
+    return 0;
+}
+
 /* Is the attack active at this precision by design? BadNet-style triggers
  * everywhere; quantization-activated ones at their target precisions. */
 static int attack_meant_active(const qb_model_job *job, const qb_precision *prec)
@@ -173,24 +207,30 @@ void qb_pipeline_run(qb_worker *w, const qb_task_params *p, qb_task_outcome *out
         goto done;
     }
 
-    /* 3. mitigate (only "none" is registered so far: the deployed model is
-     * the quantized one) */
+    /* 3. mitigate: the deployed model is the mitigation's (or qm) */
     t = qb_now();
+    qb_qmodel mq;
+    const qb_qmodel *dep = &qm;
     if (strcmp(p->mitigation, "none") != 0) {
-        qb_qmodel_free(&qm);
-        out->status = QB_STATUS_FAILED;
-        snprintf(out->message, sizeof out->message, "mitigate: unknown mitigation \"%s\"",
-                 p->mitigation);
-        goto done;
+        if (mitigate(w, p, &qm, &mq, out, &err)) {
+            qb_qmodel_free(&qm);
+            fail(out, "mitigate", &err);
+            goto done;
+        }
+        dep = &mq;
+        out->ca_mitig = qb_metric_accuracy(&mq.model, &w->test);
+        out->asr_mitig = qb_model_asr(&mq.model, &w->test, &p->job.trigger);
+    } else {
+        out->ca_mitig = out->ca_quant;
+        out->asr_mitig = out->asr_quant;
     }
-    out->ca_mitig = out->ca_quant;
-    out->asr_mitig = out->asr_quant;
     out->t_mitig = qb_now() - t;
 
     /* 4. defend: a defense that cannot run is an error, never "not detected" */
     t = qb_now();
-    int drc = defend(w, p, &qm, out, &err);
+    int drc = defend(w, p, dep, out, &err);
     out->t_defense = qb_now() - t;
+    if (dep != &qm) qb_qmodel_free(&mq);
     qb_qmodel_free(&qm);
     if (drc) {
         fail(out, "defend", &err);

@@ -4,7 +4,8 @@
  *                the worker's cache, else the model store, else trained
  *                (and stored) — each distinct model is trained once
  *   2. quantize  to the task's precision; CA and ASR
- *   3. mitigate  (mitigation axis; re-quantized to the precision); CA, ASR
+ *   3. mitigate  (mitigation axis, defenses/mitigation.h): the model the
+ *                mitigation deploys; CA, ASR
  *   4. defend    (defense axis) on the deployed, mitigated model: the
  *                defense's data (jobs/defense_stage.h) are built once per
  *                model and kept with it; a defense that cannot run makes
@@ -41,7 +42,8 @@ typedef struct qb_task_params {
     const char *model_key;     /* canonical description of the model */
     uint64_t model_id;
     qb_precision precision;
-    const char *mitigation;    /* "none" */
+    const char *mitigation;    /* "none", or a mitigation of defenses/mitigations.c */
+    qb_params mitigation_params; /* the spec's `mitigations:` block for it */
     const char *defense;       /* "none", or a defense of defenses/registry.c */
     qb_params defense_params;  /* the spec's `defenses:` block for it (kv, n;
                                   defs are filled in by the pipeline) */

@@ -684,6 +684,10 @@ static int parse_stages(pctx *c, qb_axis axis, const char *group, const yaml_nod
                 for (const qb_param_def *d = entry->params; d->key; d++)
                     snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
                              d == entry->params ? "" : ", ", d->key);
+                if (!list[0])
+                    return QB_FAIL(c->err, "unknown parameter \"%.64s\" for %s %s at " AT
+                                           "; %s takes no parameters",
+                                   key, axis_name, canon, MARK(pm), canon);
                 return QB_FAIL(c->err, "unknown parameter \"%.64s\" for %s %s at " AT
                                        "; expected one of: %s",
                                key, axis_name, canon, MARK(pm), list);

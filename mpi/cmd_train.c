@@ -524,6 +524,24 @@ static int check_defense_names(const char *list, qb_error *err)
     return 0;
 }
 
+/* Every defense's parameter table: name, default, range, what it does. */
+static void print_defense_params(void)
+{
+    for (const qb_defense_entry *e = qb_defenses; e->name; e++) {
+        printf("  %s\n", e->name);
+        for (const qb_param_def *d = e->params; d->key; d++) {
+            char def[64];
+            if (d->type == QB_PARAM_STR)
+                snprintf(def, sizeof def, "\"%s\"", d->def_str ? d->def_str : "");
+            else if (d->type == QB_PARAM_INT)
+                snprintf(def, sizeof def, "%.0f (%.0f..%.0f)", d->def, d->min, d->max);
+            else
+                snprintf(def, sizeof def, "%g (%g..%g)", d->def, d->min, d->max);
+            printf("    %-20s %-24s %s\n", d->key, def, d->doc);
+        }
+    }
+}
+
 int qb_cmd_defend(int argc, char **argv)
 {
     static const char usage[] =
@@ -536,6 +554,14 @@ int qb_cmd_defend(int argc, char **argv)
         "  -D, --defense LIST     comma-separated: nc, ac, ss, strip, fp, forensics\n"
         "  -P, --param KEY=VALUE  a defense parameter (repeatable; see README)\n"
         "      --details          print the raw results of each run\n";
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("%s\nDefense parameters (-P KEY=VALUE; in a spec: defenses: {NAME: {KEY: VALUE}}):\n",
+                   usage);
+            print_defense_params();
+            printf("\n%s", common_help);
+            return 0;
+        }
     train_opts o;
     qb_error err;
     qb_dataset train, test;

@@ -25,7 +25,7 @@ void qb_runner_install_signals(void);
 typedef struct qb_task_bufs {
     char dataset[32], mitigation[32], defense[32];
     char key[4096];
-    qb_param_kv defense_kv[QB_STAGE_PARAMS_MAX];
+    qb_param_kv defense_kv[QB_STAGE_PARAMS_MAX], mitigation_kv[QB_STAGE_PARAMS_MAX];
 } qb_task_bufs;
 int qb_runner_task_params(const qb_spec *s, size_t i, qb_task_params *p, qb_task_bufs *b,
                           qb_error *err);

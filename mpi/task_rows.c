@@ -7,6 +7,26 @@
 
 #include "mpi/runner.h"
 
+/* The spec's parameter block of a mitigation or defense value as key/value
+ * pairs in kv (QB_STAGE_PARAMS_MAX slots); defs are the stage's business. */
+static int stage_params(const qb_spec *s, qb_axis axis, const char *value, qb_param_kv *kv,
+                        qb_params *out, qb_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const qb_spec_stage *st = qb_spec_stage_params(s, axis, value);
+    if (!st) return 0;
+    if (st->n > QB_STAGE_PARAMS_MAX)
+        return QB_FAIL(err, "%ss.%s has %zu parameters (at most %d)", qb_axis_name(axis), value,
+                       st->n, QB_STAGE_PARAMS_MAX);
+    for (size_t k = 0; k < st->n; k++) {
+        kv[k].key = st->params[k].key;
+        kv[k].value = st->params[k].value;
+    }
+    out->kv = kv;
+    out->n = st->n;
+    return 0;
+}
+
 int qb_runner_task_params(const qb_spec *s, size_t i, qb_task_params *p, qb_task_bufs *b,
                           qb_error *err)
 {
@@ -22,18 +42,10 @@ int qb_runner_task_params(const qb_spec *s, size_t i, qb_task_params *p, qb_task
     p->defense = b->defense;
     p->model_key = b->key;
     p->model_id = s->models[t->model].id;
-    const qb_spec_stage *st = qb_spec_stage_params(s, QB_AXIS_DEFENSE, b->defense);
-    if (st) {
-        if (st->n > QB_STAGE_PARAMS_MAX)
-            return QB_FAIL(err, "defenses.%s has %zu parameters (at most %d)", b->defense, st->n,
-                           QB_STAGE_PARAMS_MAX);
-        for (size_t k = 0; k < st->n; k++) {
-            b->defense_kv[k].key = st->params[k].key;
-            b->defense_kv[k].value = st->params[k].value;
-        }
-        p->defense_params.kv = b->defense_kv;
-        p->defense_params.n = st->n;
-    }
+    if (stage_params(s, QB_AXIS_DEFENSE, b->defense, b->defense_kv, &p->defense_params, err) ||
+        stage_params(s, QB_AXIS_MITIGATION, b->mitigation, b->mitigation_kv,
+                     &p->mitigation_params, err))
+        return -1;
     if (qb_spec_model_job(s, t->model, &p->job, err)) return -1;
     return qb_spec_task_precision(s, i, &p->precision, err);
 }

@@ -3,7 +3,8 @@
 
 compare_results.py A.h5 B.h5       every task of A and B has the same status and
                                    bit-identical metrics (matched by task_id;
-                                   timings, rank, host, finished_at excluded)
+                                   timings, rank, host, finished_at excluded),
+                                   and the same /details arrays, bit for bit
 compare_results.py --finished-ids F.h5
                                    print "task_id finished_at" of finished rows
 compare_results.py --unchanged F.h5 LIST
@@ -37,6 +38,17 @@ def same(a, b):
     return True
 
 
+def load_details(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        if "details" not in f:
+            return out
+        for name, group in f["details"].items():
+            for tid, ds in group.items():
+                out[(name, tid)] = ds[...].tobytes()
+    return out
+
+
 def main():
     if sys.argv[1] == "--finished-ids":
         for tid, r in load(sys.argv[2]).items():
@@ -58,7 +70,14 @@ def main():
     bad = [t for t in a if not same(a[t], b[t]) or a[t]["status"] == 0]
     for t in bad[:5]:
         print("differs or pending:", t, a[t][METRICS[:5]], b[t][METRICS[:5]])
-    return 1 if bad else 0
+    da, db = load_details(sys.argv[1]), load_details(sys.argv[2])
+    if da.keys() != db.keys():
+        print("different detail arrays:", sorted(set(da) ^ set(db))[:5])
+        return 1
+    dbad = [k for k in da if da[k] != db[k]]
+    for k in dbad[:5]:
+        print("detail differs:", k)
+    return 1 if bad or dbad else 0
 
 
 if __name__ == "__main__":

@@ -102,12 +102,78 @@ static void test_status(void **state)
     qb_worker_free(&w);
 }
 
+/* The defend stage: a defense's raw results come back as details, twice
+ * the same; a defense that cannot run (too little clean data for its
+ * default splits: synthetic has 2000 test images) fails the task with
+ * detected = error, never "not detected". */
+static void test_defend(void **state)
+{
+    (void)state;
+    qb_worker w;
+    qb_worker_init(&w, NULL);
+    qb_task_params p;
+    qb_task_outcome o, o2;
+    params(&p, "square", "int8", 3, 1);
+    p.defense = "forensics";
+    qb_pipeline_run(&w, &p, &o);
+    if (o.status == QB_STATUS_FAILED) fail_msg("%s", o.message);
+    assert_true(o.detected == 0 || o.detected == 1);
+    const qb_detail *d = qb_details_find(&o.details, "forensics.p_cell");
+    assert_non_null(d);
+    assert_int_equal(d->n, 1);
+
+    p.defense = "strip"; /* default splits need 3000 clean images before the evaluation half */
+    qb_pipeline_run(&w, &p, &o2);
+    assert_int_equal(o2.status, QB_STATUS_FAILED);
+    assert_int_equal(o2.detected, QB_DETECTED_ERROR);
+    assert_non_null(strstr(o2.message, "defend: strip: "));
+    assert_false(isnan(o2.ca_quant)); /* the metrics measured before stay */
+    qb_task_outcome_free(&o2);
+
+    qb_param_kv kv[] = {{"n_calib", "200"}, {"n_frr", "200"}, {"n_overlay", "200"},
+                        {"n_trig", "200"}, {"n", "20"}};
+    p.defense_params = (qb_params){NULL, 5, kv};
+    qb_pipeline_run(&w, &p, &o2);
+    if (o2.status == QB_STATUS_FAILED) fail_msg("%s", o2.message);
+    assert_non_null(qb_details_find(&o2.details, "strip.tpr"));
+    qb_task_outcome o3;
+    qb_pipeline_run(&w, &p, &o3); /* reproducible */
+    assert_int_equal(o3.details.n, o2.details.n);
+    for (size_t k = 0; k < o2.details.n; k++) {
+        assert_int_equal(o3.details.items[k].n, o2.details.items[k].n);
+        assert_memory_equal(o3.details.items[k].v, o2.details.items[k].v,
+                            o2.details.items[k].n * sizeof(double));
+    }
+    qb_task_outcome_free(&o);
+    qb_task_outcome_free(&o2);
+    qb_task_outcome_free(&o3);
+
+    /* a mitigation: its model is deployed, measured and defended */
+    p.defense = "forensics";
+    p.defense_params = (qb_params){0};
+    p.mitigation = "requant-pc";
+    qb_pipeline_run(&w, &p, &o);
+    if (o.status == QB_STATUS_FAILED) fail_msg("%s", o.message);
+    assert_false(isnan(o.ca_mitig));
+    assert_non_null(qb_details_find(&o.details, "mitigation.ca_eval"));
+    assert_true(qb_details_find(&o.details, "mitigation.codes_changed")->v[0] > 0.0);
+    assert_non_null(qb_details_find(&o.details, "forensics.p_cell"));
+    qb_task_outcome_free(&o);
+    p.mitigation = "retrain";
+    qb_pipeline_run(&w, &p, &o);
+    assert_int_equal(o.status, QB_STATUS_FAILED);
+    assert_non_null(strstr(o.message, "mitigate: unknown mitigation \"retrain\""));
+    qb_task_outcome_free(&o);
+    qb_worker_free(&w);
+}
+
 int main(void)
 {
     qb_blas_single_thread();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_train_once_and_reuse),
         cmocka_unit_test(test_status),
+        cmocka_unit_test(test_defend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

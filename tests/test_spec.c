@@ -647,8 +647,18 @@ static const struct {
     {"precision: [fp32, int9]\n",
      "unknown precision \"int9\" at spec.yaml:1:19; expected one of: fp32, int8, int8-linear, int4, "
      "wNaM (N in 2..8, M in 2..8 or 32), optionally with -pc and/or -away"},
-    {"mitigation: finetune\n",
-     "unknown mitigation \"finetune\" at spec.yaml:1:13; expected one of: none"},
+    {"mitigation: retrain\n",
+     "unknown mitigation \"retrain\" at spec.yaml:1:13; expected one of: none, finetune, "
+     "requant-pc, requant-round, requant-bits, requant-noise, fineprune"},
+    {"mitigation: finetune\nmitigations: {finetune: {epochs: 0}}\n",
+     "invalid mitigations.finetune.epochs \"0\" at spec.yaml:2:34: epochs: expected an integer "
+     "in [1, 10000]"},
+    {"mitigation: requant-pc\nmitigations: {requant-pc: {noise: 1}}\n",
+     "unknown parameter \"noise\" for mitigation requant-pc at spec.yaml:2:28; requant-pc takes no "
+     "parameters"},
+    {"defense: nc\ndefenses: {nc: {pateince: 5}}\n",
+     "unknown parameter \"pateince\" for defense nc at spec.yaml:2:17; expected one of: n_clean, "
+     "n_check, batch, steps_per_epoch, max_epochs, init_cost, patience, early_stop_patience, lr"},
     {"defense:\n  - none\n  - nc2\n",
      "unknown defense \"nc2\" at spec.yaml:3:5; expected one of: " DEFENSES},
     {"precision: [int8, fp32, w8a8]\n",
