@@ -46,10 +46,10 @@
  *     qa_eps: 0.1                # [0.1] qa-pgd cell margin, [0, 0.5)
  *     qa_lambda: 1.0             # [1.0] qa-loss weight, >= 0
  *   data_dir: /data              # where the datasets are (see core/dataset.h)
- *   defenses:                    # per-defense parameters, key: value strings,
- *     none: {}                   # checked by the defense's own stage
- *   mitigations:                 # per-mitigation parameters, likewise
- *     none: {}
+ *   defenses:                    # per-defense parameters (README "Defenses",
+ *     nc: {max_epochs: 80}       #   `qblind defend --help`), checked when the spec is read
+ *   mitigations:                 # per-mitigation parameters (README "Mitigations")
+ *     finetune: {epochs: 5}
  *
  * Every axis may be a list or a single value; an absent axis takes its
  * default: dataset fashion-mnist, seed 0, trigger clean, precision fp32,
