@@ -95,13 +95,13 @@ static void print_summary(const qb_spec *s, const char *path)
         qb_error_print(&err);
         return;
     }
-    printf("%-14s %-8s %-12s %-10s %-8s %4s %8s %8s %8s\n", "dataset", "trigger", "precision",
-           "mitigation", "defense", "n", "CA", "ASR", "status");
+    printf("%-14s %-8s %-12s %-13s %-9s %4s %8s %8s %9s %8s\n", "dataset", "trigger", "precision",
+           "mitigation", "defense", "n", "CA", "ASR", "detected", "status");
     char *seen = xcalloc(n ? n : 1, 1);
     for (size_t i = 0; i < n; i++) {
         if (seen[i]) continue;
         double ca = 0, asr = 0;
-        int k = 0, ka = 0, ok = 0, bad = 0;
+        int k = 0, ka = 0, ok = 0, bad = 0, yes = 0, judged = 0, errors = 0;
         for (size_t j = i; j < n; j++) {
             if (seen[j] || strcmp(rows[j].dataset, rows[i].dataset) ||
                 strcmp(rows[j].trigger, rows[i].trigger) ||
@@ -110,6 +110,9 @@ static void print_summary(const qb_spec *s, const char *path)
                 strcmp(rows[j].defense, rows[i].defense))
                 continue;
             seen[j] = 1;
+            yes += rows[j].detected == QB_DETECTED_YES;
+            judged += rows[j].detected == QB_DETECTED_YES || rows[j].detected == QB_DETECTED_NO;
+            errors += rows[j].detected == QB_DETECTED_ERROR;
             if (rows[j].status == QB_STATUS_OK || rows[j].status == QB_STATUS_INVALID) {
                 ok += rows[j].status == QB_STATUS_OK;
                 if (!isnan(rows[j].ca_mitig)) ca += rows[j].ca_mitig, k++;
@@ -118,12 +121,16 @@ static void print_summary(const qb_spec *s, const char *path)
                 bad++;
             }
         }
-        char cas[16] = "-", asrs[16] = "-", sts[32];
+        char cas[16] = "-", asrs[16] = "-", sts[32], dets[32] = "-";
+        /* detected: yes / tasks the defense judged (n/a rows left out) */
+        if (judged || errors)
+            snprintf(dets, sizeof dets, "%d/%d%s", yes, judged, errors ? " +err" : "");
         if (k) snprintf(cas, sizeof cas, "%.2f%%", 100.0 * ca / k);
         if (ka) snprintf(asrs, sizeof asrs, "%.2f%%", 100.0 * asr / ka);
         snprintf(sts, sizeof sts, "%d ok%s", ok, bad ? " +other" : "");
-        printf("%-14s %-8s %-12s %-10s %-8s %4d %8s %8s %8s\n", rows[i].dataset, rows[i].trigger,
-               rows[i].precision, rows[i].mitigation, rows[i].defense, k + bad, cas, asrs, sts);
+        printf("%-14s %-8s %-12s %-13s %-9s %4d %8s %8s %9s %8s\n", rows[i].dataset,
+               rows[i].trigger, rows[i].precision, rows[i].mitigation, rows[i].defense, k + bad,
+               cas, asrs, dets, sts);
     }
     free(seen);
     free(rows);

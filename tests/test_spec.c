@@ -830,12 +830,12 @@ static void test_quickstart_config(void **state)
     assert_int_equal(s.n_tasks, 6);
     assert_int_equal(s.n_models, 2);
     assert_tuple(&s, 0, "dataset=fashion-mnist seed=0 trigger=clean precision=fp32 mitigation=none "
-                        "defense=none");
+                        "defense=strip");
     assert_tuple(&s, 5, "dataset=fashion-mnist seed=0 trigger=square precision=int4 "
-                        "mitigation=none defense=none");
+                        "mitigation=none defense=strip");
     /* it writes the defaults out: the same ids as a spec that does not */
     qb_spec d;
-    parse_ok(&d, "trigger: [clean, square]\nprecision: [fp32, int8, int4]\n");
+    parse_ok(&d, "trigger: [clean, square]\nprecision: [fp32, int8, int4]\ndefense: strip\n");
     for (size_t i = 0; i < s.n_tasks; i++) assert_int_equal(s.tasks[i].id, d.tasks[i].id);
     qb_model_job job;
     qb_error e = {0};
