@@ -113,10 +113,11 @@ static void test_defend(void **state)
     qb_worker_init(&w, NULL);
     qb_task_params p;
     qb_task_outcome o, o2;
-    params(&p, "square", "int8", 3, 1);
+    params(&p, "square", "int8", 3, 0); /* untrained (invalid): the stages run all the same */
     p.defense = "forensics";
     qb_pipeline_run(&w, &p, &o);
     if (o.status == QB_STATUS_FAILED) fail_msg("%s", o.message);
+    assert_int_equal(o.status, QB_STATUS_INVALID);
     assert_true(o.detected == 0 || o.detected == 1);
     const qb_detail *d = qb_details_find(&o.details, "forensics.p_cell");
     assert_non_null(d);
