@@ -13,6 +13,7 @@
 
 #include "core/train.h"
 #include "core/xalloc.h"
+#include "jobs/shard.h"
 #include "mpi/cli.h"
 #include "mpi/runner.h"
 
@@ -35,6 +36,12 @@ static const char run_usage[] =
     "      --models DIR    model store [RESULTS.h5.models]\n"
     "      --force         accept a results file written from another spec: keep\n"
     "                      the finished rows of tasks that still exist\n"
+    "      --shard I/N     run only shard I (0..N-1) of N: a fixed 1/N of the tasks,\n"
+    "                      chosen by id hash, into its own file (`qblind merge`\n"
+    "                      combines the N files; slurm/array.sbatch)\n"
+    "      --shard-by WHAT model (default: each model's tasks in one shard, so\n"
+    "                      every model is trained once) or task (finer balance;\n"
+    "                      shards train the models they share again)\n"
     "  -q, --quiet         no progress on stderr\n"
     "      --empty-tasks   benchmark the runner: workers skip the pipeline and return\n"
     "                      ok with no metrics at once (expansion, scheduling, MPI,\n"
@@ -145,12 +152,13 @@ int qb_cmd_run(int argc, char **argv)
     qb_blas_single_thread();
     qb_runner_install_signals();
 
-    const char *out = NULL, *models = NULL, *spec_path = NULL;
+    const char *out = NULL, *models = NULL, *spec_path = NULL, *shard_arg = NULL, *shard_by = NULL;
     int force = 0, quiet = 0, empty_tasks = 0, c;
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'}, {"models", required_argument, NULL, 'm'},
         {"force", no_argument, NULL, 'f'},       {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},        {"empty-tasks", no_argument, NULL, 'E'},
+        {"shard", required_argument, NULL, 'S'}, {"shard-by", required_argument, NULL, 'B'},
         {NULL, 0, NULL, 0}};
     optind = 1;
     opterr = 0;
@@ -162,6 +170,8 @@ int qb_cmd_run(int argc, char **argv)
         case 'f': force = 1; break;
         case 'q': quiet = 1; break;
         case 'E': empty_tasks = 1; break;
+        case 'S': shard_arg = optarg; break;
+        case 'B': shard_by = optarg; break;
         case 'h': usage_rc = 0; break;
         default: usage_rc = 2; break;
         }
@@ -175,6 +185,14 @@ int qb_cmd_run(int argc, char **argv)
     spec_path = argv[optind];
 
     qb_error err;
+    qb_shard shard = {0, 0, QB_SHARD_BY_MODEL};
+    if ((shard_arg && qb_shard_parse(shard_arg, &shard, &err)) ||
+        (shard_by && qb_shard_by_parse(shard_by, &shard.by, &err)) ||
+        (shard_by && !shard_arg && QB_FAIL(&err, "--shard-by needs --shard I/N"))) {
+        if (rank == 0) qb_error_print(&err);
+        MPI_Finalize();
+        return 2;
+    }
     qb_spec spec;
     memset(&spec, 0, sizeof spec);
     if (share_spec(spec_path, &spec, rank, &err)) {
@@ -183,6 +201,8 @@ int qb_cmd_run(int argc, char **argv)
         MPI_Finalize();
         return 1;
     }
+    size_t spec_tasks = spec.n_tasks;
+    qb_shard_restrict(&spec, &shard); /* every rank: the same tables */
     char store_dir[4096];
     if (models)
         snprintf(store_dir, sizeof store_dir, "%s", models);
@@ -201,11 +221,14 @@ int qb_cmd_run(int argc, char **argv)
         char h5v[32], ranks[16];
         snprintf(h5v, sizeof h5v, "%u.%u.%u", maj, min, rel);
         snprintf(ranks, sizeof ranks, "%d", size);
-        qb_kv prov[] = {{"qblind_version", QBLIND_VERSION}, {"hdf5_version", h5v},
-                        {"openblas_config", openblas_get_config()}};
-        qb_results_config cfg = {out, spec.text, spec.hash, force, size, prov, 3};
+        qb_kv prov[6] = {{"qblind_version", QBLIND_VERSION}, {"hdf5_version", h5v},
+                         {"openblas_config", openblas_get_config()}};
+        char shard_bufs[2][16];
+        size_t n_prov = 3 + qb_shard_provenance(&shard, prov + 3, shard_bufs);
+        qb_results_config cfg = {out, spec.text, spec.hash, force, size, prov, n_prov};
         row_fill_ctx fc = {&spec};
-        ok = qb_results_create_or_open_fn(&res, &cfg, spec.n_tasks, fill_pending, &fc, status,
+        ok = qb_shard_check_file(out, &shard, &err) == 0 &&
+             qb_results_create_or_open_fn(&res, &cfg, spec.n_tasks, fill_pending, &fc, status,
                                           &err) == 0;
     }
     MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
@@ -226,6 +249,11 @@ int qb_cmd_run(int argc, char **argv)
     if (rank == 0) {
         size_t finished = 0;
         for (size_t i = 0; i < spec.n_tasks; i++) finished += status[i] != QB_STATUS_PENDING;
+        if (!quiet && shard.count) {
+            char st[64];
+            fprintf(stderr, "qblind: %s: shard %s: %zu of the spec's %zu tasks\n", spec_path,
+                    qb_shard_text(&shard, st, sizeof st), spec.n_tasks, spec_tasks);
+        }
         if (!quiet)
             fprintf(stderr, "qblind: %s: %zu tasks, %zu models, %zu already finished; %d rank%s\n",
                     spec_path, spec.n_tasks, spec.n_models, finished, size, size > 1 ? "s" : "");

@@ -20,6 +20,7 @@ static const char usage[] =
     "  run       run a sweep spec (under mpirun/srun, or alone) into a results file\n"
     "  plan      validate a spec, count tasks and models, estimate the cost\n"
     "  status    count done / invalid / failed / pending tasks of a results file\n"
+    "  merge     combine the shard files of `run --shard I/N` into one results file\n"
     "  demo      train a clean and a BadNet model, print CA and ASR\n"
     "  train     train one model, print CA/ASR, optionally save it\n"
     "  eval      evaluate a saved model's CA/ASR\n"
@@ -66,6 +67,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "run")) return qb_cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "plan")) return qb_cmd_plan(argc - 1, argv + 1);
     if (!strcmp(cmd, "status")) return qb_cmd_status(argc - 1, argv + 1);
+    if (!strcmp(cmd, "merge")) return qb_cmd_merge(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return qb_cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return qb_cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo")) return qb_cmd_demo(argc - 1, argv + 1);

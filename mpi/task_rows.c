@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jobs/merge.h"
 #include "mpi/runner.h"
 
 /* The spec's parameter block of a mitigation or defense value as key/value
@@ -53,18 +54,7 @@ int qb_runner_task_params(const qb_spec *s, size_t i, qb_task_params *p, qb_task
 void qb_runner_fill_row(const qb_spec *s, size_t i, const qb_task_outcome *out, int rank,
                         const char *host, qb_task_row *row)
 {
-    const qb_task *t = &s->tasks[i];
-    char seed[32];
-    qb_task_row_init(row);
-    row->task_id = t->id;
-    row->model_id = s->models[t->model].id;
-    qb_spec_value(s, QB_AXIS_DATASET, t->dataset, row->dataset, sizeof row->dataset);
-    qb_spec_value(s, QB_AXIS_SEED, t->seed, seed, sizeof seed);
-    row->seed = strtoll(seed, NULL, 10);
-    qb_spec_value(s, QB_AXIS_TRIGGER, t->trigger, row->trigger, sizeof row->trigger);
-    qb_spec_value(s, QB_AXIS_PRECISION, t->precision, row->precision, sizeof row->precision);
-    qb_spec_value(s, QB_AXIS_MITIGATION, t->mitigation, row->mitigation, sizeof row->mitigation);
-    qb_spec_value(s, QB_AXIS_DEFENSE, t->defense, row->defense, sizeof row->defense);
+    qb_spec_pending_row(s, i, row); /* jobs/merge.h: merge builds the same rows */
     if (!out) return;
     row->status = out->status;
     snprintf(row->message, sizeof row->message, "%s", out->message);

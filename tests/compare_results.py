@@ -1,10 +1,17 @@
 #!/usr/bin/python3
 """Helpers for tests/mpi_runner.sh (Debian's python3-h5py).
 
-compare_results.py A.h5 B.h5       every task of A and B has the same status and
+compare_results.py [--strict] [--subset] A.h5 B.h5
+                                   every task of A and B has the same status and
                                    bit-identical metrics (matched by task_id;
                                    timings, rank, host, finished_at excluded),
-                                   and the same /details arrays, bit for bit
+                                   and the same /details arrays, bit for bit.
+                                   --strict: every column but the timings, rank,
+                                   host and finished_at, the rows in the same
+                                   order, and the same spec_text and spec_hash
+                                   (a merge of shards against a single job);
+                                   --subset: B may hold more tasks than A (a
+                                   superset spec): A's tasks are compared
 compare_results.py --finished-ids F.h5
                                    print "task_id finished_at" of finished rows
 compare_results.py --unchanged F.h5 LIST
@@ -17,6 +24,33 @@ import numpy as np
 
 METRICS = ["status", "ca_quant", "asr_quant", "ca_mitig", "asr_mitig", "detected", "model_id",
            "message"]
+
+
+EXCLUDED = {"t_model", "t_quant", "t_mitig", "t_defense", "t_total", "rank", "host",
+            "finished_at"}
+
+
+def strict_same(path_a, path_b, subset):
+    """Row order, every deterministic column, the spec attributes."""
+    with h5py.File(path_a, "r") as fa, h5py.File(path_b, "r") as fb:
+        ta, tb = fa["tasks"][...], fb["tasks"][...]
+        for attr in ("spec_text", "spec_hash"):
+            if not subset and fa.attrs[attr] != fb.attrs[attr]:
+                print("root attribute differs:", attr)
+                return False
+    if subset:
+        ids = set(int(i) for i in ta["task_id"])
+        tb = tb[np.array([int(i) in ids for i in tb["task_id"]], dtype=bool)]
+    if len(ta) != len(tb):
+        print("different row counts:", len(ta), len(tb))
+        return False
+    for name in ta.dtype.names:
+        if name in EXCLUDED:
+            continue
+        if ta[name].tobytes() != tb[name].tobytes():
+            print("column differs (or rows are in another order):", name)
+            return False
+    return True
 
 
 def load(path):
@@ -63,14 +97,28 @@ def main():
                 print(f"task {tid} ran again")
                 return 1
         return 0
-    a, b = load(sys.argv[1]), load(sys.argv[2])
+    args = sys.argv[1:]
+    strict = "--strict" in args
+    subset = "--subset" in args
+    args = [x for x in args if x not in ("--strict", "--subset")]
+    a, b = load(args[0]), load(args[1])
+    if subset:
+        if not a.keys() <= b.keys():
+            print("tasks of A missing in B:", len(a.keys() - b.keys()))
+            return 1
+        b = {t: b[t] for t in a}
     if a.keys() != b.keys():
         print("different task sets")
+        return 1
+    if strict and not strict_same(args[0], args[1], subset):
         return 1
     bad = [t for t in a if not same(a[t], b[t]) or a[t]["status"] == 0]
     for t in bad[:5]:
         print("differs or pending:", t, a[t][METRICS[:5]], b[t][METRICS[:5]])
-    da, db = load_details(sys.argv[1]), load_details(sys.argv[2])
+    da, db = load_details(args[0]), load_details(args[1])
+    if subset:
+        hexids = {format(t, "016x") for t in a}
+        db = {k: v for k, v in db.items() if k[1] in hexids}
     if da.keys() != db.keys():
         print("different detail arrays:", sorted(set(da) ^ set(db))[:5])
         return 1
