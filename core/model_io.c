@@ -257,6 +257,22 @@ int qb_file_write_atomic(const char *path, const void *buf, size_t len, qb_error
     return rc;
 }
 
+void qb_file_sync_dir(const char *path)
+{
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    int fd = open(slash ? dir : ".", O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
 int qb_model_save(const qb_model *m, const char *path, const char *meta, qb_error *err)
 {
     uint8_t *buf;

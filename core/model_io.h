@@ -55,5 +55,8 @@ int qb_file_read_all(const char *path, size_t max, uint8_t **buf, size_t *len, q
 
 /* Write a buffer atomically (tmp + fsync + rename), as qb_model_save. */
 int qb_file_write_atomic(const char *path, const void *buf, size_t len, qb_error *err);
+/* fsync the directory holding `path`, so a rename into it is durable
+ * (best effort: errors are ignored). */
+void qb_file_sync_dir(const char *path);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include <hdf5.h>
 
+#include "core/model_io.h"
 #include "core/xalloc.h"
 
 void qb_spec_pending_row(const qb_spec *s, size_t i, qb_task_row *row)
@@ -156,21 +157,6 @@ out:
     if (d >= 0) H5Gclose(d);
     H5Fclose(f);
     return rc;
-}
-
-/* Make the directory entry of `path` durable. */
-static void sync_dir_of(const char *path)
-{
-    char *dir = xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    int fd = open(slash ? dir : ".", O_RDONLY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(dir);
 }
 
 /* The shards' headers: all shard files of one spec, one count and
@@ -387,7 +373,7 @@ int qb_merge_shards(const qb_merge_config *cfg, qb_merge_report *rep, qb_error *
         QB_FAIL(err, "output %s: cannot rename %s to it: %s", cfg->out, tmp, strerror(errno));
         goto out;
     }
-    sync_dir_of(cfg->out);
+    qb_file_sync_dir(cfg->out);
     rc = 0;
 out:
     if (res) {

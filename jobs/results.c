@@ -22,6 +22,7 @@
 #include <hdf5.h>
 #include <mpi.h>
 
+#include "core/model_io.h"
 #include "core/xalloc.h"
 
 /* Rows per chunk of /tasks: 256 x 544 bytes = 139 KB, big enough for fast
@@ -893,17 +894,7 @@ static int create_file(qb_results *r, const qb_results_config *cfg, const row_so
         QB_FAIL(err, "results file %s: cannot rename %s to it: %s", path, tmp, strerror(errno));
         goto out;
     }
-    /* The directory entry too. */
-    char *dir = xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    int fd = open(slash ? dir : ".", O_RDONLY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(dir);
+    qb_file_sync_dir(path); /* the directory entry too */
     rc = 0;
 out:
     close_id(&g);
