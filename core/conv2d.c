@@ -323,7 +323,7 @@ static void gather_plain(int OC, size_t ohw, size_t n, int nb, int relu, const f
             else
                 for (size_t p = 0; p < ohw; p++) dst[p] = src[p];
         }
-        db[oc] += sum_fixed(dyt + (size_t)oc * n, n);
+        if (db) db[oc] += sum_fixed(dyt + (size_t)oc * n, n);
     }
 }
 
@@ -344,7 +344,7 @@ static void gather_pool(int OC, int OH, int OW, size_t n, int nb, int relu, cons
                 if (!relu || y[o + p] > 0.0f) dst[argmax[o + p]] = dy[o + p];
         }
         /* summed over the full row, in the same order as gather_plain */
-        db[oc] += sum_fixed(row, n);
+        if (db) db[oc] += sum_fixed(row, n);
     }
 }
 
@@ -412,14 +412,16 @@ void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b,
                         dyt, db);
         else
             gather_plain(OC, ohw, n, nb, ep->relu, y ? y + off : NULL, dy + off, dyt, db);
-        const float *xcol = col;
-        if (ep->col_cache)
-            xcol = ep->col_cache + (size_t)i0 * K * ohw;
-        else
-            qb_im2col(l, nb, x + (size_t)i0 * in_size, col);
-        /* dw (OC, K) += dyt (OC, n) * col^T (n, K) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, (int)n, 1.0f, dyt, (int)n,
-                    xcol, (int)n, 1.0f, dw, K);
+        if (dw) {
+            const float *xcol = col;
+            if (ep->col_cache)
+                xcol = ep->col_cache + (size_t)i0 * K * ohw;
+            else
+                qb_im2col(l, nb, x + (size_t)i0 * in_size, col);
+            /* dw (OC, K) += dyt (OC, n) * col^T (n, K) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, (int)n, 1.0f, dyt, (int)n,
+                        xcol, (int)n, 1.0f, dw, K);
+        }
         if (dx) {
             /* dcol (K, n) = w^T (K, OC) * dyt (OC, n) */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)n, OC, 1.0f, w, K, dyt,

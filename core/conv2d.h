@@ -47,8 +47,9 @@ void qb_conv2d_forward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b, 
                           float *work);
 
 /* Backward through the epilogue and the convolution: y/argmax are the
- * forward outputs, dy the gradient of y. Accumulates dw and db; writes dx
- * unless NULL. */
+ * forward outputs, dy the gradient of y. Accumulates dw and db; writes dx.
+ * Each of dw, db, dx may be NULL: not computed (dw NULL also skips the
+ * im2col of x). */
 void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b, const float *x,
                            const float *w, const float *y, const int32_t *argmax,
                            const float *dy, float *dw, float *db, float *dx, float *work);

@@ -14,10 +14,12 @@ void qb_linear_forward(int b, int in, int out, const float *x, const float *w, c
 void qb_linear_backward(int b, int in, int out, const float *x, const float *w, const float *dy,
                         float *dw, float *db, float *dx)
 {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, b, 1.0f, dy, out, x, in, 1.0f,
-                dw, in);
-    for (int i = 0; i < b; i++)
-        for (int o = 0; o < out; o++) db[o] += dy[(size_t)i * out + o];
+    if (dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, b, 1.0f, dy, out, x, in,
+                    1.0f, dw, in);
+    if (db)
+        for (int i = 0; i < b; i++)
+            for (int o = 0; o < out; o++) db[o] += dy[(size_t)i * out + o];
     if (dx)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, in, out, 1.0f, dy, out, w, in,
                     0.0f, dx, in);

@@ -391,8 +391,9 @@ void qb_model_backward(const qb_model *m, qb_model_ws *ws, const float *dlogits,
             qb_conv_epilogue ep;
             conv_block(m, ws, i, &ep);
             qb_conv2d_backward_ex(l, &ep, b, x, p + l->w_off, ws->act[last + 1],
-                                  ep.pool ? ws->argmax[i + 2] : NULL, dy, grads + l->w_off,
-                                  grads + l->b_off, out, ws->work);
+                                  ep.pool ? ws->argmax[i + 2] : NULL, dy,
+                                  grads ? grads + l->w_off : NULL,
+                                  grads ? grads + l->b_off : NULL, out, ws->work);
             break;
         }
         case QB_LAYER_MAXPOOL:
@@ -407,8 +408,9 @@ void qb_model_backward(const qb_model *m, qb_model_ws *ws, const float *dlogits,
             last = i - 1;
             continue;
         case QB_LAYER_LINEAR:
-            qb_linear_backward(b, l->in_c, l->out_c, x, p + l->w_off, dy, grads + l->w_off,
-                               grads + l->b_off, out);
+            qb_linear_backward(b, l->in_c, l->out_c, x, p + l->w_off, dy,
+                               grads ? grads + l->w_off : NULL, grads ? grads + l->b_off : NULL,
+                               out);
             break;
         }
         dy = out;

@@ -119,8 +119,9 @@ const float *qb_model_forward(const qb_model *m, qb_model_ws *ws, const float *x
                               int training);
 
 /* Backward after a training forward of the same b samples. Accumulates the
- * parameter gradients into grads (n_params, same layout as params). If dx
- * is not NULL it receives the input gradient (b, in_c, in_h, in_w). */
+ * parameter gradients into grads (n_params, same layout as params); grads
+ * NULL skips them (input gradients only: trigger optimisation). If dx is
+ * not NULL it receives the input gradient (b, in_c, in_h, in_w). */
 void qb_model_backward(const qb_model *m, qb_model_ws *ws, const float *dlogits, int b,
                        float *grads, float *dx);
 

@@ -171,7 +171,6 @@ void qb_nc_trigger_init(qb_nc_trigger *t, const qb_model *m, int max_batch)
     t->xadv = xaligned((size_t)max_batch * t->chw, sizeof(float));
     t->dx = xaligned((size_t)max_batch * t->chw, sizeof(float));
     t->dlogits = xmalloc((size_t)max_batch * t->classes, sizeof(float));
-    t->wgrad = xcalloc(m->n_params ? m->n_params : 1, sizeof(float));
     t->labels = xmalloc((size_t)max_batch, 1);
     qb_model_ws_init(&t->ws, m, max_batch);
 }
@@ -185,7 +184,6 @@ void qb_nc_trigger_free(qb_nc_trigger *t)
     free(t->xadv);
     free(t->dx);
     free(t->dlogits);
-    free(t->wgrad);
     free(t->labels);
     qb_model_ws_free(&t->ws);
     memset(t, 0, sizeof *t);
@@ -234,7 +232,7 @@ double qb_nc_objective(qb_nc_trigger *t, const float *x, const uint32_t *idx, in
     *hits = h;
     memset(t->labels, y, (size_t)b);
     double ce = qb_softmax_xent(b, t->classes, logits, t->labels, t->dlogits);
-    qb_model_backward(t->model, &t->ws, t->dlogits, b, t->wgrad, t->dx);
+    qb_model_backward(t->model, &t->ws, t->dlogits, b, NULL, t->dx); /* input gradient only */
 
     /* d/dmask[k] = sum_i sum_ch dx[i,ch,k] (pattern[ch,k] - x[i,ch,k]) + cost
      * (|mask| = mask on (0, 1));  d/dpattern[ch,k] = mask[k] sum_i dx[i,ch,k];
@@ -373,7 +371,6 @@ static int nc_reverse_label(qb_nc_trigger *t, qb_nc_adam *opt, const float *x, s
     for (size_t i = 0; i < t->n_theta; i++)
         t->theta[i] = (float)atanh(((double)qb_rng_uniform(&rinit) - 0.5) * two_eps);
     qb_nc_adam_reset(opt);
-    memset(t->wgrad, 0, t->model->n_params * sizeof(float));
     for (size_t i = 0; i < n; i++) order[i] = (uint32_t)i;
     size_t pos = n; /* shuffle before the first batch */
 
@@ -403,8 +400,6 @@ static int nc_reverse_label(qb_nc_trigger *t, qb_nc_adam *opt, const float *x, s
             return QB_FAIL(err, "nc: the trigger optimisation of label %d diverged (loss %g at "
                                 "epoch %d, cost %g)",
                            y, loss_sum / cfg->steps_per_epoch, epoch, s.cost);
-        /* the parameter gradients are never read; keep them bounded */
-        memset(t->wgrad, 0, t->model->n_params * sizeof(float));
         double acc = (double)hits / ((double)cfg->steps_per_epoch * (double)B);
         double reg = reg_sum / cfg->steps_per_epoch;
         int f = qb_nc_schedule_epoch(&s, acc, reg);

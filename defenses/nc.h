@@ -50,8 +50,6 @@ typedef struct qb_nc_trigger {
     float *xadv;     /* (max_batch, c, h, w) triggered inputs */
     float *dx;       /* (max_batch, c, h, w) d CE / d xadv */
     float *dlogits;  /* (max_batch, classes) */
-    float *wgrad;    /* (n_params) parameter gradients: required by the
-                        backward pass, accumulated and never read */
     uint8_t *labels; /* (max_batch) */
     qb_model_ws ws;
 } qb_nc_trigger;

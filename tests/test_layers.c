@@ -1103,6 +1103,17 @@ static void fused_case(const char *arch, int ch, int h, int w, int b, uint64_t s
     }
     snprintf(what, sizeof what, "%s dx fused/unfused", arch);
     assert_bits_equal(what, dxf, dxu, nx * sizeof(float));
+    /* input gradients only (grads NULL): the same dx, both workspaces */
+    float *dxn = falloc(nx);
+    qb_model_forward(&m, &wf, x, b, 1);
+    qb_model_backward(&m, &wf, dl, b, NULL, dxn);
+    snprintf(what, sizeof what, "%s dx without parameter gradients (fused)", arch);
+    assert_bits_equal(what, dxf, dxn, nx * sizeof(float));
+    qb_model_forward(&m, &wu, x, b, 1);
+    qb_model_backward(&m, &wu, dl, b, NULL, dxn);
+    snprintf(what, sizeof what, "%s dx without parameter gradients (unfused)", arch);
+    assert_bits_equal(what, dxf, dxn, nx * sizeof(float));
+    free(dxn);
     /* the gradients are not trivially zero */
     size_t nonzero = 0;
     for (size_t i = 0; i < m.n_params; i++) nonzero += gf[i] != 0.0f;
