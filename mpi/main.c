@@ -21,6 +21,7 @@ static const char usage[] =
     "  plan      validate a spec, count tasks and models, estimate the cost\n"
     "  status    count done / invalid / failed / pending tasks of a results file\n"
     "  merge     combine the shard files of `run --shard I/N` into one results file\n"
+    "  report    tables of a results file: detection rates, CA/ASR, paired tests\n"
     "  demo      train a clean and a BadNet model, print CA and ASR\n"
     "  train     train one model, print CA/ASR, optionally save it\n"
     "  eval      evaluate a saved model's CA/ASR\n"
@@ -68,6 +69,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "plan")) return qb_cmd_plan(argc - 1, argv + 1);
     if (!strcmp(cmd, "status")) return qb_cmd_status(argc - 1, argv + 1);
     if (!strcmp(cmd, "merge")) return qb_cmd_merge(argc - 1, argv + 1);
+    if (!strcmp(cmd, "report")) return qb_cmd_report(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return qb_cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return qb_cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo")) return qb_cmd_demo(argc - 1, argv + 1);

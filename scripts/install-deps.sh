@@ -5,7 +5,7 @@
 set -eu
 
 pkgs="build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
-hdf5-tools libyaml-dev libopenblas-dev liblapacke-dev libcmocka-dev zlib1g-dev
+hdf5-tools libyaml-dev libopenblas-dev liblapacke-dev libgsl-dev libcmocka-dev zlib1g-dev
 dataset-fashion-mnist python3-h5py slurm-wlm munge shellcheck"
 
 missing=""

@@ -12,8 +12,8 @@
 #      mpirun, then the merge job (--dependency=afterok): the merged file
 #      equals the single job's on every column but timings, rank, host and
 #      finished_at, row order, spec and /details arrays bit for bit
-#      (compare_results.py --strict); the report step is skipped with its
-#      message while qblind has no `report`
+#      (compare_results.py --strict); then the report job (afterok on the
+#      merge) writes `qblind report` of the merged file to its log
 #   3. a job with a 1-minute time limit and a 50-s lead on a spec sized
 #      (from step 1's speed) to outlast its first signal: it gets SIGUSR1,
 #      the ranks drain, the job requeues itself (Restarts >= 1) and
@@ -238,7 +238,8 @@ echo "== 0b. submit.sh --dry-run"
 grep -q '^sbatch --parsable --array=0-1 .*array.sbatch spec.yaml dry' dry.txt || fail "no array sbatch line: $(cat dry.txt)"
 grep -q '^sbatch --parsable --job-name=qblind-merge .*--dependency=afterok:.*merge' dry.txt ||
     fail "no merge sbatch line: $(cat dry.txt)"
-grep -q '^report: skipped' dry.txt || fail "report step not skipped: $(cat dry.txt)"
+grep -q '^sbatch --parsable --job-name=qblind-report .*--dependency=afterok:.*report' dry.txt ||
+    fail "no report sbatch line: $(cat dry.txt)"
 [ -z "$(squeue -h -o %A)" ] || fail "the dry run submitted jobs"
 [ ! -e dry.h5.logs ] || fail "the dry run created dry.h5.logs"
 echo "ok: dry run printed $(grep -c '^sbatch' dry.txt) sbatch commands, submitted nothing"
@@ -274,7 +275,8 @@ cat submit.txt
 array=$(sed -n 's/^run: \([0-9][0-9]*\).*/\1/p' submit.txt)
 merge=$(sed -n 's/^merge: \([0-9][0-9]*\).*/\1/p' submit.txt)
 if [ -z "$array" ] || [ -z "$merge" ]; then fail "no job ids printed"; fi
-grep -q "^report: skipped" submit.txt || fail "the report step was not skipped"
+report=$(sed -n 's/^report: \([0-9][0-9]*\) (after '"$merge"')$/\1/p' submit.txt)
+[ -n "$report" ] || fail "no report job chained after the merge: $(cat submit.txt)"
 
 # The requeue job: one worker on a spec that keeps it busy well past its
 # first pre-timeout signal (sent 10-40 s in: Slurm checks time limits
@@ -297,7 +299,7 @@ done
 grep -q "already finished" "cancel-$cancel.out" || fail "the job to cancel never started its run"
 scancel "$cancel"
 
-wait_jobs 400 "$array" "$merge" "$requeue" "$cancel"
+wait_jobs 400 "$array" "$merge" "$report" "$requeue" "$cancel"
 
 # 2. the array and the merge
 for i in 0 1; do
@@ -310,6 +312,11 @@ expect_completed "$merge" "merge job"
 [ "$(status_of merged.h5 pending)" = 0 ] || fail "merged.h5 has pending tasks"
 /usr/bin/python3 "$compare" --strict single.h5 merged.h5 || fail "the merged file differs from the single job's"
 echo "ok: 2 shards via mpirun, merged after both: equal to the single job's file (strict); $(elapsed)"
+expect_completed "$report" "report job"
+f=$(ls merged.h5.logs/qblind-report-"$report".out)
+grep -q "^qblind report: .*merged.h5" "$f" || fail "report job: no report in its log: $(head -5 "$f")"
+grep -q "^$n_tasks tasks: ok " "$f" || fail "report job: not the $n_tasks tasks of merged.h5: $(sed -n 3p "$f")"
+echo "ok: the report job ran after the merge: $(sed -n 3p "$f")"
 
 # 3. the requeued job
 expect_completed "$requeue" "requeue job"
