@@ -17,14 +17,8 @@ qblind="$build/qblind"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/qblind-scaling-XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
-cat > "$tmp/spec.yaml" <<'YAML'
-name: bench-scaling
-dataset: synthetic
-seed: {range: [0, 4]}
-trigger: [clean, square]
-precision: [fp32, int8]
-train: {arch: lenet, epochs: 1}
-YAML
+here="$(cd "$(dirname "$0")" && pwd)"
+cp "$here/../configs/scaling.yaml" "$tmp/spec.yaml"
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 run() { # ranks -> wall seconds of the whole mpirun
     rm -rf "$tmp/r.h5" "$tmp/r.h5.models"
