@@ -52,8 +52,40 @@ static size_t width(const char *s)
     return w;
 }
 
-static void table_print(const table *t, FILE *f, int markdown)
+static void html_esc(FILE *f, const char *s)
 {
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        case '\'': fputs("&#39;", f); break;
+        default: fputc(*s, f); break;
+        }
+    }
+}
+
+/* Output modes of the human-readable report. */
+enum { MODE_TEXT, MODE_MARKDOWN, MODE_HTML };
+
+static void table_print(const table *t, FILE *f, int mode)
+{
+    int markdown = mode == MODE_MARKDOWN;
+    if (mode == MODE_HTML) {
+        fputs("<table>\n", f);
+        for (size_t r = 0; r < t->nrow; r++) {
+            fputs("<tr>", f);
+            for (size_t c = 0; c < t->ncol; c++) {
+                fputs(r ? "<td>" : "<th>", f);
+                html_esc(f, t->cells[r * t->ncol + c]);
+                fputs(r ? "</td>" : "</th>", f);
+            }
+            fputs("</tr>\n", f);
+        }
+        fputs("</table>\n", f);
+        return;
+    }
     size_t *w = xcalloc(t->ncol, sizeof *w); /* (ncol) */
     for (size_t r = 0; r < t->nrow; r++)
         for (size_t c = 0; c < t->ncol; c++) {
@@ -191,9 +223,13 @@ static void summary_cells(table *t, const qb_report_summary *s)
     table_cell(t, "%s", b);
 }
 
-static void heading(FILE *f, int md, const char *s)
+static void heading(FILE *f, int mode, const char *s)
 {
-    if (md) fprintf(f, "\n## %s\n\n", s);
+    if (mode == MODE_HTML) {
+        fputs("<h2>", f);
+        html_esc(f, s);
+        fputs("</h2>\n", f);
+    } else if (mode == MODE_MARKDOWN) fprintf(f, "\n## %s\n\n", s);
     else {
         fprintf(f, "\n%s\n", s);
         for (size_t i = width(s); i > 0; i--) fputc('=', f);
@@ -201,43 +237,85 @@ static void heading(FILE *f, int md, const char *s)
     }
 }
 
-static void write_human(const qb_report *r, int md, const char *title, FILE *f)
+/* A paragraph: as is in text and markdown, escaped in <p> in HTML. */
+static void prose(FILE *f, int mode, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void prose(FILE *f, int mode, const char *fmt, ...)
 {
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (mode != MODE_HTML) {
+        fputs(buf, f);
+        return;
+    }
+    size_t len = strlen(buf);
+    while (len && buf[len - 1] == '\n') buf[--len] = '\0';
+    fputs("<p>", f);
+    html_esc(f, buf);
+    fputs("</p>\n", f);
+}
+
+/* One line of the summary list: "- " in markdown, <li> in HTML. */
+static void bullet(FILE *f, int mode, const char *s)
+{
+    if (mode == MODE_HTML) {
+        fputs("<li>", f);
+        html_esc(f, s);
+        fputs("</li>\n", f);
+    } else {
+        fprintf(f, "%s%s\n", mode == MODE_MARKDOWN ? "- " : "", s);
+    }
+}
+
+static void write_human(const qb_report *r, int mode, const char *title, FILE *f)
+{
+    int md = mode == MODE_MARKDOWN;
     char b1[64], b2[64], b3[64], b4[64], b5[128];
     const size_t *sc = r->status_counts;
-    fprintf(f, "%sqblind report: %s\n\n", md ? "# " : "", title ? title : "(rows)");
-    fprintf(f, "%s%zu tasks: ok %zu, invalid %zu, failed %zu, pending %zu.\n", md ? "- " : "",
-            r->n_rows, sc[QB_STATUS_OK], sc[QB_STATUS_INVALID], sc[QB_STATUS_FAILED],
-            sc[QB_STATUS_PENDING]);
-    fprintf(f, "%sSame in every row:", md ? "- " : "");
+    char line[1024];
+    size_t ll;
+    if (mode != MODE_HTML) fprintf(f, "%sqblind report: %s\n\n", md ? "# " : "", title ? title : "(rows)");
+    else fputs("<ul>\n", f);
+    snprintf(line, sizeof line, "%zu tasks: ok %zu, invalid %zu, failed %zu, pending %zu.",
+             r->n_rows, sc[QB_STATUS_OK], sc[QB_STATUS_INVALID], sc[QB_STATUS_FAILED],
+             sc[QB_STATUS_PENDING]);
+    bullet(f, mode, line);
+    ll = (size_t)snprintf(line, sizeof line, "Same in every row:");
     int any = 0;
     for (int a = 0; a < QB_AXIS_COUNT; a++)
-        if (r->n_values[a] == 1) {
-            fprintf(f, "%s %s = %s", any ? "," : "", qb_report_axis_name((qb_report_axis)a),
-                    r->values[a][0]);
+        if (r->n_values[a] == 1 && ll < sizeof line) {
+            ll += (size_t)snprintf(line + ll, sizeof line - ll, "%s %s = %s", any ? "," : "",
+                                    qb_report_axis_name((qb_report_axis)a), r->values[a][0]);
             any = 1;
         }
-    fprintf(f, "%s.\n", any ? "" : " nothing");
-    fprintf(f, "%sPooled (not in --by):", md ? "- " : "");
+    if (ll < sizeof line) snprintf(line + ll, sizeof line - ll, "%s.", any ? "" : " nothing");
+    bullet(f, mode, line);
+    ll = (size_t)snprintf(line, sizeof line, "Pooled (not in --by):");
     any = 0;
     for (int a = 0; a < QB_AXIS_COUNT; a++)
-        if (!((r->by >> a) & 1u) && r->n_values[a] > 1) {
-            fprintf(f, "%s %s", any ? "," : "", qb_report_axis_name((qb_report_axis)a));
+        if (!((r->by >> a) & 1u) && r->n_values[a] > 1 && ll < sizeof line) {
+            ll += (size_t)snprintf(line + ll, sizeof line - ll, "%s %s", any ? "," : "",
+                                    qb_report_axis_name((qb_report_axis)a));
             any = 1;
         }
-    fprintf(f, "%s.\n", any ? "" : " nothing");
-    fprintf(f, "%sIntervals are 95%%: Wilson for rates; percentile bootstrap of the mean over "
-            "seeds (%zu resamples, seeded) for CA/ASR; t for paired differences. Percentages "
-            "in points.\n", md ? "- " : "", r->boot_resamples);
+    if (ll < sizeof line) snprintf(line + ll, sizeof line - ll, "%s.", any ? "" : " nothing");
+    bullet(f, mode, line);
+    snprintf(line, sizeof line, "Intervals are 95%%: Wilson for rates; percentile bootstrap of the "
+             "mean over seeds (%zu resamples, seeded) for CA/ASR; t for paired differences. "
+             "Percentages in points.", r->boot_resamples);
+    bullet(f, mode, line);
+    if (mode == MODE_HTML) fputs("</ul>\n", f);
 
     /* 1. detection */
-    heading(f, md, "Detection");
-    fputs("Rate of detected = yes among ok rows with a yes/no decision (k/n); the false-positive "
-          "rate is the same defense on clean models. Rows not in n are counted under "
-          "\"not counted\".\n\n", f);
+    heading(f, mode, "Detection");
+    prose(f, mode, "Rate of detected = yes among ok rows with a yes/no decision (k/n); the "
+          "false-positive rate is the same defense on clean models. Rows not in n are counted "
+          "under \"not counted\".\n\n");
     size_t nb = 0;
     for (size_t i = 0; i < r->n_det; i++) nb += !r->det[i].clean;
-    if (!r->n_det) fputs("No rows with a defense.\n", f);
+    if (!r->n_det) prose(f, mode, "No rows with a defense.\n");
     else {
         int shown[QB_AXIS_COUNT];
         /* the shown axes over the backdoored groups (all groups when none) */
@@ -299,17 +377,17 @@ static void write_human(const qb_report *r, int md, const char *title, FILE *f)
             if (c) excluded(b5, sizeof b5, c);
             table_cell(&t, "%s", c ? b5 : "—");
         }
-        table_print(&t, f, md);
+        table_print(&t, f, mode);
         table_free(&t);
     }
 
     /* 2. CA / ASR */
-    heading(f, md, "CA and ASR of the deployed model");
-    fputs("After quantization and mitigation (ca_mitig, asr_mitig), one value per deployed model "
-          "(defenses pooled): mean ± std over seeds and a bootstrap interval of the mean. Invalid "
-          "tasks (ASR below the validity bar) are real measurements and are included; failed and "
-          "pending ones are not.\n\n", f);
-    if (!r->n_perf) fputs("No rows.\n", f);
+    heading(f, mode, "CA and ASR of the deployed model");
+    prose(f, mode, "After quantization and mitigation (ca_mitig, asr_mitig), one value per "
+          "deployed model (defenses pooled): mean ± std over seeds and a bootstrap interval of the "
+          "mean. Invalid tasks (ASR below the validity bar) are real measurements and are "
+          "included; failed and pending ones are not.\n\n");
+    if (!r->n_perf) prose(f, mode, "No rows.\n");
     else {
         int shown[QB_AXIS_COUNT];
         shown_axes(r, &r->perf[0].key, sizeof r->perf[0], r->n_perf, QB_AXIS_DEFENSE, shown);
@@ -340,16 +418,16 @@ static void write_human(const qb_report *r, int md, const char *title, FILE *f)
                                         g->n_pending);
             table_cell(&t, "%s", len ? b5 : "—");
         }
-        table_print(&t, f, md);
+        table_print(&t, f, mode);
         table_free(&t);
     }
 
     /* 3. paired comparisons */
-    heading(f, md, "Paired comparisons across precisions");
+    heading(f, mode, "Paired comparisons across precisions");
     if (!r->ref_precision || r->n_values[QB_AXIS_PRECISION] < 2) {
-        fputs("Only one precision: nothing to compare.\n", f);
+        prose(f, mode, "Only one precision: nothing to compare.\n");
     } else {
-        fprintf(f, "Each precision against %s on the same seeds. Detection: McNemar's exact test "
+        prose(f, mode, "Each precision against %s on the same seeds. Detection: McNemar's exact test "
                 "on the discordant pairs (%s only / other only). CA and ASR: paired t-test of "
                 "the difference (other − %s, points) with its t interval.\n\n",
                 r->ref_precision, r->ref_precision, r->ref_precision);
@@ -408,18 +486,18 @@ static void write_human(const qb_report *r, int md, const char *title, FILE *f)
                     table_cell(&t, "%s", b3);
                 }
             }
-            table_print(&t, f, md);
+            table_print(&t, f, mode);
             table_free(&t);
-            fputc('\n', f);
+            if (mode != MODE_HTML) fputc('\n', f);
         }
     }
 
     /* 4. problems */
-    heading(f, md, "Invalid, failed and pending tasks");
+    heading(f, mode, "Invalid, failed and pending tasks");
     size_t listed = 0, n_list = sc[QB_STATUS_INVALID] + sc[QB_STATUS_FAILED];
-    if (!r->n_problems) fputs("None: every task is ok.\n", f);
+    if (!r->n_problems) prose(f, mode, "None: every task is ok.\n");
     else {
-        fprintf(f, "invalid %zu, failed %zu, pending %zu%s.\n\n", sc[QB_STATUS_INVALID],
+        prose(f, mode, "invalid %zu, failed %zu, pending %zu%s.\n\n", sc[QB_STATUS_INVALID],
                 sc[QB_STATUS_FAILED], sc[QB_STATUS_PENDING],
                 sc[QB_STATUS_PENDING] ? " (pending tasks are not listed: resume the run)" : "");
         if (n_list) {
@@ -442,10 +520,10 @@ static void write_human(const qb_report *r, int md, const char *title, FILE *f)
                 table_cell(&t, "%s", row->message);
                 listed++;
             }
-            table_print(&t, f, md);
+            table_print(&t, f, mode);
             table_free(&t);
             if (listed < n_list)
-                fprintf(f, "\n... and %zu more invalid or failed tasks: --format csv lists all.\n",
+                prose(f, mode, "\n... and %zu more invalid or failed tasks: --format csv lists all.\n",
                         n_list - listed);
         }
     }
@@ -646,7 +724,14 @@ int qb_report_write(const qb_report *r, qb_report_format fmt, const char *title,
                     qb_error *err)
 {
     if (fmt == QB_REPORT_CSV) write_csv(r, f);
-    else write_human(r, fmt == QB_REPORT_MARKDOWN, title, f);
+    else write_human(r, fmt == QB_REPORT_MARKDOWN ? MODE_MARKDOWN : MODE_TEXT, title, f);
+    if (fflush(f) || ferror(f)) return QB_FAIL(err, "report: write error (disk full?)");
+    return 0;
+}
+
+int qb_report_write_html_tables(const qb_report *r, FILE *f, qb_error *err)
+{
+    write_human(r, MODE_HTML, NULL, f);
     if (fflush(f) || ferror(f)) return QB_FAIL(err, "report: write error (disk full?)");
     return 0;
 }
