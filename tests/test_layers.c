@@ -53,6 +53,7 @@
 #include "core/rng.h"
 #include "core/softmax_xent.h"
 #include "core/train.h"
+#include "tests/testutil.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -943,45 +944,13 @@ typedef struct model_ctx {
     int b;
 } model_ctx;
 
-/* The region signature: ReLU signs, except for a ReLU feeding a maxpool
- * (only the selected entry matters there), and for every maxpool "output
- * > 0 ? 1 + argmax : 0". If it is equal at p - h, p and p + h then, layer
- * by layer, every pre-activation is linear in the perturbed value over the
- * whole interval and keeps its sign / stays the selected maximum, so L is
- * linear on the interval and the central difference is exact. */
-static int relu_feeds_pool(const qb_model *m, int i)
-{
-    return i + 1 < m->n_layers && m->layers[i + 1].kind == QB_LAYER_MAXPOOL;
-}
-
-static size_t model_sig_len(const qb_model *m, int b)
-{
-    size_t n = 0;
-    for (int i = 0; i < m->n_layers; i++) {
-        const qb_layer *l = &m->layers[i];
-        if ((l->kind == QB_LAYER_RELU && !relu_feeds_pool(m, i)) || l->kind == QB_LAYER_MAXPOOL)
-            n += (size_t)b * qb_layer_out_size(l);
-    }
-    return n;
-}
-
+/* The region signature (tests/testutil.h) makes the central difference
+ * exact where it is equal at p - h, p and p + h. */
 static double model_loss(void *vctx, int32_t *sig)
 {
     model_ctx *c = vctx;
     const float *logits = qb_model_forward(c->m, &c->ws, c->x, c->b, 1);
-    if (sig) {
-        size_t o = 0;
-        for (int i = 0; i < c->m->n_layers; i++) {
-            const qb_layer *l = &c->m->layers[i];
-            size_t n = (size_t)c->b * qb_layer_out_size(l);
-            const float *y = c->ws.act[i + 1];
-            if (l->kind == QB_LAYER_RELU && !relu_feeds_pool(c->m, i))
-                for (size_t j = 0; j < n; j++) sig[o++] = y[j] > 0.0f;
-            else if (l->kind == QB_LAYER_MAXPOOL)
-                for (size_t j = 0; j < n; j++)
-                    sig[o++] = y[j] > 0.0f ? 1 + c->ws.argmax[i][j] : 0;
-        }
-    }
+    if (sig) qb_test_region_sig(c->m, &c->ws, c->b, sig);
     return dot_r(c->r, logits, (size_t)c->b * c->m->classes);
 }
 
@@ -1027,7 +996,7 @@ static void model_fd_case(const char *arch, int ch, int h, int w, int b, uint64_
     const float *logits = qb_model_forward(&m, &c.ws, x, b, 1);
     double mag = 0.0;
     for (size_t i = 0; i < (size_t)b * m.classes; i++) mag += fabs((double)r[i] * logits[i]);
-    fd_check fc = {what, model_loss, &c, model_sig_len(&m, b), 1e-2f, 1e-2, mag};
+    fd_check fc = {what, model_loss, &c, qb_test_region_sig_len(&m, b), 1e-2f, 1e-2, mag};
     for (int i = 0; i < m.n_layers; i++) {
         const qb_layer *l = &m.layers[i];
         if (l->w_len == 0) continue;

@@ -51,6 +51,7 @@
 #include "quant/precision.h"
 #include "quant/qmodel.h"
 #include "quant/quantizer.h"
+#include "tests/testutil.h"
 
 #define EPS (1.0 / 16777216.0) /* 2^-24 */
 
@@ -477,37 +478,10 @@ typedef struct fd_model {
     int b;
 } fd_model;
 
-static int relu_feeds_pool(const qb_model *m, int i)
-{
-    return i + 1 < m->n_layers && m->layers[i + 1].kind == QB_LAYER_MAXPOOL;
-}
-
-static size_t sig_len(const qb_model *m, int b)
-{
-    size_t n = 0;
-    for (int i = 0; i < m->n_layers; i++) {
-        const qb_layer *l = &m->layers[i];
-        if ((l->kind == QB_LAYER_RELU && !relu_feeds_pool(m, i)) || l->kind == QB_LAYER_MAXPOOL)
-            n += (size_t)b * qb_layer_out_size(l);
-    }
-    return n;
-}
-
 static double fd_loss(fd_model *c, int32_t *sig)
 {
     const float *logits = qb_model_forward(c->m, &c->ws, c->x, c->b, 1);
-    if (sig) {
-        size_t o = 0;
-        for (int i = 0; i < c->m->n_layers; i++) {
-            const qb_layer *l = &c->m->layers[i];
-            const size_t n = (size_t)c->b * qb_layer_out_size(l);
-            const float *y = c->ws.act[i + 1];
-            if (l->kind == QB_LAYER_RELU && !relu_feeds_pool(c->m, i))
-                for (size_t j = 0; j < n; j++) sig[o++] = y[j] > 0.0f;
-            else if (l->kind == QB_LAYER_MAXPOOL)
-                for (size_t j = 0; j < n; j++) sig[o++] = y[j] > 0.0f ? 1 + c->ws.argmax[i][j] : 0;
-        }
-    }
+    if (sig) qb_test_region_sig(c->m, &c->ws, c->b, sig);
     double s = 0.0;
     for (size_t j = 0; j < (size_t)c->b * c->m->classes; j++) s += (double)c->r[j] * logits[j];
     return s;
@@ -516,7 +490,7 @@ static double fd_loss(fd_model *c, int32_t *sig)
 static void check_fd(const char *what, fd_model *c, double mag, qb_rng *rng, float *p,
                      const float *analytic, size_t n, size_t count)
 {
-    const size_t sl = sig_len(c->m, c->b);
+    const size_t sl = qb_test_region_sig_len(c->m, c->b);
     int32_t *sig0 = calloc(sl, sizeof *sig0), *sig = calloc(sl, sizeof *sig);
     assert_non_null(sig0);
     assert_non_null(sig);

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/model.h"
+
 char *qb_test_tmpdir(void)
 {
     const char *base = getenv("TMPDIR");
@@ -52,4 +54,36 @@ char *qb_test_fixture_path(const char *name)
     assert_non_null(p);
     snprintf(p, len, "%s/%s", dir, name);
     return p;
+}
+
+/* ---- region signatures of whole models ----------------------------------- */
+
+static int relu_feeds_pool(const qb_model *m, int i)
+{
+    return i + 1 < m->n_layers && m->layers[i + 1].kind == QB_LAYER_MAXPOOL;
+}
+
+size_t qb_test_region_sig_len(const qb_model *m, int b)
+{
+    size_t n = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const qb_layer *l = &m->layers[i];
+        if ((l->kind == QB_LAYER_RELU && !relu_feeds_pool(m, i)) || l->kind == QB_LAYER_MAXPOOL)
+            n += (size_t)b * qb_layer_out_size(l);
+    }
+    return n;
+}
+
+void qb_test_region_sig(const qb_model *m, const qb_model_ws *ws, int b, int32_t *sig)
+{
+    size_t o = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const qb_layer *l = &m->layers[i];
+        const size_t n = (size_t)b * qb_layer_out_size(l);
+        const float *y = ws->act[i + 1];
+        if (l->kind == QB_LAYER_RELU && !relu_feeds_pool(m, i))
+            for (size_t j = 0; j < n; j++) sig[o++] = y[j] > 0.0f;
+        else if (l->kind == QB_LAYER_MAXPOOL)
+            for (size_t j = 0; j < n; j++) sig[o++] = y[j] > 0.0f ? 1 + ws->argmax[i][j] : 0;
+    }
 }
