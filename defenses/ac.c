@@ -3,7 +3,7 @@
  * Representation: the penultimate layer's output (after its ReLU) for every
  * training sample, as trained on (poisoned copies with their poisoned
  * labels), grouped by that training label. Per class:
- *   1. reduce to `dims` (10) dimensions by PCA (defenses/pca.c, LAPACK).
+ *   1. reduce to `dims` (10) dimensions by PCA (core/pca.c, LAPACK).
  *      ART's implementation (the reference most papers run) uses FastICA
  *      by default; Chen et al. mention both ICA and PCA. We use PCA: a
  *      deterministic linear-algebra result with no iterative non-convex
@@ -34,10 +34,10 @@
 #include "core/xalloc.h"
 #include "defenses/by_class.h"
 #include "defenses/defense.h"
-#include "defenses/kmeans.h"
-#include "defenses/pca.h"
-#include "defenses/silhouette.h"
-#include "jobs/results.h"
+#include "core/kmeans.h"
+#include "core/pca.h"
+#include "core/silhouette.h"
+#include "defenses/verdict.h"
 
 const qb_param_def qb_ac_params[] = {
     {"dims", QB_PARAM_INT, 10, 1, 1024, NULL,

@@ -16,7 +16,7 @@
  * It returns -1 with err set when it cannot run (too little data, a
  * numerical failure): the pipeline records that as `error`, never as "not
  * detected". Thresholds are the fixed values of DESIGN.md; every budget is a
- * parameter (defenses/params.h) with the default of its table.
+ * parameter (core/params.h) with the default of its table.
  *
  * Data. The defender's clean data come from the test set: in->pool lists
  * test-set indices in a seeded order (from the task's seed); a defense takes
@@ -38,8 +38,8 @@
 #include "core/details.h"
 #include "core/error.h"
 #include "core/model.h"
-#include "core/trigger.h"
-#include "defenses/params.h"
+#include "attacks/trigger.h"
+#include "core/params.h"
 #include "quant/precision.h"
 
 struct qb_qmodel;
@@ -71,7 +71,7 @@ typedef struct qb_defense_input {
 } qb_defense_input;
 
 typedef struct qb_defense_result {
-    int detected;          /* qb_detected (jobs/results.h): -1 na, 0 no, 1 yes */
+    int detected;          /* qb_detected (defenses/verdict.h): -1 na, 0 no, 1 yes */
     qb_details *details;   /* raw results, appended by the defense */
     char summary[160];     /* one line for logs: "flagged label 0 (index 3.2)" */
 } qb_defense_result;

@@ -29,11 +29,11 @@
 #include <string.h>
 
 #include "core/metrics.h"
-#include "core/poison.h"
+#include "attacks/poison.h"
 #include "core/rng.h"
 #include "core/xalloc.h"
 #include "defenses/defense.h"
-#include "jobs/results.h"
+#include "defenses/verdict.h"
 #include "quant/qmodel.h"
 
 const qb_param_def qb_fp_params[] = {

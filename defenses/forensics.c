@@ -48,7 +48,7 @@
 #include "core/model_io.h"
 #include "core/xalloc.h"
 #include "defenses/defense.h"
-#include "jobs/results.h"
+#include "defenses/verdict.h"
 #include "quant/qmodel.h"
 #include "quant/quantizer.h"
 

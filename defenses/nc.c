@@ -83,7 +83,7 @@
 #include "core/softmax_xent.h"
 #include "core/xalloc.h"
 #include "defenses/defense.h"
-#include "jobs/results.h"
+#include "defenses/verdict.h"
 
 const qb_param_def qb_nc_params[] = {
     {"n_clean", QB_PARAM_INT, 1000, 1, 1000000, NULL,

@@ -4,7 +4,7 @@
  * training sample as trained on, grouped by training label. Per class the
  * representations are centred, the top right singular vector v of the
  * centred matrix is computed (LAPACK's dsyevr on the scatter matrix,
- * defenses/pca.c: deterministic, and it gives sigma1 and sigma2 too), the
+ * core/pca.c: deterministic, and it gives sigma1 and sigma2 too), the
  * outlier score is the squared projection onto v, and the top
  * round(1.5 * eps * n_c) scores of the class are removed. eps is the
  * defender's bound on the poisoned fraction, taken per class (the
@@ -34,8 +34,8 @@
 #include "core/xalloc.h"
 #include "defenses/by_class.h"
 #include "defenses/defense.h"
-#include "defenses/pca.h"
-#include "jobs/results.h"
+#include "core/pca.h"
+#include "defenses/verdict.h"
 
 const qb_param_def qb_ss_params[] = {
     {"eps", QB_PARAM_REAL, 0.10, 0.001, 0.66, NULL,

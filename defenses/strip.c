@@ -40,11 +40,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/poison.h"
+#include "attacks/poison.h"
 #include "core/rng.h"
 #include "core/xalloc.h"
 #include "defenses/defense.h"
-#include "jobs/results.h"
+#include "defenses/verdict.h"
 
 /* STRIP's decision: TPR at the 1%-FRR threshold (DESIGN.md). */
 #define STRIP_MIN_TPR 0.5

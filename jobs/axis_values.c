@@ -5,7 +5,7 @@
 
 #include "core/dataset.h"
 #include "defenses/defense.h"
-#include "defenses/mitigation.h"
+#include "mitigations/mitigation.h"
 #include "quant/precision.h"
 
 /* ---- the registry ----------------------------------------------------------

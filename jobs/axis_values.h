@@ -12,7 +12,7 @@
  *
  * Enumerated values (trigger, mitigation, defense) live in one table in
  * axis_values.c: a later stage adds its value there with one line, naming
- * its parameter table (defenses/params.h: keys, ranges, defaults), which
+ * its parameter table (core/params.h: keys, ranges, defaults), which
  * the spec parser checks every `defenses:` / `mitigations:` value against. The spec parser,
  * the error messages ("expected one of: ...") and the task identity all read
  * that table; nothing else lists axis values. */
@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
-#include "defenses/params.h"
+#include "core/params.h"
 
 typedef enum qb_axis {
     QB_AXIS_DATASET = 0,
@@ -47,7 +47,7 @@ typedef struct qb_axis_value {
     const char *alias_of;   /* NULL, or the canonical value this name spells */
     const qb_param_def *params; /* the parameters its block in `defenses:` /
                                `mitigations:` accepts, with their ranges
-                               (defenses/params.h); NULL: any key, any value */
+                               (core/params.h); NULL: any key, any value */
 } qb_axis_value;
 
 /* "dataset", "seed", ... (the YAML keys). */

@@ -16,7 +16,7 @@
 #include <yaml.h>
 
 #include "core/sgd.h"
-#include "core/trigger.h"
+#include "attacks/trigger.h"
 #include "core/xalloc.h"
 
 /* ---- presets ---------------------------------------------------------------

@@ -89,7 +89,7 @@
 #include "core/train.h"
 #include "jobs/axis_values.h"
 #include "jobs/task.h"
-#include "quant/qa_attack.h"
+#include "attacks/qa_attack.h"
 
 /* At most this many tasks (32 bytes each: 320 MB of task table). */
 #define QB_SPEC_MAX_TASKS 10000000u

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "core/sgd.h"
-#include "core/trigger.h"
+#include "attacks/trigger.h"
 #include "core/xalloc.h"
 #include "jobs/spec.h"
 

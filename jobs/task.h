@@ -40,7 +40,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
-#include "jobs/model_train.h"
+#include "attacks/model_job.h"
 #include "quant/precision.h"
 
 struct qb_spec;

@@ -10,7 +10,7 @@
 
 #include "core/train.h"
 #include "core/xalloc.h"
-#include "jobs/scheduler.h"
+#include "mpi/scheduler.h"
 #include "mpi/protocol.h"
 #include "mpi/runner.h"
 

@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#include "jobs/pipeline.h"
+#include "pipeline/pipeline.h"
 
 enum { QB_TAG_REQUEST = 1, QB_TAG_RESULT = 2, QB_TAG_TASK = 3, QB_TAG_STOP = 4, QB_TAG_DETAILS = 5 };
 

@@ -6,9 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "jobs/model_store.h"
-#include "jobs/pipeline.h"
-#include "jobs/results.h"
+#include "store/model_store.h"
+#include "pipeline/pipeline.h"
+#include "store/results.h"
 #include "jobs/spec.h"
 #include "jobs/task.h"
 

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "jobs/merge.h"
+#include "store/merge.h"
 #include "mpi/runner.h"
 
 /* The spec's parameter block of a mitigation or defense value as key/value
@@ -54,7 +54,7 @@ int qb_runner_task_params(const qb_spec *s, size_t i, qb_task_params *p, qb_task
 void qb_runner_fill_row(const qb_spec *s, size_t i, const qb_task_outcome *out, int rank,
                         const char *host, qb_task_row *row)
 {
-    qb_spec_pending_row(s, i, row); /* jobs/merge.h: merge builds the same rows */
+    qb_spec_pending_row(s, i, row); /* store/merge.h: merge builds the same rows */
     if (!out) return;
     row->status = out->status;
     snprintf(row->message, sizeof row->message, "%s", out->message);

@@ -1,4 +1,4 @@
-/* 2-means and the silhouette (defenses/kmeans.c, defenses/silhouette.c):
+/* 2-means and the silhouette (core/kmeans.c, core/silhouette.c):
  * hand-computed cases, separable blobs, and sklearn's numbers on the
  * committed fixture (tests/fixtures/gen_cluster_fixture.py). */
 #include <stdarg.h>
@@ -14,8 +14,8 @@
 
 #include "core/rng.h"
 #include "core/xalloc.h"
-#include "defenses/kmeans.h"
-#include "defenses/silhouette.h"
+#include "core/kmeans.h"
+#include "core/silhouette.h"
 #include "testutil.h"
 
 static void assert_rel(double got, double want, double rel)

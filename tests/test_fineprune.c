@@ -18,12 +18,12 @@
 
 #include "core/details.h"
 #include "core/metrics.h"
-#include "core/poison.h"
+#include "attacks/poison.h"
 #include "core/rng.h"
 #include "core/train.h"
 #include "defenses/defense.h"
 #include "defenses/fineprune.h"
-#include "jobs/results.h"
+#include "store/results.h"
 #include "quant/qmodel.h"
 #include "tests/wired_lenet.h"
 

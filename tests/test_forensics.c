@@ -15,7 +15,7 @@
 
 #include "core/model_io.h"
 #include "defenses/defense.h"
-#include "jobs/results.h"
+#include "store/results.h"
 #include "quant/qmodel.h"
 #include "quant/quantizer.h"
 #include "testutil.h"

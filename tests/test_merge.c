@@ -1,4 +1,4 @@
-/* Merging shard results files (jobs/merge.h) and the shard check of
+/* Merging shard results files (store/merge.h) and the shard check of
  * `qblind run` (qb_shard_check_file):
  *   - shards written by the results writer, with made-up deterministic
  *     rows and /details arrays per task (as the coordinator writes them),
@@ -33,9 +33,9 @@
 #include <hdf5.h>
 #include <mpi.h>
 
-#include "jobs/merge.h"
-#include "jobs/results.h"
-#include "jobs/shard.h"
+#include "store/merge.h"
+#include "store/results.h"
+#include "store/shard.h"
 #include "jobs/spec.h"
 #include "tests/testutil.h"
 

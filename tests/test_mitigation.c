@@ -1,4 +1,4 @@
-/* The mitigations (defenses/mitigation.h) on constructed cases: laundering
+/* The mitigations (mitigations/mitigation.h) on constructed cases: laundering
  * equals the quantizer composition it claims, re-quantizing on the model's
  * own grid is the identity, noise is reproducible from the task seed,
  * fine-tuning and fine-pruning deploy their models at the task's
@@ -16,9 +16,9 @@
 #include "core/metrics.h"
 #include "core/rng.h"
 #include "core/train.h"
-#include "defenses/mitigation.h"
+#include "mitigations/mitigation.h"
 #include "jobs/axis_values.h"
-#include "jobs/defense_stage.h"
+#include "pipeline/defense_stage.h"
 #include "quant/requant.h"
 
 typedef struct fixture {

@@ -1,4 +1,4 @@
-/* The model store (jobs/model_store.c). */
+/* The model store (store/model_store.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "jobs/model_store.h"
+#include "store/model_store.h"
 #include "tests/testutil.h"
 
 static void small_model(qb_model *m, uint64_t seed)

@@ -17,14 +17,14 @@
 #include "core/details.h"
 #include "core/metrics.h"
 #include "core/model.h"
-#include "core/poison.h"
+#include "attacks/poison.h"
 #include "core/rng.h"
 #include "core/train.h"
-#include "core/trigger.h"
+#include "attacks/trigger.h"
 #include "core/xalloc.h"
 #include "defenses/defense.h"
 #include "defenses/nc.h"
-#include "jobs/results.h"
+#include "store/results.h"
 
 /* |a - b| <= tol, with both values in the message (cmocka's float
  * comparison works in single precision). */

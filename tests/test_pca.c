@@ -1,4 +1,4 @@
-/* PCA through LAPACK (defenses/pca.c): axes known by construction, and
+/* PCA through LAPACK (core/pca.c): axes known by construction, and
  * numpy's SVD on the committed fixture (tests/fixtures/gen_cluster_fixture.py). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +13,7 @@
 
 #include "core/train.h"
 #include "core/xalloc.h"
-#include "defenses/pca.h"
+#include "core/pca.h"
 #include "testutil.h"
 
 static void assert_close(double got, double want, double tol)

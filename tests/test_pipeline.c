@@ -1,4 +1,4 @@
-/* The per-task pipeline (jobs/pipeline.c) on the synthetic dataset. */
+/* The per-task pipeline (pipeline/pipeline.c) on the synthetic dataset. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "core/train.h"
-#include "jobs/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "tests/testutil.h"
 
 static void params(qb_task_params *p, const char *trigger, const char *prec, uint64_t model_id,

@@ -1,4 +1,4 @@
-/* Quantization-activated attacks (quant/qa_attack.c) on a small random
+/* Quantization-activated attacks (attacks/qa_attack.c) on a small random
  * problem: the invariants that make them what they are. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +13,7 @@
 #include "core/model.h"
 #include "core/rng.h"
 #include "core/train.h"
-#include "quant/qa_attack.h"
+#include "attacks/qa_attack.h"
 #include "quant/qmodel.h"
 
 /* 256 random 1x28x28 images in 10 classes. */

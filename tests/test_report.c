@@ -1,10 +1,10 @@
-/* `qblind report` (jobs/report.h, jobs/report_stats.h): the statistics
+/* `qblind report` (report/report.h, report/stats.h): the statistics
  * against scipy/numpy (tests/fixtures/report_scipy.txt, made by
  * gen_report_fixture.py), the seeded bootstrap's reproducibility, a report
  * on a real results file with invalid, failed and pending rows (hand-counted
  * expectations), pooling with --by, and the CSV read back.
  *
- * The results file is written by the real writer (jobs/results.h), which
+ * The results file is written by the real writer (store/results.h), which
  * needs MPI: this binary re-executes itself (/proc/self/exe --write-child
  * PATH) as a fresh MPI singleton for that, with leak detection off in the
  * child only (LeakSanitizer crashes on Open MPI's threads, see
@@ -26,8 +26,8 @@
 #include <mpi.h>
 
 #include "core/rng.h"
-#include "jobs/report.h"
-#include "jobs/results.h"
+#include "report/report.h"
+#include "store/results.h"
 #include "tests/testutil.h"
 
 /* ---- the statistics against scipy -------------------------------------- */

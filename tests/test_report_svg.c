@@ -1,4 +1,4 @@
-/* The figures and the HTML page of `qblind report` (jobs/report_svg.h) on a
+/* The figures and the HTML page of `qblind report` (report/svg.h) on a
  * constructed report (hand-counted expectations):
  * - every SVG is well-formed XML (a small checker below: balanced tags,
  *   quoted attributes, no raw < or stray & in text) with a viewBox, a
@@ -24,9 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobs/report.h"
-#include "jobs/report_svg.h"
-#include "jobs/results.h"
+#include "report/report.h"
+#include "report/svg.h"
+#include "store/results.h"
 
 /* ---- a minimal XML well-formedness check -------------------------------- */
 

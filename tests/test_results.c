@@ -1,4 +1,4 @@
-/* The results file (jobs/results.h): create, record, flush, reopen and
+/* The results file (store/results.h): create, record, flush, reopen and
  * resume by task id, a different spec refused, --force, broken and foreign
  * files refused with the file named, h5py readability, and rows surviving
  * a SIGKILL of the writer after a flush.
@@ -28,7 +28,7 @@
 #include <hdf5.h>
 #include <mpi.h>
 
-#include "jobs/results.h"
+#include "store/results.h"
 #include "tests/testutil.h"
 
 #define HASH_A 0x0123456789abcdefull
@@ -761,7 +761,7 @@ static void test_readable_by_h5py_and_h5dump(void **state)
     qb_task_row want1, want3;
     finished_row(&want1, 1);
     finished_row(&want3, 3);
-    /* The snippet of jobs/results.h, minus pandas (not a dependency). */
+    /* The snippet of store/results.h, minus pandas (not a dependency). */
     char script[4096];
     snprintf(script, sizeof script,
              "import h5py, numpy as np, math, sys\n"

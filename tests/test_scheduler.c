@@ -1,4 +1,4 @@
-/* The coordinator's scheduling logic (jobs/scheduler.c), without MPI. */
+/* The coordinator's scheduling logic (mpi/scheduler.c), without MPI. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "core/rng.h"
-#include "jobs/scheduler.h"
+#include "mpi/scheduler.h"
 
 static void test_affinity_and_waiting(void **state)
 {

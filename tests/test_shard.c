@@ -1,4 +1,4 @@
-/* Shards (jobs/shard.h): "i/N" parsing; the shards of a spec are disjoint
+/* Shards (store/shard.h): "i/N" parsing; the shards of a spec are disjoint
  * and cover it, in both selections, for several N; membership is id mod N
  * (computed here independently from the full spec's ids), does not depend
  * on the order the spec lists its values in, and is the same on every
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobs/shard.h"
+#include "store/shard.h"
 #include "jobs/spec.h"
 #include "jobs/task.h"
 #include "tests/testutil.h"

@@ -23,7 +23,7 @@
 
 #include "core/dataset.h"
 #include "core/train.h"
-#include "core/trigger.h"
+#include "attacks/trigger.h"
 #include "jobs/axis_values.h"
 #include "jobs/spec.h"
 #include "jobs/task.h"

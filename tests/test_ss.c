@@ -15,7 +15,7 @@
 #include "core/model.h"
 #include "core/rng.h"
 #include "core/train.h"
-#include "core/trigger.h"
+#include "attacks/trigger.h"
 #include "core/xalloc.h"
 #include "defenses/defense.h"
 #include "defenses/ss.h"

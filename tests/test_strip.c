@@ -17,10 +17,10 @@
 #include "core/details.h"
 #include "core/rng.h"
 #include "core/train.h"
-#include "core/trigger.h"
+#include "attacks/trigger.h"
 #include "defenses/defense.h"
 #include "defenses/strip.h"
-#include "jobs/results.h"
+#include "store/results.h"
 #include "quant/qmodel.h"
 #include "tests/wired_lenet.h"
 

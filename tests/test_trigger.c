@@ -12,9 +12,9 @@
 #include <string.h>
 
 #include "core/dataset.h"
-#include "core/poison.h"
+#include "attacks/poison.h"
 #include "core/rng.h"
-#include "core/trigger.h"
+#include "attacks/trigger.h"
 
 static void assert_msg_has(const qb_error *e, const char *frag)
 {

@@ -1,0 +1,48 @@
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+int qb_cli_int(const char *opt, const char *s, long lo, long hi, int *out, qb_error *err)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < lo || v > hi)
+        return QB_FAIL(err, "%s: expected an integer in [%ld, %ld], got \"%s\"", opt, lo, hi, s);
+    *out = (int)v;
+    return 0;
+}
+
+int qb_cli_u64(const char *opt, const char *s, uint64_t *out, qb_error *err)
+{
+    char *end;
+    errno = 0;
+    if (*s == '-') return QB_FAIL(err, "%s: expected a non-negative integer, got \"%s\"", opt, s);
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end != '\0')
+        return QB_FAIL(err, "%s: expected a non-negative integer, got \"%s\"", opt, s);
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int qb_cli_double(const char *opt, const char *s, double lo, double hi, double *out,
+                  qb_error *err)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || !isfinite(v) || v < lo || v > hi)
+        return QB_FAIL(err, "%s: expected a number in [%g, %g], got \"%s\"", opt, lo, hi, s);
+    *out = v;
+    return 0;
+}
+
+int qb_cli_float(const char *opt, const char *s, double lo, double hi, float *out, qb_error *err)
+{
+    double v = 0.0;
+    if (qb_cli_double(opt, s, lo, hi, &v, err)) return -1;
+    *out = (float)v;
+    return 0;
+}

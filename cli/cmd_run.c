@@ -1,0 +1,405 @@
+/* qblind run | plan | status. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cblas.h>
+#include <hdf5.h>
+
+#include "core/train.h"
+#include "core/xalloc.h"
+#include "store/shard.h"
+#include "cli/cli.h"
+#include "mpi/runner.h"
+
+char *openblas_get_config(void);
+
+static int print_err(qb_error *err)
+{
+    qb_error_print(err);
+    return 1;
+}
+
+/* ---- run --------------------------------------------------------------- */
+
+static const char run_usage[] =
+    "usage: [mpirun -n N] qblind run SPEC.yaml -o RESULTS.h5 [options]\n"
+    "Run a sweep: every task of the spec, on all MPI ranks (rank 0 coordinates,\n"
+    "the others work; alone, rank 0 works). Resumable: run the same command again\n"
+    "after an interruption and finished tasks are skipped.\n"
+    "  -o, --output FILE   the results file (created, or resumed)\n"
+    "      --models DIR    model store [RESULTS.h5.models]\n"
+    "      --force         accept a results file written from another spec: keep\n"
+    "                      the finished rows of tasks that still exist\n"
+    "      --shard I/N     run only shard I (0..N-1) of N: a fixed 1/N of the tasks,\n"
+    "                      chosen by id hash, into its own file (`qblind merge`\n"
+    "                      combines the N files; slurm/array.sbatch)\n"
+    "      --shard-by WHAT model (default: each model's tasks in one shard, so\n"
+    "                      every model is trained once) or task (finer balance;\n"
+    "                      shards train the models they share again)\n"
+    "  -q, --quiet         no progress on stderr\n"
+    "      --empty-tasks   benchmark the runner: workers skip the pipeline and return\n"
+    "                      ok with no metrics at once (expansion, scheduling, MPI,\n"
+    "                      recording and flushing every row are real)\n"
+    "  -h, --help\n"
+    "Exit status: 0 all tasks finished (some may be failed or invalid: see the\n"
+    "table and `qblind status`), 1 error, 75 stopped early by SIGTERM/SIGUSR1/SIGINT\n"
+    "with tasks left (rerun to resume).\n";
+
+typedef struct row_fill_ctx {
+    const qb_spec *spec;
+} row_fill_ctx;
+
+static int fill_pending(void *ctx, size_t index, qb_task_row *row, qb_error *err)
+{
+    (void)err;
+    const row_fill_ctx *c = ctx;
+    qb_runner_fill_row(c->spec, index, NULL, 0, "", row);
+    return 0;
+}
+
+/* Rank 0 reads and validates the spec, every rank gets its text. */
+static int share_spec(const char *path, qb_spec *s, int rank, qb_error *err)
+{
+    int64_t len = -1;
+    if (rank == 0) {
+        if (qb_spec_load(s, path, err) == 0) len = (int64_t)s->text_len;
+    }
+    MPI_Bcast(&len, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    if (len < 0) return rank == 0 ? -1 : QB_FAIL(err, "rank 0 could not load the spec");
+    char *text = rank == 0 ? s->text : xmalloc((size_t)len + 1, 1);
+    MPI_Bcast(text, (int)len, MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (rank != 0) {
+        int rc = qb_spec_parse(s, text, (size_t)len, path, err);
+        free(text);
+        return rc;
+    }
+    return 0;
+}
+
+/* The short table at the end: one line per (trigger, precision,
+ * mitigation, defense) with mean CA/ASR over seeds and datasets. */
+#define QB_SUMMARY_MAX_TASKS 20000
+
+static void print_summary(const qb_spec *s, const char *path)
+{
+    qb_task_row *rows;
+    size_t n;
+    qb_error err;
+    /* the table reads every row (540 bytes each) and groups them pairwise:
+     * for large sweeps use `qblind status` (and the report) instead */
+    if (s->n_tasks > QB_SUMMARY_MAX_TASKS) {
+        printf("%zu tasks: table skipped above %d tasks; see `qblind status %s`\n", s->n_tasks,
+               QB_SUMMARY_MAX_TASKS, path);
+        return;
+    }
+    if (qb_results_read(path, &rows, &n, NULL, &err)) {
+        qb_error_print(&err);
+        return;
+    }
+    printf("%-14s %-8s %-12s %-13s %-9s %4s %8s %8s %9s %8s\n", "dataset", "trigger", "precision",
+           "mitigation", "defense", "n", "CA", "ASR", "detected", "status");
+    char *seen = xcalloc(n ? n : 1, 1);
+    for (size_t i = 0; i < n; i++) {
+        if (seen[i]) continue;
+        double ca = 0, asr = 0;
+        int k = 0, ka = 0, ok = 0, bad = 0, yes = 0, judged = 0, errors = 0;
+        for (size_t j = i; j < n; j++) {
+            if (seen[j] || strcmp(rows[j].dataset, rows[i].dataset) ||
+                strcmp(rows[j].trigger, rows[i].trigger) ||
+                strcmp(rows[j].precision, rows[i].precision) ||
+                strcmp(rows[j].mitigation, rows[i].mitigation) ||
+                strcmp(rows[j].defense, rows[i].defense))
+                continue;
+            seen[j] = 1;
+            yes += rows[j].detected == QB_DETECTED_YES;
+            judged += rows[j].detected == QB_DETECTED_YES || rows[j].detected == QB_DETECTED_NO;
+            errors += rows[j].detected == QB_DETECTED_ERROR;
+            if (rows[j].status == QB_STATUS_OK || rows[j].status == QB_STATUS_INVALID) {
+                ok += rows[j].status == QB_STATUS_OK;
+                if (!isnan(rows[j].ca_mitig)) ca += rows[j].ca_mitig, k++;
+                if (!isnan(rows[j].asr_mitig)) asr += rows[j].asr_mitig, ka++;
+            } else {
+                bad++;
+            }
+        }
+        char cas[16] = "-", asrs[16] = "-", sts[32], dets[32] = "-";
+        /* detected: yes / tasks the defense judged (n/a rows left out) */
+        if (judged || errors)
+            snprintf(dets, sizeof dets, "%d/%d%s", yes, judged, errors ? " +err" : "");
+        if (k) snprintf(cas, sizeof cas, "%.2f%%", 100.0 * ca / k);
+        if (ka) snprintf(asrs, sizeof asrs, "%.2f%%", 100.0 * asr / ka);
+        snprintf(sts, sizeof sts, "%d ok%s", ok, bad ? " +other" : "");
+        printf("%-14s %-8s %-12s %-13s %-9s %4d %8s %8s %9s %8s\n", rows[i].dataset,
+               rows[i].trigger, rows[i].precision, rows[i].mitigation, rows[i].defense, k + bad,
+               cas, asrs, dets, sts);
+    }
+    free(seen);
+    free(rows);
+}
+
+int qb_cmd_run(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    qb_blas_single_thread();
+    qb_runner_install_signals();
+
+    const char *out = NULL, *models = NULL, *spec_path = NULL, *shard_arg = NULL, *shard_by = NULL;
+    int force = 0, quiet = 0, empty_tasks = 0, c;
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'}, {"models", required_argument, NULL, 'm'},
+        {"force", no_argument, NULL, 'f'},       {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},        {"empty-tasks", no_argument, NULL, 'E'},
+        {"shard", required_argument, NULL, 'S'}, {"shard-by", required_argument, NULL, 'B'},
+        {NULL, 0, NULL, 0}};
+    optind = 1;
+    opterr = 0;
+    int usage_rc = -1;
+    while ((c = getopt_long(argc, argv, ":o:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'm': models = optarg; break;
+        case 'f': force = 1; break;
+        case 'q': quiet = 1; break;
+        case 'E': empty_tasks = 1; break;
+        case 'S': shard_arg = optarg; break;
+        case 'B': shard_by = optarg; break;
+        case 'h': usage_rc = 0; break;
+        default: usage_rc = 2; break;
+        }
+    }
+    if (usage_rc < 0 && (optind != argc - 1 || !out)) usage_rc = 2;
+    if (usage_rc >= 0) {
+        if (rank == 0) fputs(run_usage, usage_rc ? stderr : stdout);
+        MPI_Finalize();
+        return usage_rc;
+    }
+    spec_path = argv[optind];
+
+    qb_error err;
+    qb_shard shard = {0, 0, QB_SHARD_BY_MODEL};
+    if ((shard_arg && qb_shard_parse(shard_arg, &shard, &err)) ||
+        (shard_by && qb_shard_by_parse(shard_by, &shard.by, &err)) ||
+        (shard_by && !shard_arg && QB_FAIL(&err, "--shard-by needs --shard I/N"))) {
+        if (rank == 0) qb_error_print(&err);
+        MPI_Finalize();
+        return 2;
+    }
+    qb_spec spec;
+    memset(&spec, 0, sizeof spec);
+    if (share_spec(spec_path, &spec, rank, &err)) {
+        if (rank == 0) qb_error_print(&err);
+        qb_spec_free(&spec);
+        MPI_Finalize();
+        return 1;
+    }
+    size_t spec_tasks = spec.n_tasks;
+    qb_shard_restrict(&spec, &shard); /* every rank: the same tables */
+    char store_dir[4096];
+    if (models)
+        snprintf(store_dir, sizeof store_dir, "%s", models);
+    else
+        qb_model_store_default_dir(out, store_dir, sizeof store_dir);
+    qb_model_store store;
+    int ok = rank == 0 ? qb_model_store_open(&store, store_dir, &err) == 0 : 1;
+
+    /* rank 0 opens the results file (alone, MPI-IO on COMM_SELF) */
+    qb_results *res = NULL;
+    uint8_t *status = NULL;
+    if (rank == 0 && ok) {
+        status = xmalloc(spec.n_tasks ? spec.n_tasks : 1, 1);
+        unsigned maj, min, rel;
+        H5get_libversion(&maj, &min, &rel);
+        char h5v[32], ranks[16];
+        snprintf(h5v, sizeof h5v, "%u.%u.%u", maj, min, rel);
+        snprintf(ranks, sizeof ranks, "%d", size);
+        qb_kv prov[6] = {{"qblind_version", QBLIND_VERSION}, {"hdf5_version", h5v},
+                         {"openblas_config", openblas_get_config()}};
+        char shard_bufs[2][16];
+        size_t n_prov = 3 + qb_shard_provenance(&shard, prov + 3, shard_bufs);
+        qb_results_config cfg = {out, spec.text, spec.hash, force, size, prov, n_prov};
+        row_fill_ctx fc = {&spec};
+        ok = qb_shard_check_file(out, &shard, &err) == 0 &&
+             qb_results_create_or_open_fn(&res, &cfg, spec.n_tasks, fill_pending, &fc, status,
+                                          &err) == 0;
+    }
+    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (!ok) {
+        if (rank == 0) qb_error_print(&err);
+        free(status);
+        qb_spec_free(&spec);
+        MPI_Finalize();
+        return 1;
+    }
+    MPI_Bcast(store_dir, (int)sizeof store_dir, MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (rank != 0 && qb_model_store_open(&store, store_dir, &err)) {
+        qb_error_print(&err); /* the directory exists: rank 0 made it */
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+
+    int rc = 0;
+    if (rank == 0) {
+        size_t finished = 0;
+        for (size_t i = 0; i < spec.n_tasks; i++) finished += status[i] != QB_STATUS_PENDING;
+        if (!quiet && shard.count) {
+            char st[64];
+            fprintf(stderr, "qblind: %s: shard %s: %zu of the spec's %zu tasks\n", spec_path,
+                    qb_shard_text(&shard, st, sizeof st), spec.n_tasks, spec_tasks);
+        }
+        if (!quiet)
+            fprintf(stderr, "qblind: %s: %zu tasks, %zu models, %zu already finished; %d rank%s\n",
+                    spec_path, spec.n_tasks, spec.n_models, finished, size, size > 1 ? "s" : "");
+        qb_progress prog;
+        qb_progress_init(&prog, spec.n_tasks, finished, quiet);
+        qb_run_ctx ctx = {&spec, res, &store, status, size, &prog, 0, 0, empty_tasks};
+        double t0 = qb_now();
+        rc = qb_coordinator_run(&ctx, &err);
+        qb_progress_print(&prog, 1);
+        qb_error cerr;
+        if (qb_results_close(res, &cerr) && rc == 0) {
+            err = cerr;
+            rc = -1;
+        }
+        if (rc) {
+            /* After a failed HDF5 write/flush/close, HDF5 1.10.8 crashes in
+             * MPI_Finalize's close callbacks: abort instead. The file holds
+             * everything up to the last successful flush. */
+            qb_error_print(&err);
+            fprintf(stderr, "qblind: the results file keeps every task recorded before the error; "
+                            "fix the cause and run the same command to resume\n");
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        } else {
+            /* the summary prints even with --quiet (only progress is quiet) */
+            fprintf(stderr, "qblind: %zu tasks ran in %.1f s; %ld models trained\n",
+                    prog.done - prog.done_at_start, qb_now() - t0, ctx.trainings);
+            print_summary(&spec, out);
+            if (ctx.drained) {
+                fprintf(stderr, "qblind: stopped early; run the same command again to resume\n");
+                rc = QB_EXIT_RESUME;
+            }
+        }
+    } else {
+        qb_worker_loop(&spec, &store, empty_tasks);
+    }
+    free(status);
+    qb_spec_free(&spec);
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return rc;
+}
+
+/* ---- plan -------------------------------------------------------------- */
+
+/* Seconds of a mitigation or defense run on LeNet, one core (medians of
+ * the studies in bench/RESULTS.md); 0 for none and unknown names. */
+static double stage_seconds(const char *name)
+{
+    static const struct {
+        const char *name;
+        double seconds;
+    } cost[] = {
+        {"nc", 30.0},       {"ac", 3.5},       {"ss", 2.5},          {"strip", 8.0},
+        {"fp", 6.0},        {"forensics", 0.1}, {"finetune", 2.0},   {"requant-pc", 1.0},
+        {"requant-round", 1.0}, {"requant-bits", 1.0}, {"requant-noise", 1.0},
+        {"fineprune", 6.0},
+    };
+    for (size_t i = 0; i < sizeof cost / sizeof cost[0]; i++)
+        if (!strcmp(name, cost[i].name)) return cost[i].seconds;
+    return 0.0;
+}
+
+int qb_cmd_plan(int argc, char **argv)
+{
+    if (argc != 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        FILE *f = argc == 2 ? stdout : stderr;
+        fputs("usage: qblind plan SPEC.yaml\n"
+              "Validate a spec and print its size and a cost estimate; runs nothing.\n", f);
+        return argc == 2 ? 0 : 2;
+    }
+    qb_spec s;
+    qb_error err;
+    double t0 = qb_now();
+    if (qb_spec_load(&s, argv[1], &err)) return print_err(&err);
+    printf("spec %s: valid (hash %016" PRIx64 ", parsed and expanded in %.2f s)\n", argv[1],
+           s.hash, qb_now() - t0);
+    printf("  tasks:  %zu\n  models: %zu (each trained once)\n", s.n_tasks, s.n_models);
+    const char *names[QB_AXIS_COUNT] = {"dataset", "seed", "trigger", "precision", "mitigation",
+                                        "defense"};
+    for (int a = 0; a < QB_AXIS_COUNT; a++) printf("  %-10s %zu values\n", names[a], (size_t)s.axes[a].n);
+    /* Cost model, measured on one core of the development machine
+     * (bench/RESULTS.md): LeNet trains at ~12,000 images/s, cnn-small at
+     * ~450; a task's evaluations take ~1 s (LeNet) / ~20 s (cnn-small), plus
+     * its mitigation and defense (stage_seconds, LeNet; x20 for cnn-small). */
+    double train_s = 0, task_s = 0;
+    double *model_scale = xmalloc(s.n_models ? s.n_models : 1, sizeof(double));
+    for (size_t m = 0; m < s.n_models; m++) {
+        qb_model_job job;
+        model_scale[m] = 1.0;
+        if (qb_spec_model_job(&s, m, &job, &err)) continue;
+        int lenet = !strcmp(job.arch, "lenet");
+        double rate = lenet ? 12000.0 : 450.0;
+        double n_train = 60000.0;
+        train_s += (double)job.train.epochs * n_train / rate +
+                   (job.qa.mode ? (double)job.qa.epochs * 4 * n_train / rate : 0.0);
+        model_scale[m] = lenet ? 1.0 : 20.0;
+    }
+    double *mit_s = xcalloc(s.axes[QB_AXIS_MITIGATION].n ? s.axes[QB_AXIS_MITIGATION].n : 1,
+                            sizeof(double));
+    double *def_s = xcalloc(s.axes[QB_AXIS_DEFENSE].n ? s.axes[QB_AXIS_DEFENSE].n : 1,
+                            sizeof(double));
+    for (uint32_t v = 0; v < s.axes[QB_AXIS_MITIGATION].n; v++) {
+        char buf[QB_AXIS_VALUE_MAX];
+        mit_s[v] = stage_seconds(qb_spec_value(&s, QB_AXIS_MITIGATION, v, buf, sizeof buf));
+    }
+    for (uint32_t v = 0; v < s.axes[QB_AXIS_DEFENSE].n; v++) {
+        char buf[QB_AXIS_VALUE_MAX];
+        def_s[v] = stage_seconds(qb_spec_value(&s, QB_AXIS_DEFENSE, v, buf, sizeof buf));
+    }
+    for (size_t i = 0; i < s.n_tasks; i++) {
+        const qb_task *t = &s.tasks[i];
+        task_s += model_scale[t->model] * (1.0 + mit_s[t->mitigation] + def_s[t->defense]);
+    }
+    free(model_scale);
+    free(mit_s);
+    free(def_s);
+    double total = train_s + task_s;
+    printf("  estimated cost: %.2f core-hours = %.0f core-seconds (training %.0f s, evaluation %.0f s)\n",
+           total / 3600, total, train_s, task_s);
+    printf("  wall time on N worker ranks: about %.0f s / N (+ one coordinator rank; at least the\n"
+           "  longest model: %s)\n", total, "training is per model, not split");
+    printf("  memory of the expansion: %.1f MB\n", (double)qb_spec_memory(&s) / 1e6);
+    qb_spec_free(&s);
+    return 0;
+}
+
+/* ---- status -------------------------------------------------------------- */
+
+int qb_cmd_status(int argc, char **argv)
+{
+    if (argc != 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        FILE *f = argc == 2 ? stdout : stderr;
+        fputs("usage: qblind status RESULTS.h5\n"
+              "Count the tasks of a results file by status: done (ok), invalid, failed,\n"
+              "pending. Safe while a run is writing it.\n", f);
+        return argc == 2 ? 0 : 2;
+    }
+    size_t counts[QB_STATUS_COUNT];
+    uint64_t hash;
+    qb_error err;
+    if (qb_results_count(argv[1], counts, &hash, &err)) return print_err(&err);
+    size_t total = 0;
+    for (int i = 0; i < QB_STATUS_COUNT; i++) total += counts[i];
+    printf("%s (spec %016" PRIx64 "): %zu tasks\n", argv[1], hash, total);
+    printf("  ok       %zu\n  invalid  %zu\n  failed   %zu\n  pending  %zu\n",
+           counts[QB_STATUS_OK], counts[QB_STATUS_INVALID], counts[QB_STATUS_FAILED],
+           counts[QB_STATUS_PENDING]);
+    return 0;
+}

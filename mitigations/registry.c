@@ -1,0 +1,54 @@
+/* The registered mitigations (the `mitigation` axis values other than
+ * `none`, which is the pipeline's own). jobs/axis_values.c lists the same
+ * names with the same parameter tables for the spec parser (a test checks
+ * that the two agree). */
+#include <math.h>
+#include <string.h>
+
+#include "core/xalloc.h"
+#include "core/params.h"
+#include "mitigations/mitigation.h"
+
+const qb_mitigation_entry qb_mitigations[] = {
+    {"finetune", qb_mitigate_finetune, qb_finetune_params},
+    {"requant-pc", qb_mitigate_requant_pc, qb_no_params},
+    {"requant-round", qb_mitigate_requant_round, qb_no_params},
+    {"requant-bits", qb_mitigate_requant_bits, qb_requant_bits_params},
+    {"requant-noise", qb_mitigate_requant_noise, qb_requant_noise_params},
+    {"fineprune", qb_mitigate_fineprune, qb_fp_params},
+    {NULL, NULL, NULL},
+};
+
+const qb_mitigation_entry *qb_mitigation_find(const char *name)
+{
+    for (const qb_mitigation_entry *e = qb_mitigations; e->name; e++)
+        if (!strcmp(e->name, name)) return e;
+    return NULL;
+}
+
+double qb_mitigation_weights_changed(const qb_model *a, const qb_model *b)
+{
+    size_t n = 0, changed = 0;
+    for (int i = 0; i < a->n_layers && i < b->n_layers; i++) {
+        const qb_layer *l = &a->layers[i];
+        if (l->kind != QB_LAYER_CONV2D && l->kind != QB_LAYER_LINEAR) continue;
+        QB_ASSERT(b->layers[i].w_len == l->w_len);
+        const float *x = a->params + l->w_off, *y = b->params + l->w_off;
+        for (size_t k = 0; k < l->w_len; k++) changed += x[k] != y[k];
+        n += l->w_len;
+    }
+    return n ? (double)changed / (double)n : 0.0;
+}
+
+double qb_mitigation_codes_changed(const qb_qmodel *a, const qb_qmodel *b)
+{
+    size_t n = 0, changed = 0;
+    for (int i = 0; i < a->model.n_layers; i++) {
+        const qb_qlayer *x = &a->ql[i], *y = &b->ql[i];
+        if (!x->active || !y->active) continue;
+        QB_ASSERT(x->rows == y->rows && x->cols == y->cols);
+        for (size_t k = 0; k < x->rows * x->cols; k++) changed += x->codes[k] != y->codes[k];
+        n += x->rows * x->cols;
+    }
+    return n ? (double)changed / (double)n : NAN;
+}
