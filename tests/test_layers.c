@@ -317,32 +317,6 @@ static const conv_shape conv_shapes[] = {
 
 /* ---- conv forward vs a direct reference --------------------------------- */
 
-/* y (b, OC, OH, OW) in double, and sum |terms| per output (for the bound). */
-static void conv_direct(const qb_layer *l, int b, const float *x, const float *w,
-                        const float *bias, double *y, double *mag)
-{
-    const int C = l->in_c, H = l->in_h, W = l->in_w, K = l->k, S = l->stride, P = l->pad;
-    for (int i = 0; i < b; i++)
-        for (int oc = 0; oc < l->out_c; oc++)
-            for (int oy = 0; oy < l->out_h; oy++)
-                for (int ox = 0; ox < l->out_w; ox++) {
-                    double s = bias[oc], a = fabs((double)bias[oc]);
-                    for (int c = 0; c < C; c++)
-                        for (int ky = 0; ky < K; ky++)
-                            for (int kx = 0; kx < K; kx++) {
-                                int iy = oy * S - P + ky, ix = ox * S - P + kx;
-                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                                double t = (double)w[((oc * C + c) * K + ky) * K + kx] *
-                                           (double)x[((size_t)(i * C + c) * H + iy) * W + ix];
-                                s += t;
-                                a += fabs(t);
-                            }
-                    size_t o = (((size_t)i * l->out_c + oc) * l->out_h + oy) * l->out_w + ox;
-                    y[o] = s;
-                    mag[o] = a;
-                }
-}
-
 static void test_conv_forward_reference(void **state)
 {
     (void)state;
@@ -361,7 +335,7 @@ static void test_conv_forward_reference(void **state)
         assert_non_null(mag);
         fill_nan(y, ny);
         qb_conv2d_forward(&l, cs->b, x, w, bias, y, work);
-        conv_direct(&l, cs->b, x, w, bias, ref, mag);
+        qb_test_layer_direct(&l, cs->b, x, w, bias, ref, mag);
         /* float GEMM vs a double sum: |error| <= K * eps * sum|terms| in the
          * worst case; 1e-5 * sum|terms| (K * eps = 2.4e-5 for K = 400) is
          * never reached by rounding in practice, while a wrong tap, channel
