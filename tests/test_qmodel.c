@@ -598,6 +598,44 @@ static void check_fd(const char *what, fd_model *c, double mag, qb_rng *rng, flo
     free(sig0);
 }
 
+/* fc (unfused workspace) for model m at input x (b samples), L = sum(r *
+ * logits). */
+static void fd_model_init(fd_model *fc, const qb_model *m, float *x, const float *r, int b)
+{
+    memset(fc, 0, sizeof *fc);
+    fc->m = m;
+    fc->x = x;
+    fc->r = r;
+    fc->b = b;
+    qb_model_ws_init(&fc->ws, m, b);
+    qb_model_ws_set_fused(&fc->ws, 0);
+}
+
+/* check_fd on count_w sampled weights and count_b biases of every layer of
+ * fc's model (analytic gradients grads, laid out as its params) and on
+ * count_x input elements (analytic dx); mag = sum|r * logits| at the
+ * current point. Messages are "<tag> layer <i> weight" and so on. */
+static void check_model_fd(const char *tag, fd_model *fc, qb_rng *rng, const float *grads,
+                           const float *dx, size_t count_w, size_t count_b, size_t count_x)
+{
+    const qb_model *m = fc->m;
+    const float *logits = qb_model_forward(m, &fc->ws, fc->x, fc->b, 1);
+    double mag = 0.0;
+    for (size_t j = 0; j < (size_t)fc->b * m->classes; j++)
+        mag += fabs((double)fc->r[j] * logits[j]);
+    char what[96];
+    for (int i = 0; i < m->n_layers; i++) {
+        const qb_layer *l = &m->layers[i];
+        if (l->w_len == 0) continue;
+        snprintf(what, sizeof what, "%s layer %d weight", tag, i);
+        check_fd(what, fc, mag, rng, m->params + l->w_off, grads + l->w_off, l->w_len, count_w);
+        snprintf(what, sizeof what, "%s layer %d bias", tag, i);
+        check_fd(what, fc, mag, rng, m->params + l->b_off, grads + l->b_off, l->b_len, count_b);
+    }
+    snprintf(what, sizeof what, "%s input dx", tag);
+    check_fd(what, fc, mag, rng, fc->x, dx, in_elems(m, fc->b), count_x);
+}
+
 /* Weights: PyTorch's init scaled by sqrt(6), as in tests/test_layers.c
  * (gradients well above the rounding of L). */
 static void build_scaled(qb_model *m, const char *arch, int c, int h, int w, uint64_t seed)
@@ -633,23 +671,11 @@ static void ste_float_act_case(const char *arch, int c, int h, int w, const char
     qb_model_forward(&qm.model, &ws, x, b, 1);
     qb_model_backward(&qm.model, &ws, r, b, grads, dx);
 
-    fd_model fc = {.m = &deq, .x = x, .r = r, .b = b};
-    qb_model_ws_init(&fc.ws, &deq, b);
-    qb_model_ws_set_fused(&fc.ws, 0);
-    const float *logits = qb_model_forward(&deq, &fc.ws, x, b, 1);
-    double mag = 0.0;
-    for (size_t j = 0; j < (size_t)b * fp.classes; j++) mag += fabs((double)r[j] * logits[j]);
-    char what[96];
-    for (int i = 0; i < deq.n_layers; i++) {
-        const qb_layer *l = &deq.layers[i];
-        if (l->w_len == 0) continue;
-        snprintf(what, sizeof what, "%s %s layer %d weight", arch, prec, i);
-        check_fd(what, &fc, mag, &rng, deq.params + l->w_off, grads + l->w_off, l->w_len, 24);
-        snprintf(what, sizeof what, "%s %s layer %d bias", arch, prec, i);
-        check_fd(what, &fc, mag, &rng, deq.params + l->b_off, grads + l->b_off, l->b_len, 8);
-    }
-    snprintf(what, sizeof what, "%s %s input dx", arch, prec);
-    check_fd(what, &fc, mag, &rng, x, dx, nx, 64);
+    fd_model fc;
+    fd_model_init(&fc, &deq, x, r, b);
+    char tag[64];
+    snprintf(tag, sizeof tag, "%s %s", arch, prec);
+    check_model_fd(tag, &fc, &rng, grads, dx, 24, 8, 64);
 
     qb_model_ws_free(&fc.ws);
     qb_model_ws_free(&ws);
@@ -763,24 +789,13 @@ static void ste_fake_quant_case(const char *arch, int c, int h, int w, const cha
     qb_model fzm;
     qb_model_copy(&fzm, &qm.model);
     fzm.hooks = &fh;
-    fd_model fc = {.m = &fzm, .x = x, .r = r, .b = b};
-    qb_model_ws_init(&fc.ws, &fzm, b);
-    qb_model_ws_set_fused(&fc.ws, 0);
-    const float *logits = qb_model_forward(&fzm, &fc.ws, x, b, 1);
+    fd_model fc;
+    fd_model_init(&fc, &fzm, x, r, b);
+    qb_model_forward(&fzm, &fc.ws, x, b, 1); /* records the noise */
     fz.record = 0;
-    double mag = 0.0;
-    for (size_t j = 0; j < (size_t)b * fp.classes; j++) mag += fabs((double)r[j] * logits[j]);
-    char what[96];
-    for (int i = 0; i < fzm.n_layers; i++) {
-        const qb_layer *l = &fzm.layers[i];
-        if (l->w_len == 0) continue;
-        snprintf(what, sizeof what, "%s %s layer %d weight", arch, prec, i);
-        check_fd(what, &fc, mag, &rng, fzm.params + l->w_off, gq + l->w_off, l->w_len, 16);
-        snprintf(what, sizeof what, "%s %s layer %d bias", arch, prec, i);
-        check_fd(what, &fc, mag, &rng, fzm.params + l->b_off, gq + l->b_off, l->b_len, 4);
-    }
-    snprintf(what, sizeof what, "%s %s input dx", arch, prec);
-    check_fd(what, &fc, mag, &rng, x, dxq, nx, 48);
+    char tag[64];
+    snprintf(tag, sizeof tag, "%s %s", arch, prec);
+    check_model_fd(tag, &fc, &rng, gq, dxq, 16, 4, 48);
     qb_model_ws_free(&fc.ws);
     for (int i = 0; i < QB_MAX_LAYERS; i++) free(fz.delta[i]);
     qb_model_free(&fzm);
