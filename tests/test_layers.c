@@ -410,6 +410,17 @@ static double conv_loss(void *vctx, int32_t *sig)
     return dot_r(c->r, c->y, c->ny);
 }
 
+static void conv_ctx_free(conv_ctx *c)
+{
+    free(c->work);
+    free(c->argmax);
+    free(c->y);
+    free(c->r);
+    free(c->bias);
+    free(c->w);
+    free(c->x);
+}
+
 /* Gradients of L = sum(r * y) for conv (epi 0), conv+relu (1),
  * conv+relu+maxpool2x2 (2), through qb_conv2d_backward_ex (and for epi 0
  * also qb_conv2d_backward, which must agree bit for bit). */
@@ -503,13 +514,7 @@ static void conv_grad_case(const conv_shape *cs, int epi, qb_rng *rng)
     free(dx);
     free(db);
     free(dw);
-    free(c.work);
-    free(c.argmax);
-    free(c.y);
-    free(c.r);
-    free(c.bias);
-    free(c.w);
-    free(c.x);
+    conv_ctx_free(&c);
 }
 
 static void test_conv_backward_fd(void **state)
@@ -661,6 +666,14 @@ static double pool_loss(void *vctx, int32_t *sig)
     return dot_r(c->r, c->y, c->ny);
 }
 
+static void pool_ctx_free(pool_ctx *c)
+{
+    free(c->argmax);
+    free(c->r);
+    free(c->y);
+    free(c->x);
+}
+
 static void pool_case(int b, int ch, int h, int w, int k, int s, qb_rng *rng)
 {
     pool_ctx c;
@@ -706,10 +719,7 @@ static void pool_case(int b, int ch, int h, int w, int k, int s, qb_rng *rng)
     fd_check fc = {what, pool_loss, &c, c.ny, 5e-3f, 1e-2, 0.0};
     check_fd(&fc, rng, c.x, dx, nx, nx);
     free(dx);
-    free(c.argmax);
-    free(c.r);
-    free(c.y);
-    free(c.x);
+    pool_ctx_free(&c);
 }
 
 static void test_maxpool_fd(void **state)

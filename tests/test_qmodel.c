@@ -646,46 +646,65 @@ static void build_scaled(qb_model *m, const char *arch, int c, int h, int w, uin
             m->params[m->layers[i].w_off + j] *= 2.4494897f;
 }
 
+/* The common setup of the STE cases: fp (weights scaled as build_scaled),
+ * its qmodel qm at precision prec, deq = qm's de-quantized float model
+ * without hooks, and rng seeded with seed that drew x (nx = b inputs in
+ * [0, 1)) and r (b * classes in [-1, 1)). */
+typedef struct ste_setup {
+    qb_model fp, deq;
+    qb_qmodel qm;
+    qb_rng rng;
+    size_t nx;
+    float *x, *r;
+} ste_setup;
+
+static void ste_setup_init(ste_setup *s, const char *arch, int c, int h, int w, const char *prec,
+                           int b, uint64_t seed)
+{
+    build_scaled(&s->fp, arch, c, h, w, seed);
+    qinit(&s->qm, &s->fp, prec, 0.0f, 0);
+    qb_model_copy(&s->deq, &s->qm.model);
+    s->deq.hooks = NULL;
+    qb_rng_seed(&s->rng, seed);
+    s->nx = in_elems(&s->fp, b);
+    s->x = random_floats(&s->rng, s->nx, 0.0f, 1.0f);
+    s->r = random_floats(&s->rng, (size_t)b * s->fp.classes, -1.0f, 1.0f);
+}
+
+static void ste_setup_free(ste_setup *s)
+{
+    free(s->r);
+    free(s->x);
+    qb_model_free(&s->deq);
+    qb_qmodel_free(&s->qm);
+    qb_model_free(&s->fp);
+}
+
 /* A float-activation precision: the qmodel's backward (its model, hooks
  * installed) against finite differences of the de-quantized float model. */
 static void ste_float_act_case(const char *arch, int c, int h, int w, const char *prec, int b,
                                uint64_t seed)
 {
-    qb_model fp;
-    build_scaled(&fp, arch, c, h, w, seed);
-    qb_qmodel qm;
-    qinit(&qm, &fp, prec, 0.0f, 0);
-    assert_false(qm.integer);
-    qb_model deq;
-    qb_model_copy(&deq, &qm.model);
-    deq.hooks = NULL;
-    qb_rng rng;
-    qb_rng_seed(&rng, seed);
-    const size_t nx = in_elems(&fp, b);
-    float *x = random_floats(&rng, nx, 0.0f, 1.0f);
-    float *r = random_floats(&rng, (size_t)b * fp.classes, -1.0f, 1.0f);
-
+    ste_setup st;
+    ste_setup_init(&st, arch, c, h, w, prec, b, seed);
+    assert_false(st.qm.integer);
     qb_model_ws ws;
-    qb_model_ws_init(&ws, &qm.model, b);
-    float *grads = falloc(fp.n_params), *dx = falloc(nx);
-    qb_model_forward(&qm.model, &ws, x, b, 1);
-    qb_model_backward(&qm.model, &ws, r, b, grads, dx);
+    qb_model_ws_init(&ws, &st.qm.model, b);
+    float *grads = falloc(st.fp.n_params), *dx = falloc(st.nx);
+    qb_model_forward(&st.qm.model, &ws, st.x, b, 1);
+    qb_model_backward(&st.qm.model, &ws, st.r, b, grads, dx);
 
     fd_model fc;
-    fd_model_init(&fc, &deq, x, r, b);
+    fd_model_init(&fc, &st.deq, st.x, st.r, b);
     char tag[64];
     snprintf(tag, sizeof tag, "%s %s", arch, prec);
-    check_model_fd(tag, &fc, &rng, grads, dx, 24, 8, 64);
+    check_model_fd(tag, &fc, &st.rng, grads, dx, 24, 8, 64);
 
     qb_model_ws_free(&fc.ws);
     qb_model_ws_free(&ws);
     free(dx);
     free(grads);
-    free(r);
-    free(x);
-    qb_model_free(&deq);
-    qb_qmodel_free(&qm);
-    qb_model_free(&fp);
+    ste_setup_free(&st);
 }
 
 static void test_ste_float_activations(void **state)
@@ -752,31 +771,21 @@ static const float *frozen_input(void *ctx, const qb_model *m, int layer, int b,
 static void ste_fake_quant_case(const char *arch, int c, int h, int w, const char *prec, int b,
                                 double bound, uint64_t seed)
 {
-    qb_model fp;
-    build_scaled(&fp, arch, c, h, w, seed);
-    qb_qmodel qm;
-    qinit(&qm, &fp, prec, 0.0f, 0);
-    assert_true(qm.integer);
-    qb_model deq;
-    qb_model_copy(&deq, &qm.model);
-    deq.hooks = NULL;
-    qb_rng rng;
-    qb_rng_seed(&rng, seed);
-    const size_t nx = in_elems(&fp, b);
-    float *x = random_floats(&rng, nx, 0.0f, 1.0f);
-    float *r = random_floats(&rng, (size_t)b * fp.classes, -1.0f, 1.0f);
-    float *gq = falloc(fp.n_params), *dxq = falloc(nx), *gf = falloc(fp.n_params),
-          *dxf = falloc(nx);
+    ste_setup st;
+    ste_setup_init(&st, arch, c, h, w, prec, b, seed);
+    assert_true(st.qm.integer);
+    const size_t np = st.fp.n_params;
+    float *gq = falloc(np), *dxq = falloc(st.nx), *gf = falloc(np), *dxf = falloc(st.nx);
     qb_model_ws wq, wf;
-    qb_model_ws_init(&wq, &qm.model, b);
-    qb_model_ws_init(&wf, &deq, b);
-    qb_model_forward(&qm.model, &wq, x, b, 1);
-    qb_model_backward(&qm.model, &wq, r, b, gq, dxq);
-    qb_model_forward(&deq, &wf, x, b, 1);
-    qb_model_backward(&deq, &wf, r, b, gf, dxf);
+    qb_model_ws_init(&wq, &st.qm.model, b);
+    qb_model_ws_init(&wf, &st.deq, b);
+    qb_model_forward(&st.qm.model, &wq, st.x, b, 1);
+    qb_model_backward(&st.qm.model, &wq, st.r, b, gq, dxq);
+    qb_model_forward(&st.deq, &wf, st.x, b, 1);
+    qb_model_backward(&st.deq, &wf, st.r, b, gf, dxf);
     double norm_dx, norm_g;
-    const double e_dx = rel_l2(dxq, dxf, nx, &norm_dx);
-    const double e_g = rel_l2(gq, gf, fp.n_params, &norm_g);
+    const double e_dx = rel_l2(dxq, dxf, st.nx, &norm_dx);
+    const double e_g = rel_l2(gq, gf, np, &norm_g);
     print_message("  %-10s %-8s STE vs float-activation gradient: dx rel. L2 error %.3g, "
                   "parameters %.3g (bound %.2g)\n", arch, prec, e_dx, e_g, bound);
     assert_true(norm_dx > 0.0 && norm_g > 0.0);
@@ -784,18 +793,18 @@ static void ste_fake_quant_case(const char *arch, int c, int h, int w, const cha
     assert_true(e_g < bound);
 
     /* the exact oracle */
-    frozen_noise fz = {.qm = &qm, .record = 1};
+    frozen_noise fz = {.qm = &st.qm, .record = 1};
     qb_layer_hooks fh = {.ctx = &fz, .input = frozen_input, .run = NULL};
     qb_model fzm;
-    qb_model_copy(&fzm, &qm.model);
+    qb_model_copy(&fzm, &st.qm.model);
     fzm.hooks = &fh;
     fd_model fc;
-    fd_model_init(&fc, &fzm, x, r, b);
-    qb_model_forward(&fzm, &fc.ws, x, b, 1); /* records the noise */
+    fd_model_init(&fc, &fzm, st.x, st.r, b);
+    qb_model_forward(&fzm, &fc.ws, st.x, b, 1); /* records the noise */
     fz.record = 0;
     char tag[64];
     snprintf(tag, sizeof tag, "%s %s", arch, prec);
-    check_model_fd(tag, &fc, &rng, gq, dxq, 16, 4, 48);
+    check_model_fd(tag, &fc, &st.rng, gq, dxq, 16, 4, 48);
     qb_model_ws_free(&fc.ws);
     for (int i = 0; i < QB_MAX_LAYERS; i++) free(fz.delta[i]);
     qb_model_free(&fzm);
@@ -806,11 +815,7 @@ static void ste_fake_quant_case(const char *arch, int c, int h, int w, const cha
     free(gf);
     free(dxq);
     free(gq);
-    free(r);
-    free(x);
-    qb_model_free(&deq);
-    qb_qmodel_free(&qm);
-    qb_model_free(&fp);
+    ste_setup_free(&st);
 }
 
 static void test_ste_fake_quant(void **state)
