@@ -7,7 +7,7 @@
  * How the gradient checks stay tight. The loss is L = sum(r * y) with a
  * fixed random r (softmax cross-entropy: its own mean loss), evaluated by
  * the float engine and summed in double; inputs and parameters are
- * perturbed in float by h = 1e-2 (4e-3 with a conv epilogue). Every
+ * perturbed in float by h = 1e-2 (conv: 2^-7, 2^-8 with an epilogue). Every
  * function checked here except softmax cross-entropy is piecewise linear
  * in each single input or parameter (conv and linear are linear in each
  * argument; relu and maxpool only select), so on one linear piece the
@@ -24,8 +24,15 @@
  *     err_j = |analytic_j - numeric_j| / max(|numeric_j|, 0.01 * max_k |numeric_k|)
  * i.e. relative error; elements far smaller than the largest gradient of
  * the same tensor are measured against 1% of it (their numeric value is
- * mostly rounding). Bound: err_j < 1e-2 everywhere. Observed: 1e-6 ..
- * 6e-3 for the layers. For whole models a perturbation changes every
+ * mostly rounding). Bound: err_j < 1e-2 (observed: 1e-6 .. 6e-3 for the
+ * layers), except for the convolution: conv_grad_case draws x, w, bias and
+ * r on dyadic grids on which every float operation of the forward pass,
+ * of L, of the difference quotient and of the backward pass is exact (the
+ * proof is there), so its bound is 0: numeric and analytic agree to the
+ * bit on any BLAS kernel. (With uniform random floats the rounding of the
+ * ~800 outputs one input feeds, divided by a one-sided step, reached 1% on
+ * OpenBLAS's Prescott kernels; no honest allowance for it was tight.) For
+ * whole models a perturbation changes every
  * logit, so the rounding of L (measured <= 2 eps * sum|r * logits|,
  * eps = 2^-24) is subtracted first (allowance 8 eps sum|r * logits| /
  * denominator; raw errors without it are printed, up to 3e-2 on tiny
@@ -75,6 +82,18 @@ static float *random_floats(qb_rng *r, size_t n, float lo, float hi)
 {
     float *p = falloc(n);
     for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * qb_rng_uniform(r);
+    return p;
+}
+
+/* n values k * 2^-bits, k uniform over the integers of [lo 2^bits, hi 2^bits]
+ * (lo and hi multiples of 2^-bits): data on which float arithmetic is exact
+ * (see conv_grad_case). */
+static float *grid_floats(qb_rng *r, size_t n, float lo, float hi, int bits)
+{
+    float *p = falloc(n);
+    const int klo = (int)ldexpf(lo, bits), khi = (int)ldexpf(hi, bits);
+    for (size_t i = 0; i < n; i++)
+        p[i] = ldexpf((float)(klo + (int)qb_rng_below(r, (uint32_t)(khi - klo + 1))), -bits);
     return p;
 }
 
@@ -298,32 +317,6 @@ static const conv_shape conv_shapes[] = {
 
 /* ---- conv forward vs a direct reference --------------------------------- */
 
-/* y (b, OC, OH, OW) in double, and sum |terms| per output (for the bound). */
-static void conv_direct(const qb_layer *l, int b, const float *x, const float *w,
-                        const float *bias, double *y, double *mag)
-{
-    const int C = l->in_c, H = l->in_h, W = l->in_w, K = l->k, S = l->stride, P = l->pad;
-    for (int i = 0; i < b; i++)
-        for (int oc = 0; oc < l->out_c; oc++)
-            for (int oy = 0; oy < l->out_h; oy++)
-                for (int ox = 0; ox < l->out_w; ox++) {
-                    double s = bias[oc], a = fabs((double)bias[oc]);
-                    for (int c = 0; c < C; c++)
-                        for (int ky = 0; ky < K; ky++)
-                            for (int kx = 0; kx < K; kx++) {
-                                int iy = oy * S - P + ky, ix = ox * S - P + kx;
-                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                                double t = (double)w[((oc * C + c) * K + ky) * K + kx] *
-                                           (double)x[((size_t)(i * C + c) * H + iy) * W + ix];
-                                s += t;
-                                a += fabs(t);
-                            }
-                    size_t o = (((size_t)i * l->out_c + oc) * l->out_h + oy) * l->out_w + ox;
-                    y[o] = s;
-                    mag[o] = a;
-                }
-}
-
 static void test_conv_forward_reference(void **state)
 {
     (void)state;
@@ -342,7 +335,7 @@ static void test_conv_forward_reference(void **state)
         assert_non_null(mag);
         fill_nan(y, ny);
         qb_conv2d_forward(&l, cs->b, x, w, bias, y, work);
-        conv_direct(&l, cs->b, x, w, bias, ref, mag);
+        qb_test_layer_direct(&l, cs->b, x, w, bias, ref, mag);
         /* float GEMM vs a double sum: |error| <= K * eps * sum|terms| in the
          * worst case; 1e-5 * sum|terms| (K * eps = 2.4e-5 for K = 400) is
          * never reached by rounding in practice, while a wrong tap, channel
@@ -417,6 +410,17 @@ static double conv_loss(void *vctx, int32_t *sig)
     return dot_r(c->r, c->y, c->ny);
 }
 
+static void conv_ctx_free(conv_ctx *c)
+{
+    free(c->work);
+    free(c->argmax);
+    free(c->y);
+    free(c->r);
+    free(c->bias);
+    free(c->w);
+    free(c->x);
+}
+
 /* Gradients of L = sum(r * y) for conv (epi 0), conv+relu (1),
  * conv+relu+maxpool2x2 (2), through qb_conv2d_backward_ex (and for epi 0
  * also qb_conv2d_backward, which must agree bit for bit). */
@@ -432,10 +436,29 @@ static void conv_grad_case(const conv_shape *cs, int epi, qb_rng *rng)
     c.b = cs->b;
     size_t nx = (size_t)c.b * qb_layer_in_size(&c.l);
     c.ny = (size_t)c.b * (epi == 2 ? qb_layer_out_size(&pl) : qb_layer_out_size(&c.l));
-    c.x = random_floats(rng, nx, -1, 1);
-    c.w = random_floats(rng, c.l.w_len, -0.5f, 0.5f);
-    c.bias = random_floats(rng, c.l.b_len, -0.5f, 0.5f);
-    c.r = random_floats(rng, c.ny, -1, 1);
+    /* Exact arithmetic. x, w, bias on the grid 2^-5, r on 2^-7, steps h =
+     * 2^-7 (conv alone) or 2^-8 .. 2^-11 (epilogue; the finest step 2^-hb):
+     * a perturbed x or w lies on 2^-hb, every product x w on 2^-(hb + 5), and
+     * every partial sum of a conv output (any order, FMA or not) is bounded
+     * by K max|x| max|w| + max|bias| < 2^(19 - hb) (asserted below): fewer
+     * than 2^24 units of 2^-(hb + 5), exact in float. Then every r y is exact
+     * in double (units of 2^-(hb + 12), < 2^(19 - hb)), and so are L = sum(r y)
+     * (ny < 2^16 terms: < 2^47 units, within double's 53 bits), the
+     * difference of two L, the step (a power of two) and their quotient,
+     * which on a linear piece IS the derivative (units of 2^-12, few bits).
+     * The analytic gradients are exact too, whatever the BLAS kernel: dx sums
+     * r w over <= OC k^2 < 2^10 outputs (units of 2^-12, |.| < 2^9), dw sums
+     * r x over b OH OW < 2^11 positions (|.| < 2^11), db sums r. So numeric
+     * and analytic agree to the bit: tolerance 0, no rounding allowance. */
+    const int hb = epi ? 11 : 7;
+    c.x = grid_floats(rng, nx, -1, 1, 5);
+    c.w = grid_floats(rng, c.l.w_len, -0.5f, 0.5f, 5);
+    c.bias = grid_floats(rng, c.l.b_len, -0.5f, 0.5f, 5);
+    c.r = grid_floats(rng, c.ny, -1, 1, 7);
+    const double K = (double)c.l.in_c * c.l.k * c.l.k, hmax = epi ? 0x1p-8 : 0x1p-7;
+    assert_true(K * (1.0 + hmax) * (0.5 + hmax) + 0.5 + hmax < ldexp(1.0, 19 - hb));
+    assert_true((double)c.ny < 0x1p16 && (double)c.b * c.l.out_h * c.l.out_w < 0x1p11 &&
+                (double)c.l.out_c * c.l.k * c.l.k < 0x1p10);
     c.y = falloc(c.ny);
     c.argmax = ialloc(c.ny);
     c.work = falloc(qb_conv2d_work_size(&c.l, c.b));
@@ -471,9 +494,9 @@ static void conv_grad_case(const conv_shape *cs, int epi, qb_rng *rng)
 
     char what[96];
     static const char *const epi_name[] = {"", "+relu", "+relu+pool"};
-    /* conv alone is linear: h = 1e-2. With an epilogue, h from 4e-3 down to
-     * 5e-4 near kinks. */
-    fd_check fc = {what, conv_loss, &c, epi ? c.ny : 0, epi ? 4e-3f : 1e-2f, 1e-2, 0.0};
+    /* conv alone is linear: h = 2^-7. With an epilogue, h from 2^-8 down to
+     * 2^-11 near kinks. Tolerance 0: the arithmetic is exact (above). */
+    fd_check fc = {what, conv_loss, &c, epi ? c.ny : 0, epi ? 0x1p-8f : 0x1p-7f, 0.0, 0.0};
     snprintf(what, sizeof what, "conv %dx%dx%d k%d s%d p%d%s dx", cs->c, cs->h, cs->w, cs->k,
              cs->s, cs->p, epi_name[epi]);
     check_fd(&fc, rng, c.x, dx, nx, 200);
@@ -491,13 +514,7 @@ static void conv_grad_case(const conv_shape *cs, int epi, qb_rng *rng)
     free(dx);
     free(db);
     free(dw);
-    free(c.work);
-    free(c.argmax);
-    free(c.y);
-    free(c.r);
-    free(c.bias);
-    free(c.w);
-    free(c.x);
+    conv_ctx_free(&c);
 }
 
 static void test_conv_backward_fd(void **state)
@@ -649,6 +666,14 @@ static double pool_loss(void *vctx, int32_t *sig)
     return dot_r(c->r, c->y, c->ny);
 }
 
+static void pool_ctx_free(pool_ctx *c)
+{
+    free(c->argmax);
+    free(c->r);
+    free(c->y);
+    free(c->x);
+}
+
 static void pool_case(int b, int ch, int h, int w, int k, int s, qb_rng *rng)
 {
     pool_ctx c;
@@ -694,10 +719,7 @@ static void pool_case(int b, int ch, int h, int w, int k, int s, qb_rng *rng)
     fd_check fc = {what, pool_loss, &c, c.ny, 5e-3f, 1e-2, 0.0};
     check_fd(&fc, rng, c.x, dx, nx, nx);
     free(dx);
-    free(c.argmax);
-    free(c.r);
-    free(c.y);
-    free(c.x);
+    pool_ctx_free(&c);
 }
 
 static void test_maxpool_fd(void **state)

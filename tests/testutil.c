@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <ftw.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,4 +87,45 @@ void qb_test_region_sig(const qb_model *m, const qb_model_ws *ws, int b, int32_t
         else if (l->kind == QB_LAYER_MAXPOOL)
             for (size_t j = 0; j < n; j++) sig[o++] = y[j] > 0.0f ? 1 + ws->argmax[i][j] : 0;
     }
+}
+
+/* ---- exact layer outputs ------------------------------------------------- */
+
+void qb_test_layer_direct(const qb_layer *l, int b, const float *x, const float *w,
+                          const float *bias, double *y, double *mag)
+{
+    if (l->kind == QB_LAYER_LINEAR) {
+        for (int i = 0; i < b; i++)
+            for (int o = 0; o < l->out_c; o++) {
+                double s = bias[o], a = fabs((double)bias[o]);
+                for (int k = 0; k < l->in_c; k++) {
+                    double t = (double)x[(size_t)i * l->in_c + k] * w[(size_t)o * l->in_c + k];
+                    s += t;
+                    a += fabs(t);
+                }
+                y[(size_t)i * l->out_c + o] = s;
+                mag[(size_t)i * l->out_c + o] = a;
+            }
+        return;
+    }
+    const int C = l->in_c, H = l->in_h, W = l->in_w, K = l->k, S = l->stride, P = l->pad;
+    for (int i = 0; i < b; i++)
+        for (int oc = 0; oc < l->out_c; oc++)
+            for (int oy = 0; oy < l->out_h; oy++)
+                for (int ox = 0; ox < l->out_w; ox++) {
+                    double s = bias[oc], a = fabs((double)bias[oc]);
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < K; ky++)
+                            for (int kx = 0; kx < K; kx++) {
+                                int iy = oy * S - P + ky, ix = ox * S - P + kx;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                double t = (double)w[((oc * C + c) * K + ky) * K + kx] *
+                                           (double)x[((size_t)(i * C + c) * H + iy) * W + ix];
+                                s += t;
+                                a += fabs(t);
+                            }
+                    size_t o = (((size_t)i * l->out_c + oc) * l->out_h + oy) * l->out_w + ox;
+                    y[o] = s;
+                    mag[o] = a;
+                }
 }

@@ -28,4 +28,12 @@ size_t qb_test_region_sig_len(const struct qb_model *m, int b);
 void qb_test_region_sig(const struct qb_model *m, const struct qb_model_ws *ws, int b,
                         int32_t *sig);
 
+struct qb_layer;
+/* The exact (double) output y = sum_k x[k] w[k] + bias of a conv (NCHW,
+ * before any activation; a direct nested loop, no im2col) or linear layer
+ * l for b samples, and mag = sum|terms| + |bias| per output, the scale of
+ * a float evaluation's rounding. x (b, in size), y and mag (b, out size). */
+void qb_test_layer_direct(const struct qb_layer *l, int b, const float *x, const float *w,
+                          const float *bias, double *y, double *mag);
+
 #endif
