@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/xalloc.h"
+#include "report/escape.h"
 #include "report/report.h"
 
 /* Rows of invalid/failed tasks listed in text and markdown (CSV: all). */
@@ -52,20 +53,6 @@ static size_t width(const char *s)
     return w;
 }
 
-static void html_esc(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        case '\'': fputs("&#39;", f); break;
-        default: fputc(*s, f); break;
-        }
-    }
-}
-
 /* Output modes of the human-readable report. */
 enum { MODE_TEXT, MODE_MARKDOWN, MODE_HTML };
 
@@ -78,7 +65,7 @@ static void table_print(const table *t, FILE *f, int mode)
             fputs("<tr>", f);
             for (size_t c = 0; c < t->ncol; c++) {
                 fputs(r ? "<td>" : "<th>", f);
-                html_esc(f, t->cells[r * t->ncol + c]);
+                qb_html_escape(f, t->cells[r * t->ncol + c]);
                 fputs(r ? "</td>" : "</th>", f);
             }
             fputs("</tr>\n", f);
@@ -227,7 +214,7 @@ static void heading(FILE *f, int mode, const char *s)
 {
     if (mode == MODE_HTML) {
         fputs("<h2>", f);
-        html_esc(f, s);
+        qb_html_escape(f, s);
         fputs("</h2>\n", f);
     } else if (mode == MODE_MARKDOWN) fprintf(f, "\n## %s\n\n", s);
     else {
@@ -253,7 +240,7 @@ static void prose(FILE *f, int mode, const char *fmt, ...)
     size_t len = strlen(buf);
     while (len && buf[len - 1] == '\n') buf[--len] = '\0';
     fputs("<p>", f);
-    html_esc(f, buf);
+    qb_html_escape(f, buf);
     fputs("</p>\n", f);
 }
 
@@ -262,7 +249,7 @@ static void bullet(FILE *f, int mode, const char *s)
 {
     if (mode == MODE_HTML) {
         fputs("<li>", f);
-        html_esc(f, s);
+        qb_html_escape(f, s);
         fputs("</li>\n", f);
     } else {
         fprintf(f, "%s%s\n", mode == MODE_MARKDOWN ? "- " : "", s);

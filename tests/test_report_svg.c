@@ -1,5 +1,5 @@
-/* The figures and the HTML page of `qblind report` (report/svg.h) on a
- * constructed report (hand-counted expectations):
+/* The figures and the HTML page of `qblind report` (report/svg.h,
+ * report/html.h) on a constructed report (hand-counted expectations):
  * - every SVG is well-formed XML (a small checker below: balanced tags,
  *   quoted attributes, no raw < or stray & in text) with a viewBox, a
  *   <title> and text;
@@ -7,7 +7,8 @@
  *   for clean models, with the k/n labels counted by hand; none without
  *   defense rows;
  * - the bit-width figure orders fp32, int8, int4, has one error bar per
- *   value and names a precision it cannot place; qb_precision_bits;
+ *   value and names a precision it cannot place; qb_report_precision_bits
+ *   (report/precision_order.h);
  * - the mitigation figure exists only with more than one mitigation;
  * - HTML escaping of a spec text with <, &, quotes and a </pre><script>;
  *   the page is well-formed, self-contained (no external reference) and
@@ -24,6 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "report/escape.h"
+#include "report/html.h"
+#include "report/precision_order.h"
 #include "report/report.h"
 #include "report/svg.h"
 #include "store/results.h"
@@ -240,19 +244,19 @@ static void assert_svg_basics(const char *svg)
 static void test_precision_bits(void **state)
 {
     (void)state;
-    assert_int_equal(qb_precision_bits("fp32"), 32);
-    assert_int_equal(qb_precision_bits("int8"), 8);
-    assert_int_equal(qb_precision_bits("int4"), 4);
-    assert_int_equal(qb_precision_bits("int2"), 2);
-    assert_int_equal(qb_precision_bits("int8-linear"), 8);
-    assert_int_equal(qb_precision_bits("w4a8"), 4);
-    assert_int_equal(qb_precision_bits("w6a6"), 6);
-    assert_int_equal(qb_precision_bits("fp"), -1);
-    assert_int_equal(qb_precision_bits("bf16"), -1);
-    assert_int_equal(qb_precision_bits("int"), -1);
-    assert_int_equal(qb_precision_bits("w4"), -1);
-    assert_int_equal(qb_precision_bits("int8x"), -1);
-    assert_int_equal(qb_precision_bits("*"), -1);
+    assert_int_equal(qb_report_precision_bits("fp32"), 32);
+    assert_int_equal(qb_report_precision_bits("int8"), 8);
+    assert_int_equal(qb_report_precision_bits("int4"), 4);
+    assert_int_equal(qb_report_precision_bits("int2"), 2);
+    assert_int_equal(qb_report_precision_bits("int8-linear"), 8);
+    assert_int_equal(qb_report_precision_bits("w4a8"), 4);
+    assert_int_equal(qb_report_precision_bits("w6a6"), 6);
+    assert_int_equal(qb_report_precision_bits("fp"), -1);
+    assert_int_equal(qb_report_precision_bits("bf16"), -1);
+    assert_int_equal(qb_report_precision_bits("int"), -1);
+    assert_int_equal(qb_report_precision_bits("w4"), -1);
+    assert_int_equal(qb_report_precision_bits("int8x"), -1);
+    assert_int_equal(qb_report_precision_bits("*"), -1);
 }
 
 static void test_heatmap(void **state)
