@@ -177,6 +177,15 @@ static void key_cells(table *t, const int shown[QB_AXIS_COUNT], const qb_report_
         if (shown[col_order[i]]) table_cell(t, "%s", k->v[col_order[i]]);
 }
 
+/* t with the header: the shown axes' names, then cols[0..n). */
+static void table_init_header(table *t, const int shown[QB_AXIS_COUNT], const char *const *cols,
+                              size_t n)
+{
+    table_init(t, n_shown(shown) + n);
+    key_header(t, shown);
+    for (size_t i = 0; i < n; i++) table_cell(t, "%s", cols[i]);
+}
+
 static int same_key_but(const qb_report_key *x, const qb_report_key *y, int axis)
 {
     for (int a = 0; a < QB_AXIS_COUNT; a++)
@@ -375,15 +384,10 @@ static void write_detection(const qb_report *r, int mode, FILE *f)
         if (!r->det[i].clean || !nb) keys[nk++] = r->det[i].key;
     shown_axes(r, keys, sizeof *keys, nk, nb ? -1 : QB_AXIS_TRIGGER, shown);
     free(keys);
+    static const char *const cols[6] = {"detected",    "rate [95% CI]", "FP (clean)",
+                                        "FPR [95% CI]", "not counted",   "not counted (clean)"};
     table t;
-    table_init(&t, n_shown(shown) + 6);
-    key_header(&t, shown);
-    table_cell(&t, "detected");
-    table_cell(&t, "rate [95%% CI]");
-    table_cell(&t, "FP (clean)");
-    table_cell(&t, "FPR [95%% CI]");
-    table_cell(&t, "not counted");
-    table_cell(&t, "not counted (clean)");
+    table_init_header(&t, shown, cols, 6);
     for (size_t i = 0; i < r->n_det; i++) detection_row(r, i, shown, &t);
     table_print(&t, f, mode);
     table_free(&t);
@@ -403,16 +407,10 @@ static void write_perf(const qb_report *r, int mode, FILE *f)
     }
     int shown[QB_AXIS_COUNT];
     shown_axes(r, &r->perf[0].key, sizeof r->perf[0], r->n_perf, QB_AXIS_DEFENSE, shown);
+    static const char *const cols[7] = {"n",       "CA mean ± std",  "CA 95% CI", "n (ASR)",
+                                        "ASR mean ± std", "ASR 95% CI", "notes"};
     table t;
-    table_init(&t, n_shown(shown) + 7);
-    key_header(&t, shown);
-    table_cell(&t, "n");
-    table_cell(&t, "CA mean ± std");
-    table_cell(&t, "CA 95%% CI");
-    table_cell(&t, "n (ASR)");
-    table_cell(&t, "ASR mean ± std");
-    table_cell(&t, "ASR 95%% CI");
-    table_cell(&t, "notes");
+    table_init_header(&t, shown, cols, 7);
     static const char *const name[3] = {"invalid", "failed", "pending"};
     static const char *const suffix[3] = {" (in)", "", ""};
     for (size_t i = 0; i < r->n_perf; i++) {
@@ -444,22 +442,13 @@ static void write_pairs_table(const qb_report *r, int mode, int kind, FILE *f)
     shown_axes(r, keys, sizeof *keys, m, kind ? QB_AXIS_DEFENSE : -1, shown);
     shown[QB_AXIS_PRECISION] = 1;
     free(keys);
+    char ref_col[512], ref_only_col[512]; /* table_cell's limit */
+    snprintf(ref_col, sizeof ref_col, "%s rate", r->ref_precision);
+    snprintf(ref_only_col, sizeof ref_only_col, "%s only / other only", r->ref_precision);
+    const char *const cols[2][5] = {{"pairs", ref_col, "rate", ref_only_col, "McNemar p"},
+                                    {"metric", "pairs", "diff [95% CI]", "t", "paired t p"}};
     table t;
-    table_init(&t, n_shown(shown) + 5);
-    key_header(&t, shown);
-    if (kind == 0) {
-        table_cell(&t, "pairs");
-        table_cell(&t, "%s rate", r->ref_precision);
-        table_cell(&t, "rate");
-        table_cell(&t, "%s only / other only", r->ref_precision);
-        table_cell(&t, "McNemar p");
-    } else {
-        table_cell(&t, "metric");
-        table_cell(&t, "pairs");
-        table_cell(&t, "diff [95%% CI]");
-        table_cell(&t, "t");
-        table_cell(&t, "paired t p");
-    }
+    table_init_header(&t, shown, cols[kind], 5);
     for (size_t i = 0; i < r->n_pairs; i++) {
         const qb_report_pair *p = &r->pairs[i];
         if ((p->kind == QB_PAIR_DETECTION) != (kind == 0)) continue;
@@ -520,11 +509,11 @@ static void write_problems(const qb_report *r, int mode, FILE *f)
           sc[QB_STATUS_FAILED], sc[QB_STATUS_PENDING],
           sc[QB_STATUS_PENDING] ? " (pending tasks are not listed: resume the run)" : "");
     if (!n_list) return;
+    static const int no_axis[QB_AXIS_COUNT] = {0};
+    static const char *const cols[9] = {"task id", "status", "dataset", "seed", "trigger",
+                                        "precision", "mitigation", "defense", "message"};
     table t;
-    table_init(&t, 9);
-    const char *hdr[9] = {"task id", "status", "dataset", "seed", "trigger", "precision",
-                          "mitigation", "defense", "message"};
-    for (int i = 0; i < 9; i++) table_cell(&t, "%s", hdr[i]);
+    table_init_header(&t, no_axis, cols, 9);
     for (size_t i = 0; i < r->n_problems && listed < LIST_MAX; i++) {
         const qb_task_row *row = &r->rows[r->problems[i]];
         if (row->status != QB_STATUS_INVALID && row->status != QB_STATUS_FAILED) continue;
