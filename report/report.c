@@ -456,10 +456,10 @@ int qb_report_build(const qb_task_row *rows, size_t n_rows, const qb_report_opti
 void qb_report_free(qb_report *r)
 {
     if (!r) return;
+    for (int a = 0; a < QB_AXIS_COUNT; a++) free(r->values[a]);
     free(r->problems);
     free(r->det);
     free(r->perf);
     free(r->pairs);
-    for (int a = 0; a < QB_AXIS_COUNT; a++) free(r->values[a]);
     memset(r, 0, sizeof *r);
 }
