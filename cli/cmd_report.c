@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "report/report.h"
+#include "report/html.h"
 #include "report/svg.h"
 #include "store/results.h"
 #include "cli/cli.h"

@@ -146,6 +146,15 @@ static int same_gk(const item *x, const item *y)
     return !memcmp(x->gk, y->gk, sizeof x->gk);
 }
 
+/* it[0..n) sorted with the groups together: the end of the group that
+ * starts at it[s]. */
+static size_t group_end(const item *it, size_t s, size_t n)
+{
+    size_t e = s + 1;
+    while (e < n && same_gk(&it[s], &it[e])) e++;
+    return e;
+}
+
 /* Same unit for pairing: every exact axis but the precision, and the seed. */
 static int same_unit(const item *x, const item *y)
 {
@@ -173,12 +182,10 @@ static void detection_groups(qb_report *r, item *it, size_t n, uint32_t clean_id
     size_t cap = 0;
     qsort(it, n, sizeof *it, cmp_item);
     for (size_t s = 0, e; s < n; s = e) {
-        for (e = s + 1; e < n && same_gk(&it[s], &it[e]); e++) {}
-        qb_report_detection g;
-        memset(&g, 0, sizeof g);
-        g.key = make_key(r, it[s].gk);
-        g.clean = it[s].gk[QB_AXIS_TRIGGER] == clean_idx;
-        g.n_rows = e - s;
+        e = group_end(it, s, n);
+        qb_report_detection g = {.key = make_key(r, it[s].gk),
+                                 .clean = it[s].gk[QB_AXIS_TRIGGER] == clean_idx,
+                                 .n_rows = e - s};
         for (size_t i = s; i < e; i++) {
             const qb_task_row *row = &r->rows[it[i].row];
             switch (row->status) {
@@ -219,7 +226,7 @@ static void pair_groups(qb_report *r, item *it, size_t n, uint32_t ref, int dete
     double *x = xmalloc(n ? n : 1, sizeof *x), *y = xmalloc(n ? n : 1, sizeof *y); /* (n) */
     double *x2 = xmalloc(n ? n : 1, sizeof *x2), *y2 = xmalloc(n ? n : 1, sizeof *y2);
     for (size_t s = 0, e; s < n; s = e) {
-        for (e = s + 1; e < n && same_gk(&it[s], &it[e]); e++) {}
+        e = group_end(it, s, n);
         for (uint32_t p = 0; p < r->n_values[QB_AXIS_PRECISION]; p++) {
             if (p == ref) continue;
             qb_report_pair pd, pc, pa;
@@ -321,11 +328,8 @@ static void perf_groups(qb_report *r, item *un, size_t n, uint64_t seed)
     double *ca = xmalloc(n ? n : 1, sizeof *ca), *asr = xmalloc(n ? n : 1, sizeof *asr); /* (n) */
     qsort(un, n, sizeof *un, cmp_item);
     for (size_t s = 0, e; s < n; s = e) {
-        for (e = s + 1; e < n && same_gk(&un[s], &un[e]); e++) {}
-        qb_report_perf g;
-        memset(&g, 0, sizeof g);
-        g.key = make_key(r, un[s].gk);
-        g.n_units = e - s;
+        e = group_end(un, s, n);
+        qb_report_perf g = {.key = make_key(r, un[s].gk), .n_units = e - s};
         size_t nca = 0, nasr = 0;
         for (size_t i = s; i < e; i++) {
             const qb_task_row *row = &r->rows[un[i].row];
@@ -452,10 +456,10 @@ int qb_report_build(const qb_task_row *rows, size_t n_rows, const qb_report_opti
 void qb_report_free(qb_report *r)
 {
     if (!r) return;
+    for (int a = 0; a < QB_AXIS_COUNT; a++) free(r->values[a]);
     free(r->problems);
     free(r->det);
     free(r->perf);
     free(r->pairs);
-    for (int a = 0; a < QB_AXIS_COUNT; a++) free(r->values[a]);
     memset(r, 0, sizeof *r);
 }

@@ -165,7 +165,7 @@ int qb_report_write(const qb_report *r, qb_report_format fmt, const char *title,
 
 /* The text report's sections (summary list, headings, paragraphs and
  * tables) as an HTML fragment, escaped, for the page of --html
- * (report/svg.h). -1 on a write error. */
+ * (report/html.h). -1 on a write error. */
 int qb_report_write_html_tables(const qb_report *r, FILE *f, qb_error *err);
 
 #endif

@@ -1,7 +1,6 @@
-/* Figures (SVG) and the HTML page of `qblind report` (report/svg.h). */
+/* Figures (SVG) of `qblind report` (report/svg.h). */
 #include "report/svg.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -10,8 +9,9 @@
 #include <sys/stat.h>
 
 #include "core/xalloc.h"
+#include "report/escape.h"
+#include "report/precision_order.h"
 
-#define FONT "DejaVu Sans, Liberation Sans, Arial, Helvetica, sans-serif"
 /* Estimated text width of n characters at font size px (sans-serif). */
 #define TEXT_W(n, px) (0.6 * (double)(n) * (px))
 
@@ -48,27 +48,14 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
     }
 }
 
-/* XML/HTML escaping of text and attribute values. */
+/* XML escaping of text and attribute values (report/escape.h). */
 static void sb_esc(sbuf *b, const char *s)
 {
     for (; *s; s++) {
-        switch (*s) {
-        case '&': sb_printf(b, "&amp;"); break;
-        case '<': sb_printf(b, "&lt;"); break;
-        case '>': sb_printf(b, "&gt;"); break;
-        case '"': sb_printf(b, "&quot;"); break;
-        case '\'': sb_printf(b, "&#39;"); break;
-        default: sb_printf(b, "%c", *s); break;
-        }
+        const char *e = qb_html_entity(*s);
+        if (e) sb_printf(b, "%s", e);
+        else sb_printf(b, "%c", *s);
     }
-}
-
-void qb_html_escape(FILE *f, const char *s)
-{
-    sbuf b = {NULL, 0, 0};
-    sb_esc(&b, s);
-    if (b.s) fputs(b.s, f);
-    free(b.s);
 }
 
 /* <text> at (x, y); anchor start/middle/end; extra attributes may be "". */
@@ -84,7 +71,7 @@ static void sb_text(sbuf *b, double x, double y, double px, const char *anchor, 
 static void svg_open(sbuf *b, double w, double h, const char *title)
 {
     sb_printf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f %.0f\" "
-              "width=\"%.0f\" height=\"%.0f\" font-family=\"%s\">\n", w, h, w, h, FONT);
+              "width=\"%.0f\" height=\"%.0f\" font-family=\"%s\">\n", w, h, w, h, QB_REPORT_FONT);
     sb_printf(b, "<title>");
     sb_esc(b, title);
     sb_printf(b, "</title>\n<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"#ffffff\"/>\n",
@@ -106,36 +93,7 @@ static double head_w(const char *title, const char *subtitle)
     return (a > b ? a : b) + 40;
 }
 
-/* ---- precision order ---------------------------------------------------- */
-
-int qb_precision_bits(const char *name)
-{
-    const char *p = name;
-    int bits = -1;
-    if (!strncmp(p, "fp", 2) || !strncmp(p, "int", 3) || (p[0] == 'w' && isdigit((unsigned char)p[1]))) {
-        p += p[0] == 'f' ? 2 : p[0] == 'i' ? 3 : 1;
-        if (!isdigit((unsigned char)*p)) return -1;
-        bits = 0;
-        for (; isdigit((unsigned char)*p) && bits < 1000; p++) bits = 10 * bits + (*p - '0');
-        if (name[0] == 'w') {
-            /* wNaM: weight bits N; M must follow */
-            if (*p != 'a' || !isdigit((unsigned char)p[1])) return -1;
-            for (p++; isdigit((unsigned char)*p); p++) {}
-        }
-        if (*p != '\0' && *p != '-') return -1;
-        if (bits < 1 || bits > 64) return -1;
-    }
-    return bits;
-}
-
-static int cmp_prec(const char *a, const char *b)
-{
-    int ba = qb_precision_bits(a), bb = qb_precision_bits(b);
-    if (ba != bb) return ba > bb ? -1 : 1;
-    size_t la = strlen(a), lb = strlen(b);
-    if (la != lb) return la < lb ? -1 : 1;
-    return strcmp(a, b);
-}
+/* ---- distinct strings, precisions in axis order ---------------------------- */
 
 /* Distinct strings, first-seen order. */
 typedef struct strset {
@@ -174,12 +132,12 @@ static void prec_sort(strset *s, strset *skipped)
 {
     size_t m = 0;
     for (size_t i = 0; i < s->n; i++) {
-        if (skipped && strcmp(s->v[i], "*") && qb_precision_bits(s->v[i]) < 0) set_add(skipped, s->v[i]);
+        if (skipped && strcmp(s->v[i], "*") && qb_report_precision_bits(s->v[i]) < 0) set_add(skipped, s->v[i]);
         else s->v[m++] = s->v[i];
     }
     s->n = m;
     for (size_t i = 1; i < s->n; i++) /* insertion sort: few values */
-        for (size_t j = i; j > 0 && cmp_prec(s->v[j - 1], s->v[j]) > 0; j--) {
+        for (size_t j = i; j > 0 && qb_report_precision_cmp(s->v[j - 1], s->v[j]) > 0; j--) {
             const char *t = s->v[j];
             s->v[j] = s->v[j - 1];
             s->v[j - 1] = t;
@@ -536,7 +494,7 @@ static char *svg_bitwidth(const qb_report *r)
         for (size_t c = 0; c < cats.n; c++) {
             double x = x0 + step * ((double)c + 0.5);
             sb_text(&b, x, y0 + ph + 18, 13, "middle", "", cats.v[c]);
-            int bits = qb_precision_bits(cats.v[c]);
+            int bits = qb_report_precision_bits(cats.v[c]);
             char t[32];
             if (bits > 0) snprintf(t, sizeof t, "%d bit", bits);
             else snprintf(t, sizeof t, "pooled");
@@ -755,64 +713,4 @@ int qb_report_write_plots(const qb_report *r, const char *dir, qb_error *err)
         written++;
     }
     return written;
-}
-
-static const char html_style[] =
-    "body{font-family:" FONT ";margin:24px auto;max-width:1400px;padding:0 16px;color:#111;"
-    "line-height:1.4}\n"
-    "h1{font-size:24px}h2{font-size:20px;margin-top:32px;border-bottom:1px solid #ccc}\n"
-    "table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}\n"
-    "th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}\n"
-    "th{background:#f0f3f7}tr:nth-child(even) td{background:#fafafa}\n"
-    "figure{margin:16px 0}figure svg{max-width:100%;height:auto}\n"
-    "pre{background:#f6f6f6;border:1px solid #ddd;padding:10px;overflow:auto;font-size:12px}\n";
-
-int qb_report_write_html(const qb_report *r, const char *title, const qb_kv *attrs,
-                         size_t n_attrs, FILE *f, qb_error *err)
-{
-    const char *t = title ? title : "(rows)";
-    fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n", f);
-    fputs("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>"
-          "qblind report: ", f);
-    qb_html_escape(f, t);
-    fprintf(f, "</title>\n<style>\n%s</style>\n</head>\n<body>\n", html_style);
-    fputs("<h1>qblind report: ", f);
-    qb_html_escape(f, t);
-    fputs("</h1>\n<p>Contents: the tables below, <a href=\"#figures\">figures</a>, "
-          "<a href=\"#spec\">spec</a>, <a href=\"#provenance\">provenance</a>.</p>\n", f);
-    if (qb_report_write_html_tables(r, f, err)) return -1;
-    fputs("<h2 id=\"figures\">Figures</h2>\n", f);
-    int any = 0;
-    for (int fig = 0; fig < QB_FIG_COUNT; fig++) {
-        char *svg = qb_report_svg(r, (qb_report_figure)fig);
-        if (!svg) continue;
-        fprintf(f, "<figure id=\"fig-%s\">\n%s</figure>\n", qb_report_figure_name((qb_report_figure)fig),
-                svg);
-        free(svg);
-        any = 1;
-    }
-    if (!any) fputs("<p>No figure applies to this file.</p>\n", f);
-    const char *spec = NULL;
-    for (size_t i = 0; i < n_attrs; i++)
-        if (!strcmp(attrs[i].key, "spec_text")) spec = attrs[i].value;
-    fputs("<h2 id=\"spec\">Spec</h2>\n", f);
-    if (spec) {
-        fputs("<pre>", f);
-        qb_html_escape(f, spec);
-        fputs("</pre>\n", f);
-    } else {
-        fputs("<p>The file has no spec_text attribute.</p>\n", f);
-    }
-    fputs("<h2 id=\"provenance\">Provenance</h2>\n<table>\n<tr><th>attribute</th><th>value</th></tr>\n", f);
-    for (size_t i = 0; i < n_attrs; i++) {
-        if (!strcmp(attrs[i].key, "spec_text")) continue;
-        fputs("<tr><td>", f);
-        qb_html_escape(f, attrs[i].key);
-        fputs("</td><td>", f);
-        qb_html_escape(f, attrs[i].value);
-        fputs("</td></tr>\n", f);
-    }
-    fputs("</table>\n</body>\n</html>\n", f);
-    if (fflush(f) || ferror(f)) return QB_FAIL(err, "report: write error (disk full?)");
-    return 0;
 }

@@ -1,4 +1,5 @@
-/* Figures and the HTML page of `qblind report` (--plots DIR, --html FILE).
+/* Figures of `qblind report` (--plots DIR; inline in the page of --html,
+ * report/html.h).
  *
  * SVG written by qblind itself (plain C strings, no library): every figure
  * has a title, axis labels, a legend, font sizes of 12-18 px at its natural
@@ -11,11 +12,11 @@
  *    the file has clean models with a defense.
  * 2. bitwidth: CA and ASR (deployed model, points) versus precision on a
  *    categorical axis ordered by bit width: fp32 (32), then 8 ... 2. The bit
- *    width comes from the name: fpN -> N, intN and intN-<suffix> -> N,
- *    wNaM -> N (the weight bits). Distinct names are distinct categories:
- *    int8-linear is its own category right after int8 (same width, longer
- *    name); a name with no derivable width is left out and named in a note
- *    under the figure. One line per trigger (and dataset/mitigation when
+ *    width comes from the name (report/precision_order.h): fpN -> N, intN
+ *    and intN-<suffix> -> N, wNaM -> N (the weight bits). Distinct names
+ *    are distinct categories: int8-linear is its own category right after
+ *    int8 (same width, longer name); a name with no derivable width is left
+ *    out and named in a note under the figure. One line per trigger (and dataset/mitigation when
  *    they vary), the bootstrap 95% interval as error bars. When the file
  *    has several mitigations and "none" is one of them only "none" is drawn
  *    here (the mitigations have figure 3).
@@ -28,11 +29,12 @@
 #ifndef QB_REPORT_SVG_H
 #define QB_REPORT_SVG_H
 
-#include <stdio.h>
-
 #include "core/error.h"
 #include "report/report.h"
-#include "store/results_attrs.h"
+
+/* The font stack of the figures (and of the page around them,
+ * report/html.c). */
+#define QB_REPORT_FONT "DejaVu Sans, Liberation Sans, Arial, Helvetica, sans-serif"
 
 typedef enum qb_report_figure {
     QB_FIG_HEATMAP,
@@ -44,10 +46,6 @@ typedef enum qb_report_figure {
 /* "detection_heatmap", "bitwidth", "mitigation": the file stem under --plots. */
 const char *qb_report_figure_name(qb_report_figure fig);
 
-/* The bit width of a precision name (see above), or -1 when it cannot be
- * derived. */
-int qb_precision_bits(const char *name);
-
 /* The SVG document of one figure as a NUL-terminated string (caller
  * frees), or NULL when the figure does not apply to this report (no rows
  * with a defense; no CA/ASR values; one mitigation only). */
@@ -57,17 +55,5 @@ char *qb_report_svg(const qb_report *r, qb_report_figure fig);
  * parents) if missing. Returns the number of files written, -1 (err set,
  * naming the file) on an I/O error. */
 int qb_report_write_plots(const qb_report *r, const char *dir, qb_error *err);
-
-/* s with &, <, >, " and ' escaped for HTML/XML text and attributes. */
-void qb_html_escape(FILE *f, const char *s);
-
-/* One self-contained HTML page: the tables (qb_report_write_html_tables),
- * the figures as inline SVG, the spec (attribute spec_text, escaped, in a
- * <pre>) and the provenance (every other root attribute) of the results
- * file `title`. attrs may be NULL when n_attrs is 0. No external resource
- * (no script, stylesheet, font or image from elsewhere). -1 on a write
- * error. */
-int qb_report_write_html(const qb_report *r, const char *title, const qb_kv *attrs,
-                         size_t n_attrs, FILE *f, qb_error *err);
 
 #endif

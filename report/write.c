@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/xalloc.h"
+#include "report/escape.h"
 #include "report/report.h"
 
 /* Rows of invalid/failed tasks listed in text and markdown (CSV: all). */
@@ -52,20 +53,6 @@ static size_t width(const char *s)
     return w;
 }
 
-static void html_esc(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        case '\'': fputs("&#39;", f); break;
-        default: fputc(*s, f); break;
-        }
-    }
-}
-
 /* Output modes of the human-readable report. */
 enum { MODE_TEXT, MODE_MARKDOWN, MODE_HTML };
 
@@ -78,7 +65,7 @@ static void table_print(const table *t, FILE *f, int mode)
             fputs("<tr>", f);
             for (size_t c = 0; c < t->ncol; c++) {
                 fputs(r ? "<td>" : "<th>", f);
-                html_esc(f, t->cells[r * t->ncol + c]);
+                qb_html_escape(f, t->cells[r * t->ncol + c]);
                 fputs(r ? "</td>" : "</th>", f);
             }
             fputs("</tr>\n", f);
@@ -149,19 +136,6 @@ static void pval(char *buf, size_t n, double p)
     else snprintf(buf, n, "%.4f", p);
 }
 
-/* "n/a 5, error 1" or "—": the rows of a detection group not in n. */
-static void excluded(char *buf, size_t n, const qb_report_detection *g)
-{
-    buf[0] = '\0';
-    size_t len = 0;
-    const size_t v[5] = {g->n_error, g->n_na, g->n_invalid, g->n_failed, g->n_pending};
-    static const char *const name[5] = {"error", "n/a", "invalid", "failed", "pending"};
-    for (int i = 0; i < 5; i++)
-        if (v[i] && len < n)
-            len += (size_t)snprintf(buf + len, n - len, "%s%s %zu", len ? ", " : "", name[i], v[i]);
-    if (!len) snprintf(buf, n, "—");
-}
-
 /* Columns of a table: axes in --by whose value varies over the n groups
  * whose keys are `stride` bytes apart from `keys` on. */
 static void shown_axes(const qb_report *r, const qb_report_key *keys, size_t stride, size_t n,
@@ -203,6 +177,15 @@ static void key_cells(table *t, const int shown[QB_AXIS_COUNT], const qb_report_
         if (shown[col_order[i]]) table_cell(t, "%s", k->v[col_order[i]]);
 }
 
+/* t with the header: the shown axes' names, then cols[0..n). */
+static void table_init_header(table *t, const int shown[QB_AXIS_COUNT], const char *const *cols,
+                              size_t n)
+{
+    table_init(t, n_shown(shown) + n);
+    key_header(t, shown);
+    for (size_t i = 0; i < n; i++) table_cell(t, "%s", cols[i]);
+}
+
 static int same_key_but(const qb_report_key *x, const qb_report_key *y, int axis)
 {
     for (int a = 0; a < QB_AXIS_COUNT; a++)
@@ -227,7 +210,7 @@ static void heading(FILE *f, int mode, const char *s)
 {
     if (mode == MODE_HTML) {
         fputs("<h2>", f);
-        html_esc(f, s);
+        qb_html_escape(f, s);
         fputs("</h2>\n", f);
     } else if (mode == MODE_MARKDOWN) fprintf(f, "\n## %s\n\n", s);
     else {
@@ -253,7 +236,7 @@ static void prose(FILE *f, int mode, const char *fmt, ...)
     size_t len = strlen(buf);
     while (len && buf[len - 1] == '\n') buf[--len] = '\0';
     fputs("<p>", f);
-    html_esc(f, buf);
+    qb_html_escape(f, buf);
     fputs("</p>\n", f);
 }
 
@@ -262,17 +245,40 @@ static void bullet(FILE *f, int mode, const char *s)
 {
     if (mode == MODE_HTML) {
         fputs("<li>", f);
-        html_esc(f, s);
+        qb_html_escape(f, s);
         fputs("</li>\n", f);
     } else {
         fprintf(f, "%s%s\n", mode == MODE_MARKDOWN ? "- " : "", s);
     }
 }
 
-static void write_human(const qb_report *r, int mode, const char *title, FILE *f)
+/* "name count" for each nonzero count, joined by ", " (a name's suffix
+ * after the count), into buf; "—" when every count is 0. */
+static void count_list(char *buf, size_t n, const size_t *v, const char *const *name,
+                       const char *const *suffix, int k)
+{
+    buf[0] = '\0';
+    size_t len = 0;
+    for (int i = 0; i < k; i++)
+        if (v[i] && len < n)
+            len += (size_t)snprintf(buf + len, n - len, "%s%s %zu%s", len ? ", " : "", name[i], v[i],
+                                    suffix ? suffix[i] : "");
+    if (!len) snprintf(buf, n, "—");
+}
+
+/* "n/a 5, error 1" or "—": the rows of a detection group not in n. */
+static void excluded(char *buf, size_t n, const qb_report_detection *g)
+{
+    const size_t v[5] = {g->n_error, g->n_na, g->n_invalid, g->n_failed, g->n_pending};
+    static const char *const name[5] = {"error", "n/a", "invalid", "failed", "pending"};
+    count_list(buf, n, v, name, NULL, 5);
+}
+
+/* Text/markdown title and the summary list: status counts, the axes with
+ * one value, the pooled axes, the intervals used. */
+static void write_summary(const qb_report *r, int mode, const char *title, FILE *f)
 {
     int md = mode == MODE_MARKDOWN;
-    char b1[64], b2[64], b3[64], b4[64], b5[128];
     const size_t *sc = r->status_counts;
     char line[1024];
     size_t ll;
@@ -307,226 +313,236 @@ static void write_human(const qb_report *r, int mode, const char *title, FILE *f
              "Percentages in points.", r->boot_resamples);
     bullet(f, mode, line);
     if (mode == MODE_HTML) fputs("</ul>\n", f);
+}
 
-    /* 1. detection */
+/* "k/n" and "rate [95% CI]" of a detection group; "—" twice without one. */
+static void rate_cells(table *t, const qb_report_detection *g)
+{
+    char rate[64], interval[64];
+    if (!g) {
+        table_cell(t, "—");
+        table_cell(t, "—");
+        return;
+    }
+    pct(rate, sizeof rate, g->rate);
+    ci(interval, sizeof interval, g->lo, g->hi);
+    table_cell(t, "%zu/%zu", g->k, g->n);
+    if (g->n) table_cell(t, "%s %s", rate, interval);
+    else table_cell(t, "—");
+}
+
+/* The rows not counted in a detection group, "—" without one. */
+static void excluded_cell(table *t, const qb_report_detection *g)
+{
+    char b[128];
+    if (g) excluded(b, sizeof b, g);
+    table_cell(t, "%s", g ? b : "—");
+}
+
+/* Table 1's row of det[i]: a backdoored group with its clean partner (the
+ * same key but the trigger) beside it, or a clean group that has no
+ * backdoored partner. 0 when det[i] is a clean group shown beside its
+ * partner (no row of its own). */
+static int detection_row(const qb_report *r, size_t i, const int shown[QB_AXIS_COUNT], table *t)
+{
+    const qb_report_detection *g = &r->det[i], *c = NULL;
+    for (size_t j = 0; j < r->n_det; j++)
+        if (r->det[j].clean != g->clean && same_key_but(&r->det[j].key, &g->key, QB_AXIS_TRIGGER)) {
+            if (g->clean) return 0;
+            c = &r->det[j];
+        }
+    if (g->clean) {
+        c = g;
+        g = NULL;
+    }
+    key_cells(t, shown, g ? &g->key : &c->key);
+    rate_cells(t, g);
+    rate_cells(t, c);
+    excluded_cell(t, g);
+    excluded_cell(t, c);
+    return 1;
+}
+
+/* Section 1: detection rate and false-positive rate per group. */
+static void write_detection(const qb_report *r, int mode, FILE *f)
+{
     heading(f, mode, "Detection");
     prose(f, mode, "Rate of detected = yes among ok rows with a yes/no decision (k/n); the "
           "false-positive rate is the same defense on clean models. Rows not in n are counted "
           "under \"not counted\".\n\n");
     size_t nb = 0;
     for (size_t i = 0; i < r->n_det; i++) nb += !r->det[i].clean;
-    if (!r->n_det) prose(f, mode, "No rows with a defense.\n");
-    else {
-        int shown[QB_AXIS_COUNT];
-        /* the shown axes over the backdoored groups (all groups when none) */
-        qb_report_key *keys = xmalloc(r->n_det, sizeof *keys);
-        size_t nk = 0;
-        for (size_t i = 0; i < r->n_det; i++)
-            if (!r->det[i].clean || !nb) keys[nk++] = r->det[i].key;
-        shown_axes(r, keys, sizeof *keys, nk, nb ? -1 : QB_AXIS_TRIGGER, shown);
-        free(keys);
-        table t;
-        table_init(&t, n_shown(shown) + 6);
-        key_header(&t, shown);
-        table_cell(&t, "detected");
-        table_cell(&t, "rate [95%% CI]");
-        table_cell(&t, "FP (clean)");
-        table_cell(&t, "FPR [95%% CI]");
-        table_cell(&t, "not counted");
-        table_cell(&t, "not counted (clean)");
-        for (size_t i = 0; i < r->n_det; i++) {
-            const qb_report_detection *g = &r->det[i], *c = NULL;
-            if (g->clean) {
-                /* a clean group shows beside its backdoored partners; alone
-                 * only when it has none */
-                int partner = 0;
-                for (size_t j = 0; j < r->n_det; j++)
-                    if (!r->det[j].clean && same_key_but(&r->det[j].key, &g->key, QB_AXIS_TRIGGER))
-                        partner = 1;
-                if (partner) continue;
-                c = g;
-                g = NULL;
-            } else {
-                for (size_t j = 0; j < r->n_det; j++)
-                    if (r->det[j].clean && same_key_but(&r->det[j].key, &g->key, QB_AXIS_TRIGGER))
-                        c = &r->det[j];
-            }
-            key_cells(&t, shown, g ? &g->key : &c->key);
-            if (g) {
-                pct(b1, sizeof b1, g->rate);
-                ci(b2, sizeof b2, g->lo, g->hi);
-                table_cell(&t, "%zu/%zu", g->k, g->n);
-                if (g->n) table_cell(&t, "%s %s", b1, b2);
-                else table_cell(&t, "—");
-            } else {
-                table_cell(&t, "—");
-                table_cell(&t, "—");
-            }
-            if (c) {
-                pct(b3, sizeof b3, c->rate);
-                ci(b4, sizeof b4, c->lo, c->hi);
-                table_cell(&t, "%zu/%zu", c->k, c->n);
-                if (c->n) table_cell(&t, "%s %s", b3, b4);
-                else table_cell(&t, "—");
-            } else {
-                table_cell(&t, "—");
-                table_cell(&t, "—");
-            }
-            if (g) excluded(b5, sizeof b5, g);
-            table_cell(&t, "%s", g ? b5 : "—");
-            if (c) excluded(b5, sizeof b5, c);
-            table_cell(&t, "%s", c ? b5 : "—");
-        }
-        table_print(&t, f, mode);
-        table_free(&t);
+    if (!r->n_det) {
+        prose(f, mode, "No rows with a defense.\n");
+        return;
     }
+    int shown[QB_AXIS_COUNT];
+    /* the shown axes over the backdoored groups (all groups when none) */
+    qb_report_key *keys = xmalloc(r->n_det, sizeof *keys);
+    size_t nk = 0;
+    for (size_t i = 0; i < r->n_det; i++)
+        if (!r->det[i].clean || !nb) keys[nk++] = r->det[i].key;
+    shown_axes(r, keys, sizeof *keys, nk, nb ? -1 : QB_AXIS_TRIGGER, shown);
+    free(keys);
+    static const char *const cols[6] = {"detected",    "rate [95% CI]", "FP (clean)",
+                                        "FPR [95% CI]", "not counted",   "not counted (clean)"};
+    table t;
+    table_init_header(&t, shown, cols, 6);
+    for (size_t i = 0; i < r->n_det; i++) detection_row(r, i, shown, &t);
+    table_print(&t, f, mode);
+    table_free(&t);
+}
 
-    /* 2. CA / ASR */
+/* Section 2: CA and ASR of the deployed model per group. */
+static void write_perf(const qb_report *r, int mode, FILE *f)
+{
     heading(f, mode, "CA and ASR of the deployed model");
     prose(f, mode, "After quantization and mitigation (ca_mitig, asr_mitig), one value per "
           "deployed model (defenses pooled): mean ± std over seeds and a bootstrap interval of the "
           "mean. Invalid tasks (ASR below the validity bar) are real measurements and are "
           "included; failed and pending ones are not.\n\n");
-    if (!r->n_perf) prose(f, mode, "No rows.\n");
-    else {
-        int shown[QB_AXIS_COUNT];
-        shown_axes(r, &r->perf[0].key, sizeof r->perf[0], r->n_perf, QB_AXIS_DEFENSE, shown);
-        table t;
-        table_init(&t, n_shown(shown) + 7);
-        key_header(&t, shown);
-        table_cell(&t, "n");
-        table_cell(&t, "CA mean ± std");
-        table_cell(&t, "CA 95%% CI");
-        table_cell(&t, "n (ASR)");
-        table_cell(&t, "ASR mean ± std");
-        table_cell(&t, "ASR 95%% CI");
-        table_cell(&t, "notes");
-        for (size_t i = 0; i < r->n_perf; i++) {
-            const qb_report_perf *g = &r->perf[i];
-            key_cells(&t, shown, &g->key);
-            summary_cells(&t, &g->ca);
-            summary_cells(&t, &g->asr);
-            size_t len = 0;
-            b5[0] = '\0';
-            if (g->n_invalid)
-                len += (size_t)snprintf(b5, sizeof b5, "invalid %zu (in)", g->n_invalid);
-            if (g->n_failed)
-                len += (size_t)snprintf(b5 + len, sizeof b5 - len, "%sfailed %zu", len ? ", " : "",
-                                        g->n_failed);
-            if (g->n_pending)
-                len += (size_t)snprintf(b5 + len, sizeof b5 - len, "%spending %zu", len ? ", " : "",
-                                        g->n_pending);
-            table_cell(&t, "%s", len ? b5 : "—");
-        }
-        table_print(&t, f, mode);
-        table_free(&t);
+    if (!r->n_perf) {
+        prose(f, mode, "No rows.\n");
+        return;
     }
+    int shown[QB_AXIS_COUNT];
+    shown_axes(r, &r->perf[0].key, sizeof r->perf[0], r->n_perf, QB_AXIS_DEFENSE, shown);
+    static const char *const cols[7] = {"n",       "CA mean ± std",  "CA 95% CI", "n (ASR)",
+                                        "ASR mean ± std", "ASR 95% CI", "notes"};
+    table t;
+    table_init_header(&t, shown, cols, 7);
+    static const char *const name[3] = {"invalid", "failed", "pending"};
+    static const char *const suffix[3] = {" (in)", "", ""};
+    for (size_t i = 0; i < r->n_perf; i++) {
+        const qb_report_perf *g = &r->perf[i];
+        key_cells(&t, shown, &g->key);
+        summary_cells(&t, &g->ca);
+        summary_cells(&t, &g->asr);
+        const size_t v[3] = {g->n_invalid, g->n_failed, g->n_pending};
+        char notes[128];
+        count_list(notes, sizeof notes, v, name, suffix, 3);
+        table_cell(&t, "%s", notes);
+    }
+    table_print(&t, f, mode);
+    table_free(&t);
+}
 
-    /* 3. paired comparisons */
+/* One table of section 3: the detection pairs (kind 0) or the CA/ASR
+ * pairs (kind 1); nothing when there are none. */
+static void write_pairs_table(const qb_report *r, int mode, int kind, FILE *f)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < r->n_pairs; i++) m += (r->pairs[i].kind == QB_PAIR_DETECTION) == (kind == 0);
+    if (!m) return;
+    qb_report_key *keys = xmalloc(m, sizeof *keys);
+    m = 0;
+    for (size_t i = 0; i < r->n_pairs; i++)
+        if ((r->pairs[i].kind == QB_PAIR_DETECTION) == (kind == 0)) keys[m++] = r->pairs[i].key;
+    int shown[QB_AXIS_COUNT];
+    shown_axes(r, keys, sizeof *keys, m, kind ? QB_AXIS_DEFENSE : -1, shown);
+    shown[QB_AXIS_PRECISION] = 1;
+    free(keys);
+    char ref_col[512], ref_only_col[512]; /* table_cell's limit */
+    snprintf(ref_col, sizeof ref_col, "%s rate", r->ref_precision);
+    snprintf(ref_only_col, sizeof ref_only_col, "%s only / other only", r->ref_precision);
+    const char *const cols[2][5] = {{"pairs", ref_col, "rate", ref_only_col, "McNemar p"},
+                                    {"metric", "pairs", "diff [95% CI]", "t", "paired t p"}};
+    table t;
+    table_init_header(&t, shown, cols[kind], 5);
+    for (size_t i = 0; i < r->n_pairs; i++) {
+        const qb_report_pair *p = &r->pairs[i];
+        if ((p->kind == QB_PAIR_DETECTION) != (kind == 0)) continue;
+        key_cells(&t, shown, &p->key);
+        char ref_rate[64], rate[64], pv[64];
+        pval(pv, sizeof pv, p->p);
+        if (kind == 0) {
+            pct(ref_rate, sizeof ref_rate, p->ref_rate);
+            pct(rate, sizeof rate, p->other_rate);
+            table_cell(&t, "%zu", p->n);
+            table_cell(&t, "%s", ref_rate);
+            table_cell(&t, "%s", rate);
+            table_cell(&t, "%zu / %zu", p->b, p->c);
+        } else {
+            table_cell(&t, "%s", p->kind == QB_PAIR_CA ? "CA" : "ASR");
+            table_cell(&t, "%zu", p->n);
+            if (isnan(p->t.mean_diff)) table_cell(&t, "—");
+            else if (isnan(p->t.lo)) table_cell(&t, "%+.2f", 100.0 * p->t.mean_diff);
+            else table_cell(&t, "%+.2f [%+.2f, %+.2f]", 100.0 * p->t.mean_diff, 100.0 * p->t.lo,
+                            100.0 * p->t.hi);
+            if (isnan(p->t.t)) table_cell(&t, "—");
+            else table_cell(&t, "%.2f", p->t.t);
+        }
+        table_cell(&t, "%s", pv);
+    }
+    table_print(&t, f, mode);
+    table_free(&t);
+    if (mode != MODE_HTML) fputc('\n', f);
+}
+
+/* Section 3: every precision against the reference on the same units. */
+static void write_paired(const qb_report *r, int mode, FILE *f)
+{
     heading(f, mode, "Paired comparisons across precisions");
     if (!r->ref_precision || r->n_values[QB_AXIS_PRECISION] < 2) {
         prose(f, mode, "Only one precision: nothing to compare.\n");
-    } else {
-        prose(f, mode, "Each precision against %s on the same seeds. Detection: McNemar's exact test "
-                "on the discordant pairs (%s only / other only). CA and ASR: paired t-test of "
-                "the difference (other − %s, points) with its t interval.\n\n",
-                r->ref_precision, r->ref_precision, r->ref_precision);
-        for (int kind = 0; kind < 2; kind++) {
-            size_t m = 0;
-            for (size_t i = 0; i < r->n_pairs; i++)
-                m += (r->pairs[i].kind == QB_PAIR_DETECTION) == (kind == 0);
-            if (!m) continue;
-            qb_report_key *keys = xmalloc(m, sizeof *keys);
-            m = 0;
-            for (size_t i = 0; i < r->n_pairs; i++)
-                if ((r->pairs[i].kind == QB_PAIR_DETECTION) == (kind == 0))
-                    keys[m++] = r->pairs[i].key;
-            int shown[QB_AXIS_COUNT];
-            shown_axes(r, keys, sizeof *keys, m, kind ? QB_AXIS_DEFENSE : -1, shown);
-            shown[QB_AXIS_PRECISION] = 1;
-            free(keys);
-            table t;
-            table_init(&t, n_shown(shown) + (kind ? 5 : 5));
-            key_header(&t, shown);
-            if (kind == 0) {
-                table_cell(&t, "pairs");
-                table_cell(&t, "%s rate", r->ref_precision);
-                table_cell(&t, "rate");
-                table_cell(&t, "%s only / other only", r->ref_precision);
-                table_cell(&t, "McNemar p");
-            } else {
-                table_cell(&t, "metric");
-                table_cell(&t, "pairs");
-                table_cell(&t, "diff [95%% CI]");
-                table_cell(&t, "t");
-                table_cell(&t, "paired t p");
-            }
-            for (size_t i = 0; i < r->n_pairs; i++) {
-                const qb_report_pair *p = &r->pairs[i];
-                if ((p->kind == QB_PAIR_DETECTION) != (kind == 0)) continue;
-                key_cells(&t, shown, &p->key);
-                pval(b3, sizeof b3, p->p);
-                if (kind == 0) {
-                    pct(b1, sizeof b1, p->ref_rate);
-                    pct(b2, sizeof b2, p->other_rate);
-                    table_cell(&t, "%zu", p->n);
-                    table_cell(&t, "%s", b1);
-                    table_cell(&t, "%s", b2);
-                    table_cell(&t, "%zu / %zu", p->b, p->c);
-                    table_cell(&t, "%s", b3);
-                } else {
-                    table_cell(&t, "%s", p->kind == QB_PAIR_CA ? "CA" : "ASR");
-                    table_cell(&t, "%zu", p->n);
-                    if (isnan(p->t.mean_diff)) table_cell(&t, "—");
-                    else if (isnan(p->t.lo)) table_cell(&t, "%+.2f", 100.0 * p->t.mean_diff);
-                    else table_cell(&t, "%+.2f [%+.2f, %+.2f]", 100.0 * p->t.mean_diff,
-                                    100.0 * p->t.lo, 100.0 * p->t.hi);
-                    if (isnan(p->t.t)) table_cell(&t, "—");
-                    else table_cell(&t, "%.2f", p->t.t);
-                    table_cell(&t, "%s", b3);
-                }
-            }
-            table_print(&t, f, mode);
-            table_free(&t);
-            if (mode != MODE_HTML) fputc('\n', f);
-        }
+        return;
     }
+    prose(f, mode, "Each precision against %s on the same seeds. Detection: McNemar's exact test "
+          "on the discordant pairs (%s only / other only). CA and ASR: paired t-test of "
+          "the difference (other − %s, points) with its t interval.\n\n",
+          r->ref_precision, r->ref_precision, r->ref_precision);
+    for (int kind = 0; kind < 2; kind++) write_pairs_table(r, mode, kind, f);
+}
 
-    /* 4. problems */
+/* Section 4: the invalid and failed rows (at most LIST_MAX), pending ones
+ * counted. */
+static void write_problems(const qb_report *r, int mode, FILE *f)
+{
+    const size_t *sc = r->status_counts;
     heading(f, mode, "Invalid, failed and pending tasks");
     size_t listed = 0, n_list = sc[QB_STATUS_INVALID] + sc[QB_STATUS_FAILED];
-    if (!r->n_problems) prose(f, mode, "None: every task is ok.\n");
-    else {
-        prose(f, mode, "invalid %zu, failed %zu, pending %zu%s.\n\n", sc[QB_STATUS_INVALID],
-                sc[QB_STATUS_FAILED], sc[QB_STATUS_PENDING],
-                sc[QB_STATUS_PENDING] ? " (pending tasks are not listed: resume the run)" : "");
-        if (n_list) {
-            table t;
-            table_init(&t, 9);
-            const char *hdr[9] = {"task id", "status", "dataset", "seed", "trigger", "precision",
-                                  "mitigation", "defense", "message"};
-            for (int i = 0; i < 9; i++) table_cell(&t, "%s", hdr[i]);
-            for (size_t i = 0; i < r->n_problems && listed < LIST_MAX; i++) {
-                const qb_task_row *row = &r->rows[r->problems[i]];
-                if (row->status != QB_STATUS_INVALID && row->status != QB_STATUS_FAILED) continue;
-                table_cell(&t, "%016" PRIx64, row->task_id);
-                table_cell(&t, "%s", qb_task_status_name(row->status));
-                table_cell(&t, "%s", row->dataset);
-                table_cell(&t, "%" PRId64, row->seed);
-                table_cell(&t, "%s", row->trigger);
-                table_cell(&t, "%s", row->precision);
-                table_cell(&t, "%s", row->mitigation);
-                table_cell(&t, "%s", row->defense);
-                table_cell(&t, "%s", row->message);
-                listed++;
-            }
-            table_print(&t, f, mode);
-            table_free(&t);
-            if (listed < n_list)
-                prose(f, mode, "\n... and %zu more invalid or failed tasks: --format csv lists all.\n",
-                        n_list - listed);
-        }
+    if (!r->n_problems) {
+        prose(f, mode, "None: every task is ok.\n");
+        return;
     }
+    prose(f, mode, "invalid %zu, failed %zu, pending %zu%s.\n\n", sc[QB_STATUS_INVALID],
+          sc[QB_STATUS_FAILED], sc[QB_STATUS_PENDING],
+          sc[QB_STATUS_PENDING] ? " (pending tasks are not listed: resume the run)" : "");
+    if (!n_list) return;
+    static const int no_axis[QB_AXIS_COUNT] = {0};
+    static const char *const cols[9] = {"task id", "status", "dataset", "seed", "trigger",
+                                        "precision", "mitigation", "defense", "message"};
+    table t;
+    table_init_header(&t, no_axis, cols, 9);
+    for (size_t i = 0; i < r->n_problems && listed < LIST_MAX; i++) {
+        const qb_task_row *row = &r->rows[r->problems[i]];
+        if (row->status != QB_STATUS_INVALID && row->status != QB_STATUS_FAILED) continue;
+        table_cell(&t, "%016" PRIx64, row->task_id);
+        table_cell(&t, "%s", qb_task_status_name(row->status));
+        table_cell(&t, "%s", row->dataset);
+        table_cell(&t, "%" PRId64, row->seed);
+        table_cell(&t, "%s", row->trigger);
+        table_cell(&t, "%s", row->precision);
+        table_cell(&t, "%s", row->mitigation);
+        table_cell(&t, "%s", row->defense);
+        table_cell(&t, "%s", row->message);
+        listed++;
+    }
+    table_print(&t, f, mode);
+    table_free(&t);
+    if (listed < n_list)
+        prose(f, mode, "\n... and %zu more invalid or failed tasks: --format csv lists all.\n",
+              n_list - listed);
+}
+
+/* The text, markdown or HTML-fragment report: summary, then sections 1-4. */
+static void write_human(const qb_report *r, int mode, const char *title, FILE *f)
+{
+    write_summary(r, mode, title, f);
+    write_detection(r, mode, f);
+    write_perf(r, mode, f);
+    write_paired(r, mode, f);
+    write_problems(r, mode, f);
 }
 
 /* ---- CSV ---------------------------------------------------------------- */

@@ -376,15 +376,21 @@ static void check_summary(const qb_report_summary *s, const double *v, size_t n)
     assert_true(s->lo <= s->mean && s->mean <= s->hi);
 }
 
+/* The report of rows[0..n) with the default options. */
+static void build_default(const qb_task_row *rows, size_t n, qb_report *r)
+{
+    qb_report_options opt;
+    qb_report_options_default(&opt);
+    qb_error err;
+    assert_int_equal(qb_report_build(rows, n, &opt, r, &err), 0);
+}
+
 static void test_report_on_file(void **state)
 {
     fixture *fx = *state;
     assert_int_equal(fx->n_rows, N_ROWS);
-    qb_report_options opt;
-    qb_report_options_default(&opt);
     qb_report r;
-    qb_error err;
-    assert_int_equal(qb_report_build(fx->rows, fx->n_rows, &opt, &r, &err), 0);
+    build_default(fx->rows, fx->n_rows, &r);
 
     assert_int_equal(r.status_counts[QB_STATUS_OK], N_ROWS - 6);
     assert_int_equal(r.status_counts[QB_STATUS_INVALID], 2);
@@ -522,11 +528,8 @@ static char *render(const qb_report *r, qb_report_format fmt)
 static void test_text_lists_problems(void **state)
 {
     fixture *fx = *state;
-    qb_report_options opt;
-    qb_report_options_default(&opt);
     qb_report r;
-    qb_error err;
-    assert_int_equal(qb_report_build(fx->rows, fx->n_rows, &opt, &r, &err), 0);
+    build_default(fx->rows, fx->n_rows, &r);
     for (int md = 0; md < 2; md++) {
         char *s = render(&r, md ? QB_REPORT_MARKDOWN : QB_REPORT_TEXT);
         assert_non_null(strstr(s, "ok 26, invalid 2, failed 3, pending 1"));
@@ -636,11 +639,8 @@ static void assert_count(const char *cell, size_t x, const char *what)
 static void test_csv_round_trip(void **state)
 {
     fixture *fx = *state;
-    qb_report_options opt;
-    qb_report_options_default(&opt);
     qb_report r;
-    qb_error err;
-    assert_int_equal(qb_report_build(fx->rows, fx->n_rows, &opt, &r, &err), 0);
+    build_default(fx->rows, fx->n_rows, &r);
     char *s = render(&r, QB_REPORT_CSV);
     csv_rec *recs;
     size_t n = parse_csv(s, &recs);
@@ -714,11 +714,8 @@ static void test_csv_round_trip(void **state)
 static void test_empty_rows(void **state)
 {
     (void)state;
-    qb_report_options opt;
-    qb_report_options_default(&opt);
     qb_report r;
-    qb_error err;
-    assert_int_equal(qb_report_build(NULL, 0, &opt, &r, &err), 0);
+    build_default(NULL, 0, &r);
     assert_int_equal(r.n_det + r.n_perf + r.n_pairs, 0);
     char *s = render(&r, QB_REPORT_TEXT);
     assert_non_null(strstr(s, "0 tasks"));

@@ -1,5 +1,5 @@
-/* The figures and the HTML page of `qblind report` (report/svg.h) on a
- * constructed report (hand-counted expectations):
+/* The figures and the HTML page of `qblind report` (report/svg.h,
+ * report/html.h) on a constructed report (hand-counted expectations):
  * - every SVG is well-formed XML (a small checker below: balanced tags,
  *   quoted attributes, no raw < or stray & in text) with a viewBox, a
  *   <title> and text;
@@ -7,7 +7,8 @@
  *   for clean models, with the k/n labels counted by hand; none without
  *   defense rows;
  * - the bit-width figure orders fp32, int8, int4, has one error bar per
- *   value and names a precision it cannot place; qb_precision_bits;
+ *   value and names a precision it cannot place; qb_report_precision_bits
+ *   (report/precision_order.h);
  * - the mitigation figure exists only with more than one mitigation;
  * - HTML escaping of a spec text with <, &, quotes and a </pre><script>;
  *   the page is well-formed, self-contained (no external reference) and
@@ -24,6 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "report/escape.h"
+#include "report/html.h"
+#include "report/precision_order.h"
 #include "report/report.h"
 #include "report/svg.h"
 #include "store/results.h"
@@ -226,6 +230,36 @@ static void build(const rows *r, qb_report *rep)
     assert_int_equal(qb_report_build(r->v, r->n, &opt, rep, &err), 0);
 }
 
+/* Each figure test's state: the rows of make_rows and their report. */
+typedef struct fixture {
+    rows r;
+    qb_report rep;
+} fixture;
+
+static int fixture_setup(void **state, size_t n_mit, const char *extra_prec)
+{
+    fixture *fx = calloc(1, sizeof *fx);
+    if (!fx) return -1;
+    make_rows(&fx->r, n_mit, extra_prec);
+    build(&fx->r, &fx->rep);
+    *state = fx;
+    return 0;
+}
+
+static int setup_one_mitigation(void **state) { return fixture_setup(state, 1, NULL); }
+static int setup_two_mitigations(void **state) { return fixture_setup(state, 2, NULL); }
+/* one mitigation and the precision bf16, which has no bit width */
+static int setup_bf16(void **state) { return fixture_setup(state, 1, "bf16"); }
+
+static int fixture_teardown(void **state)
+{
+    fixture *fx = *state;
+    qb_report_free(&fx->rep);
+    free(fx->r.v);
+    free(fx);
+    return 0;
+}
+
 static void assert_svg_basics(const char *svg)
 {
     assert_non_null(svg);
@@ -240,29 +274,27 @@ static void assert_svg_basics(const char *svg)
 static void test_precision_bits(void **state)
 {
     (void)state;
-    assert_int_equal(qb_precision_bits("fp32"), 32);
-    assert_int_equal(qb_precision_bits("int8"), 8);
-    assert_int_equal(qb_precision_bits("int4"), 4);
-    assert_int_equal(qb_precision_bits("int2"), 2);
-    assert_int_equal(qb_precision_bits("int8-linear"), 8);
-    assert_int_equal(qb_precision_bits("w4a8"), 4);
-    assert_int_equal(qb_precision_bits("w6a6"), 6);
-    assert_int_equal(qb_precision_bits("fp"), -1);
-    assert_int_equal(qb_precision_bits("bf16"), -1);
-    assert_int_equal(qb_precision_bits("int"), -1);
-    assert_int_equal(qb_precision_bits("w4"), -1);
-    assert_int_equal(qb_precision_bits("int8x"), -1);
-    assert_int_equal(qb_precision_bits("*"), -1);
+    assert_int_equal(qb_report_precision_bits("fp32"), 32);
+    assert_int_equal(qb_report_precision_bits("int8"), 8);
+    assert_int_equal(qb_report_precision_bits("int4"), 4);
+    assert_int_equal(qb_report_precision_bits("int2"), 2);
+    assert_int_equal(qb_report_precision_bits("int8-linear"), 8);
+    assert_int_equal(qb_report_precision_bits("w4a8"), 4);
+    assert_int_equal(qb_report_precision_bits("w6a6"), 6);
+    assert_int_equal(qb_report_precision_bits("fp"), -1);
+    assert_int_equal(qb_report_precision_bits("bf16"), -1);
+    assert_int_equal(qb_report_precision_bits("int"), -1);
+    assert_int_equal(qb_report_precision_bits("w4"), -1);
+    assert_int_equal(qb_report_precision_bits("int8x"), -1);
+    assert_int_equal(qb_report_precision_bits("*"), -1);
 }
 
 static void test_heatmap(void **state)
 {
-    (void)state;
-    rows r;
-    make_rows(&r, 1, NULL);
-    qb_report rep;
-    build(&r, &rep);
-    char *svg = qb_report_svg(&rep, QB_FIG_HEATMAP);
+    fixture *fx = *state;
+    rows *r = &fx->r;
+    qb_report *rep = &fx->rep;
+    char *svg = qb_report_svg(rep, QB_FIG_HEATMAP);
     assert_svg_basics(svg);
     /* 2 defenses x 3 precisions, backdoored and clean */
     assert_int_equal(count(svg, "class=\"cell\""), 12);
@@ -278,31 +310,25 @@ static void test_heatmap(void **state)
     assert_true(a && b && c && a < b && b < c);
     free(svg);
     /* one mitigation: no mitigation figure */
-    assert_null(qb_report_svg(&rep, QB_FIG_MITIGATION));
-    qb_report_free(&rep);
+    assert_null(qb_report_svg(rep, QB_FIG_MITIGATION));
+    qb_report_free(rep);
 
     /* rows without a defense: no heatmap */
     size_t m = 0;
-    for (size_t i = 0; i < r.n; i++)
-        if (!strcmp(r.v[i].defense, "none")) r.v[m++] = r.v[i];
-    r.n = m;
-    build(&r, &rep);
-    assert_null(qb_report_svg(&rep, QB_FIG_HEATMAP));
-    svg = qb_report_svg(&rep, QB_FIG_BITWIDTH);
+    for (size_t i = 0; i < r->n; i++)
+        if (!strcmp(r->v[i].defense, "none")) r->v[m++] = r->v[i];
+    r->n = m;
+    build(r, rep);
+    assert_null(qb_report_svg(rep, QB_FIG_HEATMAP));
+    svg = qb_report_svg(rep, QB_FIG_BITWIDTH);
     assert_svg_basics(svg);
     free(svg);
-    qb_report_free(&rep);
-    free(r.v);
 }
 
 static void test_bitwidth(void **state)
 {
-    (void)state;
-    rows r;
-    make_rows(&r, 1, "bf16");
-    qb_report rep;
-    build(&r, &rep);
-    char *svg = qb_report_svg(&rep, QB_FIG_BITWIDTH);
+    const qb_report *rep = &((fixture *)*state)->rep;
+    char *svg = qb_report_svg(rep, QB_FIG_BITWIDTH);
     assert_svg_basics(svg);
     /* CA: clean and badnet x 3 placed precisions; ASR: badnet x 3 */
     assert_int_equal(count(svg, "class=\"errbar\""), 9);
@@ -313,18 +339,12 @@ static void test_bitwidth(void **state)
     assert_non_null(strstr(svg, ">trigger:<"));
     assert_non_null(strstr(svg, ">badnet<"));
     free(svg);
-    qb_report_free(&rep);
-    free(r.v);
 }
 
 static void test_mitigation(void **state)
 {
-    (void)state;
-    rows r;
-    make_rows(&r, 2, NULL);
-    qb_report rep;
-    build(&r, &rep);
-    char *svg = qb_report_svg(&rep, QB_FIG_MITIGATION);
+    const qb_report *rep = &((fixture *)*state)->rep;
+    char *svg = qb_report_svg(rep, QB_FIG_MITIGATION);
     assert_svg_basics(svg);
     assert_non_null(strstr(svg, ">requant-round<"));
     assert_non_null(strstr(svg, ">trigger: badnet<"));
@@ -333,13 +353,11 @@ static void test_mitigation(void **state)
     assert_int_equal(count(svg, "class=\"errbar\""), 6);
     free(svg);
     /* with several mitigations the bit-width figure shows "none" only */
-    svg = qb_report_svg(&rep, QB_FIG_BITWIDTH);
+    svg = qb_report_svg(rep, QB_FIG_BITWIDTH);
     assert_svg_basics(svg);
     assert_non_null(strstr(svg, "mitigation none only"));
     assert_int_equal(count(svg, "class=\"errbar\""), 9);
     free(svg);
-    qb_report_free(&rep);
-    free(r.v);
 }
 
 static char *slurp(FILE *f)
@@ -366,11 +384,7 @@ static void test_escape(void **state)
 
 static void test_html_page(void **state)
 {
-    (void)state;
-    rows r;
-    make_rows(&r, 2, NULL);
-    qb_report rep;
-    build(&r, &rep);
+    const qb_report *rep = &((fixture *)*state)->rep;
     const qb_kv attrs[3] = {
         {"n_ranks", "2"},
         {"qblind_version", "0.1<beta>"},
@@ -378,7 +392,7 @@ static void test_html_page(void **state)
     FILE *f = tmpfile();
     assert_non_null(f);
     qb_error err;
-    assert_int_equal(qb_report_write_html(&rep, "r&d.h5", attrs, 3, f, &err), 0);
+    assert_int_equal(qb_report_write_html(rep, "r&d.h5", attrs, 3, f, &err), 0);
     char *s = slurp(f);
     fclose(f);
     assert_well_formed(s, 1);
@@ -399,8 +413,6 @@ static void test_html_page(void **state)
     assert_null(strstr(s, "<link"));
     assert_null(strstr(s, "@import"));
     free(s);
-    qb_report_free(&rep);
-    free(r.v);
 }
 
 static void test_checker_catches_errors(void **state)
@@ -423,9 +435,12 @@ static void test_checker_catches_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_precision_bits),  cmocka_unit_test(test_heatmap),
-        cmocka_unit_test(test_bitwidth),        cmocka_unit_test(test_mitigation),
-        cmocka_unit_test(test_escape),          cmocka_unit_test(test_html_page),
+        cmocka_unit_test(test_precision_bits),
+        cmocka_unit_test_setup_teardown(test_heatmap, setup_one_mitigation, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_bitwidth, setup_bf16, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_mitigation, setup_two_mitigations, fixture_teardown),
+        cmocka_unit_test(test_escape),
+        cmocka_unit_test_setup_teardown(test_html_page, setup_two_mitigations, fixture_teardown),
         cmocka_unit_test(test_checker_catches_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
