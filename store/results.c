@@ -22,7 +22,7 @@
 #include <hdf5.h>
 #include <mpi.h>
 
-#include "core/model_io.h"
+#include "core/file.h"
 #include "core/xalloc.h"
 
 /* Rows per chunk of /tasks: 256 x 544 bytes = 139 KB, big enough for fast

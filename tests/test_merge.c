@@ -34,6 +34,7 @@
 #include <mpi.h>
 
 #include "store/merge.h"
+#include "store/pending_row.h"
 #include "store/results.h"
 #include "store/shard.h"
 #include "jobs/spec.h"
