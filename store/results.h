@@ -149,6 +149,10 @@ void qb_task_row_init(qb_task_row *row);
 /* "pending", "ok", "invalid", "failed"; "?" for other values. */
 const char *qb_task_status_name(int32_t status);
 
+/* 1 if status is ok, invalid or failed: a finished task, never reissued
+ * (see Resume above); 0 for pending and unknown values. */
+int qb_task_status_finished(int32_t status);
+
 /* A provenance entry, written as a string attribute of the root group.
  * Keys are [A-Za-z0-9_.-]+ and may not be one of the names this module
  * writes itself (format_version, spec_text, spec_hash, spec_hash_u64,
