@@ -32,11 +32,6 @@ static int pending_fill(void *ctx, size_t index, qb_task_row *row, qb_error *err
     return 0;
 }
 
-static int is_finished(int32_t status)
-{
-    return status == QB_STATUS_OK || status == QB_STATUS_INVALID || status == QB_STATUS_FAILED;
-}
-
 /* 16 lowercase hex digits (how details are named) into *id. */
 static int parse_task_hex(const char *name, uint64_t *id)
 {
@@ -236,7 +231,7 @@ static int copy_rows(const char *path, uint32_t k, const qb_shard *sh, const qb_
     for (size_t r = 0; r < n; r++) {
         const qb_task_row *row = &rows[r];
         /* an unused row (an interrupted extension of /tasks) reads as id 0 */
-        if (row->task_id == 0 && !is_finished(row->status)) continue;
+        if (row->task_id == 0 && !qb_task_status_finished(row->status)) continue;
         size_t idx = qb_spec_find_task(s, row->task_id);
         if (idx == SIZE_MAX) {
             QB_FAIL(err, "shard file %s: row %zu is task %016" PRIx64 ", which is not a task of "
@@ -251,7 +246,7 @@ static int copy_rows(const char *path, uint32_t k, const qb_shard *sh, const qb_
             goto out;
         }
         /* of two rows of one id, the run used the first finished one */
-        if (!is_finished(row->status) || owner[idx] != UINT32_MAX) continue;
+        if (!qb_task_status_finished(row->status) || owner[idx] != UINT32_MAX) continue;
         if (qb_results_record(out, idx, row, err)) {
             rep->io_failed = 1;
             goto out;
