@@ -105,11 +105,13 @@ int qb_h5_attr_put(hid_t obj, const char *name, hid_t type, hid_t mem_type, cons
             int rc = 0;
             if (H5Awrite(a, mem_type, value) < 0)
                 rc = QB_H5_FAIL(err, path, "H5Awrite", "attribute %s", name);
-            if (H5Aclose(a) < 0 && rc == 0) rc = QB_H5_FAIL(err, path, "H5Aclose", "attribute %s", name);
+            if (H5Aclose(a) < 0 && rc == 0)
+                rc = QB_H5_FAIL(err, path, "H5Aclose", "attribute %s", name);
             return rc;
         }
         H5Aclose(a);
-        if (H5Adelete(obj, name) < 0) return QB_H5_FAIL(err, path, "H5Adelete", "attribute %s", name);
+        if (H5Adelete(obj, name) < 0)
+            return QB_H5_FAIL(err, path, "H5Adelete", "attribute %s", name);
     }
     hid_t space = H5Screate(H5S_SCALAR);
     if (space < 0) return QB_H5_FAIL(err, path, "H5Screate", "attribute %s", name);
@@ -152,7 +154,8 @@ int qb_h5_attr_put_str(hid_t obj, const char *name, const char *value, const cha
 {
     hid_t t = qb_h5_vlen_str_type();
     if (t < 0) return QB_H5_FAIL(err, path, "H5Tcopy", "string type for attribute %s", name);
-    int rc = str_equals(obj, name, t, value) ? 0 : qb_h5_attr_put(obj, name, t, t, &value, path, err);
+    int rc = 0;
+    if (!str_equals(obj, name, t, value)) rc = qb_h5_attr_put(obj, name, t, t, &value, path, err);
     H5Tclose(t);
     return rc;
 }
@@ -197,7 +200,8 @@ int qb_h5_attr_read(hid_t obj, const char *name, qb_h5_attr *v, const char *path
         v->n_points = H5Sget_simple_extent_npoints(s);
         int bad = 0;
         if (v->n_points == 1 && v->cls == H5T_INTEGER)
-            bad = H5Aread(a, H5T_NATIVE_INT64, &v->i) < 0 || H5Aread(a, H5T_NATIVE_UINT64, &v->u) < 0;
+            bad = H5Aread(a, H5T_NATIVE_INT64, &v->i) < 0 ||
+                  H5Aread(a, H5T_NATIVE_UINT64, &v->u) < 0;
         else if (v->n_points == 1 && v->cls == H5T_FLOAT)
             bad = H5Aread(a, H5T_NATIVE_DOUBLE, &v->f) < 0;
         else if (v->n_points == 1 && v->cls == H5T_STRING)

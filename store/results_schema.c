@@ -143,7 +143,8 @@ static hid_t make_key_type(const char *path, qb_error *err)
 {
     hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(qb_results_key));
     hid_t st = make_enum(COL_STATUS, 0);
-    if (t < 0 || st < 0 || H5Tinsert(t, "task_id", offsetof(qb_results_key, task_id), H5T_NATIVE_UINT64) < 0 ||
+    if (t < 0 || st < 0 ||
+        H5Tinsert(t, "task_id", offsetof(qb_results_key, task_id), H5T_NATIVE_UINT64) < 0 ||
         H5Tinsert(t, "status", offsetof(qb_results_key, status), st) < 0) {
         QB_H5_FAIL(err, path, "H5Tinsert", "the /tasks key type");
         if (st >= 0) H5Tclose(st);
@@ -253,7 +254,8 @@ int qb_results_tasks_check(hid_t dset, const char *path, uint64_t *n_rows, qb_er
     for (size_t i = 0; i < NCOLS; i++)
         if (check_column(ft, &COLS[i], path, err) < 0) goto out;
     hsize_t dims[1];
-    if (H5Sget_simple_extent_ndims(space) != 1 || H5Sget_simple_extent_dims(space, dims, NULL) < 0) {
+    if (H5Sget_simple_extent_ndims(space) != 1 ||
+        H5Sget_simple_extent_dims(space, dims, NULL) < 0) {
         QB_FAIL(err, "results file %s: /tasks is not one-dimensional", path);
         goto out;
     }
@@ -325,20 +327,21 @@ static int rows_io(int write, hid_t dset, hid_t mem_type, hid_t dxpl, hsize_t st
 {
     if (count == 0) return 0;
     hid_t fs = slab_space(dset, start, count);
-    if (fs < 0) return QB_H5_FAIL(err, path, "H5Sselect_hyperslab", "rows %llu..%llu of /tasks",
-                              (unsigned long long)start, (unsigned long long)(start + count - 1));
+    if (fs < 0)
+        return QB_H5_FAIL(err, path, "H5Sselect_hyperslab", "rows %llu..%llu of /tasks",
+                          (unsigned long long)start, (unsigned long long)(start + count - 1));
     hid_t ms = H5Screate_simple(1, &count, NULL);
     if (ms < 0) {
         H5Sclose(fs);
         return QB_H5_FAIL(err, path, "H5Screate_simple", "memory space of %llu rows",
-                      (unsigned long long)count);
+                          (unsigned long long)count);
     }
     herr_t st = write ? H5Dwrite(dset, mem_type, ms, fs, dxpl, buf)
                       : H5Dread(dset, mem_type, ms, fs, dxpl, buf);
     int rc = 0;
     if (st < 0)
         rc = QB_H5_FAIL(err, path, write ? "H5Dwrite" : "H5Dread", "rows %llu..%llu of /tasks",
-                    (unsigned long long)start, (unsigned long long)(start + count - 1));
+                        (unsigned long long)start, (unsigned long long)(start + count - 1));
     H5Sclose(ms);
     H5Sclose(fs);
     return rc;
@@ -401,7 +404,8 @@ int qb_results_rows_write_at(hid_t dset, hid_t row_type, const uint64_t *pos, qb
     while (i < k) {
         size_t j = i + 1;
         while (j < k && pos[j] == pos[j - 1] + 1) j++;
-        if (qb_results_rows_xfer(1, dset, row_type, H5P_DEFAULT, pos[i], j - i, rows + i, path, err) < 0)
+        if (qb_results_rows_xfer(1, dset, row_type, H5P_DEFAULT, pos[i], j - i, rows + i, path,
+                                 err) < 0)
             return -1;
         i = j;
     }
@@ -473,6 +477,7 @@ int qb_results_row_check_axes(const qb_task_row *row, size_t index, const char *
 int qb_results_detail_name_ok(const char *name)
 {
     size_t len = name ? strlen(name) : 0;
-    return len > 0 && len <= QB_RESULTS_DETAIL_NAME_MAX && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
+    return len > 0 && len <= QB_RESULTS_DETAIL_NAME_MAX && strcmp(name, ".") != 0 &&
+           strcmp(name, "..") != 0 &&
            strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
 }

@@ -126,15 +126,16 @@ static int write_root_attrs(hid_t file, const qb_results_config *cfg, qb_error *
     if (qb_h5_attr_put_i32(file, "format_version", QB_RESULTS_FORMAT_VERSION, path, err) < 0 ||
         qb_h5_attr_put_str(file, "spec_text", cfg->spec_text, path, err) < 0 ||
         qb_h5_attr_put_str(file, "spec_hash", hex, path, err) < 0 ||
-        qb_h5_attr_put(file, "spec_hash_u64", H5T_STD_U64LE, H5T_NATIVE_UINT64, &cfg->spec_hash, path,
-                 err) < 0 ||
+        qb_h5_attr_put(file, "spec_hash_u64", H5T_STD_U64LE, H5T_NATIVE_UINT64, &cfg->spec_hash,
+                       path, err) < 0 ||
         qb_h5_attr_put_i32(file, "n_ranks", cfg->n_ranks, path, err) < 0 ||
         qb_h5_attr_put_str(file, "updated_at", now, path, err) < 0)
         return -1;
     int e = qb_h5_attr_exists(file, "started_at", path, err);
     if (e < 0 || (!e && qb_h5_attr_put_str(file, "started_at", now, path, err) < 0)) return -1;
     for (size_t i = 0; i < cfg->n_provenance; i++)
-        if (qb_h5_attr_put_str(file, cfg->provenance[i].key, cfg->provenance[i].value, path, err) < 0)
+        if (qb_h5_attr_put_str(file, cfg->provenance[i].key, cfg->provenance[i].value, path,
+                               err) < 0)
             return -1;
     return 0;
 }
@@ -276,12 +277,15 @@ static int rebuild_tasks(qb_results *r, const row_source *src, file_key **match,
     const char *path = r->path;
     hid_t d = qb_results_tasks_create(r->file, QB_RESULTS_TASKS_NEW, r->n_tasks, path, err);
     if (d < 0) return -1;
-    qb_task_row *rows = xmalloc(QB_RESULTS_BATCH, sizeof *rows), *kept = xmalloc(QB_RESULTS_BATCH, sizeof *kept);
-    size_t *idx = xmalloc(QB_RESULTS_BATCH, sizeof *idx), *kept_at = xmalloc(QB_RESULTS_BATCH, sizeof *kept_at);
+    qb_task_row *rows = xmalloc(QB_RESULTS_BATCH, sizeof *rows),
+                *kept = xmalloc(QB_RESULTS_BATCH, sizeof *kept);
+    size_t *idx = xmalloc(QB_RESULTS_BATCH, sizeof *idx),
+           *kept_at = xmalloc(QB_RESULTS_BATCH, sizeof *kept_at);
     uint64_t *kept_pos = xmalloc(QB_RESULTS_BATCH, sizeof *kept_pos);
     int rc = -1;
     for (size_t start = 0; start < r->n_tasks; start += QB_RESULTS_BATCH) {
-        size_t k = r->n_tasks - start < QB_RESULTS_BATCH ? r->n_tasks - start : QB_RESULTS_BATCH, nk = 0;
+        size_t k = r->n_tasks - start < QB_RESULTS_BATCH ? r->n_tasks - start : QB_RESULTS_BATCH,
+               nk = 0;
         for (size_t i = 0; i < k; i++) idx[i] = start + i;
         if (fill_pending(src, idx, k, rows, r->ids, path, err) < 0) goto out;
         for (size_t i = 0; i < k; i++) {
@@ -291,7 +295,8 @@ static int rebuild_tasks(qb_results *r, const row_source *src, file_key **match,
                 kept_pos[nk++] = m->pos;
             }
         }
-        if (qb_results_rows_read_at(r->tasks, r->row_type, kept_pos, kept, nk, path, err) < 0) goto out;
+        if (qb_results_rows_read_at(r->tasks, r->row_type, kept_pos, kept, nk, path, err) < 0)
+            goto out;
         for (size_t j = 0; j < nk; j++) {
             if (kept[j].task_id != rows[kept_at[j]].task_id) {
                 QB_FAIL(err, "results file %s: row %" PRIu64 " changed while it was being read",
@@ -300,7 +305,8 @@ static int rebuild_tasks(qb_results *r, const row_source *src, file_key **match,
             }
             rows[kept_at[j]] = kept[j];
         }
-        if (qb_results_rows_xfer(1, d, r->row_type, H5P_DEFAULT, start, k, rows, path, err) < 0) goto out;
+        if (qb_results_rows_xfer(1, d, r->row_type, H5P_DEFAULT, start, k, rows, path, err) < 0)
+            goto out;
     }
     if (H5Fflush(r->file, H5F_SCOPE_GLOBAL) < 0) {
         QB_H5_FAIL(err, path, "H5Fflush", "the rebuilt /" QB_RESULTS_TASKS_NEW);
@@ -346,7 +352,8 @@ static int add_missing(qb_results *r, const row_source *src, const file_key *key
     uint64_t *slots = xmalloc(n_missing, sizeof *slots);
     size_t n_slots = 0;
     for (uint64_t j = 0; j < n_file && n_slots < n_missing; j++)
-        if (!keys[j].claimed && !qb_task_status_finished(keys[j].status)) slots[n_slots++] = keys[j].pos;
+        if (!keys[j].claimed && !qb_task_status_finished(keys[j].status))
+            slots[n_slots++] = keys[j].pos;
     qsort(slots, n_slots, sizeof *slots, cmp_u64);
     uint64_t n_new = n_file + (n_missing - n_slots);
     if (n_new > n_file) {
@@ -371,8 +378,9 @@ static int add_missing(qb_results *r, const row_source *src, const file_key *key
             k++;
         }
         if (k == QB_RESULTS_BATCH || (i == r->n_tasks && k > 0)) {
-            rc = fill_pending(src, idx, k, rows, r->ids, path, err) < 0 ||
-                 qb_results_rows_write_at(r->tasks, r->row_type, pos, rows, k, path, err) < 0 ? -1 : 0;
+            if (fill_pending(src, idx, k, rows, r->ids, path, err) < 0 ||
+                qb_results_rows_write_at(r->tasks, r->row_type, pos, rows, k, path, err) < 0)
+                rc = -1;
             k = 0;
         }
     }
@@ -400,7 +408,7 @@ static int open_file(qb_results *r, const qb_results_config *cfg, const row_sour
     hid_t ro = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     if (ro < 0) {
         QB_H5_FAIL(err, path, "H5Fopen", "opening it; is it an HDF5 file? A truncated or damaged "
-               "results file cannot be resumed: move it away to start afresh");
+                   "results file cannot be resumed: move it away to start afresh");
         goto out;
     }
     if (qb_results_tasks_open(ro, path, &d, &n_file, &stored_hash, err) < 0) {
@@ -422,7 +430,9 @@ static int open_file(qb_results *r, const qb_results_config *cfg, const row_sour
     }
     /* A rebuild writes a whole new table; a resume may append rows. */
     uint64_t grow = r->n_tasks > n_file ? r->n_tasks - n_file : 0;
-    if (check_space(path, ((rebuild ? r->n_tasks : grow) + QB_RESULTS_TASKS_CHUNK) * QB_RESULTS_ROW_SIZE, err) < 0)
+    if (check_space(path,
+                    ((rebuild ? r->n_tasks : grow) + QB_RESULTS_TASKS_CHUNK) * QB_RESULTS_ROW_SIZE,
+                    err) < 0)
         goto out;
 
     r->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
@@ -450,8 +460,9 @@ static int open_file(qb_results *r, const qb_results_config *cfg, const row_sour
     if (qb_results_tasks_check(r->tasks, path, &n_file, err) < 0) goto out;
     int has_details = qb_h5_link_exists(r->file, "details", path, err);
     if (has_details < 0) goto out;
-    r->details = has_details ? H5Gopen2(r->file, "details", H5P_DEFAULT)
-                             : H5Gcreate2(r->file, "details", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    r->details = has_details
+                     ? H5Gopen2(r->file, "details", H5P_DEFAULT)
+                     : H5Gcreate2(r->file, "details", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (r->details < 0) {
         QB_H5_FAIL(err, path, has_details ? "H5Gopen2" : "H5Gcreate2", "/details");
         goto out;
@@ -579,7 +590,9 @@ int qb_results_create_or_open_fn(qb_results **out, const qb_results_config *cfg,
     } else if (errno != ENOENT) {
         QB_FAIL(err, "results file %s: %s", path, strerror(errno));
         goto out;
-    } else if (check_space(path, (uint64_t)n_rows * QB_RESULTS_ROW_SIZE + QB_RESULTS_TASKS_CHUNK * QB_RESULTS_ROW_SIZE,
+    } else if (check_space(path,
+                           (uint64_t)n_rows * QB_RESULTS_ROW_SIZE +
+                               QB_RESULTS_TASKS_CHUNK * QB_RESULTS_ROW_SIZE,
                            err) < 0 ||
                create_file(r, cfg, &src, err) < 0) {
         goto out;
@@ -632,8 +645,8 @@ int qb_results_record(qb_results *r, size_t index, const qb_task_row *row, qb_er
     qb_task_row copy = *row;
     qb_h5_quiet q;
     qb_h5_quiet_begin(&q);
-    int rc = qb_results_rows_xfer(1, r->tasks, r->row_type, r->dxpl_row, r->rowpos[index], 1, &copy, r->path,
-                       err);
+    int rc = qb_results_rows_xfer(1, r->tasks, r->row_type, r->dxpl_row, r->rowpos[index], 1, &copy,
+                                  r->path, err);
     qb_h5_quiet_end(&q);
     if (rc == 0) r->status[index] = (uint8_t)row->status;
     return rc;
@@ -646,8 +659,8 @@ int qb_results_get_row(qb_results *r, size_t index, qb_task_row *row, qb_error *
                        index, r->n_tasks);
     qb_h5_quiet q;
     qb_h5_quiet_begin(&q);
-    int rc = qb_results_rows_xfer(0, r->tasks, r->row_type, r->dxpl_row, r->rowpos[index], 1, row, r->path,
-                       err);
+    int rc = qb_results_rows_xfer(0, r->tasks, r->row_type, r->dxpl_row, r->rowpos[index], 1, row,
+                                  r->path, err);
     qb_h5_quiet_end(&q);
     return rc;
 }

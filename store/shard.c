@@ -178,7 +178,8 @@ int qb_shard_read_file(const char *path, qb_shard *sh, uint64_t *spec_hash, char
         QB_FAIL(err, "results file %s: cannot open it", path);
         goto out;
     }
-    if (read_str_attr(f, "shard_index", &idx, path, err) || read_str_attr(f, "shard_count", &cnt, path, err) ||
+    if (read_str_attr(f, "shard_index", &idx, path, err) ||
+        read_str_attr(f, "shard_count", &cnt, path, err) ||
         read_str_attr(f, "shard_by", &by, path, err) ||
         (spec_text && read_str_attr(f, "spec_text", &text, path, err)))
         goto out;
@@ -223,7 +224,8 @@ int qb_shard_check_file(const char *path, const qb_shard *sh, qb_error *err)
     }
     qb_shard have;
     if (qb_shard_read_file(path, &have, NULL, NULL, err)) return -1;
-    if (have.count == sh->count && (sh->count == 0 || (have.index == sh->index && have.by == sh->by)))
+    if (have.count == sh->count &&
+        (sh->count == 0 || (have.index == sh->index && have.by == sh->by)))
         return 0;
     char a[64], b[64];
     qb_shard_text(&have, a, sizeof a);
