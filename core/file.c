@@ -73,15 +73,25 @@ int qb_file_write_atomic(const char *path, const void *buf, size_t len, qb_error
     return rc;
 }
 
-void qb_file_sync_dir(const char *path)
+char *qb_file_dirname(const char *path)
 {
     char *dir = xstrdup(path);
     char *slash = strrchr(dir, '/');
+    if (!slash) {
+        free(dir);
+        return xstrdup(".");
+    }
     if (slash == dir)
         slash[1] = '\0';
-    else if (slash)
+    else
         *slash = '\0';
-    int fd = open(slash ? dir : ".", O_RDONLY);
+    return dir;
+}
+
+void qb_file_sync_dir(const char *path)
+{
+    char *dir = qb_file_dirname(path);
+    int fd = open(dir, O_RDONLY);
     if (fd >= 0) {
         fsync(fd);
         close(fd);

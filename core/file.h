@@ -16,6 +16,10 @@ int qb_file_read_all(const char *path, size_t max, uint8_t **buf, size_t *len, q
  * rename. On failure the temporary is removed and an existing file at
  * `path` is untouched. */
 int qb_file_write_atomic(const char *path, const void *buf, size_t len, qb_error *err);
+/* The directory holding `path`, malloc'd: "." for a bare file name, "/"
+ * for a file in the root. */
+char *qb_file_dirname(const char *path);
+
 /* fsync the directory holding `path`, so a rename into it is durable
  * (best effort: errors are ignored). */
 void qb_file_sync_dir(const char *path);

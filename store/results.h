@@ -83,7 +83,11 @@
  * Concurrency. Nothing stops two runs writing one file (the MPI-IO driver
  * takes no lock): that is the job script's business. Readers (qblind
  * status, h5py) may open the file while a run writes it; they see the rows
- * recorded so far. */
+ * recorded so far.
+ *
+ * Code: the writer is store/results_writer.c, the serial readers
+ * store/results_reader.c; both use the /tasks table of
+ * store/results_schema.c and the HDF5 helpers of store/hdf5_util.c. */
 #ifndef QB_RESULTS_H
 #define QB_RESULTS_H
 

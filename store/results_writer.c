@@ -64,13 +64,10 @@ static void iso_now(char out[32])
 
 static int check_space(const char *path, uint64_t bytes, qb_error *err)
 {
-    char *dir = xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = '\0';
-    else if (slash) *slash = '\0';
+    char *dir = qb_file_dirname(path);
     struct statvfs sv;
     int rc = 0;
-    if (statvfs(slash ? dir : ".", &sv) == 0) {
+    if (statvfs(dir, &sv) == 0) {
         uint64_t avail = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
         if (avail < bytes + SPACE_RESERVE)
             rc = QB_FAIL(err, "results file %s: its file system has %" PRIu64 " bytes free, "
