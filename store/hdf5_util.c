@@ -127,7 +127,7 @@ int qb_h5_attr_put(hid_t obj, const char *name, hid_t type, hid_t mem_type, cons
     return 0;
 }
 
-static hid_t qb_h5_vlen_str_type(void)
+static hid_t vlen_string_type(void)
 {
     hid_t t = H5Tcopy(H5T_C_S1);
     if (t < 0) return t;
@@ -149,10 +149,11 @@ static int str_equals(hid_t obj, const char *name, hid_t vl_type, const char *va
     qb_h5_attr_free(&v);
     return same;
 }
+
 int qb_h5_attr_put_str(hid_t obj, const char *name, const char *value, const char *path,
                        qb_error *err)
 {
-    hid_t t = qb_h5_vlen_str_type();
+    hid_t t = vlen_string_type();
     if (t < 0) return QB_H5_FAIL(err, path, "H5Tcopy", "string type for attribute %s", name);
     int rc = 0;
     if (!str_equals(obj, name, t, value)) rc = qb_h5_attr_put(obj, name, t, t, &value, path, err);
