@@ -50,13 +50,4 @@ int qb_model_save(const qb_model *m, const char *path, const char *meta, qb_erro
 /* Read and decode a file (refuses files over 1 GiB). */
 int qb_model_load(qb_model *m, const char *path, char **meta, qb_error *err);
 
-/* Read a whole file (at most max bytes) into a malloc'd buffer. */
-int qb_file_read_all(const char *path, size_t max, uint8_t **buf, size_t *len, qb_error *err);
-
-/* Write a buffer atomically (tmp + fsync + rename), as qb_model_save. */
-int qb_file_write_atomic(const char *path, const void *buf, size_t len, qb_error *err);
-/* fsync the directory holding `path`, so a rename into it is durable
- * (best effort: errors are ignored). */
-void qb_file_sync_dir(const char *path);
-
 #endif

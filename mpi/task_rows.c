@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "store/merge.h"
+#include "store/pending_row.h"
 #include "mpi/runner.h"
 
 /* The spec's parameter block of a mitigation or defense value as key/value

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "core/file.h"
 #include "core/model_io.h"
 #include "core/xalloc.h"
 

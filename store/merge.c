@@ -12,24 +12,9 @@
 
 #include <hdf5.h>
 
-#include "core/model_io.h"
+#include "core/file.h"
 #include "core/xalloc.h"
-
-void qb_spec_pending_row(const qb_spec *s, size_t i, qb_task_row *row)
-{
-    const qb_task *t = &s->tasks[i];
-    char seed[32];
-    qb_task_row_init(row);
-    row->task_id = t->id;
-    row->model_id = s->models[t->model].id;
-    qb_spec_value(s, QB_AXIS_DATASET, t->dataset, row->dataset, sizeof row->dataset);
-    qb_spec_value(s, QB_AXIS_SEED, t->seed, seed, sizeof seed);
-    row->seed = strtoll(seed, NULL, 10);
-    qb_spec_value(s, QB_AXIS_TRIGGER, t->trigger, row->trigger, sizeof row->trigger);
-    qb_spec_value(s, QB_AXIS_PRECISION, t->precision, row->precision, sizeof row->precision);
-    qb_spec_value(s, QB_AXIS_MITIGATION, t->mitigation, row->mitigation, sizeof row->mitigation);
-    qb_spec_value(s, QB_AXIS_DEFENSE, t->defense, row->defense, sizeof row->defense);
-}
+#include "store/pending_row.h"
 
 void qb_merge_report_free(qb_merge_report *rep)
 {
@@ -45,11 +30,6 @@ static int pending_fill(void *ctx, size_t index, qb_task_row *row, qb_error *err
     (void)err;
     qb_spec_pending_row(ctx, index, row);
     return 0;
-}
-
-static int is_finished(int32_t status)
-{
-    return status == QB_STATUS_OK || status == QB_STATUS_INVALID || status == QB_STATUS_FAILED;
 }
 
 /* 16 lowercase hex digits (how details are named) into *id. */
@@ -251,7 +231,7 @@ static int copy_rows(const char *path, uint32_t k, const qb_shard *sh, const qb_
     for (size_t r = 0; r < n; r++) {
         const qb_task_row *row = &rows[r];
         /* an unused row (an interrupted extension of /tasks) reads as id 0 */
-        if (row->task_id == 0 && !is_finished(row->status)) continue;
+        if (row->task_id == 0 && !qb_task_status_finished(row->status)) continue;
         size_t idx = qb_spec_find_task(s, row->task_id);
         if (idx == SIZE_MAX) {
             QB_FAIL(err, "shard file %s: row %zu is task %016" PRIx64 ", which is not a task of "
@@ -266,7 +246,7 @@ static int copy_rows(const char *path, uint32_t k, const qb_shard *sh, const qb_
             goto out;
         }
         /* of two rows of one id, the run used the first finished one */
-        if (!is_finished(row->status) || owner[idx] != UINT32_MAX) continue;
+        if (!qb_task_status_finished(row->status) || owner[idx] != UINT32_MAX) continue;
         if (qb_results_record(out, idx, row, err)) {
             rep->io_failed = 1;
             goto out;

@@ -64,9 +64,4 @@ typedef struct qb_merge_report {
 int qb_merge_shards(const qb_merge_config *cfg, qb_merge_report *rep, qb_error *err);
 void qb_merge_report_free(qb_merge_report *rep);
 
-/* The pending row of task i of a spec: task and model ids, the axis
- * strings and the seed (qb_task_row_init for the rest). The one place
- * that turns a spec task into a row: `qblind run` and merge both use it. */
-void qb_spec_pending_row(const qb_spec *s, size_t i, qb_task_row *row);
-
 #endif

@@ -83,7 +83,11 @@
  * Concurrency. Nothing stops two runs writing one file (the MPI-IO driver
  * takes no lock): that is the job script's business. Readers (qblind
  * status, h5py) may open the file while a run writes it; they see the rows
- * recorded so far. */
+ * recorded so far.
+ *
+ * Code: the writer is store/results_writer.c, the serial readers
+ * store/results_reader.c; both use the /tasks table of
+ * store/results_schema.c and the HDF5 helpers of store/hdf5_util.c. */
 #ifndef QB_RESULTS_H
 #define QB_RESULTS_H
 
@@ -148,6 +152,10 @@ void qb_task_row_init(qb_task_row *row);
 
 /* "pending", "ok", "invalid", "failed"; "?" for other values. */
 const char *qb_task_status_name(int32_t status);
+
+/* 1 if status is ok, invalid or failed: a finished task, never reissued
+ * (see Resume above); 0 for pending and unknown values. */
+int qb_task_status_finished(int32_t status);
 
 /* A provenance entry, written as a string attribute of the root group.
  * Keys are [A-Za-z0-9_.-]+ and may not be one of the names this module

@@ -11,6 +11,7 @@
 #include <hdf5.h>
 
 #include "core/xalloc.h"
+#include "store/hdf5_util.h"
 
 /* A decimal number in [lo, hi] spanning all of s[0..len). */
 static int parse_u32(const char *s, size_t len, uint32_t lo, uint32_t hi, uint32_t *out)
@@ -144,31 +145,17 @@ static int read_str_attr(hid_t file, const char *name, char **out, const char *p
                          qb_error *err)
 {
     *out = NULL;
-    htri_t e = H5Aexists(file, name);
-    if (e < 0) return QB_FAIL(err, "results file %s: cannot look up attribute %s", path, name);
-    if (e == 0) return 0;
-    hid_t a = H5Aopen(file, name, H5P_DEFAULT);
-    hid_t t = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
-    hid_t vl = H5Tcopy(H5T_C_S1);
-    int rc = -1;
-    if (a < 0 || t < 0 || vl < 0 || H5Tset_size(vl, H5T_VARIABLE) < 0 ||
-        H5Tset_cset(vl, H5T_CSET_UTF8) < 0) {
-        QB_FAIL(err, "results file %s: cannot open attribute %s", path, name);
-    } else if (H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) <= 0) {
-        QB_FAIL(err, "results file %s: attribute %s is not a string", path, name);
-    } else {
-        char *v = NULL;
-        if (H5Aread(a, vl, &v) < 0 || !v) {
-            QB_FAIL(err, "results file %s: cannot read attribute %s", path, name);
-        } else {
-            *out = xstrdup(v);
-            H5free_memory(v);
-            rc = 0;
-        }
-    }
-    if (vl >= 0) H5Tclose(vl);
-    if (t >= 0) H5Tclose(t);
-    if (a >= 0) H5Aclose(a);
+    qb_h5_attr v;
+    int e = qb_h5_attr_read(file, name, &v, path, err);
+    if (e <= 0) return e;
+    int rc = 0;
+    if (v.cls != H5T_STRING || H5Tis_variable_str(v.type) <= 0)
+        rc = QB_FAIL(err, "results file %s: attribute %s is not a string", path, name);
+    else if (H5Tget_cset(v.type) != H5T_CSET_UTF8 || v.n_points != 1) /* as qblind writes them */
+        rc = QB_FAIL(err, "results file %s: cannot read attribute %s", path, name);
+    else
+        *out = xstrdup(v.s);
+    qb_h5_attr_free(&v);
     return rc;
 }
 
@@ -182,10 +169,8 @@ int qb_shard_read_file(const char *path, qb_shard *sh, uint64_t *spec_hash, char
     /* checks that it is a qblind results file, names it otherwise */
     if (qb_results_count(path, counts, &hash, err)) return -1;
     if (spec_hash) *spec_hash = hash;
-    H5E_auto2_t efn;
-    void *edata;
-    if (H5Eget_auto2(H5E_DEFAULT, &efn, &edata) < 0) efn = NULL, edata = NULL;
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    qb_h5_quiet q;
+    qb_h5_quiet_begin(&q);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     char *idx = NULL, *cnt = NULL, *by = NULL, *text = NULL;
     int rc = -1;
@@ -193,7 +178,8 @@ int qb_shard_read_file(const char *path, qb_shard *sh, uint64_t *spec_hash, char
         QB_FAIL(err, "results file %s: cannot open it", path);
         goto out;
     }
-    if (read_str_attr(f, "shard_index", &idx, path, err) || read_str_attr(f, "shard_count", &cnt, path, err) ||
+    if (read_str_attr(f, "shard_index", &idx, path, err) ||
+        read_str_attr(f, "shard_count", &cnt, path, err) ||
         read_str_attr(f, "shard_by", &by, path, err) ||
         (spec_text && read_str_attr(f, "spec_text", &text, path, err)))
         goto out;
@@ -225,7 +211,7 @@ out:
     free(cnt);
     free(by);
     free(text);
-    H5Eset_auto2(H5E_DEFAULT, efn, edata);
+    qb_h5_quiet_end(&q);
     return rc;
 }
 
@@ -238,7 +224,8 @@ int qb_shard_check_file(const char *path, const qb_shard *sh, qb_error *err)
     }
     qb_shard have;
     if (qb_shard_read_file(path, &have, NULL, NULL, err)) return -1;
-    if (have.count == sh->count && (sh->count == 0 || (have.index == sh->index && have.by == sh->by)))
+    if (have.count == sh->count &&
+        (sh->count == 0 || (have.index == sh->index && have.by == sh->by)))
         return 0;
     char a[64], b[64];
     qb_shard_text(&have, a, sizeof a);

@@ -34,10 +34,12 @@
 #include <mpi.h>
 
 #include "store/merge.h"
+#include "store/pending_row.h"
 #include "store/results.h"
 #include "store/shard.h"
 #include "jobs/spec.h"
 #include "tests/testutil.h"
+#include "tests/testutil_results.h"
 
 static const char SPEC_A[] =
     "dataset: synthetic\n"
@@ -60,14 +62,6 @@ static void parse_ok(qb_spec *s, const char *text)
 {
     qb_error e = {0};
     if (qb_spec_parse(s, text, strlen(text), "spec.yaml", &e)) fail_msg("%s", e.msg);
-}
-
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
 }
 
 /* ---- made-up task outcomes ----------------------------------------------- */
@@ -297,9 +291,8 @@ static int merge(const char *out, const char *const *in, size_t n, int force,
 
 static void test_merge_equals_single_job(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
-    char *single = join(dir, "single.h5");
+    const char *dir = *state;
+    char *single = qb_test_join(dir, "single.h5");
     qb_shard none = {0, 0, QB_SHARD_BY_MODEL};
     write_file(single, SPEC_A, &none, &none, 0, all_tasks);
     static const uint32_t counts[] = {1, 3, 4};
@@ -311,12 +304,12 @@ static void test_merge_equals_single_job(void **state)
             for (uint32_t i = 0; i < n; i++) {
                 char name[64];
                 snprintf(name, sizeof name, "s-%d-%u-%u.h5", by, i, n);
-                paths[i] = join(dir, name);
+                paths[i] = qb_test_join(dir, name);
                 qb_shard sh = {i, n, (qb_shard_by)by};
                 write_file(paths[i], SPEC_A, &sh, &sh, 1 + (int)i, all_tasks);
                 in[n - 1 - i] = paths[i]; /* any order */
             }
-            char *out = join(dir, "merged.h5");
+            char *out = qb_test_join(dir, "merged.h5");
             qb_merge_report rep;
             qb_error e;
             if (merge(out, in, n, 1, &rep, &e)) fail_msg("%s", e.msg);
@@ -346,16 +339,14 @@ static void test_merge_equals_single_job(void **state)
             free(out);
         }
     }
-    qb_test_tmpdir_remove(dir);
     free(single);
-    free(dir);
 }
 
 static void test_missing_shard_and_pending_reported(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
-    char *s0 = join(dir, "s0.h5"), *s2 = join(dir, "s2.h5"), *out = join(dir, "m.h5");
+    const char *dir = *state;
+    char *s0 = qb_test_join(dir, "s0.h5"), *s2 = qb_test_join(dir, "s2.h5");
+    char *out = qb_test_join(dir, "m.h5");
     qb_shard sh0 = {0, 3, QB_SHARD_BY_TASK}, sh2 = {2, 3, QB_SHARD_BY_TASK};
     write_file(s0, SPEC_A, &sh0, &sh0, 1, all_tasks);
     write_file(s2, SPEC_A, &sh2, &sh2, 2, most_tasks);
@@ -407,11 +398,9 @@ static void test_missing_shard_and_pending_reported(void **state)
     assert_int_equal(qb_shard_read_file(out, &got, NULL, NULL, &e), 0);
     assert_int_equal(got.count, 0);
     qb_spec_free(&s);
-    qb_test_tmpdir_remove(dir);
     free(s0);
     free(s2);
     free(out);
-    free(dir);
 }
 
 /* merge must fail with a message containing want1 (and want2). */
@@ -445,12 +434,13 @@ static void copy_file(const char *from, const char *to)
 
 static void test_refusals(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
-    char *a0 = join(dir, "a0.h5"), *a1 = join(dir, "a1.h5"), *b1 = join(dir, "b1.h5");
-    char *c1 = join(dir, "c1of3.h5"), *t1 = join(dir, "t1.h5"), *dup = join(dir, "dup0.h5");
-    char *whole = join(dir, "whole.h5"), *junk = join(dir, "junk.h5"), *forged = join(dir, "forged.h5");
-    char *out = join(dir, "out.h5");
+    const char *dir = *state;
+    char *a0 = qb_test_join(dir, "a0.h5"), *a1 = qb_test_join(dir, "a1.h5");
+    char *b1 = qb_test_join(dir, "b1.h5"), *c1 = qb_test_join(dir, "c1of3.h5");
+    char *t1 = qb_test_join(dir, "t1.h5"), *dup = qb_test_join(dir, "dup0.h5");
+    char *whole = qb_test_join(dir, "whole.h5"), *junk = qb_test_join(dir, "junk.h5");
+    char *forged = qb_test_join(dir, "forged.h5");
+    char *out = qb_test_join(dir, "out.h5");
     qb_shard m0 = {0, 2, QB_SHARD_BY_MODEL}, m1 = {1, 2, QB_SHARD_BY_MODEL};
     qb_shard c13 = {1, 3, QB_SHARD_BY_MODEL}, t12 = {1, 2, QB_SHARD_BY_TASK};
     qb_shard none = {0, 0, QB_SHARD_BY_MODEL};
@@ -507,16 +497,14 @@ static void test_refusals(void **state)
     refused(dir, a0, self, 2, 1, "is one of the shard files", a0);
     assert_no_leftovers(dir);
 
-    qb_test_tmpdir_remove(dir);
-    char *all[] = {a0, a1, b1, c1, t1, dup, whole, junk, forged, out, dir};
+    char *all[] = {a0, a1, b1, c1, t1, dup, whole, junk, forged, out};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
 }
 
 static void test_run_shard_check(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
-    char *s = join(dir, "s.h5"), *w = join(dir, "w.h5");
+    const char *dir = *state;
+    char *s = qb_test_join(dir, "s.h5"), *w = qb_test_join(dir, "w.h5");
     qb_shard m1 = {1, 3, QB_SHARD_BY_MODEL}, none = {0, 0, QB_SHARD_BY_MODEL};
     qb_error e;
     assert_int_equal(qb_shard_check_file(s, &m1, &e), 0); /* absent: a new file */
@@ -546,20 +534,18 @@ static void test_run_shard_check(void **state)
     assert_int_equal(qb_shard_check_file(s, &count4, &e), -1);
     assert_int_equal(qb_shard_check_file(w, &m1, &e), -1);
     assert_non_null(strstr(e.msg, "holds the whole spec"));
-    qb_test_tmpdir_remove(dir);
     free(s);
     free(w);
-    free(dir);
 }
 
 int main(void)
 {
     MPI_Init(NULL, NULL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_merge_equals_single_job),
-        cmocka_unit_test(test_missing_shard_and_pending_reported),
-        cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_run_shard_check),
+        QB_TEST_IN_DIR(test_merge_equals_single_job),
+        QB_TEST_IN_DIR(test_missing_shard_and_pending_reported),
+        QB_TEST_IN_DIR(test_refusals),
+        QB_TEST_IN_DIR(test_run_shard_check),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();

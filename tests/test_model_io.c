@@ -19,6 +19,7 @@
 #include <zlib.h>
 
 #include "core/model.h"
+#include "core/file.h"
 #include "core/model_io.h"
 #include "core/train.h"
 #include "tests/testutil.h"

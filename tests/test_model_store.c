@@ -13,6 +13,7 @@
 
 #include "store/model_store.h"
 #include "tests/testutil.h"
+#include "tests/testutil_results.h"
 
 static void small_model(qb_model *m, uint64_t seed)
 {
@@ -23,8 +24,7 @@ static void small_model(qb_model *m, uint64_t seed)
 
 static void test_put_get(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
+    const char *dir = *state;
     char sdir[512];
     snprintf(sdir, sizeof sdir, "%s/r.h5.models", dir);
     qb_model_store s;
@@ -63,15 +63,12 @@ static void test_put_get(void **state)
     assert_non_null(strstr(note, "truncated"));
     assert_non_null(strstr(note, "retraining"));
     qb_model_free(&m);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
 /* The listing: every "<16 hex>.qbm", ascending; other names ignored. */
 static void test_list(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
+    const char *dir = *state;
     qb_model_store s;
     qb_error err;
     assert_int_equal(qb_model_store_open(&s, dir, &err), 0);
@@ -93,14 +90,11 @@ static void test_list(void **state)
     assert_true(ids[0] == 7 && ids[1] == 0xfedcba9876543210ull);
     free(ids);
     qb_model_free(&m);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
 static void test_open_errors(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
+    const char *dir = *state;
     char file[512], sub[600];
     snprintf(file, sizeof file, "%s/plainfile", dir);
     qb_test_write_file(file, "x", 1);
@@ -111,16 +105,14 @@ static void test_open_errors(void **state)
     snprintf(sub, sizeof sub, "%s/inside", file);
     assert_int_equal(qb_model_store_open(&s, sub, &err), -1);
     assert_non_null(strstr(err.msg, "cannot create model store"));
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_put_get),
-        cmocka_unit_test(test_list),
-        cmocka_unit_test(test_open_errors),
+        QB_TEST_IN_DIR(test_put_get),
+        QB_TEST_IN_DIR(test_list),
+        QB_TEST_IN_DIR(test_open_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,7 @@
 
 #include "store/results.h"
 #include "tests/testutil.h"
+#include "tests/testutil_results.h"
 
 #define HASH_A 0x0123456789abcdefull
 #define HASH_B 0xfedcba9876543210ull
@@ -183,15 +184,6 @@ static void shuffle(size_t *a, size_t n, uint64_t seed)
     }
 }
 
-static char *join(const char *dir, const char *name)
-{
-    size_t len = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(len);
-    assert_non_null(p);
-    snprintf(p, len, "%s/%s", dir, name);
-    return p;
-}
-
 static uint8_t *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -206,14 +198,6 @@ static uint8_t *slurp(const char *path, size_t *len)
     fclose(f);
     *len = (size_t)n;
     return buf;
-}
-
-/* Every HDF5 file, dataset, group, type, attribute the module opened is
- * closed again. */
-static void assert_no_open_hdf5_objects(void)
-{
-    ssize_t n = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
-    if (n != 0) fail_msg("%zd HDF5 objects left open", n);
 }
 
 /* Row of `rows` with this task id, or NULL. */
@@ -242,8 +226,8 @@ static void record_tasks(qb_results *r, const size_t *list, const size_t *idx, s
 
 static void test_create_record_reopen(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir(), *path = join(dir, "res.h5");
+    const qb_test_results_fx *fx = *state;
+    const char *path = fx->path;
     size_t *list = iota(0, N_BIG);
     uint8_t *status = malloc(N_BIG);
     qb_results *r;
@@ -330,18 +314,14 @@ static void test_create_record_reopen(void **state)
     free(done);
     free(status);
     free(list);
-    assert_no_open_hdf5_objects();
-    qb_test_tmpdir_remove(dir);
-    free(path);
-    free(dir);
 }
 
 /* The plain-array entry point, details, and a task list that grew under
  * the same hash (new tasks get rows; none is lost). */
 static void test_rows_api_details_and_new_tasks(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir(), *path = join(dir, "res.h5");
+    const qb_test_results_fx *fx = *state;
+    const char *path = fx->path;
     qb_task_row rows[8];
     for (size_t i = 0; i < 8; i++) pending_row(&rows[i], i);
     qb_results_config cfg = config(path, HASH_A, 0);
@@ -405,18 +385,14 @@ static void test_rows_api_details_and_new_tasks(void **state)
     assert_int_equal(qb_results_create_or_open(&r, &cfg, rows, 8, status, &err), -1);
     assert_non_null(strstr(err.msg, "reserved"));
 
-    assert_no_open_hdf5_objects();
-    qb_test_tmpdir_remove(dir);
-    free(path);
-    free(dir);
 }
 
 /* ---- another spec -------------------------------------------------------- */
 
 static void test_different_spec_refused(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir(), *path = join(dir, "res.h5");
+    const qb_test_results_fx *fx = *state;
+    const char *path = fx->path;
     size_t *list = iota(0, 10);
     qb_results *r;
     qb_error err;
@@ -437,16 +413,12 @@ static void test_different_spec_refused(void **state)
     free(before);
     free(after);
     free(list);
-    assert_no_open_hdf5_objects();
-    qb_test_tmpdir_remove(dir);
-    free(path);
-    free(dir);
 }
 
 static void test_force_keeps_finished_of_existing_tasks(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir(), *path = join(dir, "res.h5");
+    const qb_test_results_fx *fx = *state;
+    const char *path = fx->path;
     size_t *old = iota(0, 1500);
     qb_results *r;
     qb_error err;
@@ -508,10 +480,6 @@ static void test_force_keeps_finished_of_existing_tasks(void **state)
     free(list);
     free(done);
     free(old);
-    assert_no_open_hdf5_objects();
-    qb_test_tmpdir_remove(dir);
-    free(path);
-    free(dir);
 }
 
 /* ---- interrupted operations ----------------------------------------------- */
@@ -522,8 +490,8 @@ static void test_force_keeps_finished_of_existing_tasks(void **state)
  * rows were never written (zero rows: id 0, pending). */
 static void test_interrupted_operations_recovered(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir(), *path = join(dir, "res.h5");
+    const qb_test_results_fx *fx = *state;
+    const char *path = fx->path;
     size_t *list = iota(0, 7);
     qb_results *r;
     qb_error err;
@@ -581,10 +549,6 @@ static void test_interrupted_operations_recovered(void **state)
     assert_true(H5Fclose(f) >= 0);
 
     free(list);
-    assert_no_open_hdf5_objects();
-    qb_test_tmpdir_remove(dir);
-    free(path);
-    free(dir);
 }
 
 /* ---- broken and foreign files -------------------------------------------- */
@@ -659,12 +623,12 @@ static void make_foreign(const char *path, int version, int ncols)
 
 static void test_broken_and_foreign_files_refused(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
+    const qb_test_results_fx *fx = *state;
+    const char *dir = fx->dir;
     qb_error err;
 
     /* A good file to break. */
-    char *good = join(dir, "good.h5");
+    char *good = qb_test_join(dir, "good.h5");
     size_t *list = iota(0, 300);
     qb_results *r;
     if (open_list(&r, good, HASH_A, 0, list, 300, NULL, &err) != 0) fail_msg("%s", err.msg);
@@ -673,17 +637,17 @@ static void test_broken_and_foreign_files_refused(void **state)
     size_t len;
     uint8_t *bytes = slurp(good, &len);
 
-    char *p = join(dir, "truncated.h5");
+    char *p = qb_test_join(dir, "truncated.h5");
     qb_test_write_file(p, bytes, len / 2);
     assert_refused(p, "H5Fopen");
     free(p);
 
-    p = join(dir, "truncated-tail.h5"); /* loses only the last bytes */
+    p = qb_test_join(dir, "truncated-tail.h5"); /* loses only the last bytes */
     qb_test_write_file(p, bytes, len - 100);
     assert_refused(p, NULL);
     free(p);
 
-    p = join(dir, "garbage.h5");
+    p = qb_test_join(dir, "garbage.h5");
     uint64_t x = 88172645463325252ull;
     for (size_t i = 0; i < len; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
@@ -693,61 +657,58 @@ static void test_broken_and_foreign_files_refused(void **state)
     assert_refused(p, "H5Fopen");
     free(p);
 
-    p = join(dir, "empty.h5");
+    p = qb_test_join(dir, "empty.h5");
     qb_test_write_file(p, "", 0);
     assert_refused(p, NULL);
     free(p);
 
-    p = join(dir, "foreign-noattr.h5");
+    p = qb_test_join(dir, "foreign-noattr.h5");
     make_foreign(p, -1, 24);
     assert_refused(p, "not a qblind results file (no format_version");
     free(p);
 
-    p = join(dir, "foreign-version.h5");
+    p = qb_test_join(dir, "foreign-version.h5");
     make_foreign(p, 2, 24);
     assert_refused(p, "format_version 2");
     free(p);
 
-    p = join(dir, "foreign-2cols.h5");
+    p = qb_test_join(dir, "foreign-2cols.h5");
     make_foreign(p, 1, 2);
     assert_refused(p, "/tasks has 2 columns, expected 24");
     free(p);
 
-    p = join(dir, "foreign-types.h5");
+    p = qb_test_join(dir, "foreign-types.h5");
     make_foreign(p, 1, 24);
     assert_refused(p, "column 'task_id' of /tasks has a different type (float of 8 bytes, "
                       "expected integer of 8)");
     free(p);
 
-    p = join(dir, "foreign-ints.h5");
+    p = qb_test_join(dir, "foreign-ints.h5");
     make_foreign(p, 1, 0);
     assert_refused(p, "/tasks is not a table");
     free(p);
 
     /* A directory that does not exist: creation fails, naming the file. */
-    p = join(dir, "no/such/dir/res.h5");
+    p = qb_test_join(dir, "no/such/dir/res.h5");
     assert_int_equal(open_list(&r, p, HASH_A, 0, list, 3, NULL, &err), -1);
     assert_non_null(strstr(err.msg, p));
     free(p);
 
     free(bytes);
     free(list);
-    assert_no_open_hdf5_objects();
-    qb_test_tmpdir_remove(dir);
     free(good);
-    free(dir);
 }
 
 /* ---- h5py and h5dump --------------------------------------------------------- */
 
 static void test_readable_by_h5py_and_h5dump(void **state)
 {
-    (void)state;
     if (system("/usr/bin/python3 -c 'import h5py, numpy' >/dev/null 2>&1") != 0) {
         print_message("skipped: /usr/bin/python3 has no h5py (apt-get install python3-h5py)\n");
         skip();
     }
-    char *dir = qb_test_tmpdir(), *path = join(dir, "res.h5");
+    const qb_test_results_fx *fx = *state;
+    const char *dir = fx->dir, *path = fx->path;
     size_t *list = iota(0, 6);
     qb_results *r;
     qb_error err;
@@ -791,7 +752,7 @@ static void test_readable_by_h5py_and_h5dump(void **state)
              "assert list(d) == [0.25, 0.5, 0.75]\n",
              task_id_of(1), "'task 3: training diverged (loss NaN)'", want1.ca_quant,
              want1.detected, task_id_of(1));
-    char *spath = join(dir, "check.py");
+    char *spath = qb_test_join(dir, "check.py");
     qb_test_write_file(spath, script, strlen(script));
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s", spath, path);
@@ -807,10 +768,6 @@ static void test_readable_by_h5py_and_h5dump(void **state)
     }
     free(spath);
     free(list);
-    assert_no_open_hdf5_objects();
-    qb_test_tmpdir_remove(dir);
-    free(path);
-    free(dir);
 }
 
 /* ---- a crash after flush --------------------------------------------------- */
@@ -871,8 +828,8 @@ static int run_child(const char *mode, const char *path)
 
 static void test_flushed_rows_survive_sigkill(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir(), *path = join(dir, "res.h5");
+    const qb_test_results_fx *fx = *state;
+    const char *path = fx->path;
     int ws = run_child("--crash-child", path);
     if (!WIFSIGNALED(ws) || WTERMSIG(ws) != SIGKILL)
         fail_msg("crash child did not die of SIGKILL (status 0x%x)", ws);
@@ -918,10 +875,6 @@ static void test_flushed_rows_survive_sigkill(void **state)
     assert_int_equal(n, CRASH_TASKS);
     for (size_t i = 0; i < CRASH_TASKS; i++) assert_row_finished_as(&rows[i], i);
     free(rows);
-    assert_no_open_hdf5_objects();
-    qb_test_tmpdir_remove(dir);
-    free(path);
-    free(dir);
 }
 
 /* ---- a full disk ---------------------------------------------------------------- */
@@ -978,8 +931,8 @@ static int fsize_child(const char *path)
 
 static void test_full_disk_reported_rows_kept(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir(), *path = join(dir, "res.h5");
+    const qb_test_results_fx *fx = *state;
+    const char *path = fx->path;
     int ws = run_child("--fsize-child", path);
     if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) fail_msg("fsize child failed (status 0x%x)", ws);
     qb_task_row *rows;
@@ -1002,10 +955,6 @@ static void test_full_disk_reported_rows_kept(void **state)
     double s[2] = {1, 2};
     assert_int_equal(qb_results_write_detail(r, 5, "nc", s, 2, &err), 0);
     assert_int_equal(qb_results_close(r, &err), 0);
-    assert_no_open_hdf5_objects();
-    qb_test_tmpdir_remove(dir);
-    free(path);
-    free(dir);
 }
 
 int main(int argc, char **argv)
@@ -1014,15 +963,15 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--crash-child") == 0) return crash_child(argv[2]);
     if (argc == 3 && strcmp(argv[1], "--fsize-child") == 0) return fsize_child(argv[2]);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create_record_reopen),
-        cmocka_unit_test(test_rows_api_details_and_new_tasks),
-        cmocka_unit_test(test_different_spec_refused),
-        cmocka_unit_test(test_force_keeps_finished_of_existing_tasks),
-        cmocka_unit_test(test_interrupted_operations_recovered),
-        cmocka_unit_test(test_broken_and_foreign_files_refused),
-        cmocka_unit_test(test_readable_by_h5py_and_h5dump),
-        cmocka_unit_test(test_flushed_rows_survive_sigkill),
-        cmocka_unit_test(test_full_disk_reported_rows_kept),
+        QB_TEST_RESULTS(test_create_record_reopen),
+        QB_TEST_RESULTS(test_rows_api_details_and_new_tasks),
+        QB_TEST_RESULTS(test_different_spec_refused),
+        QB_TEST_RESULTS(test_force_keeps_finished_of_existing_tasks),
+        QB_TEST_RESULTS(test_interrupted_operations_recovered),
+        QB_TEST_RESULTS(test_broken_and_foreign_files_refused),
+        QB_TEST_RESULTS(test_readable_by_h5py_and_h5dump),
+        QB_TEST_RESULTS(test_flushed_rows_survive_sigkill),
+        QB_TEST_RESULTS(test_full_disk_reported_rows_kept),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();

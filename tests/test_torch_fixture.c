@@ -28,7 +28,7 @@
 #include <zlib.h>
 
 #include "core/model.h"
-#include "core/model_io.h"
+#include "core/file.h"
 #include "core/sgd.h"
 #include "core/softmax_xent.h"
 #include "core/train.h"
