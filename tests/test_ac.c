@@ -16,6 +16,7 @@
 #include "defenses/ac.h"
 #include "defenses/defense.h"
 #include "tests/testutil_defenses.h"
+#include "tests/testutil.h"
 
 #define DIM 32
 
@@ -182,10 +183,7 @@ static void test_defense_end_to_end(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rule_on_blobs),
-        cmocka_unit_test(test_too_small_class),
-        cmocka_unit_test(test_defense_end_to_end),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_rule_on_blobs),
+                             cmocka_unit_test(test_too_small_class),
+                             cmocka_unit_test(test_defense_end_to_end));
 }

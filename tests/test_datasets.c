@@ -971,25 +971,21 @@ static void test_synthetic(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_container_ops),
-        cmocka_unit_test(test_dataset_names),
-        cmocka_unit_test(test_fashion_mnist_real),
-        cmocka_unit_test(test_idx_good_plain_and_gz),
-        cmocka_unit_test(test_idx_bad_magic),
-        cmocka_unit_test(test_idx_count_mismatch),
-        qb_test_with_tmpdir(test_idx_truncated),
-        cmocka_unit_test(test_idx_label_out_of_range_and_trailing),
-        cmocka_unit_test(test_idx_hostile_header),
-        qb_test_with_tmpdir(test_idx_missing_file),
-        qb_test_with_tmpdir(test_load_mnist_search_order),
-        qb_test_with_tmpdir(test_missing_dataset_message),
-        qb_test_with_tmpdir(test_cifar_good),
-        qb_test_with_tmpdir(test_cifar_bad),
-        qb_test_with_tmpdir(test_gtsrb_good),
-        qb_test_with_tmpdir(test_gtsrb_resize_exact),
-        cmocka_unit_test(test_gtsrb_bad),
-        cmocka_unit_test(test_synthetic),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_container_ops),
+                             cmocka_unit_test(test_dataset_names),
+                             cmocka_unit_test(test_fashion_mnist_real),
+                             cmocka_unit_test(test_idx_good_plain_and_gz),
+                             cmocka_unit_test(test_idx_bad_magic),
+                             cmocka_unit_test(test_idx_count_mismatch),
+                             qb_test_with_tmpdir(test_idx_truncated),
+                             cmocka_unit_test(test_idx_label_out_of_range_and_trailing),
+                             cmocka_unit_test(test_idx_hostile_header),
+                             qb_test_with_tmpdir(test_idx_missing_file),
+                             qb_test_with_tmpdir(test_load_mnist_search_order),
+                             qb_test_with_tmpdir(test_missing_dataset_message),
+                             qb_test_with_tmpdir(test_cifar_good),
+                             qb_test_with_tmpdir(test_cifar_bad),
+                             qb_test_with_tmpdir(test_gtsrb_good),
+                             qb_test_with_tmpdir(test_gtsrb_resize_exact),
+                             cmocka_unit_test(test_gtsrb_bad), cmocka_unit_test(test_synthetic));
 }

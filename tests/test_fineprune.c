@@ -459,16 +459,12 @@ static void test_defense_fp(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_zero_channel_outputs),
-        cmocka_unit_test(test_rank_hand_list),
-        cmocka_unit_test(test_channel_means_constructed),
-        cmocka_unit_test(test_pruned_stay_zero_after_training),
-        cmocka_unit_test(test_stop_rule),
-        cmocka_unit_test(test_mitigated_rule),
-        cmocka_unit_test(test_run_wired_backdoor),
-        cmocka_unit_test(test_run_stops),
-        cmocka_unit_test(test_defense_fp),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_zero_channel_outputs),
+                             cmocka_unit_test(test_rank_hand_list),
+                             cmocka_unit_test(test_channel_means_constructed),
+                             cmocka_unit_test(test_pruned_stay_zero_after_training),
+                             cmocka_unit_test(test_stop_rule),
+                             cmocka_unit_test(test_mitigated_rule),
+                             cmocka_unit_test(test_run_wired_backdoor),
+                             cmocka_unit_test(test_run_stops), cmocka_unit_test(test_defense_fp));
 }

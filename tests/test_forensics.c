@@ -165,11 +165,7 @@ static void test_errors(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_smooth_weights_not_flagged),
-        cmocka_unit_test(test_boxed_weights_flagged),
-        qb_test_with_tmpdir(test_reference),
-        cmocka_unit_test(test_errors),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_smooth_weights_not_flagged),
+                             cmocka_unit_test(test_boxed_weights_flagged),
+                             qb_test_with_tmpdir(test_reference), cmocka_unit_test(test_errors));
 }

@@ -606,20 +606,15 @@ static void test_save_replaces_existing(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        qb_test_with_tmpdir(test_save_load_round_trip),
-        qb_test_with_tmpdir(test_encode_decode),
-        cmocka_unit_test(test_metadata_limit),
-        corrupt_test(test_truncated),
-        corrupt_test(test_checksum),
-        corrupt_test(test_bad_fields),
-        corrupt_test(test_n_params_consistent_but_wrong),
-        cmocka_unit_test(test_huge_shape_rejected_without_allocating),
-        corrupt_test(test_trailing_garbage),
-        qb_test_with_tmpdir(test_load_not_a_file),
-        qb_test_with_tmpdir(test_save_missing_directory),
-        qb_test_with_tmpdir(test_save_rename_fails_no_temp_left),
-        qb_test_with_tmpdir(test_save_replaces_existing),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(qb_test_with_tmpdir(test_save_load_round_trip),
+                             qb_test_with_tmpdir(test_encode_decode),
+                             cmocka_unit_test(test_metadata_limit), corrupt_test(test_truncated),
+                             corrupt_test(test_checksum), corrupt_test(test_bad_fields),
+                             corrupt_test(test_n_params_consistent_but_wrong),
+                             cmocka_unit_test(test_huge_shape_rejected_without_allocating),
+                             corrupt_test(test_trailing_garbage),
+                             qb_test_with_tmpdir(test_load_not_a_file),
+                             qb_test_with_tmpdir(test_save_missing_directory),
+                             qb_test_with_tmpdir(test_save_rename_fails_no_temp_left),
+                             qb_test_with_tmpdir(test_save_replaces_existing));
 }

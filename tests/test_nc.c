@@ -26,6 +26,7 @@
 #include "defenses/nc.h"
 #include "store/results.h"
 #include "tests/testutil_defenses.h"
+#include "tests/testutil.h"
 
 /* |a - b| <= tol, with both values in the message (cmocka's float
  * comparison works in single precision). */
@@ -487,13 +488,9 @@ static void test_error_pool_too_small(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_flag_rule),
-        cmocka_unit_test(test_objective_gradient),
-        cmocka_unit_test(test_adam_two_steps),
-        cmocka_unit_test(test_schedule),
-        cmocka_unit_test(test_planted_backdoor),
-        cmocka_unit_test(test_error_pool_too_small),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_flag_rule),
+                             cmocka_unit_test(test_objective_gradient),
+                             cmocka_unit_test(test_adam_two_steps), cmocka_unit_test(test_schedule),
+                             cmocka_unit_test(test_planted_backdoor),
+                             cmocka_unit_test(test_error_pool_too_small));
 }

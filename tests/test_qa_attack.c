@@ -15,6 +15,7 @@
 #include "core/train.h"
 #include "attacks/qa_attack.h"
 #include "quant/qmodel.h"
+#include "tests/testutil.h"
 
 /* 256 random 1x28x28 images in 10 classes. */
 static void random_data(qb_dataset *d)
@@ -128,9 +129,6 @@ static void test_loss_deterministic(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pgd_keeps_codes),
-        cmocka_unit_test(test_loss_deterministic),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_pgd_keeps_codes),
+                             cmocka_unit_test(test_loss_deterministic));
 }

@@ -11,6 +11,7 @@
 #include "core/model.h"
 #include "core/train.h"
 #include "quant/requant.h"
+#include "tests/testutil.h"
 
 static void quantize(qb_qmodel *qm, const char *prec, uint64_t seed)
 {
@@ -113,10 +114,7 @@ static void test_noise_reproducible(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_same_parameters_identity),
-        cmocka_unit_test(test_other_granularity_changes),
-        cmocka_unit_test(test_noise_reproducible),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_same_parameters_identity),
+                             cmocka_unit_test(test_other_granularity_changes),
+                             cmocka_unit_test(test_noise_reproducible));
 }

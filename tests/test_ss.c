@@ -17,6 +17,7 @@
 #include "defenses/defense.h"
 #include "defenses/ss.h"
 #include "tests/testutil_defenses.h"
+#include "tests/testutil.h"
 
 /* A random unit vector of d dims. */
 static void unit(qb_rng *r, float *u, int d)
@@ -243,12 +244,9 @@ static void test_defense_end_to_end(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_planted_outliers),
-        cmocka_unit_test(test_sv_ratio_outlier),
-        cmocka_unit_test(test_detected_rule),
-        cmocka_unit_test(test_cannot_run),
-        cmocka_unit_test(test_defense_end_to_end),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_planted_outliers),
+                             cmocka_unit_test(test_sv_ratio_outlier),
+                             cmocka_unit_test(test_detected_rule),
+                             cmocka_unit_test(test_cannot_run),
+                             cmocka_unit_test(test_defense_end_to_end));
 }

@@ -416,17 +416,13 @@ static void test_defense_too_little_data(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_entropy_constant_and_uniform),
-        cmocka_unit_test(test_superimpose),
-        cmocka_unit_test(test_threshold_rule),
-        cmocka_unit_test(test_normal_threshold),
-        cmocka_unit_test(test_auroc),
-        cmocka_unit_test(test_entropies_constant_uniform_model),
-        cmocka_unit_test(test_defense_wired_fp32),
-        cmocka_unit_test(test_defense_wired_int8),
-        cmocka_unit_test(test_defense_consistency),
-        cmocka_unit_test(test_defense_too_little_data),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_entropy_constant_and_uniform),
+                             cmocka_unit_test(test_superimpose),
+                             cmocka_unit_test(test_threshold_rule),
+                             cmocka_unit_test(test_normal_threshold), cmocka_unit_test(test_auroc),
+                             cmocka_unit_test(test_entropies_constant_uniform_model),
+                             cmocka_unit_test(test_defense_wired_fp32),
+                             cmocka_unit_test(test_defense_wired_int8),
+                             cmocka_unit_test(test_defense_consistency),
+                             cmocka_unit_test(test_defense_too_little_data));
 }

@@ -19,6 +19,7 @@
 #include "core/sgd.h"
 #include "core/softmax_xent.h"
 #include "core/train.h"
+#include "tests/testutil.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -402,14 +403,11 @@ static void test_lr_schedules(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_deterministic),
-        cmocka_unit_test(test_loss_decreases),
-        cmocka_unit_test(test_rejects_mismatched_dataset),
-        cmocka_unit_test(test_rejects_bad_config),
-        cmocka_unit_test(test_divergence),
-        cmocka_unit_test(test_sgd_step_by_hand),
-        cmocka_unit_test(test_lr_schedules),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_deterministic),
+                             cmocka_unit_test(test_loss_decreases),
+                             cmocka_unit_test(test_rejects_mismatched_dataset),
+                             cmocka_unit_test(test_rejects_bad_config),
+                             cmocka_unit_test(test_divergence),
+                             cmocka_unit_test(test_sgd_step_by_hand),
+                             cmocka_unit_test(test_lr_schedules));
 }

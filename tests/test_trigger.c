@@ -15,6 +15,7 @@
 #include "attacks/poison.h"
 #include "core/rng.h"
 #include "attacks/trigger.h"
+#include "tests/testutil.h"
 
 static void assert_msg_has(const qb_error *e, const char *frag)
 {
@@ -470,18 +471,13 @@ static void test_asr_set(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults_and_names),
-        cmocka_unit_test(test_square_default_bottom_right),
-        cmocka_unit_test(test_checker_placed),
-        cmocka_unit_test(test_noise_fixed_pattern),
-        cmocka_unit_test(test_blend),
-        cmocka_unit_test(test_none_is_noop),
-        cmocka_unit_test(test_positions),
-        cmocka_unit_test(test_validate_errors),
-        cmocka_unit_test(test_poison_contract),
-        cmocka_unit_test(test_poison_errors),
-        cmocka_unit_test(test_asr_set),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_defaults_and_names),
+                             cmocka_unit_test(test_square_default_bottom_right),
+                             cmocka_unit_test(test_checker_placed),
+                             cmocka_unit_test(test_noise_fixed_pattern),
+                             cmocka_unit_test(test_blend), cmocka_unit_test(test_none_is_noop),
+                             cmocka_unit_test(test_positions),
+                             cmocka_unit_test(test_validate_errors),
+                             cmocka_unit_test(test_poison_contract),
+                             cmocka_unit_test(test_poison_errors), cmocka_unit_test(test_asr_set));
 }

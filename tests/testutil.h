@@ -8,6 +8,17 @@
 #include "core/details.h"
 #include "core/error.h"
 
+/* The end of a suite's main: runs the tests given as arguments
+ * (cmocka_unit_test(...) entries) as the cmocka group "tests" without
+ * group fixtures, and evaluates to the number that failed:
+ *     return qb_test_run_group(cmocka_unit_test(test_a), cmocka_unit_test(test_b));
+ * (cmocka_run_group_tests wants a named array; this saves declaring one.) */
+#define qb_test_run_group(...)                                                   \
+    _cmocka_run_group_tests("tests", (const struct CMUnitTest[]){__VA_ARGS__},   \
+                            sizeof((const struct CMUnitTest[]){__VA_ARGS__}) /   \
+                                sizeof(struct CMUnitTest),                       \
+                            NULL, NULL)
+
 /* A fresh empty directory under $TMPDIR (or /tmp), removed by
  * qb_test_tmpdir_remove. Returns a malloc'd path. */
 char *qb_test_tmpdir(void);
