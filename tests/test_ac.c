@@ -128,29 +128,25 @@ static void test_defense_end_to_end(void **state)
     (void)state;
     qb_test_train_case c;
     qb_test_train_case_init(&c, 7, qb_ac_params);
-    qb_error err;
-
-    qb_test_run r1, r2;
-    qb_test_run_init(&r1, 0);
-    qb_test_run_init(&r2, 0);
-    assert_int_equal(qb_defense_ac(&c.in, &r1.res, &err), 0);
-    assert_int_equal(qb_defense_ac(&c.in, &r2.res, &err), 0);
+    qb_test_train_case_run(&c, qb_defense_ac, 0);
+    qb_test_train_case_run(&c, qb_defense_ac, 1);
+    qb_test_run *r1 = &c.run[0], *r2 = &c.run[1];
     const char *names[] = {"ac.cluster_small_frac", "ac.silhouette", "ac.flagged",
                            "ac.class_size", "ac.small_poisoned", "ac.confusion"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-        const qb_detail *a = qb_details_find(&r1.det, names[k]);
-        const qb_detail *b = qb_details_find(&r2.det, names[k]);
+        const qb_detail *a = qb_details_find(&r1->det, names[k]);
+        const qb_detail *b = qb_details_find(&r2->det, names[k]);
         assert_non_null(a);
         assert_int_equal(a->n, strcmp(names[k], "ac.confusion") ? 10 : 4);
         assert_int_equal(a->n, b->n);
         assert_memory_equal(a->v, b->v, a->n * sizeof(double));
     }
-    assert_int_equal(r1.res.detected, r2.res.detected);
-    const qb_detail *conf = qb_details_find(&r1.det, "ac.confusion");
-    const qb_detail *flag = qb_details_find(&r1.det, "ac.flagged");
-    const qb_detail *size = qb_details_find(&r1.det, "ac.class_size");
-    const qb_detail *frac = qb_details_find(&r1.det, "ac.cluster_small_frac");
-    const qb_detail *sil = qb_details_find(&r1.det, "ac.silhouette");
+    assert_int_equal(r1->res.detected, r2->res.detected);
+    const qb_detail *conf = qb_details_find(&r1->det, "ac.confusion");
+    const qb_detail *flag = qb_details_find(&r1->det, "ac.flagged");
+    const qb_detail *size = qb_details_find(&r1->det, "ac.class_size");
+    const qb_detail *frac = qb_details_find(&r1->det, "ac.cluster_small_frac");
+    const qb_detail *sil = qb_details_find(&r1->det, "ac.silhouette");
     assert_true(conf->v[0] + conf->v[1] + conf->v[2] + conf->v[3] == (double)c.train.n);
     assert_true(conf->v[0] + conf->v[3] == (double)c.n_poisoned);
     int any = 0;
@@ -161,7 +157,7 @@ static void test_defense_end_to_end(void **state)
         any |= want;
         total += size->v[k];
     }
-    assert_int_equal(r1.res.detected, any);
+    assert_int_equal(r1->res.detected, any);
     assert_true(total == (double)c.train.n);
 
     /* nothing poisoned: no TP/FN; a parameter from the spec is honoured */
@@ -169,14 +165,11 @@ static void test_defense_end_to_end(void **state)
     qb_param_kv kv[] = {{"restarts", "1"}, {"silhouette_max", "100"}};
     c.in.params.kv = kv;
     c.in.params.n = 2;
-    qb_test_run_reset(&r2);
-    assert_int_equal(qb_defense_ac(&c.in, &r2.res, &err), 0);
-    conf = qb_details_find(&r2.det, "ac.confusion");
+    qb_test_train_case_run(&c, qb_defense_ac, 1);
+    conf = qb_details_find(&r2->det, "ac.confusion");
     assert_true(conf->v[0] == 0 && conf->v[3] == 0);
     assert_true(conf->v[1] + conf->v[2] == (double)c.train.n);
 
-    qb_test_run_free(&r1);
-    qb_test_run_free(&r2);
     qb_test_train_case_free(&c);
 }
 

@@ -186,28 +186,25 @@ static void test_defense_end_to_end(void **state)
     qb_test_train_case c;
     qb_test_train_case_init(&c, 5, qb_ss_params);
     c.trigger.target = 2;
-    qb_error err;
-    qb_test_run r1, r2;
-    qb_test_run_init(&r1, 0);
-    qb_test_run_init(&r2, 0);
-    assert_int_equal(qb_defense_ss(&c.in, &r1.res, &err), 0);
-    assert_int_equal(qb_defense_ss(&c.in, &r2.res, &err), 0);
+    qb_test_train_case_run(&c, qb_defense_ss, 0);
+    qb_test_train_case_run(&c, qb_defense_ss, 1);
+    qb_test_run *r1 = &c.run[0], *r2 = &c.run[1];
     const char *names[] = {"ss.tpr", "ss.fpr", "ss.sv_ratio", "ss.sv_anomaly", "ss.sv_flagged",
                            "ss.removed", "ss.target_recall", "ss.confusion"};
     const size_t lens[] = {10, 10, 10, 10, 10, 10, 1, 4};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-        const qb_detail *a = qb_details_find(&r1.det, names[k]);
-        const qb_detail *b = qb_details_find(&r2.det, names[k]);
+        const qb_detail *a = qb_details_find(&r1->det, names[k]);
+        const qb_detail *b = qb_details_find(&r2->det, names[k]);
         assert_non_null(a);
         assert_int_equal(a->n, lens[k]);
         assert_memory_equal(a->v, b->v, a->n * sizeof(double));
     }
-    assert_int_equal(r1.res.detected, r2.res.detected);
-    const qb_detail *rem = qb_details_find(&r1.det, "ss.removed");
-    const qb_detail *tpr = qb_details_find(&r1.det, "ss.tpr");
-    const qb_detail *conf = qb_details_find(&r1.det, "ss.confusion");
-    const qb_detail *flag = qb_details_find(&r1.det, "ss.sv_flagged");
-    double recall = qb_details_find(&r1.det, "ss.target_recall")->v[0];
+    assert_int_equal(r1->res.detected, r2->res.detected);
+    const qb_detail *rem = qb_details_find(&r1->det, "ss.removed");
+    const qb_detail *tpr = qb_details_find(&r1->det, "ss.tpr");
+    const qb_detail *conf = qb_details_find(&r1->det, "ss.confusion");
+    const qb_detail *flag = qb_details_find(&r1->det, "ss.sv_flagged");
+    double recall = qb_details_find(&r1->det, "ss.target_recall")->v[0];
     size_t count[10] = {0};
     for (size_t i = 0; i < c.train.n; i++) count[c.train.labels[i]]++;
     double removed = 0;
@@ -221,23 +218,20 @@ static void test_defense_end_to_end(void **state)
     assert_true(conf->v[0] + conf->v[1] + conf->v[2] + conf->v[3] == (double)c.train.n);
     assert_true(conf->v[0] + conf->v[3] == (double)c.n_poisoned);
     assert_true(recall == tpr->v[2]);
-    assert_int_equal(r1.res.detected, any || recall >= QB_SS_RECALL);
+    assert_int_equal(r1->res.detected, any || recall >= QB_SS_RECALL);
 
     /* a clean model: recall NaN, TP = FN = 0; eps from the spec */
     qb_test_train_case_unpoisoned(&c);
     qb_param_kv kv[] = {{"eps", "0.2"}};
     c.in.params.kv = kv;
     c.in.params.n = 1;
-    qb_test_run_reset(&r2);
-    assert_int_equal(qb_defense_ss(&c.in, &r2.res, &err), 0);
-    assert_true(isnan(qb_details_find(&r2.det, "ss.target_recall")->v[0]));
-    conf = qb_details_find(&r2.det, "ss.confusion");
+    qb_test_train_case_run(&c, qb_defense_ss, 1);
+    assert_true(isnan(qb_details_find(&r2->det, "ss.target_recall")->v[0]));
+    conf = qb_details_find(&r2->det, "ss.confusion");
     assert_true(conf->v[0] == 0 && conf->v[3] == 0);
-    rem = qb_details_find(&r2.det, "ss.removed");
+    rem = qb_details_find(&r2->det, "ss.removed");
     for (int k = 0; k < 10; k++) assert_true(rem->v[k] == floor(1.5 * 0.2 * (double)count[k] + 0.5));
 
-    qb_test_run_free(&r1);
-    qb_test_run_free(&r2);
     qb_test_train_case_free(&c);
 }
 

@@ -17,14 +17,6 @@
 #include "attacks/trigger.h"
 #include "tests/testutil.h"
 
-static void assert_msg_has(const qb_error *e, const char *frag)
-{
-    if (!strstr(e->msg, frag)) {
-        print_error("message \"%s\" lacks \"%s\"\n", e->msg, frag);
-        fail();
-    }
-}
-
 /* Image (c, h, w) filled with a fixed non-trivial pattern. */
 static uint8_t *pattern_image(int c, int h, int w)
 {
@@ -32,6 +24,42 @@ static uint8_t *pattern_image(int c, int h, int w)
     assert_non_null(img);
     for (int i = 0; i < c * h * w; i++) img[i] = (uint8_t)(37 * i + 11);
     return img;
+}
+
+/* The default trigger of `kind` with another size and top-left corner. */
+static qb_trigger placed(qb_trigger_kind kind, int size, int x, int y)
+{
+    qb_trigger t;
+    qb_trigger_default(&t, kind);
+    t.size = size;
+    t.x = x;
+    t.y = y;
+    return t;
+}
+
+/* t passes validation on (c, h, w) images of 10 classes. */
+static void expect_valid(const qb_trigger *t, int c, int h, int w)
+{
+    qb_error e = {0};
+    assert_int_equal(qb_trigger_validate(t, c, h, w, 10, &e), 0);
+}
+
+/* A pattern image (c, h, w) with t applied (img), and the pattern (orig). */
+typedef struct applied {
+    uint8_t *img, *orig;
+} applied;
+
+static void stamp(applied *s, const qb_trigger *t, int c, int h, int w)
+{
+    s->img = pattern_image(c, h, w);
+    s->orig = pattern_image(c, h, w);
+    qb_trigger_apply(t, s->img, c, h, w);
+}
+
+static void applied_free(applied *s)
+{
+    free(s->img);
+    free(s->orig);
 }
 
 /* ---- defaults, names ---------------------------------------------------- */
@@ -70,8 +98,8 @@ static void test_defaults_and_names(void **state)
     }
     qb_error e = {0};
     assert_int_equal(qb_trigger_parse("sqare", &t, &e), -1);
-    assert_msg_has(&e, "sqare");
-    assert_msg_has(&e, "checker");
+    qb_test_assert_msg_has(&e, "sqare");
+    qb_test_assert_msg_has(&e, "checker");
 }
 
 /* ---- pixel-exact application -------------------------------------------- */
@@ -82,10 +110,10 @@ static void test_square_default_bottom_right(void **state)
     enum { C = 3, H = 8, W = 10 };
     qb_trigger t;
     qb_trigger_default(&t, QB_TRIGGER_SQUARE);
-    qb_error e = {0};
-    assert_int_equal(qb_trigger_validate(&t, C, H, W, 10, &e), 0);
-    uint8_t *img = pattern_image(C, H, W), *orig = pattern_image(C, H, W);
-    qb_trigger_apply(&t, img, C, H, W);
+    expect_valid(&t, C, H, W);
+    applied s;
+    stamp(&s, &t, C, H, W);
+    const uint8_t *img = s.img, *orig = s.orig;
     for (int c = 0; c < C; c++)
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
@@ -93,23 +121,18 @@ static void test_square_default_bottom_right(void **state)
                 int in = y >= H - 3 && x >= W - 3;
                 assert_int_equal(img[i], in ? 255 : orig[i]);
             }
-    free(img);
-    free(orig);
+    applied_free(&s);
 }
 
 static void test_checker_placed(void **state)
 {
     (void)state;
     enum { C = 2, H = 9, W = 7 };
-    qb_trigger t;
-    qb_trigger_default(&t, QB_TRIGGER_CHECKER);
-    t.size = 4;
-    t.x = 1;
-    t.y = 2;
-    qb_error e = {0};
-    assert_int_equal(qb_trigger_validate(&t, C, H, W, 10, &e), 0);
-    uint8_t *img = pattern_image(C, H, W), *orig = pattern_image(C, H, W);
-    qb_trigger_apply(&t, img, C, H, W);
+    qb_trigger t = placed(QB_TRIGGER_CHECKER, 4, 1, 2);
+    expect_valid(&t, C, H, W);
+    applied s;
+    stamp(&s, &t, C, H, W);
+    const uint8_t *img = s.img, *orig = s.orig;
     for (int c = 0; c < C; c++)
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
@@ -120,22 +143,17 @@ static void test_checker_placed(void **state)
                     assert_int_equal(img[i], orig[i]);
             }
     assert_int_equal(img[2 * W + 1], 255); /* white at the patch's top-left */
-    free(img);
-    free(orig);
+    applied_free(&s);
 }
 
 static void test_noise_fixed_pattern(void **state)
 {
     (void)state;
     enum { C = 3, H = 12, W = 12 };
-    qb_trigger t;
-    qb_trigger_default(&t, QB_TRIGGER_NOISE);
-    t.size = 5;
-    t.x = 0;
-    t.y = 0;
-    uint8_t *a = pattern_image(C, H, W), *b = pattern_image(C, H, W);
-    uint8_t *orig = pattern_image(C, H, W);
-    qb_trigger_apply(&t, a, C, H, W);
+    qb_trigger t = placed(QB_TRIGGER_NOISE, 5, 0, 0);
+    applied s;
+    stamp(&s, &t, C, H, W);
+    uint8_t *a = s.img, *orig = s.orig, *b = pattern_image(C, H, W);
     int distinct = 0;
     for (int c = 0; c < C; c++)
         for (int y = 0; y < H; y++)
@@ -169,9 +187,8 @@ static void test_noise_fixed_pattern(void **state)
     t.seed = 99;
     qb_trigger_apply(&t, a, C, H, W);
     assert_true(memcmp(a, orig, (size_t)C * H * W) != 0);
-    free(a);
     free(b);
-    free(orig);
+    applied_free(&s);
 }
 
 static void test_blend(void **state)
@@ -180,10 +197,11 @@ static void test_blend(void **state)
     enum { C = 3, H = 6, W = 5, N = C * H * W };
     qb_trigger t;
     qb_trigger_default(&t, QB_TRIGGER_BLEND);
-    qb_error e = {0};
-    assert_int_equal(qb_trigger_validate(&t, C, H, W, 10, &e), 0);
-    uint8_t *img = pattern_image(C, H, W), *orig = pattern_image(C, H, W);
-    qb_trigger_apply(&t, img, C, H, W);
+    expect_valid(&t, C, H, W);
+    applied s;
+    stamp(&s, &t, C, H, W);
+    uint8_t *img = s.img;
+    const uint8_t *orig = s.orig;
     int changed = 0;
     for (int i = 0; i < N; i++) {
         double u = qb_hash_uniform(0x5EED, (uint64_t)i);
@@ -200,8 +218,7 @@ static void test_blend(void **state)
     qb_trigger_apply(&t, img, C, H, W);
     for (int i = 0; i < N; i++)
         assert_int_equal(img[i], (int)roundf(qb_hash_uniform(0x5EED, (uint64_t)i) * 255.0f));
-    free(img);
-    free(orig);
+    applied_free(&s);
 }
 
 static void test_none_is_noop(void **state)
@@ -209,13 +226,11 @@ static void test_none_is_noop(void **state)
     (void)state;
     qb_trigger t;
     qb_trigger_default(&t, QB_TRIGGER_NONE);
-    uint8_t *img = pattern_image(3, 4, 4), *orig = pattern_image(3, 4, 4);
-    qb_trigger_apply(&t, img, 3, 4, 4);
-    assert_memory_equal(img, orig, 48);
-    qb_error e = {0};
-    assert_int_equal(qb_trigger_validate(&t, 3, 4, 4, 10, &e), 0);
-    free(img);
-    free(orig);
+    applied s;
+    stamp(&s, &t, 3, 4, 4);
+    assert_memory_equal(s.img, s.orig, 48);
+    expect_valid(&t, 3, 4, 4);
+    applied_free(&s);
 }
 
 /* ---- placement and validation ------------------------------------------- */
@@ -251,8 +266,7 @@ static void test_positions(void **state)
         t.x = cases[i].x;
         t.y = cases[i].y;
         t.size = cases[i].size;
-        qb_error e = {0};
-        assert_int_equal(qb_trigger_validate(&t, 1, 12, 20, 10, &e), 0);
+        expect_valid(&t, 1, 12, 20);
         int px, py;
         square_origin(&t, 12, 20, &px, &py);
         assert_int_equal(px, cases[i].px);
@@ -293,18 +307,17 @@ static void test_validate_errors(void **state)
         t.alpha = cases[i].alpha;
         qb_error e = {0};
         assert_int_equal(qb_trigger_validate(&t, 3, 8, 8, 10, &e), -1);
-        assert_msg_has(&e, cases[i].frag);
+        qb_test_assert_msg_has(&e, cases[i].frag);
     }
     /* Edges that are fine: full-image patch, alpha 1, blend ignores x/y. */
     qb_trigger t;
-    qb_error e = {0};
     qb_trigger_default(&t, QB_TRIGGER_SQUARE);
     t.size = 8;
-    assert_int_equal(qb_trigger_validate(&t, 3, 8, 8, 10, &e), 0);
+    expect_valid(&t, 3, 8, 8);
     qb_trigger_default(&t, QB_TRIGGER_BLEND);
     t.alpha = 1.0f;
     t.x = 100;
-    assert_int_equal(qb_trigger_validate(&t, 3, 8, 8, 10, &e), 0);
+    expect_valid(&t, 3, 8, 8);
 }
 
 /* ---- poisoning ------------------------------------------------------------ */
@@ -410,7 +423,7 @@ static void test_poison_errors(void **state)
         memset(&p, 0x5a, sizeof p);
         qb_error e = {0};
         assert_int_equal(qb_poison_apply(&tr, &t, cases[i].rate, 1, &p, &e), -1);
-        assert_msg_has(&e, cases[i].frag);
+        qb_test_assert_msg_has(&e, cases[i].frag);
         assert_null(p.indices);
         assert_null(p.is_poisoned);
         assert_null(p.orig_labels);
@@ -421,11 +434,11 @@ static void test_poison_errors(void **state)
     qb_error e = {0};
     t.size = 40;
     assert_int_equal(qb_poison_apply(&tr, &t, 0.1, 1, &p, &e), -1);
-    assert_msg_has(&e, "size 40");
+    qb_test_assert_msg_has(&e, "size 40");
     assert_null(p.indices);
     qb_trigger_default(&t, QB_TRIGGER_NONE);
     assert_int_equal(qb_poison_apply(&tr, &t, 0.1, 1, &p, &e), -1);
-    assert_msg_has(&e, "clean");
+    qb_test_assert_msg_has(&e, "clean");
     /* Failures leave the training set untouched. */
     assert_memory_equal(tr.images, orig.images, tr.n * qb_dataset_image_size(&tr));
     assert_memory_equal(tr.labels, orig.labels, tr.n);

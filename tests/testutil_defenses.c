@@ -81,6 +81,15 @@ void qb_test_train_case_init(qb_test_train_case *c, size_t stride, const qb_para
     in->attacked = 1;
     in->seed = 77;
     in->params = (qb_params){.defs = params, .n = 0, .kv = NULL};
+    qb_test_run_init(&c->run[0], 0);
+    qb_test_run_init(&c->run[1], 0);
+}
+
+void qb_test_train_case_run(qb_test_train_case *c, qb_defense_fn defense, int i)
+{
+    qb_error err;
+    qb_test_run_reset(&c->run[i]);
+    assert_int_equal(defense(&c->in, &c->run[i].res, &err), 0);
 }
 
 void qb_test_train_case_unpoisoned(qb_test_train_case *c)
@@ -91,6 +100,8 @@ void qb_test_train_case_unpoisoned(qb_test_train_case *c)
 
 void qb_test_train_case_free(qb_test_train_case *c)
 {
+    qb_test_run_free(&c->run[0]);
+    qb_test_run_free(&c->run[1]);
     free(c->is_poisoned);
     qb_model_free(&c->model);
     qb_dataset_free(&c->train);

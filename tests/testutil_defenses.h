@@ -54,8 +54,12 @@ typedef struct qb_test_train_case {
     size_t n_poisoned;
     qb_trigger trigger;
     qb_defense_input in;
+    qb_test_run run[2]; /* two runs' results (res.detected 0 before a run) */
 } qb_test_train_case;
 void qb_test_train_case_init(qb_test_train_case *c, size_t stride, const qb_param_def *params);
+/* Runs `defense` on c->in into c->run[i] (emptied first); fails the test
+ * unless it succeeds. */
+void qb_test_train_case_run(qb_test_train_case *c, qb_defense_fn defense, int i);
 /* The same model defended as a clean one: no poisoned samples. */
 void qb_test_train_case_unpoisoned(qb_test_train_case *c);
 void qb_test_train_case_free(qb_test_train_case *c);
