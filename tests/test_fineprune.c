@@ -446,10 +446,7 @@ static void test_defense_fp(void **state)
     kv[0].value = "250";
     qb_test_run run;
     qb_test_run_init(&run, 0);
-    qb_error err;
-    assert_int_equal(qb_defense_fp(&in, &run.res, &err), -1);
-    assert_non_null(strstr(err.msg, "validation split"));
-    assert_int_equal(run.det.n, 0);
+    qb_test_defense_fails(qb_defense_fp, &in, &run, "validation split");
     qb_test_run_free(&run);
     qb_qmodel_free(&qm);
     qb_model_free(&fp);

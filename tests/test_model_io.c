@@ -97,8 +97,10 @@ static int dir_entries(const char *dir)
     return n;
 }
 
-/* The encoded lenet file used by the corruption tests. */
+/* The encoded lenet file used by the corruption tests, and a temporary
+ * directory to write broken copies in. */
 typedef struct good_file {
+    char *dir;
     qb_model m;
     uint8_t *buf;
     size_t len;
@@ -116,36 +118,25 @@ static void good_file_init(good_file *g)
     assert_int_equal(g->len, g->params_off + 4 * g->m.n_params + 4);
 }
 
-static void good_file_free(good_file *g)
-{
-    free(g->buf);
-    qb_model_free(&g->m);
-}
-
-/* The fixture of the corruption tests: a temporary directory to write
- * broken files in, and the good file to break. */
-typedef struct corrupt_case {
-    char *dir;
-    good_file g;
-} corrupt_case;
-
+/* The fixture of the corruption tests: *state = a good_file. */
 static int corrupt_setup(void **state)
 {
-    corrupt_case *k = malloc(sizeof *k);
-    assert_non_null(k);
-    k->dir = qb_test_tmpdir();
-    good_file_init(&k->g);
-    *state = k;
+    good_file *g = malloc(sizeof *g);
+    assert_non_null(g);
+    g->dir = qb_test_tmpdir();
+    good_file_init(g);
+    *state = g;
     return 0;
 }
 
 static int corrupt_teardown(void **state)
 {
-    corrupt_case *k = *state;
-    good_file_free(&k->g);
-    qb_test_tmpdir_remove(k->dir);
-    free(k->dir);
-    free(k);
+    good_file *g = *state;
+    free(g->buf);
+    qb_model_free(&g->m);
+    qb_test_tmpdir_remove(g->dir);
+    free(g->dir);
+    free(g);
     return 0;
 }
 
@@ -295,9 +286,8 @@ static void test_metadata_limit(void **state)
 
 static void test_truncated(void **state)
 {
-    corrupt_case *k = *state;
-    const char *dir = k->dir;
-    const good_file *g = &k->g;
+    const good_file *g = *state;
+    const char *dir = g->dir;
     static const char *const smallest[] = {"shorter than the smallest", NULL};
     static const char *const header[] = {"header length", "truncated", NULL};
     static const char *const trunc[] = {"truncated", NULL};
@@ -314,9 +304,8 @@ static void test_truncated(void **state)
 
 static void test_checksum(void **state)
 {
-    corrupt_case *k = *state;
-    const char *dir = k->dir;
-    const good_file *g = &k->g;
+    const good_file *g = *state;
+    const char *dir = g->dir;
     static const char *const crc[] = {"checksum mismatch", "corrupt", NULL};
     size_t offs[] = {g->params_off + 4 * 1234 + 1, g->params_off, g->len - 5, OFF_META + 2,
                      g->len - 1};
@@ -401,9 +390,8 @@ static void edit_meta_len(uint8_t *b, size_t len)
 
 static void test_bad_fields(void **state)
 {
-    corrupt_case *k = *state;
-    const char *dir = k->dir;
-    const good_file *g = &k->g;
+    const good_file *g = *state;
+    const char *dir = g->dir;
     assert_int_equal(g->m.n_params, 80202);
     static const char *const magic[] = {"bad magic", NULL};
     static const char *const version[] = {"version 2", "offset 8", NULL};
@@ -473,9 +461,8 @@ static void test_huge_shape_rejected_without_allocating(void **state)
  * architecture has to catch it. */
 static void test_n_params_consistent_but_wrong(void **state)
 {
-    corrupt_case *k = *state;
-    const char *dir = k->dir;
-    const good_file *g = &k->g;
+    const good_file *g = *state;
+    const char *dir = g->dir;
     size_t len = g->len - 4;
     uint8_t *b = malloc(len);
     assert_non_null(b);
@@ -490,9 +477,8 @@ static void test_n_params_consistent_but_wrong(void **state)
 
 static void test_trailing_garbage(void **state)
 {
-    corrupt_case *k = *state;
-    const char *dir = k->dir;
-    const good_file *g = &k->g;
+    const good_file *g = *state;
+    const char *dir = g->dir;
     uint8_t *b = malloc(g->len + 5);
     assert_non_null(b);
     memcpy(b, g->buf, g->len);

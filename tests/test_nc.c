@@ -461,25 +461,19 @@ static void test_error_pool_too_small(void **state)
     in.params = (qb_params){qb_nc_params, 0, NULL}; /* defaults: n_clean 1000 */
     qb_test_run run;
     qb_test_run_init(&run, -1);
-    qb_error err;
-    memset(&err, 0, sizeof err);
-    assert_int_equal(qb_defense_nc(&in, &run.res, &err), -1);
-    assert_non_null(strstr(err.msg, "nc needs 1000 clean held-out images"));
-    assert_int_equal(run.det.n, 0);
+    qb_test_defense_fails(qb_defense_nc, &in, &run, "nc needs 1000 clean held-out images");
     assert_int_equal(run.res.detected, -1);
 
     /* the clean set fits but the check split does not */
     const qb_param_kv kv1[] = {{"n_clean", "40"}, {"n_check", "20"}};
     in.params = (qb_params){qb_nc_params, 2, kv1};
-    assert_int_equal(qb_defense_nc(&in, &run.res, &err), -1);
-    assert_non_null(strstr(err.msg, "nc needs 20 clean held-out images (from position 40"));
+    qb_test_defense_fails(qb_defense_nc, &in, &run,
+                          "nc needs 20 clean held-out images (from position 40");
 
     /* a clean set smaller than one mini-batch */
     const qb_param_kv kv2[] = {{"n_clean", "10"}, {"batch", "32"}};
     in.params = (qb_params){qb_nc_params, 2, kv2};
-    assert_int_equal(qb_defense_nc(&in, &run.res, &err), -1);
-    assert_non_null(strstr(err.msg, "smaller than one mini-batch"));
-    assert_int_equal(run.det.n, 0);
+    qb_test_defense_fails(qb_defense_nc, &in, &run, "smaller than one mini-batch");
     qb_test_run_free(&run);
     qb_dataset_free(&test);
     qb_model_free(&m);

@@ -394,19 +394,15 @@ static void test_defense_too_little_data(void **state)
     qb_defense_input in;
     qb_test_run run;
     qb_test_run_init(&run, 0);
-    qb_error err;
     /* the clean splits need more than the 300 images before eval_from */
     c.kv[3] = (qb_param_kv){"n_frr", "151"};
     case_input(&c, &qm, 1, &in);
-    assert_int_equal(qb_defense_strip(&in, &run.res, &err), -1);
-    assert_non_null(strstr(err.msg, "FRR split"));
+    qb_test_defense_fails(qb_defense_strip, &in, &run, "FRR split");
     /* more triggered inputs than the evaluation part's non-target images */
     c.kv[3] = (qb_param_kv){"n_frr", "100"};
     c.kv[4] = (qb_param_kv){"n_trig", "299"};
     case_input(&c, &qm, 1, &in);
-    assert_int_equal(qb_defense_strip(&in, &run.res, &err), -1);
-    assert_non_null(strstr(err.msg, "triggered inputs"));
-    assert_int_equal(run.det.n, 0);
+    qb_test_defense_fails(qb_defense_strip, &in, &run, "triggered inputs");
     qb_test_run_free(&run);
     qb_qmodel_free(&qm);
     qb_model_free(&fp);

@@ -49,11 +49,13 @@ typedef struct applied {
     uint8_t *img, *orig;
 } applied;
 
-static void stamp(applied *s, const qb_trigger *t, int c, int h, int w)
+/* With `validate`, t must first pass validation on such images. */
+static applied stamp(const qb_trigger *t, int c, int h, int w, int validate)
 {
-    s->img = pattern_image(c, h, w);
-    s->orig = pattern_image(c, h, w);
-    qb_trigger_apply(t, s->img, c, h, w);
+    if (validate) expect_valid(t, c, h, w);
+    applied s = {pattern_image(c, h, w), pattern_image(c, h, w)};
+    qb_trigger_apply(t, s.img, c, h, w);
+    return s;
 }
 
 static void applied_free(applied *s)
@@ -110,9 +112,7 @@ static void test_square_default_bottom_right(void **state)
     enum { C = 3, H = 8, W = 10 };
     qb_trigger t;
     qb_trigger_default(&t, QB_TRIGGER_SQUARE);
-    expect_valid(&t, C, H, W);
-    applied s;
-    stamp(&s, &t, C, H, W);
+    applied s = stamp(&t, C, H, W, 1);
     const uint8_t *img = s.img, *orig = s.orig;
     for (int c = 0; c < C; c++)
         for (int y = 0; y < H; y++)
@@ -129,9 +129,7 @@ static void test_checker_placed(void **state)
     (void)state;
     enum { C = 2, H = 9, W = 7 };
     qb_trigger t = placed(QB_TRIGGER_CHECKER, 4, 1, 2);
-    expect_valid(&t, C, H, W);
-    applied s;
-    stamp(&s, &t, C, H, W);
+    applied s = stamp(&t, C, H, W, 1);
     const uint8_t *img = s.img, *orig = s.orig;
     for (int c = 0; c < C; c++)
         for (int y = 0; y < H; y++)
@@ -151,8 +149,7 @@ static void test_noise_fixed_pattern(void **state)
     (void)state;
     enum { C = 3, H = 12, W = 12 };
     qb_trigger t = placed(QB_TRIGGER_NOISE, 5, 0, 0);
-    applied s;
-    stamp(&s, &t, C, H, W);
+    applied s = stamp(&t, C, H, W, 0);
     uint8_t *a = s.img, *orig = s.orig, *b = pattern_image(C, H, W);
     int distinct = 0;
     for (int c = 0; c < C; c++)
@@ -197,9 +194,7 @@ static void test_blend(void **state)
     enum { C = 3, H = 6, W = 5, N = C * H * W };
     qb_trigger t;
     qb_trigger_default(&t, QB_TRIGGER_BLEND);
-    expect_valid(&t, C, H, W);
-    applied s;
-    stamp(&s, &t, C, H, W);
+    applied s = stamp(&t, C, H, W, 1);
     uint8_t *img = s.img;
     const uint8_t *orig = s.orig;
     int changed = 0;
@@ -226,8 +221,7 @@ static void test_none_is_noop(void **state)
     (void)state;
     qb_trigger t;
     qb_trigger_default(&t, QB_TRIGGER_NONE);
-    applied s;
-    stamp(&s, &t, 3, 4, 4);
+    applied s = stamp(&t, 3, 4, 4, 0);
     assert_memory_equal(s.img, s.orig, 48);
     expect_valid(&t, 3, 4, 4);
     applied_free(&s);

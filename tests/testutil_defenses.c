@@ -48,6 +48,16 @@ void qb_test_run_free(qb_test_run *r)
     qb_details_free(&r->det);
 }
 
+void qb_test_defense_fails(qb_defense_fn defense, const qb_defense_input *in, qb_test_run *run,
+                           const char *frag)
+{
+    qb_error err;
+    memset(&err, 0, sizeof err);
+    assert_int_equal(defense(in, &run->res, &err), -1);
+    qb_test_assert_msg_has(&err, frag);
+    assert_int_equal(run->det.n, 0);
+}
+
 void qb_test_rerun_same(qb_defense_fn defense, const qb_defense_input *in, const qb_details *det)
 {
     qb_test_run again;

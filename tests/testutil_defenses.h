@@ -36,6 +36,11 @@ void qb_test_run_init(qb_test_run *r, int detected);
 void qb_test_run_reset(qb_test_run *r);
 void qb_test_run_free(qb_test_run *r);
 
+/* Runs `defense` on `in` into run, expecting it not to run: it must
+ * return -1 with `frag` in the message and leave run's details empty. */
+void qb_test_defense_fails(qb_defense_fn defense, const qb_defense_input *in, qb_test_run *run,
+                           const char *frag);
+
 /* Runs `defense` on `in` again and fails unless it succeeds with details
  * identical to `det` (names, lengths, bits). */
 void qb_test_rerun_same(qb_defense_fn defense, const qb_defense_input *in, const qb_details *det);
