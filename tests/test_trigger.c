@@ -44,17 +44,19 @@ static void expect_valid(const qb_trigger *t, int c, int h, int w)
     assert_int_equal(qb_trigger_validate(t, c, h, w, 10, &e), 0);
 }
 
-/* A pattern image (c, h, w) with t applied (img), and the pattern (orig). */
+/* A trigger, a pattern image (c, h, w) with it applied (img), and the
+ * pattern (orig). */
 typedef struct applied {
+    qb_trigger t;
     uint8_t *img, *orig;
 } applied;
 
 /* With `validate`, t must first pass validation on such images. */
-static applied stamp(const qb_trigger *t, int c, int h, int w, int validate)
+static applied stamp(qb_trigger t, int c, int h, int w, int validate)
 {
-    if (validate) expect_valid(t, c, h, w);
-    applied s = {pattern_image(c, h, w), pattern_image(c, h, w)};
-    qb_trigger_apply(t, s.img, c, h, w);
+    if (validate) expect_valid(&t, c, h, w);
+    applied s = {t, pattern_image(c, h, w), pattern_image(c, h, w)};
+    qb_trigger_apply(&t, s.img, c, h, w);
     return s;
 }
 
@@ -112,7 +114,7 @@ static void test_square_default_bottom_right(void **state)
     enum { C = 3, H = 8, W = 10 };
     qb_trigger t;
     qb_trigger_default(&t, QB_TRIGGER_SQUARE);
-    applied s = stamp(&t, C, H, W, 1);
+    applied s = stamp(t, C, H, W, 1);
     const uint8_t *img = s.img, *orig = s.orig;
     for (int c = 0; c < C; c++)
         for (int y = 0; y < H; y++)
@@ -128,8 +130,7 @@ static void test_checker_placed(void **state)
 {
     (void)state;
     enum { C = 2, H = 9, W = 7 };
-    qb_trigger t = placed(QB_TRIGGER_CHECKER, 4, 1, 2);
-    applied s = stamp(&t, C, H, W, 1);
+    applied s = stamp(placed(QB_TRIGGER_CHECKER, 4, 1, 2), C, H, W, 1);
     const uint8_t *img = s.img, *orig = s.orig;
     for (int c = 0; c < C; c++)
         for (int y = 0; y < H; y++)
@@ -148,8 +149,8 @@ static void test_noise_fixed_pattern(void **state)
 {
     (void)state;
     enum { C = 3, H = 12, W = 12 };
-    qb_trigger t = placed(QB_TRIGGER_NOISE, 5, 0, 0);
-    applied s = stamp(&t, C, H, W, 0);
+    applied s = stamp(placed(QB_TRIGGER_NOISE, 5, 0, 0), C, H, W, 0);
+    qb_trigger *t = &s.t;
     uint8_t *a = s.img, *orig = s.orig, *b = pattern_image(C, H, W);
     int distinct = 0;
     for (int c = 0; c < C; c++)
@@ -167,22 +168,22 @@ static void test_noise_fixed_pattern(void **state)
             }
     assert_true(distinct > 30); /* noise, not a flat patch */
     /* The same pattern wherever the patch goes. */
-    t.x = -1;
-    t.y = -2;
-    qb_trigger_apply(&t, b, C, H, W);
+    t->x = -1;
+    t->y = -2;
+    qb_trigger_apply(t, b, C, H, W);
     for (int c = 0; c < C; c++)
         for (int y = 0; y < 5; y++)
             for (int x = 0; x < 5; x++)
                 assert_int_equal(b[(c * H + y + H - 6) * W + x + W - 5], a[(c * H + y) * W + x]);
     /* Applying twice is the same as once: a fixed pattern. */
     memcpy(orig, a, (size_t)C * H * W);
-    t.x = 0;
-    t.y = 0;
-    qb_trigger_apply(&t, a, C, H, W);
+    t->x = 0;
+    t->y = 0;
+    qb_trigger_apply(t, a, C, H, W);
     assert_memory_equal(a, orig, (size_t)C * H * W);
     /* Another seed, another pattern. */
-    t.seed = 99;
-    qb_trigger_apply(&t, a, C, H, W);
+    t->seed = 99;
+    qb_trigger_apply(t, a, C, H, W);
     assert_true(memcmp(a, orig, (size_t)C * H * W) != 0);
     free(b);
     applied_free(&s);
@@ -194,7 +195,7 @@ static void test_blend(void **state)
     enum { C = 3, H = 6, W = 5, N = C * H * W };
     qb_trigger t;
     qb_trigger_default(&t, QB_TRIGGER_BLEND);
-    applied s = stamp(&t, C, H, W, 1);
+    applied s = stamp(t, C, H, W, 1);
     uint8_t *img = s.img;
     const uint8_t *orig = s.orig;
     int changed = 0;
@@ -221,7 +222,7 @@ static void test_none_is_noop(void **state)
     (void)state;
     qb_trigger t;
     qb_trigger_default(&t, QB_TRIGGER_NONE);
-    applied s = stamp(&t, 3, 4, 4, 0);
+    applied s = stamp(t, 3, 4, 4, 0);
     assert_memory_equal(s.img, s.orig, 48);
     expect_valid(&t, 3, 4, 4);
     applied_free(&s);
