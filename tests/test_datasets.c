@@ -89,6 +89,25 @@ static uint8_t *idx_labels(uint32_t magic, uint32_t n_header, uint32_t n, size_t
     return b;
 }
 
+/* The bytes of a good IDX pair: n images of 4x3 (idx_images) and their n
+ * labels (idx_labels), headers announcing n. */
+typedef struct idx_pair {
+    uint8_t *im, *lb;
+    size_t li, ll;
+} idx_pair;
+
+static void idx_pair_init(idx_pair *p, uint32_t n)
+{
+    p->im = idx_images(2051, n, n, 4, 3, &p->li);
+    p->lb = idx_labels(2049, n, n, &p->ll);
+}
+
+static void idx_pair_free(idx_pair *p)
+{
+    free(p->im);
+    free(p->lb);
+}
+
 /* Write a good IDX pair (n images of 4x3) as dir/<prefix>-{images-idx3,labels-idx1}-ubyte[.gz]. */
 static void write_idx_pair(const char *dir, const char *prefix, uint32_t n, int gz)
 {
@@ -251,41 +270,39 @@ static void test_idx_good_plain_and_gz(void **state)
 static void test_idx_bad_magic(void **state)
 {
     (void)state;
-    size_t li, ll;
-    uint8_t *im = idx_images(2049, 3, 3, 4, 3, &li);
-    uint8_t *lb = idx_labels(2049, 3, 3, &ll);
-    expect_idx_error(im, li, lb, ll, 0, 0, "byte offset 0");
-    expect_idx_error(im, li, lb, ll, 1, 0, "bad magic");
-    free(im);
-    im = idx_images(2051, 3, 3, 4, 3, &li);
-    lb[3] = 0x03; /* labels file claiming to be images */
-    expect_idx_error(im, li, lb, ll, 0, 1, "byte offset 0");
-    free(im);
-    free(lb);
+    idx_pair p;
+    idx_pair_init(&p, 3);
+    put_be32(p.im, 2049); /* an images file with the labels' magic */
+    expect_idx_error(p.im, p.li, p.lb, p.ll, 0, 0, "byte offset 0");
+    expect_idx_error(p.im, p.li, p.lb, p.ll, 1, 0, "bad magic");
+    put_be32(p.im, 2051);
+    p.lb[3] = 0x03; /* labels file claiming to be images */
+    expect_idx_error(p.im, p.li, p.lb, p.ll, 0, 1, "byte offset 0");
+    idx_pair_free(&p);
 }
 
 static void test_idx_count_mismatch(void **state)
 {
     (void)state;
-    size_t li, ll;
-    uint8_t *im = idx_images(2051, 3, 3, 4, 3, &li);
-    uint8_t *lb = idx_labels(2049, 4, 4, &ll);
-    expect_idx_error(im, li, lb, ll, 1, 1, "byte offset 4");
-    free(lb);
+    idx_pair p;
+    idx_pair_init(&p, 3);
+    size_t ll4, li;
+    uint8_t *lb4 = idx_labels(2049, 4, 4, &ll4);
+    expect_idx_error(p.im, p.li, lb4, ll4, 1, 1, "byte offset 4");
+    free(lb4);
     /* Header count larger than the payload: reported where the data ends. */
-    lb = idx_labels(2049, 3, 3, &ll);
     uint8_t *im2 = idx_images(2051, 5, 3, 4, 3, &li);
-    expect_idx_error(im2, li, lb, ll, 0, 0, "byte offset 52");
+    expect_idx_error(im2, li, p.lb, p.ll, 0, 0, "byte offset 52");
     free(im2);
-    free(im);
-    free(lb);
+    idx_pair_free(&p);
 }
 
 static void test_idx_truncated(void **state)
 {
-    size_t li, ll;
-    uint8_t *im = idx_images(2051, 3, 3, 4, 3, &li);
-    uint8_t *lb = idx_labels(2049, 3, 3, &ll);
+    idx_pair p;
+    idx_pair_init(&p, 3);
+    uint8_t *im = p.im, *lb = p.lb;
+    size_t li = p.li, ll = p.ll;
     /* Cut the image payload after 20 of 36 bytes: offset 16 + 20. */
     expect_idx_error(im, 36, lb, ll, 0, 0, "byte offset 36");
     expect_idx_error(im, 36, lb, ll, 1, 0, "byte offset 36");
@@ -319,28 +336,25 @@ static void test_idx_truncated(void **state)
     free(blb);
     free(pi);
     free(pl);
-    free(im);
-    free(lb);
+    idx_pair_free(&p);
 }
 
 static void test_idx_label_out_of_range_and_trailing(void **state)
 {
     (void)state;
-    size_t li, ll;
-    uint8_t *im = idx_images(2051, 5, 5, 4, 3, &li);
-    uint8_t *lb = idx_labels(2049, 5, 5, &ll);
-    lb[8 + 3] = 10;
-    expect_idx_error(im, li, lb, ll, 0, 1, "byte offset 11");
-    expect_idx_error(im, li, lb, ll, 1, 1, "label 10 out of range");
-    lb[8 + 3] = 1;
+    idx_pair p;
+    idx_pair_init(&p, 5);
+    p.lb[8 + 3] = 10;
+    expect_idx_error(p.im, p.li, p.lb, p.ll, 0, 1, "byte offset 11");
+    expect_idx_error(p.im, p.li, p.lb, p.ll, 1, 1, "label 10 out of range");
+    p.lb[8 + 3] = 1;
     /* One byte more than announced. */
-    uint8_t *im2 = malloc(li + 1);
-    memcpy(im2, im, li);
-    im2[li] = 0;
-    expect_idx_error(im2, li + 1, lb, ll, 0, 0, "byte offset 76");
+    uint8_t *im2 = malloc(p.li + 1);
+    memcpy(im2, p.im, p.li);
+    im2[p.li] = 0;
+    expect_idx_error(im2, p.li + 1, p.lb, p.ll, 0, 0, "byte offset 76");
     free(im2);
-    free(im);
-    free(lb);
+    idx_pair_free(&p);
 }
 
 static void test_idx_hostile_header(void **state)
