@@ -501,6 +501,17 @@ static void test_dataset_names(void **state)
     assert_int_equal(i, 5);
 }
 
+/* qb_dataset_load of `name` from root, QBLIND_DATA_DIR unset, must succeed. */
+static void load_by_name(const char *name, const char *root, qb_dataset *tr, qb_dataset *te)
+{
+    qb_error e = {0};
+    unsetenv("QBLIND_DATA_DIR");
+    if (qb_dataset_load(name, root, 0, tr, te, &e) != 0) {
+        print_error("%s\n", e.msg);
+        fail();
+    }
+}
+
 /* ---- CIFAR-10 ------------------------------------------------------------- */
 
 enum { CIFAR_REC = 3073 };
@@ -566,11 +577,7 @@ static void test_cifar_good(void **state)
     check_cifar(&tr, &te);
     qb_dataset_free(&tr);
     qb_dataset_free(&te);
-    unsetenv("QBLIND_DATA_DIR");
-    if (qb_dataset_load("cifar10", root, 0, &tr, &te, &e) != 0) {
-        print_error("%s\n", e.msg);
-        fail();
-    }
+    load_by_name("cifar10", root, &tr, &te);
     check_cifar(&tr, &te);
     qb_dataset_free(&tr);
     qb_dataset_free(&te);
@@ -742,11 +749,7 @@ static void test_gtsrb_good(void **state)
     check_gtsrb(&tr, &te);
     qb_dataset_free(&tr);
     qb_dataset_free(&te);
-    unsetenv("QBLIND_DATA_DIR");
-    if (qb_dataset_load("gtsrb", root, 0, &tr, &te, &e) != 0) {
-        print_error("%s\n", e.msg);
-        fail();
-    }
+    load_by_name("gtsrb", root, &tr, &te);
     check_gtsrb(&tr, &te);
     qb_dataset_free(&tr);
     qb_dataset_free(&te);
