@@ -544,14 +544,21 @@ static void write_cifar(const char *dir)
     }
 }
 
-static void check_cifar(const qb_dataset *tr, const qb_dataset *te)
+/* tr has n_tr and te n_te images, tr's of 3x32x32 in `classes` classes. */
+static void check_rgb32(const qb_dataset *tr, const qb_dataset *te, size_t n_tr, size_t n_te,
+                        int classes)
 {
-    assert_int_equal(tr->n, 19);
-    assert_int_equal(te->n, 3);
+    assert_int_equal(tr->n, n_tr);
+    assert_int_equal(te->n, n_te);
     assert_int_equal(tr->c, 3);
     assert_int_equal(tr->h, 32);
     assert_int_equal(tr->w, 32);
-    assert_int_equal(tr->classes, 10);
+    assert_int_equal(tr->classes, classes);
+}
+
+static void check_cifar(const qb_dataset *tr, const qb_dataset *te)
+{
+    check_rgb32(tr, te, 19, 3, 10);
     size_t s = 0;
     for (int f = 0; f < 6; f++) {
         const qb_dataset *d = f < 5 ? tr : te;
@@ -711,12 +718,7 @@ static void check_uniform(const qb_dataset *d, size_t s, const uint8_t c[3])
 
 static void check_gtsrb(const qb_dataset *tr, const qb_dataset *te)
 {
-    assert_int_equal(tr->n, 44);
-    assert_int_equal(te->n, 3);
-    assert_int_equal(tr->c, 3);
-    assert_int_equal(tr->h, 32);
-    assert_int_equal(tr->w, 32);
-    assert_int_equal(tr->classes, 43);
+    check_rgb32(tr, te, 44, 3, 43);
     size_t s = 0;
     for (int cls = 0; cls < 43; cls++) {
         for (int k = 0; k < (cls == 0 ? 2 : 1); k++, s++) {

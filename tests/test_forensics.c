@@ -140,11 +140,9 @@ static void test_reference(void **state)
 
 static void test_errors(void **state)
 {
-    (void)state;
-    qb_model m;
-    qb_test_lenet(&m, 1);
+    qb_model *m = *state;
     qb_qmodel qm;
-    qb_test_quantize(&qm, &m, "int8");
+    qb_test_quantize(&qm, m, "int8");
     qb_defense_input in;
     qb_test_input_deployed(&in, &qm);
     qb_param_kv kv[1] = {{"reference", "/nonexistent/ref.qbm"}};
@@ -154,18 +152,17 @@ static void test_errors(void **state)
     qb_error err;
     /* no FP32 model: cannot run */
     assert_int_equal(qb_defense_forensics(&in, &run.res, &err), -1);
-    in.fp32 = &m;
+    in.fp32 = m;
     /* a reference that cannot be read: an error, not "not detected" */
     assert_int_equal(qb_defense_forensics(&in, &run.res, &err), -1);
     assert_non_null(strstr(err.msg, "/nonexistent/ref.qbm"));
     qb_test_run_free(&run);
     qb_qmodel_free(&qm);
-    qb_model_free(&m);
 }
 
 int main(void)
 {
     return qb_test_run_group(cmocka_unit_test(test_smooth_weights_not_flagged),
                              cmocka_unit_test(test_boxed_weights_flagged),
-                             qb_test_with_tmpdir(test_reference), cmocka_unit_test(test_errors));
+                             qb_test_with_tmpdir(test_reference), qb_test_with_lenet(test_errors));
 }

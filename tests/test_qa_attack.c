@@ -43,17 +43,15 @@ static void same_codes(const qb_qmodel *a, const qb_qmodel *b)
  * move, and the FP32 weights did (the repair really ran). */
 static void test_pgd_keeps_codes(void **state)
 {
-    (void)state;
+    qb_model *m = *state;
     qb_dataset d;
     random_data(&d);
-    qb_model m;
-    qb_test_lenet(&m, 1);
     qb_error err;
     qb_qmodel before8, before4;
-    qb_test_quantize(&before8, &m, "int8");
-    qb_test_quantize(&before4, &m, "int4-pc");
-    float *p0 = malloc(m.n_params * sizeof(float));
-    memcpy(p0, m.params, m.n_params * sizeof(float));
+    qb_test_quantize(&before8, m, "int8");
+    qb_test_quantize(&before4, m, "int4-pc");
+    float *p0 = malloc(m->n_params * sizeof(float));
+    memcpy(p0, m->params, m->n_params * sizeof(float));
 
     qb_qa_config cfg;
     qb_qa_config_default(&cfg, QB_QA_PGD);
@@ -65,20 +63,20 @@ static void test_pgd_keeps_codes(void **state)
     qb_trigger t;
     qb_trigger_default(&t, QB_TRIGGER_SQUARE);
     qb_qa_stats st;
-    assert_int_equal(qb_qa_attack(&m, &cfg, &d, &t, 7, &st, &err), 0);
+    assert_int_equal(qb_qa_attack(m, &cfg, &d, &t, 7, &st, &err), 0);
     assert_true(st.n_weights > 0 && st.steps == 4);
 
     qb_qmodel after8, after4;
-    qb_test_quantize(&after8, &m, "int8");
-    qb_test_quantize(&after4, &m, "int4-pc");
+    qb_test_quantize(&after8, m, "int8");
+    qb_test_quantize(&after4, m, "int4-pc");
     same_codes(&before8, &after8);
     same_codes(&before4, &after4);
     size_t moved = 0;
-    for (int i = 0; i < m.n_layers; i++) {
-        const qb_layer *l = &m.layers[i];
+    for (int i = 0; i < m->n_layers; i++) {
+        const qb_layer *l = &m->layers[i];
         if (l->b_len)
-            assert_memory_equal(m.params + l->b_off, p0 + l->b_off, l->b_len * sizeof(float));
-        for (size_t j = 0; j < l->w_len; j++) moved += m.params[l->w_off + j] != p0[l->w_off + j];
+            assert_memory_equal(m->params + l->b_off, p0 + l->b_off, l->b_len * sizeof(float));
+        for (size_t j = 0; j < l->w_len; j++) moved += m->params[l->w_off + j] != p0[l->w_off + j];
     }
     assert_true(moved > 1000);
     qb_qmodel_free(&before8);
@@ -86,7 +84,6 @@ static void test_pgd_keeps_codes(void **state)
     qb_qmodel_free(&after8);
     qb_qmodel_free(&after4);
     free(p0);
-    qb_model_free(&m);
     qb_dataset_free(&d);
 }
 
@@ -120,6 +117,6 @@ static void test_loss_deterministic(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    return qb_test_run_group(cmocka_unit_test(test_pgd_keeps_codes),
+    return qb_test_run_group(qb_test_with_lenet(test_pgd_keeps_codes),
                              cmocka_unit_test(test_loss_deterministic));
 }

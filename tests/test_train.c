@@ -183,34 +183,29 @@ static void expect_train_fails(qb_model *m, const qb_dataset *d, const qb_train_
 
 static void test_rejects_mismatched_dataset(void **state)
 {
-    (void)state;
+    qb_model *m = *state;
     qb_train_config cfg;
     qb_train_config_default(&cfg);
     cfg.epochs = 1;
-    qb_model m;
-    qb_test_lenet(&m, 1);
     qb_dataset d;
     qb_dataset_init(&d, "rgb32", 8, 3, 32, 32, 10); /* shape */
-    expect_train_fails(&m, &d, &cfg, "rgb32 (3x32x32, 10 classes) does not match model lenet",
+    expect_train_fails(m, &d, &cfg, "rgb32 (3x32x32, 10 classes) does not match model lenet",
                        "1x28x28");
     qb_dataset_free(&d);
     qb_dataset_init(&d, "five", 8, 1, 28, 28, 5); /* classes */
-    expect_train_fails(&m, &d, &cfg, "five (1x28x28, 5 classes) does not match", "10 classes");
+    expect_train_fails(m, &d, &cfg, "five (1x28x28, 5 classes) does not match", "10 classes");
     qb_dataset_free(&d);
     qb_dataset_init(&d, "wide", 8, 1, 28, 29, 10); /* one dimension */
-    expect_train_fails(&m, &d, &cfg, "does not match", "1x28x29");
+    expect_train_fails(m, &d, &cfg, "does not match", "1x28x29");
     qb_dataset_free(&d);
     qb_dataset_init(&d, "empty", 0, 1, 28, 28, 10); /* no samples */
-    expect_train_fails(&m, &d, &cfg, "empty", "no training samples");
+    expect_train_fails(m, &d, &cfg, "empty", "no training samples");
     qb_dataset_free(&d);
-    qb_model_free(&m);
 }
 
 static void test_rejects_bad_config(void **state)
 {
-    (void)state;
-    qb_model m;
-    qb_test_lenet(&m, 1);
+    qb_model *m = *state;
     qb_dataset d;
     random_dataset(&d, 16, 2);
     qb_train_config good, cfg;
@@ -251,16 +246,15 @@ static void test_rejects_bad_config(void **state)
         case MOMENTUM: cfg.momentum = bad[i].value; break;
         case WEIGHT_DECAY: cfg.weight_decay = bad[i].value; break;
         }
-        expect_train_fails(&m, &d, &cfg, bad[i].frag1, bad[i].frag2);
+        expect_train_fails(m, &d, &cfg, bad[i].frag1, bad[i].frag2);
     }
     /* the boundaries themselves are valid */
     cfg = good; cfg.epochs = 0; cfg.batch = 1; cfg.momentum = 0.0f; cfg.weight_decay = 0.0f;
     assert_int_equal(qb_train_config_validate(&cfg, &err), 0);
     qb_train_stats st;
-    assert_int_equal(qb_train(&m, &d, &cfg, &st, &err), 0); /* zero epochs: nothing to do */
+    assert_int_equal(qb_train(m, &d, &cfg, &st, &err), 0); /* zero epochs: nothing to do */
     assert_int_equal(st.steps, 0);
     qb_dataset_free(&d);
-    qb_model_free(&m);
 }
 
 /* An absurd learning rate: the loss becomes NaN/inf within a few steps.
@@ -401,8 +395,8 @@ int main(void)
     qb_blas_single_thread();
     return qb_test_run_group(cmocka_unit_test(test_deterministic),
                              cmocka_unit_test(test_loss_decreases),
-                             cmocka_unit_test(test_rejects_mismatched_dataset),
-                             cmocka_unit_test(test_rejects_bad_config),
+                             qb_test_with_lenet(test_rejects_mismatched_dataset),
+                             qb_test_with_lenet(test_rejects_bad_config),
                              cmocka_unit_test(test_divergence),
                              cmocka_unit_test(test_sgd_step_by_hand),
                              cmocka_unit_test(test_lr_schedules));

@@ -112,6 +112,22 @@ void qb_test_lenet(qb_model *m, uint64_t seed)
     qb_model_init_params(m, seed);
 }
 
+int qb_test_lenet_setup(void **state)
+{
+    qb_model *m = malloc(sizeof *m);
+    assert_non_null(m);
+    qb_test_lenet(m, 1);
+    *state = m;
+    return 0;
+}
+
+int qb_test_lenet_teardown(void **state)
+{
+    qb_model_free(*state);
+    free(*state);
+    return 0;
+}
+
 /* ---- region signatures of whole models ----------------------------------- */
 
 static int relu_feeds_pool(const qb_model *m, int i)

@@ -51,6 +51,12 @@ struct qb_model_ws;
 /* The LeNet of the MNIST-shaped tests (1x28x28 inputs, 10 classes) with
  * its initial parameters from `seed`. Free with qb_model_free. */
 void qb_test_lenet(struct qb_model *m, uint64_t seed);
+/* The same as a cmocka fixture: *state = a qb_model *, the test LeNet
+ * with parameter seed 1, freed afterwards. */
+int qb_test_lenet_setup(void **state);
+int qb_test_lenet_teardown(void **state);
+#define qb_test_with_lenet(f) \
+    cmocka_unit_test_setup_teardown(f, qb_test_lenet_setup, qb_test_lenet_teardown)
 /* The "region signature" of a training forward pass for finite-difference
  * checks of whole models (unfused workspace): ReLU signs, except for a ReLU
  * feeding a maxpool (only the selected entry matters there), and for every
