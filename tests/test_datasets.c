@@ -501,15 +501,21 @@ static void test_dataset_names(void **state)
     assert_int_equal(i, 5);
 }
 
-/* qb_dataset_load of `name` from root, QBLIND_DATA_DIR unset, must succeed. */
-static void load_by_name(const char *name, const char *root, qb_dataset *tr, qb_dataset *te)
+/* qb_dataset_load of `name` from root, QBLIND_DATA_DIR unset, must
+ * succeed, and `check` pass on what it loaded. */
+static void expect_loads_by_name(const char *name, const char *root,
+                                 void (*check)(const qb_dataset *tr, const qb_dataset *te))
 {
+    qb_dataset tr, te;
     qb_error e = {0};
     unsetenv("QBLIND_DATA_DIR");
-    if (qb_dataset_load(name, root, 0, tr, te, &e) != 0) {
+    if (qb_dataset_load(name, root, 0, &tr, &te, &e) != 0) {
         print_error("%s\n", e.msg);
         fail();
     }
+    check(&tr, &te);
+    qb_dataset_free(&tr);
+    qb_dataset_free(&te);
 }
 
 /* ---- CIFAR-10 ------------------------------------------------------------- */
@@ -584,10 +590,7 @@ static void test_cifar_good(void **state)
     check_cifar(&tr, &te);
     qb_dataset_free(&tr);
     qb_dataset_free(&te);
-    load_by_name("cifar10", root, &tr, &te);
-    check_cifar(&tr, &te);
-    qb_dataset_free(&tr);
-    qb_dataset_free(&te);
+    expect_loads_by_name("cifar10", root, check_cifar);
     free(dir);
 }
 
@@ -751,10 +754,7 @@ static void test_gtsrb_good(void **state)
     check_gtsrb(&tr, &te);
     qb_dataset_free(&tr);
     qb_dataset_free(&te);
-    load_by_name("gtsrb", root, &tr, &te);
-    check_gtsrb(&tr, &te);
-    qb_dataset_free(&tr);
-    qb_dataset_free(&te);
+    expect_loads_by_name("gtsrb", root, check_gtsrb);
     /* The test GT CSV also accepted at the top of the tree. */
     char p[1200], q[1200];
     snprintf(p, sizeof p, "%s/Final_Test/Images/GT-final_test.csv", dir);

@@ -232,11 +232,14 @@ static void test_mitigated_rule(void **state)
 typedef struct fp_sets {
     qb_dataset train, val, eval, eval_trig;
     qb_trigger trigger;
+    qb_model fp; /* the wired LeNet, backdoor to the trigger's target */
 } fp_sets;
 
-/* Labels {0, 0, 0, 2}, trigger target 1: every image is a non-target one. */
+/* The wired LeNet and its data: labels {0, 0, 0, 2}, trigger target 1, so
+ * every image is a non-target one. */
 static void sets_init(fp_sets *s)
 {
+    wired_lenet(&s->fp, 1, 1);
     const int labels[4] = {0, 0, 0, 2};
     dim_dataset(&s->train, 200, labels, 4, 31);
     dim_dataset(&s->val, 100, labels, 4, 32);
@@ -249,6 +252,7 @@ static void sets_init(fp_sets *s)
 
 static void sets_free(fp_sets *s)
 {
+    qb_model_free(&s->fp);
     qb_dataset_free(&s->train);
     qb_dataset_free(&s->val);
     qb_dataset_free(&s->eval);
@@ -260,8 +264,6 @@ static void test_run_wired_backdoor(void **state)
     (void)state;
     fp_sets s;
     sets_init(&s);
-    qb_model fp;
-    wired_lenet(&fp, 1, 1);
     qb_fineprune_config cfg;
     qb_fineprune_config_default(&cfg);
     assert_true(cfg.max_ca_drop == 4.0);
@@ -270,7 +272,7 @@ static void test_run_wired_backdoor(void **state)
     const char *precs[2] = {"fp32", "int8"};
     for (int pi = 0; pi < 2; pi++) {
         qb_qmodel qm;
-        qb_test_quantize(&qm, &fp, precs[pi]);
+        qb_test_quantize(&qm, &s.fp, precs[pi]);
         const qb_precision *p = &qm.prec;
         qb_error err;
         qb_fineprune_result r, r2;
@@ -318,7 +320,6 @@ static void test_run_wired_backdoor(void **state)
         qb_model_free(&tuned);
         qb_qmodel_free(&qm);
     }
-    qb_model_free(&fp);
     sets_free(&s);
 }
 
