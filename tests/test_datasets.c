@@ -53,6 +53,18 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
+/* tr has n_tr and te n_te images, tr's of c x h x w in `classes` classes. */
+static void check_sizes(const qb_dataset *tr, const qb_dataset *te, size_t n_tr, size_t n_te,
+                        int c, int h, int w, int classes)
+{
+    assert_int_equal(tr->n, n_tr);
+    assert_int_equal(te->n, n_te);
+    assert_int_equal(tr->c, c);
+    assert_int_equal(tr->h, h);
+    assert_int_equal(tr->w, w);
+    assert_int_equal(tr->classes, classes);
+}
+
 static void assert_unallocated(const qb_dataset *d)
 {
     assert_null(d->images);
@@ -216,12 +228,7 @@ static void test_fashion_mnist_real(void **state)
         print_error("%s\n", e.msg);
         fail();
     }
-    assert_int_equal(tr.n, 60000);
-    assert_int_equal(te.n, 10000);
-    assert_int_equal(tr.c, 1);
-    assert_int_equal(tr.h, 28);
-    assert_int_equal(tr.w, 28);
-    assert_int_equal(tr.classes, 10);
+    check_sizes(&tr, &te, 60000, 10000, 1, 28, 28, 10);
     size_t ct[10] = {0}, ce[10] = {0};
     for (size_t i = 0; i < tr.n; i++) ct[tr.labels[i]]++;
     for (size_t i = 0; i < te.n; i++) ce[te.labels[i]]++;
@@ -550,21 +557,9 @@ static void write_cifar(const char *dir)
     }
 }
 
-/* tr has n_tr and te n_te images, tr's of 3x32x32 in `classes` classes. */
-static void check_rgb32(const qb_dataset *tr, const qb_dataset *te, size_t n_tr, size_t n_te,
-                        int classes)
-{
-    assert_int_equal(tr->n, n_tr);
-    assert_int_equal(te->n, n_te);
-    assert_int_equal(tr->c, 3);
-    assert_int_equal(tr->h, 32);
-    assert_int_equal(tr->w, 32);
-    assert_int_equal(tr->classes, classes);
-}
-
 static void check_cifar(const qb_dataset *tr, const qb_dataset *te)
 {
-    check_rgb32(tr, te, 19, 3, 10);
+    check_sizes(tr, te, 19, 3, 3, 32, 32, 10);
     size_t s = 0;
     for (int f = 0; f < 6; f++) {
         const qb_dataset *d = f < 5 ? tr : te;
@@ -721,7 +716,7 @@ static void check_uniform(const qb_dataset *d, size_t s, const uint8_t c[3])
 
 static void check_gtsrb(const qb_dataset *tr, const qb_dataset *te)
 {
-    check_rgb32(tr, te, 44, 3, 43);
+    check_sizes(tr, te, 44, 3, 3, 32, 32, 43);
     size_t s = 0;
     for (int cls = 0; cls < 43; cls++) {
         for (int k = 0; k < (cls == 0 ? 2 : 1); k++, s++) {
@@ -926,12 +921,7 @@ static void test_synthetic(void **state)
     qb_synthetic_generate(42, 1003, 250, &a, &at);
     qb_synthetic_generate(42, 1003, 250, &b, &bt);
     qb_synthetic_generate(43, 1003, 250, &c, &ct);
-    assert_int_equal(a.n, 1003);
-    assert_int_equal(at.n, 250);
-    assert_int_equal(a.c, 3);
-    assert_int_equal(a.h, 32);
-    assert_int_equal(a.w, 32);
-    assert_int_equal(a.classes, 10);
+    check_sizes(&a, &at, 1003, 250, 3, 32, 32, 10);
     assert_memory_equal(a.images, b.images, a.n * 3072);
     assert_memory_equal(a.labels, b.labels, a.n);
     assert_memory_equal(at.images, bt.images, at.n * 3072);
