@@ -10,14 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dataset.h"
-#include "core/model.h"
 #include "core/rng.h"
 #include "core/train.h"
-#include "attacks/trigger.h"
 #include "core/xalloc.h"
 #include "defenses/ac.h"
 #include "defenses/defense.h"
+#include "tests/testutil_defenses.h"
+#include "tests/testutil.h"
 
 #define DIM 32
 
@@ -127,92 +126,57 @@ static void test_too_small_class(void **state)
 static void test_defense_end_to_end(void **state)
 {
     (void)state;
-    qb_dataset train, test;
-    qb_synthetic_generate(3, 300, 10, &train, &test);
-    qb_model m;
-    qb_error err;
-    assert_int_equal(qb_model_build(&m, "lenet", train.c, train.h, train.w, train.classes, &err), 0);
-    qb_model_init_params(&m, 1);
-    uint8_t *pois = xcalloc(train.n, 1);
-    size_t np = 0;
-    for (size_t i = 0; i < train.n; i += 7) pois[i] = 1, np++;
-    qb_trigger trig;
-    qb_trigger_default(&trig, QB_TRIGGER_SQUARE);
-    qb_defense_input in;
-    memset(&in, 0, sizeof in);
-    in.model = &m;
-    in.fp32 = &m;
-    in.train = &train;
-    in.is_poisoned = pois;
-    in.n_poisoned = np;
-    in.test = &test;
-    in.trigger = &trig;
-    in.attacked = 1;
-    in.seed = 77;
-    in.params = (qb_params){.defs = qb_ac_params, .n = 0, .kv = NULL};
-
-    qb_details d1, d2;
-    qb_details_init(&d1);
-    qb_details_init(&d2);
-    qb_defense_result r1 = {.details = &d1}, r2 = {.details = &d2};
-    assert_int_equal(qb_defense_ac(&in, &r1, &err), 0);
-    assert_int_equal(qb_defense_ac(&in, &r2, &err), 0);
+    qb_test_train_case c;
+    qb_test_train_case_init(&c, 7, qb_ac_params);
+    qb_test_train_case_run(&c, qb_defense_ac, 0);
+    qb_test_train_case_run(&c, qb_defense_ac, 1);
+    qb_test_run *r1 = &c.run[0], *r2 = &c.run[1];
     const char *names[] = {"ac.cluster_small_frac", "ac.silhouette", "ac.flagged",
                            "ac.class_size", "ac.small_poisoned", "ac.confusion"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-        const qb_detail *a = qb_details_find(&d1, names[k]), *b = qb_details_find(&d2, names[k]);
+        const qb_detail *a = qb_details_find(&r1->det, names[k]);
+        const qb_detail *b = qb_details_find(&r2->det, names[k]);
         assert_non_null(a);
         assert_int_equal(a->n, strcmp(names[k], "ac.confusion") ? 10 : 4);
         assert_int_equal(a->n, b->n);
         assert_memory_equal(a->v, b->v, a->n * sizeof(double));
     }
-    assert_int_equal(r1.detected, r2.detected);
-    const qb_detail *conf = qb_details_find(&d1, "ac.confusion");
-    const qb_detail *flag = qb_details_find(&d1, "ac.flagged");
-    const qb_detail *size = qb_details_find(&d1, "ac.class_size");
-    const qb_detail *frac = qb_details_find(&d1, "ac.cluster_small_frac");
-    const qb_detail *sil = qb_details_find(&d1, "ac.silhouette");
-    assert_true(conf->v[0] + conf->v[1] + conf->v[2] + conf->v[3] == (double)train.n);
-    assert_true(conf->v[0] + conf->v[3] == (double)np);
+    assert_int_equal(r1->res.detected, r2->res.detected);
+    const qb_detail *conf = qb_details_find(&r1->det, "ac.confusion");
+    const qb_detail *flag = qb_details_find(&r1->det, "ac.flagged");
+    const qb_detail *size = qb_details_find(&r1->det, "ac.class_size");
+    const qb_detail *frac = qb_details_find(&r1->det, "ac.cluster_small_frac");
+    const qb_detail *sil = qb_details_find(&r1->det, "ac.silhouette");
+    assert_true(conf->v[0] + conf->v[1] + conf->v[2] + conf->v[3] == (double)c.train.n);
+    assert_true(conf->v[0] + conf->v[3] == (double)c.n_poisoned);
     int any = 0;
     double total = 0;
-    for (int c = 0; c < 10; c++) {
-        int want = frac->v[c] < QB_AC_SMALL_FRAC && sil->v[c] > QB_AC_SILHOUETTE;
-        assert_int_equal((int)flag->v[c], want);
+    for (int k = 0; k < 10; k++) {
+        int want = frac->v[k] < QB_AC_SMALL_FRAC && sil->v[k] > QB_AC_SILHOUETTE;
+        assert_int_equal((int)flag->v[k], want);
         any |= want;
-        total += size->v[c];
+        total += size->v[k];
     }
-    assert_int_equal(r1.detected, any);
-    assert_true(total == (double)train.n);
+    assert_int_equal(r1->res.detected, any);
+    assert_true(total == (double)c.train.n);
 
     /* nothing poisoned: no TP/FN; a parameter from the spec is honoured */
-    in.is_poisoned = NULL;
-    in.n_poisoned = 0;
+    qb_test_train_case_unpoisoned(&c);
     qb_param_kv kv[] = {{"restarts", "1"}, {"silhouette_max", "100"}};
-    in.params.kv = kv;
-    in.params.n = 2;
-    qb_details_free(&d2);
-    qb_details_init(&d2);
-    assert_int_equal(qb_defense_ac(&in, &r2, &err), 0);
-    conf = qb_details_find(&d2, "ac.confusion");
+    c.in.params.kv = kv;
+    c.in.params.n = 2;
+    qb_test_train_case_run(&c, qb_defense_ac, 1);
+    conf = qb_details_find(&r2->det, "ac.confusion");
     assert_true(conf->v[0] == 0 && conf->v[3] == 0);
-    assert_true(conf->v[1] + conf->v[2] == (double)train.n);
+    assert_true(conf->v[1] + conf->v[2] == (double)c.train.n);
 
-    qb_details_free(&d1);
-    qb_details_free(&d2);
-    free(pois);
-    qb_model_free(&m);
-    qb_dataset_free(&train);
-    qb_dataset_free(&test);
+    qb_test_train_case_free(&c);
 }
 
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rule_on_blobs),
-        cmocka_unit_test(test_too_small_class),
-        cmocka_unit_test(test_defense_end_to_end),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_rule_on_blobs),
+                             cmocka_unit_test(test_too_small_class),
+                             cmocka_unit_test(test_defense_end_to_end));
 }

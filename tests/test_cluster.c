@@ -241,13 +241,10 @@ static void test_sklearn_fixture(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kmeans_separable),
-        cmocka_unit_test(test_kmeans_deterministic),
-        cmocka_unit_test(test_kmeans_degenerate),
-        cmocka_unit_test(test_silhouette_by_hand),
-        cmocka_unit_test(test_silhouette_sampled),
-        cmocka_unit_test(test_sklearn_fixture),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_kmeans_separable),
+                             cmocka_unit_test(test_kmeans_deterministic),
+                             cmocka_unit_test(test_kmeans_degenerate),
+                             cmocka_unit_test(test_silhouette_by_hand),
+                             cmocka_unit_test(test_silhouette_sampled),
+                             cmocka_unit_test(test_sklearn_fixture));
 }

@@ -21,15 +21,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static char *join(const char *a, const char *b)
-{
-    size_t len = strlen(a) + strlen(b) + 2;
-    char *p = malloc(len);
-    assert_non_null(p);
-    snprintf(p, len, "%s/%s", a, b);
-    return p;
-}
-
 static void mkdir_p(const char *path)
 {
     char buf[2048];
@@ -62,13 +53,16 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-/* Error message must contain every given fragment. */
-static void assert_msg_has(const qb_error *e, const char *frag)
+/* tr has n_tr and te n_te images, tr's of c x h x w in `classes` classes. */
+static void check_sizes(const qb_dataset *tr, const qb_dataset *te, size_t n_tr, size_t n_te,
+                        int c, int h, int w, int classes)
 {
-    if (!strstr(e->msg, frag)) {
-        print_error("message \"%s\" lacks \"%s\"\n", e->msg, frag);
-        fail();
-    }
+    assert_int_equal(tr->n, n_tr);
+    assert_int_equal(te->n, n_te);
+    assert_int_equal(tr->c, c);
+    assert_int_equal(tr->h, h);
+    assert_int_equal(tr->w, w);
+    assert_int_equal(tr->classes, classes);
 }
 
 static void assert_unallocated(const qb_dataset *d)
@@ -107,6 +101,25 @@ static uint8_t *idx_labels(uint32_t magic, uint32_t n_header, uint32_t n, size_t
     return b;
 }
 
+/* The bytes of a good IDX pair: n images of 4x3 (idx_images) and their n
+ * labels (idx_labels), headers announcing n. */
+typedef struct idx_pair {
+    uint8_t *im, *lb;
+    size_t li, ll;
+} idx_pair;
+
+static void idx_pair_init(idx_pair *p, uint32_t n)
+{
+    p->im = idx_images(2051, n, n, 4, 3, &p->li);
+    p->lb = idx_labels(2049, n, n, &p->ll);
+}
+
+static void idx_pair_free(idx_pair *p)
+{
+    free(p->im);
+    free(p->lb);
+}
+
 /* Write a good IDX pair (n images of 4x3) as dir/<prefix>-{images-idx3,labels-idx1}-ubyte[.gz]. */
 static void write_idx_pair(const char *dir, const char *prefix, uint32_t n, int gz)
 {
@@ -142,8 +155,8 @@ static void expect_idx_error(const uint8_t *im, size_t li, const uint8_t *lb, si
                              int which_labels, const char *frag)
 {
     char *dir = qb_test_tmpdir();
-    char *pi = join(dir, gz ? "img.gz" : "img");
-    char *pl = join(dir, gz ? "lab.gz" : "lab");
+    char *pi = qb_test_path_join(dir, gz ? "img.gz" : "img");
+    char *pl = qb_test_path_join(dir, gz ? "lab.gz" : "lab");
     if (gz) {
         write_gz(pi, im, li);
         write_gz(pl, lb, ll);
@@ -155,8 +168,8 @@ static void expect_idx_error(const uint8_t *im, size_t li, const uint8_t *lb, si
     memset(&d, 0xAB, sizeof d);
     qb_error e = {0};
     assert_int_equal(qb_idx_load(pi, pl, "t", &d, &e), -1);
-    assert_msg_has(&e, which_labels ? pl : pi);
-    assert_msg_has(&e, frag);
+    qb_test_assert_msg_has(&e, which_labels ? pl : pi);
+    qb_test_assert_msg_has(&e, frag);
     assert_unallocated(&d);
     free(pi);
     free(pl);
@@ -215,12 +228,7 @@ static void test_fashion_mnist_real(void **state)
         print_error("%s\n", e.msg);
         fail();
     }
-    assert_int_equal(tr.n, 60000);
-    assert_int_equal(te.n, 10000);
-    assert_int_equal(tr.c, 1);
-    assert_int_equal(tr.h, 28);
-    assert_int_equal(tr.w, 28);
-    assert_int_equal(tr.classes, 10);
+    check_sizes(&tr, &te, 60000, 10000, 1, 28, 28, 10);
     size_t ct[10] = {0}, ce[10] = {0};
     for (size_t i = 0; i < tr.n; i++) ct[tr.labels[i]]++;
     for (size_t i = 0; i < te.n; i++) ce[te.labels[i]]++;
@@ -269,42 +277,39 @@ static void test_idx_good_plain_and_gz(void **state)
 static void test_idx_bad_magic(void **state)
 {
     (void)state;
-    size_t li, ll;
-    uint8_t *im = idx_images(2049, 3, 3, 4, 3, &li);
-    uint8_t *lb = idx_labels(2049, 3, 3, &ll);
-    expect_idx_error(im, li, lb, ll, 0, 0, "byte offset 0");
-    expect_idx_error(im, li, lb, ll, 1, 0, "bad magic");
-    free(im);
-    im = idx_images(2051, 3, 3, 4, 3, &li);
-    lb[3] = 0x03; /* labels file claiming to be images */
-    expect_idx_error(im, li, lb, ll, 0, 1, "byte offset 0");
-    free(im);
-    free(lb);
+    idx_pair p;
+    idx_pair_init(&p, 3);
+    put_be32(p.im, 2049); /* an images file with the labels' magic */
+    expect_idx_error(p.im, p.li, p.lb, p.ll, 0, 0, "byte offset 0");
+    expect_idx_error(p.im, p.li, p.lb, p.ll, 1, 0, "bad magic");
+    put_be32(p.im, 2051);
+    p.lb[3] = 0x03; /* labels file claiming to be images */
+    expect_idx_error(p.im, p.li, p.lb, p.ll, 0, 1, "byte offset 0");
+    idx_pair_free(&p);
 }
 
 static void test_idx_count_mismatch(void **state)
 {
     (void)state;
-    size_t li, ll;
-    uint8_t *im = idx_images(2051, 3, 3, 4, 3, &li);
-    uint8_t *lb = idx_labels(2049, 4, 4, &ll);
-    expect_idx_error(im, li, lb, ll, 1, 1, "byte offset 4");
-    free(lb);
+    idx_pair p;
+    idx_pair_init(&p, 3);
+    size_t ll4, li;
+    uint8_t *lb4 = idx_labels(2049, 4, 4, &ll4);
+    expect_idx_error(p.im, p.li, lb4, ll4, 1, 1, "byte offset 4");
+    free(lb4);
     /* Header count larger than the payload: reported where the data ends. */
-    lb = idx_labels(2049, 3, 3, &ll);
     uint8_t *im2 = idx_images(2051, 5, 3, 4, 3, &li);
-    expect_idx_error(im2, li, lb, ll, 0, 0, "byte offset 52");
+    expect_idx_error(im2, li, p.lb, p.ll, 0, 0, "byte offset 52");
     free(im2);
-    free(im);
-    free(lb);
+    idx_pair_free(&p);
 }
 
 static void test_idx_truncated(void **state)
 {
-    (void)state;
-    size_t li, ll;
-    uint8_t *im = idx_images(2051, 3, 3, 4, 3, &li);
-    uint8_t *lb = idx_labels(2049, 3, 3, &ll);
+    idx_pair p;
+    idx_pair_init(&p, 3);
+    uint8_t *im = p.im, *lb = p.lb;
+    size_t li = p.li, ll = p.ll;
     /* Cut the image payload after 20 of 36 bytes: offset 16 + 20. */
     expect_idx_error(im, 36, lb, ll, 0, 0, "byte offset 36");
     expect_idx_error(im, 36, lb, ll, 1, 0, "byte offset 36");
@@ -313,8 +318,8 @@ static void test_idx_truncated(void **state)
     /* Labels cut short. */
     expect_idx_error(im, li, lb, ll - 1, 0, 1, "byte offset 10");
     /* A gzip stream cut in the middle (compressed bytes missing). */
-    char *dir = qb_test_tmpdir();
-    char *pi = join(dir, "img.gz"), *pl = join(dir, "lab");
+    const char *dir = *state;
+    char *pi = qb_test_path_join(dir, "img.gz"), *pl = qb_test_path_join(dir, "lab");
     size_t big_n = 2000;
     size_t bl;
     uint8_t *big = idx_images(2051, (uint32_t)big_n, (uint32_t)big_n, 4, 3, &bl);
@@ -331,37 +336,32 @@ static void test_idx_truncated(void **state)
     qb_dataset d;
     qb_error e = {0};
     assert_int_equal(qb_idx_load(pi, pl, "t", &d, &e), -1);
-    assert_msg_has(&e, pi);
-    assert_msg_has(&e, "byte offset");
+    qb_test_assert_msg_has(&e, pi);
+    qb_test_assert_msg_has(&e, "byte offset");
     assert_unallocated(&d);
     free(big);
     free(blb);
     free(pi);
     free(pl);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
-    free(im);
-    free(lb);
+    idx_pair_free(&p);
 }
 
 static void test_idx_label_out_of_range_and_trailing(void **state)
 {
     (void)state;
-    size_t li, ll;
-    uint8_t *im = idx_images(2051, 5, 5, 4, 3, &li);
-    uint8_t *lb = idx_labels(2049, 5, 5, &ll);
-    lb[8 + 3] = 10;
-    expect_idx_error(im, li, lb, ll, 0, 1, "byte offset 11");
-    expect_idx_error(im, li, lb, ll, 1, 1, "label 10 out of range");
-    lb[8 + 3] = 1;
+    idx_pair p;
+    idx_pair_init(&p, 5);
+    p.lb[8 + 3] = 10;
+    expect_idx_error(p.im, p.li, p.lb, p.ll, 0, 1, "byte offset 11");
+    expect_idx_error(p.im, p.li, p.lb, p.ll, 1, 1, "label 10 out of range");
+    p.lb[8 + 3] = 1;
     /* One byte more than announced. */
-    uint8_t *im2 = malloc(li + 1);
-    memcpy(im2, im, li);
-    im2[li] = 0;
-    expect_idx_error(im2, li + 1, lb, ll, 0, 0, "byte offset 76");
+    uint8_t *im2 = malloc(p.li + 1);
+    memcpy(im2, p.im, p.li);
+    im2[p.li] = 0;
+    expect_idx_error(im2, p.li + 1, p.lb, p.ll, 0, 0, "byte offset 76");
     free(im2);
-    free(im);
-    free(lb);
+    idx_pair_free(&p);
 }
 
 static void test_idx_hostile_header(void **state)
@@ -389,28 +389,24 @@ static void test_idx_hostile_header(void **state)
 
 static void test_idx_missing_file(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
-    char *pi = join(dir, "nope-images"), *pl = join(dir, "nope-labels");
+    const char *dir = *state;
+    char *pi = qb_test_path_join(dir, "nope-images"), *pl = qb_test_path_join(dir, "nope-labels");
     qb_dataset d;
     qb_error e = {0};
     assert_int_equal(qb_idx_load(pi, pl, "t", &d, &e), -1);
-    assert_msg_has(&e, pi);
+    qb_test_assert_msg_has(&e, pi);
     assert_unallocated(&d);
     free(pi);
     free(pl);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
 /* ---- search order and the "not found" message ----------------------------- */
 
 static void test_load_mnist_search_order(void **state)
 {
-    (void)state;
-    char *root = qb_test_tmpdir();
-    char *explicit_dir = join(root, "explicit"), *env_dir = join(root, "env");
-    char *exp_mnist = join(explicit_dir, "mnist");
+    const char *root = *state;
+    char *explicit_dir = qb_test_path_join(root, "explicit"), *env_dir = qb_test_path_join(root, "env");
+    char *exp_mnist = qb_test_path_join(explicit_dir, "mnist");
     mkdir_p(exp_mnist);
     mkdir_p(env_dir);
     /* explicit/mnist/: 6 train (plain), 2 test (gz); env/: 9 train, 3 test. */
@@ -432,7 +428,7 @@ static void test_load_mnist_search_order(void **state)
     check_idx_content(&te, 3);
     qb_dataset_free(&tr);
     qb_dataset_free(&te);
-    char *empty = join(root, "empty");
+    char *empty = qb_test_path_join(root, "empty");
     mkdir_p(empty);
     assert_int_equal(qb_dataset_load("mnist", empty, 0, &tr, &te, &e), 0);
     assert_int_equal(tr.n, 9);
@@ -444,8 +440,8 @@ static void test_load_mnist_search_order(void **state)
     remove(p);
     memset(&e, 0, sizeof e);
     assert_int_equal(qb_dataset_load("mnist", explicit_dir, 0, &tr, &te, &e), -1);
-    assert_msg_has(&e, "t10k-labels-idx1-ubyte");
-    assert_msg_has(&e, exp_mnist);
+    qb_test_assert_msg_has(&e, "t10k-labels-idx1-ubyte");
+    qb_test_assert_msg_has(&e, exp_mnist);
     assert_unallocated(&tr);
     assert_unallocated(&te);
     unsetenv("QBLIND_DATA_DIR");
@@ -453,15 +449,12 @@ static void test_load_mnist_search_order(void **state)
     free(exp_mnist);
     free(explicit_dir);
     free(env_dir);
-    qb_test_tmpdir_remove(root);
-    free(root);
 }
 
 static void test_missing_dataset_message(void **state)
 {
-    (void)state;
-    char *root = qb_test_tmpdir();
-    char *explicit_dir = join(root, "mine"), *env_dir = join(root, "envdir");
+    const char *root = *state;
+    char *explicit_dir = qb_test_path_join(root, "mine"), *env_dir = qb_test_path_join(root, "envdir");
     setenv("QBLIND_DATA_DIR", env_dir, 1);
     static const struct {
         const char *name, *hint;
@@ -476,13 +469,13 @@ static void test_missing_dataset_message(void **state)
         assert_int_equal(qb_dataset_load(cases[i].name, explicit_dir, 0, &tr, &te, &e), -1);
         char want[1024];
         snprintf(want, sizeof want, "%s/%s", explicit_dir, cases[i].name);
-        assert_msg_has(&e, want);
+        qb_test_assert_msg_has(&e, want);
         snprintf(want, sizeof want, "%s/%s", env_dir, cases[i].name);
-        assert_msg_has(&e, want);
+        qb_test_assert_msg_has(&e, want);
         snprintf(want, sizeof want, "%s, ", explicit_dir);
-        assert_msg_has(&e, want);
-        assert_msg_has(&e, cases[i].hint);
-        assert_msg_has(&e, "not found");
+        qb_test_assert_msg_has(&e, want);
+        qb_test_assert_msg_has(&e, cases[i].hint);
+        qb_test_assert_msg_has(&e, "not found");
         assert_unallocated(&tr);
         assert_unallocated(&te);
     }
@@ -492,17 +485,15 @@ static void test_missing_dataset_message(void **state)
     struct stat st;
     if (stat(FASHION_DIR, &st) != 0) {
         assert_int_equal(qb_dataset_load("fashion-mnist", explicit_dir, 0, &tr, &te, &e), -1);
-        assert_msg_has(&e, FASHION_DIR);
-        assert_msg_has(&e, "apt-get install dataset-fashion-mnist");
+        qb_test_assert_msg_has(&e, FASHION_DIR);
+        qb_test_assert_msg_has(&e, "apt-get install dataset-fashion-mnist");
     }
     assert_int_equal(qb_dataset_load("imagenet", NULL, 0, &tr, &te, &e), -1);
-    assert_msg_has(&e, "imagenet");
-    assert_msg_has(&e, "cifar10");
+    qb_test_assert_msg_has(&e, "imagenet");
+    qb_test_assert_msg_has(&e, "cifar10");
     unsetenv("QBLIND_DATA_DIR");
     free(explicit_dir);
     free(env_dir);
-    qb_test_tmpdir_remove(root);
-    free(root);
 }
 
 static void test_dataset_names(void **state)
@@ -515,6 +506,23 @@ static void test_dataset_names(void **state)
         assert_string_equal(qb_dataset_names[i], want[i]);
     }
     assert_int_equal(i, 5);
+}
+
+/* qb_dataset_load of `name` from root, QBLIND_DATA_DIR unset, must
+ * succeed, and `check` pass on what it loaded. */
+static void expect_loads_by_name(const char *name, const char *root,
+                                 void (*check)(const qb_dataset *tr, const qb_dataset *te))
+{
+    qb_dataset tr, te;
+    qb_error e = {0};
+    unsetenv("QBLIND_DATA_DIR");
+    if (qb_dataset_load(name, root, 0, &tr, &te, &e) != 0) {
+        print_error("%s\n", e.msg);
+        fail();
+    }
+    check(&tr, &te);
+    qb_dataset_free(&tr);
+    qb_dataset_free(&te);
 }
 
 /* ---- CIFAR-10 ------------------------------------------------------------- */
@@ -551,12 +559,7 @@ static void write_cifar(const char *dir)
 
 static void check_cifar(const qb_dataset *tr, const qb_dataset *te)
 {
-    assert_int_equal(tr->n, 19);
-    assert_int_equal(te->n, 3);
-    assert_int_equal(tr->c, 3);
-    assert_int_equal(tr->h, 32);
-    assert_int_equal(tr->w, 32);
-    assert_int_equal(tr->classes, 10);
+    check_sizes(tr, te, 19, 3, 3, 32, 32, 10);
     size_t s = 0;
     for (int f = 0; f < 6; f++) {
         const qb_dataset *d = f < 5 ? tr : te;
@@ -572,10 +575,9 @@ static void check_cifar(const qb_dataset *tr, const qb_dataset *te)
 
 static void test_cifar_good(void **state)
 {
-    (void)state;
-    char *root = qb_test_tmpdir();
+    const char *root = *state;
     /* The tarball's own folder name under <dir>/cifar10/ is found. */
-    char *dir = join(root, "cifar10/cifar-10-batches-bin");
+    char *dir = qb_test_path_join(root, "cifar10/cifar-10-batches-bin");
     write_cifar(dir);
     qb_dataset tr, te;
     qb_error e = {0};
@@ -583,16 +585,7 @@ static void test_cifar_good(void **state)
     check_cifar(&tr, &te);
     qb_dataset_free(&tr);
     qb_dataset_free(&te);
-    unsetenv("QBLIND_DATA_DIR");
-    if (qb_dataset_load("cifar10", root, 0, &tr, &te, &e) != 0) {
-        print_error("%s\n", e.msg);
-        fail();
-    }
-    check_cifar(&tr, &te);
-    qb_dataset_free(&tr);
-    qb_dataset_free(&te);
-    qb_test_tmpdir_remove(root);
-    free(root);
+    expect_loads_by_name("cifar10", root, check_cifar);
     free(dir);
 }
 
@@ -601,9 +594,9 @@ static void expect_cifar_error(const char *dir, const char *file, const char *fr
     qb_dataset tr, te;
     qb_error e = {0};
     assert_int_equal(qb_cifar10_load(dir, &tr, &te, &e), -1);
-    char *p = join(dir, file);
-    assert_msg_has(&e, p);
-    assert_msg_has(&e, frag);
+    char *p = qb_test_path_join(dir, file);
+    qb_test_assert_msg_has(&e, p);
+    qb_test_assert_msg_has(&e, frag);
     free(p);
     assert_unallocated(&tr);
     assert_unallocated(&te);
@@ -611,10 +604,9 @@ static void expect_cifar_error(const char *dir, const char *file, const char *fr
 
 static void test_cifar_bad(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
-    char *p3 = join(dir, "data_batch_3.bin"), *pt = join(dir, "test_batch.bin");
-    char *p4 = join(dir, "data_batch_4.bin");
+    const char *dir = *state;
+    char *p3 = qb_test_path_join(dir, "data_batch_3.bin"), *pt = qb_test_path_join(dir, "test_batch.bin");
+    char *p4 = qb_test_path_join(dir, "data_batch_4.bin");
     /* Odd length: batch 3 cut 100 bytes into its last record (record 2). */
     write_cifar(dir);
     uint8_t *b = cifar_batch(2, 5);
@@ -640,8 +632,6 @@ static void test_cifar_bad(void **state)
     free(p3);
     free(p4);
     free(pt);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
 /* ---- GTSRB ----------------------------------------------------------------- */
@@ -726,12 +716,7 @@ static void check_uniform(const qb_dataset *d, size_t s, const uint8_t c[3])
 
 static void check_gtsrb(const qb_dataset *tr, const qb_dataset *te)
 {
-    assert_int_equal(tr->n, 44);
-    assert_int_equal(te->n, 3);
-    assert_int_equal(tr->c, 3);
-    assert_int_equal(tr->h, 32);
-    assert_int_equal(tr->w, 32);
-    assert_int_equal(tr->classes, 43);
+    check_sizes(tr, te, 44, 3, 3, 32, 32, 43);
     size_t s = 0;
     for (int cls = 0; cls < 43; cls++) {
         for (int k = 0; k < (cls == 0 ? 2 : 1); k++, s++) {
@@ -752,9 +737,8 @@ static void check_gtsrb(const qb_dataset *tr, const qb_dataset *te)
 
 static void test_gtsrb_good(void **state)
 {
-    (void)state;
-    char *root = qb_test_tmpdir();
-    char *dir = join(root, "gtsrb/GTSRB"); /* as the zips extract */
+    const char *root = *state;
+    char *dir = qb_test_path_join(root, "gtsrb/GTSRB"); /* as the zips extract */
     write_gtsrb(dir);
     qb_dataset tr, te;
     qb_error e = {0};
@@ -765,14 +749,7 @@ static void test_gtsrb_good(void **state)
     check_gtsrb(&tr, &te);
     qb_dataset_free(&tr);
     qb_dataset_free(&te);
-    unsetenv("QBLIND_DATA_DIR");
-    if (qb_dataset_load("gtsrb", root, 0, &tr, &te, &e) != 0) {
-        print_error("%s\n", e.msg);
-        fail();
-    }
-    check_gtsrb(&tr, &te);
-    qb_dataset_free(&tr);
-    qb_dataset_free(&te);
+    expect_loads_by_name("gtsrb", root, check_gtsrb);
     /* The test GT CSV also accepted at the top of the tree. */
     char p[1200], q[1200];
     snprintf(p, sizeof p, "%s/Final_Test/Images/GT-final_test.csv", dir);
@@ -782,8 +759,6 @@ static void test_gtsrb_good(void **state)
     assert_int_equal(te.n, 3);
     qb_dataset_free(&tr);
     qb_dataset_free(&te);
-    qb_test_tmpdir_remove(root);
-    free(root);
     free(dir);
 }
 
@@ -792,8 +767,7 @@ static void test_gtsrb_good(void **state)
  * interpolation with pixel centres aligned. */
 static void test_gtsrb_resize_exact(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
+    const char *dir = *state;
     write_gtsrb(dir);
     char p[1200];
     uint8_t img[15 + 32 * 32 * 3];
@@ -849,151 +823,93 @@ static void test_gtsrb_resize_exact(void **state)
     assert_int_equal(o[1023], 40);
     qb_dataset_free(&tr);
     qb_dataset_free(&te);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
-/* Build a good tree, apply one corruption, expect an error with fragments. */
-typedef void (*gt_corrupt_fn)(const char *root);
+/* One corruption of a good tree: `text` written over the file `rel` (text
+ * NULL: `rel` removed), or `edit` applied to the tree where text cannot
+ * say it; loading must fail with frag1 and (unless NULL) frag2 in the
+ * message. */
+typedef struct gt_corruption {
+    const char *rel, *text;
+    void (*edit)(const char *root);
+    const char *frag1, *frag2;
+} gt_corruption;
 
-static void expect_gtsrb_error(gt_corrupt_fn corrupt, const char *frag1, const char *frag2)
+/* Build a good tree, apply the corruption, expect an error with fragments. */
+static void expect_gtsrb_error(const gt_corruption *k)
 {
     char *dir = qb_test_tmpdir();
     write_gtsrb(dir);
-    corrupt(dir);
+    if (k->edit) {
+        k->edit(dir);
+    } else {
+        char *p = qb_test_path_join(dir, k->rel);
+        if (k->text) qb_test_write_file(p, k->text, strlen(k->text));
+        else assert_int_equal(remove(p), 0);
+        free(p);
+    }
     qb_dataset tr, te;
     qb_error e = {0};
     assert_int_equal(qb_gtsrb_load(dir, &tr, &te, &e), -1);
-    assert_msg_has(&e, frag1);
-    if (frag2) assert_msg_has(&e, frag2);
+    qb_test_assert_msg_has(&e, k->frag1);
+    if (k->frag2) qb_test_assert_msg_has(&e, k->frag2);
     assert_unallocated(&tr);
     assert_unallocated(&te);
     qb_test_tmpdir_remove(dir);
     free(dir);
 }
 
-static void overwrite(const char *root, const char *rel, const char *text)
-{
-    char *p = join(root, rel);
-    qb_test_write_file(p, text, strlen(text));
-    free(p);
-}
-
-static void c_bad_magic(const char *root)
-{
-    overwrite(root, "Final_Training/Images/00007/00000_00000.ppm", "P3\n11 13\n255\n1 2 3\n");
-}
-static void c_bad_maxval(const char *root)
-{
-    overwrite(root, "Final_Training/Images/00003/00000_00000.ppm", "P6\n13 14\n65535\n");
-}
-static void c_bad_header_token(const char *root)
-{
-    overwrite(root, "Final_Training/Images/00003/00000_00000.ppm", "P6\n13 x4\n255\n");
-}
-static void c_ppm_size_mismatch(const char *root)
+static void ppm_size_mismatch(const char *root)
 {
     static const uint8_t a[3] = {1, 2, 3};
-    char *p = join(root, "Final_Test/Images/00001.ppm");
+    char *p = qb_test_path_join(root, "Final_Test/Images/00001.ppm");
     write_ppm(p, 49, 55, 0, 0, 0, 0, a, a); /* CSV says 50x55 */
     free(p);
 }
-static void c_ppm_truncated(const char *root)
-{
-    /* Class 1: 11x12 announced, a few pixel bytes only. */
-    overwrite(root, "Final_Training/Images/00001/00000_00000.ppm", "P6\n11 12\n255\nabcdef");
-}
-static void c_roi_out_of_bounds(const char *root)
-{
-    overwrite(root, "Final_Training/Images/00002/GT-00002.csv",
-              "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n"
-              "00000_00000.ppm;12;13;2;3;12;10;2\n");
-}
-static void c_roi_inverted(const char *root)
-{
-    overwrite(root, "Final_Test/Images/GT-final_test.csv",
-              "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n"
-              "00000.ppm;30;25;5;6;24;20;5\n00001.ppm;50;55;5;40;44;39;42\n");
-}
-static void c_missing_image(const char *root)
-{
-    char *p = join(root, "Final_Training/Images/00042/00000_00000.ppm");
-    assert_int_equal(remove(p), 0);
-    free(p);
-}
-static void c_missing_csv(const char *root)
-{
-    char *p = join(root, "Final_Training/Images/00011/GT-00011.csv");
-    assert_int_equal(remove(p), 0);
-    free(p);
-}
-static void c_missing_test_gt(const char *root)
-{
-    char *p = join(root, "Final_Test/Images/GT-final_test.csv");
-    assert_int_equal(remove(p), 0);
-    free(p);
-}
-static void c_csv_few_fields(const char *root)
-{
-    overwrite(root, "Final_Training/Images/00004/GT-00004.csv",
-              "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n"
-              "00000_00000.ppm;14;15;2;3;12;12\n");
-}
-static void c_csv_not_number(const char *root)
-{
-    overwrite(root, "Final_Training/Images/00004/GT-00004.csv",
-              "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n"
-              "00000_00000.ppm;14;-15;2;3;12;12;4\n");
-}
-static void c_csv_bad_header(const char *root)
-{
-    overwrite(root, "Final_Training/Images/00004/GT-00004.csv",
-              "Filename;Width;Height;X1;Y1;X2;Y2;ClassId\n00000_00000.ppm;14;15;2;3;12;12;4\n");
-}
-static void c_csv_wrong_class(const char *root)
-{
-    overwrite(root, "Final_Training/Images/00004/GT-00004.csv",
-              "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n"
-              "00000_00000.ppm;14;15;2;3;12;12;5\n");
-}
-static void c_csv_class_range(const char *root)
-{
-    overwrite(root, "Final_Test/Images/GT-final_test.csv",
-              "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n"
-              "00000.ppm;30;25;5;6;24;20;43\n");
-}
-static void c_csv_path_escape(const char *root)
-{
-    overwrite(root, "Final_Test/Images/GT-final_test.csv",
-              "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n"
-              "../../Final_Training/Images/00000/00000_00000.ppm;10;11;2;3;8;8;0\n");
-}
+
+#define GT_CSV_HEAD "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n"
+#define GT_TRAIN4 "Final_Training/Images/00004/GT-00004.csv"
+#define GT_TEST "Final_Test/Images/GT-final_test.csv"
+
+static const gt_corruption gt_corruptions[] = {
+    {"Final_Training/Images/00007/00000_00000.ppm", "P3\n11 13\n255\n1 2 3\n", NULL,
+     "00007/00000_00000.ppm: byte offset 0", "magic"},
+    {"Final_Training/Images/00003/00000_00000.ppm", "P6\n13 14\n65535\n", NULL,
+     "00003/00000_00000.ppm: byte offset", "maxval 65535"},
+    {"Final_Training/Images/00003/00000_00000.ppm", "P6\n13 x4\n255\n", NULL,
+     "00003/00000_00000.ppm: byte offset 6", "height"},
+    {NULL, NULL, ppm_size_mismatch, "Final_Test/Images/00001.ppm", "49x55"},
+    /* class 1: 11x12 announced, a few pixel bytes only */
+    {"Final_Training/Images/00001/00000_00000.ppm", "P6\n11 12\n255\nabcdef", NULL,
+     "00001/00000_00000.ppm: byte offset 19", "file ends inside the pixel data"},
+    {"Final_Training/Images/00002/GT-00002.csv", GT_CSV_HEAD "00000_00000.ppm;12;13;2;3;12;10;2\n",
+     NULL, "GT-00002.csv: line 2, field 6 (Roi.X2)", "out of bounds"},
+    {GT_TEST, GT_CSV_HEAD "00000.ppm;30;25;5;6;24;20;5\n00001.ppm;50;55;5;40;44;39;42\n", NULL,
+     "GT-final_test.csv: line 3, field 5 (Roi.Y1)", "out of bounds"},
+    {"Final_Training/Images/00042/00000_00000.ppm", NULL, NULL,
+     "00042/00000_00000.ppm: cannot open", "GT-00042.csv line 2"},
+    {"Final_Training/Images/00011/GT-00011.csv", NULL, NULL, "00011/GT-00011.csv: cannot open",
+     NULL},
+    {GT_TEST, NULL, NULL, "GT-final_test.csv", "GTSRB_Final_Test_GT"},
+    {GT_TRAIN4, GT_CSV_HEAD "00000_00000.ppm;14;15;2;3;12;12\n", NULL, "GT-00004.csv: line 2",
+     "too few fields"},
+    {GT_TRAIN4, GT_CSV_HEAD "00000_00000.ppm;14;-15;2;3;12;12;4\n", NULL,
+     "GT-00004.csv: line 2, field 3 (Height)", "-15"},
+    {GT_TRAIN4, "Filename;Width;Height;X1;Y1;X2;Y2;ClassId\n00000_00000.ppm;14;15;2;3;12;12;4\n",
+     NULL, "GT-00004.csv: line 1, field 4", "Roi.X1"},
+    {GT_TRAIN4, GT_CSV_HEAD "00000_00000.ppm;14;15;2;3;12;12;5\n", NULL,
+     "GT-00004.csv: line 2, field 8 (ClassId)", "class 4"},
+    {GT_TEST, GT_CSV_HEAD "00000.ppm;30;25;5;6;24;20;43\n", NULL,
+     "GT-final_test.csv: line 2, field 8 (ClassId)", "43 out of range"},
+    {GT_TEST, GT_CSV_HEAD "../../Final_Training/Images/00000/00000_00000.ppm;10;11;2;3;8;8;0\n",
+     NULL, "GT-final_test.csv: line 2, field 1 (Filename)", "plain file name"},
+};
 
 static void test_gtsrb_bad(void **state)
 {
     (void)state;
-    expect_gtsrb_error(c_bad_magic, "00007/00000_00000.ppm: byte offset 0", "magic");
-    expect_gtsrb_error(c_bad_maxval, "00003/00000_00000.ppm: byte offset", "maxval 65535");
-    expect_gtsrb_error(c_bad_header_token, "00003/00000_00000.ppm: byte offset 6", "height");
-    expect_gtsrb_error(c_ppm_size_mismatch, "Final_Test/Images/00001.ppm", "49x55");
-    expect_gtsrb_error(c_ppm_truncated, "00001/00000_00000.ppm: byte offset 19",
-                       "file ends inside the pixel data");
-    expect_gtsrb_error(c_roi_out_of_bounds, "GT-00002.csv: line 2, field 6 (Roi.X2)",
-                       "out of bounds");
-    expect_gtsrb_error(c_roi_inverted, "GT-final_test.csv: line 3, field 5 (Roi.Y1)",
-                       "out of bounds");
-    expect_gtsrb_error(c_missing_image, "00042/00000_00000.ppm: cannot open",
-                       "GT-00042.csv line 2");
-    expect_gtsrb_error(c_missing_csv, "00011/GT-00011.csv: cannot open", NULL);
-    expect_gtsrb_error(c_missing_test_gt, "GT-final_test.csv", "GTSRB_Final_Test_GT");
-    expect_gtsrb_error(c_csv_few_fields, "GT-00004.csv: line 2", "too few fields");
-    expect_gtsrb_error(c_csv_not_number, "GT-00004.csv: line 2, field 3 (Height)", "-15");
-    expect_gtsrb_error(c_csv_bad_header, "GT-00004.csv: line 1, field 4", "Roi.X1");
-    expect_gtsrb_error(c_csv_wrong_class, "GT-00004.csv: line 2, field 8 (ClassId)", "class 4");
-    expect_gtsrb_error(c_csv_class_range, "GT-final_test.csv: line 2, field 8 (ClassId)",
-                       "43 out of range");
-    expect_gtsrb_error(c_csv_path_escape, "GT-final_test.csv: line 2, field 1 (Filename)",
-                       "plain file name");
+    for (size_t i = 0; i < sizeof gt_corruptions / sizeof gt_corruptions[0]; i++)
+        expect_gtsrb_error(&gt_corruptions[i]);
 }
 
 /* ---- synthetic ------------------------------------------------------------ */
@@ -1005,12 +921,7 @@ static void test_synthetic(void **state)
     qb_synthetic_generate(42, 1003, 250, &a, &at);
     qb_synthetic_generate(42, 1003, 250, &b, &bt);
     qb_synthetic_generate(43, 1003, 250, &c, &ct);
-    assert_int_equal(a.n, 1003);
-    assert_int_equal(at.n, 250);
-    assert_int_equal(a.c, 3);
-    assert_int_equal(a.h, 32);
-    assert_int_equal(a.w, 32);
-    assert_int_equal(a.classes, 10);
+    check_sizes(&a, &at, 1003, 250, 3, 32, 32, 10);
     assert_memory_equal(a.images, b.images, a.n * 3072);
     assert_memory_equal(a.labels, b.labels, a.n);
     assert_memory_equal(at.images, bt.images, at.n * 3072);
@@ -1069,25 +980,21 @@ static void test_synthetic(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_container_ops),
-        cmocka_unit_test(test_dataset_names),
-        cmocka_unit_test(test_fashion_mnist_real),
-        cmocka_unit_test(test_idx_good_plain_and_gz),
-        cmocka_unit_test(test_idx_bad_magic),
-        cmocka_unit_test(test_idx_count_mismatch),
-        cmocka_unit_test(test_idx_truncated),
-        cmocka_unit_test(test_idx_label_out_of_range_and_trailing),
-        cmocka_unit_test(test_idx_hostile_header),
-        cmocka_unit_test(test_idx_missing_file),
-        cmocka_unit_test(test_load_mnist_search_order),
-        cmocka_unit_test(test_missing_dataset_message),
-        cmocka_unit_test(test_cifar_good),
-        cmocka_unit_test(test_cifar_bad),
-        cmocka_unit_test(test_gtsrb_good),
-        cmocka_unit_test(test_gtsrb_resize_exact),
-        cmocka_unit_test(test_gtsrb_bad),
-        cmocka_unit_test(test_synthetic),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_container_ops),
+                             cmocka_unit_test(test_dataset_names),
+                             cmocka_unit_test(test_fashion_mnist_real),
+                             cmocka_unit_test(test_idx_good_plain_and_gz),
+                             cmocka_unit_test(test_idx_bad_magic),
+                             cmocka_unit_test(test_idx_count_mismatch),
+                             qb_test_with_tmpdir(test_idx_truncated),
+                             cmocka_unit_test(test_idx_label_out_of_range_and_trailing),
+                             cmocka_unit_test(test_idx_hostile_header),
+                             qb_test_with_tmpdir(test_idx_missing_file),
+                             qb_test_with_tmpdir(test_load_mnist_search_order),
+                             qb_test_with_tmpdir(test_missing_dataset_message),
+                             qb_test_with_tmpdir(test_cifar_good),
+                             qb_test_with_tmpdir(test_cifar_bad),
+                             qb_test_with_tmpdir(test_gtsrb_good),
+                             qb_test_with_tmpdir(test_gtsrb_resize_exact),
+                             cmocka_unit_test(test_gtsrb_bad), cmocka_unit_test(test_synthetic));
 }

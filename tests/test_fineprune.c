@@ -25,6 +25,9 @@
 #include "defenses/fineprune.h"
 #include "store/results.h"
 #include "quant/qmodel.h"
+#include "tests/testutil.h"
+#include "tests/testutil_defenses.h"
+#include "tests/testutil_quant.h"
 #include "tests/wired_lenet.h"
 
 #define CONV2 3 /* lenet's last conv layer */
@@ -42,9 +45,7 @@ static void test_zero_channel_outputs(void **state)
 {
     (void)state;
     qb_model a, b;
-    qb_error err;
-    assert_int_equal(qb_model_build(&a, "lenet", 1, 28, 28, 10, &err), 0);
-    qb_model_init_params(&a, 8);
+    qb_test_lenet(&a, 8);
     assert_int_equal(qb_model_last_conv(&a), CONV2);
     qb_model_copy(&b, &a);
     const int ch = 5;
@@ -92,10 +93,8 @@ static void test_zero_channel_outputs(void **state)
     qb_model_ws_free(&wb);
 
     /* at int8 (integer kernels) the pruned channel's output is exactly 0 too */
-    qb_precision p8;
     qb_qmodel qm;
-    assert_int_equal(qb_precision_parse("int8", &p8, &err), 0);
-    assert_int_equal(qb_qmodel_init(&qm, &b, &p8, 0.0f, 0, &err), 0);
+    qb_test_quantize(&qm, &b, "int8");
     qb_model_ws_init(&wb, &qm.model, n);
     qb_model_ws_set_fused(&wb, 0);
     qb_model_forward(&qm.model, &wb, x, n, 0);
@@ -127,9 +126,7 @@ static void test_channel_means_constructed(void **state)
 {
     (void)state;
     qb_model m;
-    qb_error err;
-    assert_int_equal(qb_model_build(&m, "lenet", 1, 28, 28, 10, &err), 0);
-    qb_model_init_params(&m, 4);
+    qb_test_lenet(&m, 4);
     const qb_layer *l = &m.layers[CONV2];
     memset(m.params + l->w_off, 0, l->w_len * sizeof(float));
     for (int c = 0; c < 32; c++)
@@ -144,10 +141,8 @@ static void test_channel_means_constructed(void **state)
         if (c % 3) want[k++] = c;                            /* 32 - c, increasing */
     const char *precs[2] = {"fp32", "int8"};
     for (int pi = 0; pi < 2; pi++) {
-        qb_precision p;
         qb_qmodel qm;
-        assert_int_equal(qb_precision_parse(precs[pi], &p, &err), 0);
-        assert_int_equal(qb_qmodel_init(&qm, &m, &p, 0.0f, 0, &err), 0);
+        qb_test_quantize(&qm, &m, precs[pi]);
         double mean[32];
         int order[32];
         qb_fineprune_channel_means(&qm.model, CONV2, &d, mean);
@@ -167,9 +162,8 @@ static void test_pruned_stay_zero_after_training(void **state)
 {
     (void)state;
     qb_model m;
+    qb_test_lenet(&m, 9);
     qb_error err;
-    assert_int_equal(qb_model_build(&m, "lenet", 1, 28, 28, 10, &err), 0);
-    qb_model_init_params(&m, 9);
     const int pruned[3] = {3, 17, 30};
     for (int i = 0; i < 3; i++) qb_fineprune_zero_channel(&m, CONV2, pruned[i]);
     qb_model before;
@@ -238,11 +232,14 @@ static void test_mitigated_rule(void **state)
 typedef struct fp_sets {
     qb_dataset train, val, eval, eval_trig;
     qb_trigger trigger;
+    qb_model fp; /* the wired LeNet, backdoor to the trigger's target */
 } fp_sets;
 
-/* Labels {0, 0, 0, 2}, trigger target 1: every image is a non-target one. */
+/* The wired LeNet and its data: labels {0, 0, 0, 2}, trigger target 1, so
+ * every image is a non-target one. */
 static void sets_init(fp_sets *s)
 {
+    wired_lenet(&s->fp, 1, 1);
     const int labels[4] = {0, 0, 0, 2};
     dim_dataset(&s->train, 200, labels, 4, 31);
     dim_dataset(&s->val, 100, labels, 4, 32);
@@ -255,6 +252,7 @@ static void sets_init(fp_sets *s)
 
 static void sets_free(fp_sets *s)
 {
+    qb_model_free(&s->fp);
     qb_dataset_free(&s->train);
     qb_dataset_free(&s->val);
     qb_dataset_free(&s->eval);
@@ -266,8 +264,6 @@ static void test_run_wired_backdoor(void **state)
     (void)state;
     fp_sets s;
     sets_init(&s);
-    qb_model fp;
-    wired_lenet(&fp, 1, 1);
     qb_fineprune_config cfg;
     qb_fineprune_config_default(&cfg);
     assert_true(cfg.max_ca_drop == 4.0);
@@ -275,14 +271,13 @@ static void test_run_wired_backdoor(void **state)
     cfg.tune.seed = 5;
     const char *precs[2] = {"fp32", "int8"};
     for (int pi = 0; pi < 2; pi++) {
-        qb_precision p;
         qb_qmodel qm;
+        qb_test_quantize(&qm, &s.fp, precs[pi]);
+        const qb_precision *p = &qm.prec;
         qb_error err;
-        assert_int_equal(qb_precision_parse(precs[pi], &p, &err), 0);
-        assert_int_equal(qb_qmodel_init(&qm, &fp, &p, 0.0f, 0, &err), 0);
         qb_fineprune_result r, r2;
         qb_model tuned;
-        assert_int_equal(qb_fineprune_run(&qm.model, &p, &s.train, &s.val, &s.eval, &s.eval_trig,
+        assert_int_equal(qb_fineprune_run(&qm.model, p, &s.train, &s.val, &s.eval, &s.eval_trig,
                                           1, &cfg, &r, &tuned, &err),
                          0);
         assert_int_equal(r.layer, CONV2);
@@ -315,7 +310,7 @@ static void test_run_wired_backdoor(void **state)
         for (size_t j = 0; j < l->w_len + l->b_len; j++)
             assert_true(tuned.params[l->w_off + j] == 0.0f);
         /* deterministic */
-        assert_int_equal(qb_fineprune_run(&qm.model, &p, &s.train, &s.val, &s.eval, &s.eval_trig,
+        assert_int_equal(qb_fineprune_run(&qm.model, p, &s.train, &s.val, &s.eval, &s.eval_trig,
                                           1, &cfg, &r2, NULL, &err),
                          0);
         assert_true(r2.ca_tuned == r.ca_tuned && r2.asr_tuned == r.asr_tuned &&
@@ -325,7 +320,6 @@ static void test_run_wired_backdoor(void **state)
         qb_model_free(&tuned);
         qb_qmodel_free(&qm);
     }
-    qb_model_free(&fp);
     sets_free(&s);
 }
 
@@ -353,9 +347,8 @@ static void test_run_stops(void **state)
 {
     (void)state;
     qb_model m;
+    qb_test_lenet(&m, 14);
     qb_error err;
-    assert_int_equal(qb_model_build(&m, "lenet", 1, 28, 28, 10, &err), 0);
-    qb_model_init_params(&m, 14);
     qb_dataset train, val, eval;
     quadrant_dataset(&train, 400, 1);
     quadrant_dataset(&val, 200, 2);
@@ -401,14 +394,6 @@ static void test_run_stops(void **state)
 
 /* ---- the defense -------------------------------------------------------- */
 
-static double detail1(const qb_details *d, const char *name)
-{
-    const qb_detail *e = qb_details_find(d, name);
-    assert_non_null(e);
-    assert_int_equal(e->n, 1);
-    return e->v[0];
-}
-
 static void test_defense_fp(void **state)
 {
     (void)state;
@@ -423,58 +408,47 @@ static void test_defense_fp(void **state)
     qb_param_kv kv[3] = {{"n_train", "200"}, {"n_val", "100"}, {"epochs", "2"}};
     qb_model fp;
     wired_lenet(&fp, 1, 1);
-    qb_precision p;
     qb_qmodel qm;
-    qb_error err;
-    assert_int_equal(qb_precision_parse("int4", &p, &err), 0);
-    assert_int_equal(qb_qmodel_init(&qm, &fp, &p, 0.0f, 0, &err), 0);
+    qb_test_quantize(&qm, &fp, "int4");
     qb_defense_input in;
-    memset(&in, 0, sizeof in);
-    in.model = &qm.model;
-    in.qmodel = &qm;
-    in.precision = &qm.prec;
-    in.test = &test;
-    in.pool = pool;
-    in.n_pool = 600;
-    in.eval_from = 300;
+    qb_test_input_deployed(&in, &qm);
+    qb_test_input_pool(&in, &test, pool, 600, 300);
     in.trigger = &trig;
     in.seed = 99;
     in.params = (qb_params){qb_fp_params, 3, kv};
     for (int attacked = 1; attacked >= 0; attacked--) {
         in.attacked = attacked;
-        qb_details det;
-        qb_details_init(&det);
-        qb_defense_result res = {.detected = -7, .details = &det};
-        assert_int_equal(qb_defense_fp(&in, &res, &err), 0);
-        assert_int_equal(res.detected, attacked ? QB_DETECTED_YES : QB_DETECTED_NA);
-        assert_true(detail1(&det, "fp.mitigated") == 1.0);
-        assert_true(detail1(&det, "fp.asr_before") == 1.0);
-        assert_true(detail1(&det, "fp.asr_tuned") == 0.0);
-        assert_true(detail1(&det, "fp.n_pruned") == 32.0);
-        assert_true(detail1(&det, "fp.layer") == CONV2);
+        qb_test_run run;
+        qb_test_run_init(&run, -7);
+        const qb_details *det = &run.det;
+        qb_error err;
+        assert_int_equal(qb_defense_fp(&in, &run.res, &err), 0);
+        assert_int_equal(run.res.detected, attacked ? QB_DETECTED_YES : QB_DETECTED_NA);
+        assert_true(qb_test_detail1(det, "fp.mitigated") == 1.0);
+        assert_true(qb_test_detail1(det, "fp.asr_before") == 1.0);
+        assert_true(qb_test_detail1(det, "fp.asr_tuned") == 0.0);
+        assert_true(qb_test_detail1(det, "fp.n_pruned") == 32.0);
+        assert_true(qb_test_detail1(det, "fp.layer") == CONV2);
         const char *arrays[] = {"fp.prune_order", "fp.mean_act", "fp.curve_pruned",
                                 "fp.curve_ca", "fp.curve_asr"};
         const size_t sizes[] = {32, 32, 33, 33, 33};
         for (int i = 0; i < 5; i++) {
-            const qb_detail *e = qb_details_find(&det, arrays[i]);
+            const qb_detail *e = qb_details_find(det, arrays[i]);
             assert_non_null(e);
             assert_int_equal(e->n, sizes[i]);
         }
         const char *scalars[] = {"fp.ca_before", "fp.ca_pruned", "fp.asr_pruned", "fp.ca_tuned",
                                  "fp.tune_loss", "fp.pruned_drift"};
-        for (int i = 0; i < 6; i++) assert_true(isfinite(detail1(&det, scalars[i])));
-        assert_true(strlen(res.summary) > 0);
-        qb_details_free(&det);
+        for (int i = 0; i < 6; i++) assert_true(isfinite(qb_test_detail1(det, scalars[i])));
+        assert_true(strlen(run.res.summary) > 0);
+        qb_test_run_free(&run);
     }
     /* the clean splits must fit before eval_from */
     kv[0].value = "250";
-    qb_details det;
-    qb_details_init(&det);
-    qb_defense_result res = {.details = &det};
-    assert_int_equal(qb_defense_fp(&in, &res, &err), -1);
-    assert_non_null(strstr(err.msg, "validation split"));
-    assert_int_equal(det.n, 0);
-    qb_details_free(&det);
+    qb_test_run run;
+    qb_test_run_init(&run, 0);
+    qb_test_defense_fails(qb_defense_fp, &in, &run, "validation split");
+    qb_test_run_free(&run);
     qb_qmodel_free(&qm);
     qb_model_free(&fp);
     qb_dataset_free(&test);
@@ -483,16 +457,12 @@ static void test_defense_fp(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_zero_channel_outputs),
-        cmocka_unit_test(test_rank_hand_list),
-        cmocka_unit_test(test_channel_means_constructed),
-        cmocka_unit_test(test_pruned_stay_zero_after_training),
-        cmocka_unit_test(test_stop_rule),
-        cmocka_unit_test(test_mitigated_rule),
-        cmocka_unit_test(test_run_wired_backdoor),
-        cmocka_unit_test(test_run_stops),
-        cmocka_unit_test(test_defense_fp),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_zero_channel_outputs),
+                             cmocka_unit_test(test_rank_hand_list),
+                             cmocka_unit_test(test_channel_means_constructed),
+                             cmocka_unit_test(test_pruned_stay_zero_after_training),
+                             cmocka_unit_test(test_stop_rule),
+                             cmocka_unit_test(test_mitigated_rule),
+                             cmocka_unit_test(test_run_wired_backdoor),
+                             cmocka_unit_test(test_run_stops), cmocka_unit_test(test_defense_fp));
 }

@@ -18,37 +18,34 @@
 #include "store/results.h"
 #include "quant/qmodel.h"
 #include "quant/quantizer.h"
-#include "testutil.h"
+#include "tests/testutil.h"
+#include "tests/testutil_defenses.h"
+#include "tests/testutil_quant.h"
 
 /* Run forensics on fp deployed at `prec`; returns detected, p_cell in *p. */
 static int run(const qb_model *fp, const char *prec, const char *reference, double *p_cell,
                double *outside)
 {
-    qb_error err;
-    qb_precision pr;
-    assert_int_equal(qb_precision_parse(prec, &pr, &err), 0);
     qb_qmodel qm;
-    assert_int_equal(qb_qmodel_init(&qm, fp, &pr, 0.0f, 0, &err), 0);
+    qb_test_quantize(&qm, fp, prec);
     qb_param_kv kv[1] = {{"reference", reference}};
     qb_defense_input in;
-    memset(&in, 0, sizeof in);
-    in.model = &qm.model;
-    in.qmodel = &qm;
+    qb_test_input_deployed(&in, &qm);
     in.fp32 = fp;
-    in.precision = &qm.prec;
     in.params = (qb_params){qb_forensics_params, reference ? 1 : 0, kv};
-    qb_details d;
-    qb_details_init(&d);
-    qb_defense_result r = {QB_DETECTED_NA, &d, ""};
-    int rc = qb_defense_forensics(&in, &r, &err);
+    qb_test_run run;
+    qb_test_run_init(&run, QB_DETECTED_NA);
+    qb_error err;
+    int rc = qb_defense_forensics(&in, &run.res, &err);
     if (rc) fprintf(stderr, "%s\n", err.msg);
     assert_int_equal(rc, 0);
-    *p_cell = qb_details_find(&d, "forensics.p_cell")->v[0];
-    const qb_detail *o = qb_details_find(&d, "forensics.ref_outside");
+    *p_cell = qb_details_find(&run.det, "forensics.p_cell")->v[0];
+    const qb_detail *o = qb_details_find(&run.det, "forensics.ref_outside");
     if (outside) *outside = o ? o->v[0] : NAN;
-    qb_details_free(&d);
+    int detected = run.res.detected;
+    qb_test_run_free(&run);
     qb_qmodel_free(&qm);
-    return r.detected;
+    return detected;
 }
 
 /* Move every weight of every conv/linear layer into its box
@@ -94,9 +91,7 @@ static void test_boxed_weights_flagged(void **state)
 {
     (void)state;
     qb_model m;
-    qb_error err;
-    assert_int_equal(qb_model_build(&m, "lenet", 1, 28, 28, 10, &err), 0);
-    qb_model_init_params(&m, 1);
+    qb_test_lenet(&m, 1);
     project_into_cells(&m, 4, 0.1f);
     double p;
     assert_int_equal(run(&m, "int4", NULL, &p, NULL), 1);
@@ -105,8 +100,7 @@ static void test_boxed_weights_flagged(void **state)
     assert_int_equal(run(&m, "int8", NULL, &p, NULL), 0);
     qb_model_free(&m);
 
-    assert_int_equal(qb_model_build(&m, "lenet", 1, 28, 28, 10, &err), 0);
-    qb_model_init_params(&m, 2);
+    qb_test_lenet(&m, 2);
     project_into_cells(&m, 8, 0.1f);
     assert_int_equal(run(&m, "int8", NULL, &p, NULL), 1);
     assert_int_equal(run(&m, "fp32", NULL, &p, NULL), 1); /* fp32 task: 8-bit grid */
@@ -115,14 +109,12 @@ static void test_boxed_weights_flagged(void **state)
 
 static void test_reference(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
+    const char *dir = *state;
     char path[512];
     snprintf(path, sizeof path, "%s/ref.qbm", dir);
     qb_model ref, other;
     qb_error err;
-    assert_int_equal(qb_model_build(&ref, "lenet", 1, 28, 28, 10, &err), 0);
-    qb_model_init_params(&ref, 5);
+    qb_test_lenet(&ref, 5);
     assert_int_equal(qb_model_save(&ref, path, "", &err), 0);
     double p, outside;
     /* the deployed model is the reference quantized: nothing outside a cell */
@@ -133,8 +125,7 @@ static void test_reference(void **state)
     assert_int_equal(run(&ref, "fp32", path, &p, &outside), 0);
     assert_true(outside == 0.0);
     /* a different model, or the reference nudged by a tenth of a cell */
-    assert_int_equal(qb_model_build(&other, "lenet", 1, 28, 28, 10, &err), 0);
-    qb_model_init_params(&other, 6);
+    qb_test_lenet(&other, 6);
     assert_int_equal(run(&other, "int8", path, &p, &outside), 1);
     assert_true(outside > 1000);
     qb_model_free(&other);
@@ -145,49 +136,33 @@ static void test_reference(void **state)
     assert_int_equal(run(&other, "int8", path, &p, &outside), 1);
     qb_model_free(&other);
     qb_model_free(&ref);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
 static void test_errors(void **state)
 {
-    (void)state;
-    qb_model m;
-    qb_error err;
-    assert_int_equal(qb_model_build(&m, "lenet", 1, 28, 28, 10, &err), 0);
-    qb_model_init_params(&m, 1);
-    qb_precision pr;
-    assert_int_equal(qb_precision_parse("int8", &pr, &err), 0);
+    qb_model *m = *state;
     qb_qmodel qm;
-    assert_int_equal(qb_qmodel_init(&qm, &m, &pr, 0.0f, 0, &err), 0);
+    qb_test_quantize(&qm, m, "int8");
     qb_defense_input in;
-    memset(&in, 0, sizeof in);
-    in.model = &qm.model;
-    in.qmodel = &qm;
-    in.precision = &qm.prec;
+    qb_test_input_deployed(&in, &qm);
     qb_param_kv kv[1] = {{"reference", "/nonexistent/ref.qbm"}};
     in.params = (qb_params){qb_forensics_params, 1, kv};
-    qb_details d;
-    qb_details_init(&d);
-    qb_defense_result r = {QB_DETECTED_NA, &d, ""};
+    qb_test_run run;
+    qb_test_run_init(&run, QB_DETECTED_NA);
+    qb_error err;
     /* no FP32 model: cannot run */
-    assert_int_equal(qb_defense_forensics(&in, &r, &err), -1);
-    in.fp32 = &m;
+    assert_int_equal(qb_defense_forensics(&in, &run.res, &err), -1);
+    in.fp32 = m;
     /* a reference that cannot be read: an error, not "not detected" */
-    assert_int_equal(qb_defense_forensics(&in, &r, &err), -1);
+    assert_int_equal(qb_defense_forensics(&in, &run.res, &err), -1);
     assert_non_null(strstr(err.msg, "/nonexistent/ref.qbm"));
-    qb_details_free(&d);
+    qb_test_run_free(&run);
     qb_qmodel_free(&qm);
-    qb_model_free(&m);
 }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_smooth_weights_not_flagged),
-        cmocka_unit_test(test_boxed_weights_flagged),
-        cmocka_unit_test(test_reference),
-        cmocka_unit_test(test_errors),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_smooth_weights_not_flagged),
+                             cmocka_unit_test(test_boxed_weights_flagged),
+                             qb_test_with_tmpdir(test_reference), qb_test_with_lenet(test_errors));
 }

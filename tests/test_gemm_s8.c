@@ -26,6 +26,7 @@
 
 #include "core/rng.h"
 #include "quant/gemm_s8.h"
+#include "tests/testutil.h"
 
 #define SENTINEL ((int32_t)0x5A5A5A5A)
 
@@ -350,16 +351,9 @@ static void test_dispatch(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ref_hand),
-        cmocka_unit_test(test_ref_extremes),
-        cmocka_unit_test(test_pack_ref_row_sums),
-        cmocka_unit_test(test_path_ref),
-        cmocka_unit_test(test_path_avx2),
-        cmocka_unit_test(test_path_vnni),
-        cmocka_unit_test(test_largest_k),
-        cmocka_unit_test(test_empty),
-        cmocka_unit_test(test_dispatch),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_ref_hand), cmocka_unit_test(test_ref_extremes),
+                             cmocka_unit_test(test_pack_ref_row_sums),
+                             cmocka_unit_test(test_path_ref), cmocka_unit_test(test_path_avx2),
+                             cmocka_unit_test(test_path_vnni), cmocka_unit_test(test_largest_k),
+                             cmocka_unit_test(test_empty), cmocka_unit_test(test_dispatch));
 }

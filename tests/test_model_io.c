@@ -85,23 +85,6 @@ static void assert_models_equal(const qb_model *a, const qb_model *b)
     assert_memory_equal(a->params, b->params, a->n_params * sizeof(float)); /* bit-identical */
 }
 
-static void assert_msg_has(const qb_error *e, const char *frag)
-{
-    if (!strstr(e->msg, frag)) {
-        print_error("message \"%s\" lacks \"%s\"\n", e->msg, frag);
-        fail();
-    }
-}
-
-static char *join(const char *a, const char *b)
-{
-    size_t len = strlen(a) + strlen(b) + 2;
-    char *p = malloc(len);
-    assert_non_null(p);
-    snprintf(p, len, "%s/%s", a, b);
-    return p;
-}
-
 /* Entries of a directory other than . and .. */
 static int dir_entries(const char *dir)
 {
@@ -115,8 +98,10 @@ static int dir_entries(const char *dir)
     return n;
 }
 
-/* The encoded lenet file used by the corruption tests. */
+/* The encoded lenet file used by the corruption tests, and a temporary
+ * directory to write broken copies in. */
 typedef struct good_file {
+    char *dir;
     qb_model m;
     uint8_t *buf;
     size_t len;
@@ -126,7 +111,7 @@ typedef struct good_file {
 static void good_file_init(good_file *g)
 {
     qb_error err;
-    make_model(&g->m, "lenet", 1, 28, 28, 10, 5);
+    qb_test_lenet(&g->m, 5);
     assert_int_equal(qb_model_encode(&g->m, META, &g->buf, &g->len, &err), 0);
     assert_int_equal(get_u32(g->buf + OFF_N_LAYERS), LENET_LAYERS);
     g->params_off = 16 + get_u32(g->buf + OFF_HLEN);
@@ -134,11 +119,29 @@ static void good_file_init(good_file *g)
     assert_int_equal(g->len, g->params_off + 4 * g->m.n_params + 4);
 }
 
-static void good_file_free(good_file *g)
+/* The fixture of the corruption tests: *state = a good_file. */
+static int corrupt_setup(void **state)
 {
+    good_file *g = malloc(sizeof *g);
+    assert_non_null(g);
+    g->dir = qb_test_tmpdir();
+    good_file_init(g);
+    *state = g;
+    return 0;
+}
+
+static int corrupt_teardown(void **state)
+{
+    good_file *g = *state;
     free(g->buf);
     qb_model_free(&g->m);
+    qb_test_tmpdir_remove(g->dir);
+    free(g->dir);
+    free(g);
+    return 0;
 }
+
+#define corrupt_test(f) cmocka_unit_test_setup_teardown(f, corrupt_setup, corrupt_teardown)
 
 /* Write bytes as dir/name, load them: must fail with a message naming the
  * file and containing every fragment (NULL-terminated list), allocating
@@ -146,7 +149,7 @@ static void good_file_free(good_file *g)
 static void expect_reject(const char *dir, const char *name, const uint8_t *bytes, size_t len,
                           const char *const *frags)
 {
-    char *path = join(dir, name);
+    char *path = qb_test_path_join(dir, name);
     qb_test_write_file(path, bytes, len);
     qb_model m;
     char *meta = (char *)1;
@@ -160,14 +163,14 @@ static void expect_reject(const char *dir, const char *name, const uint8_t *byte
     assert_int_equal(rc, -1);
     assert_null(m.params);
     assert_null(meta);
-    assert_msg_has(&err, path);
-    for (const char *const *f = frags; *f; f++) assert_msg_has(&err, *f);
+    qb_test_assert_msg_has(&err, path);
+    for (const char *const *f = frags; *f; f++) qb_test_assert_msg_has(&err, *f);
     /* decode from memory: the same verdict, named by `what` */
     memset(&err, 0, sizeof err);
     assert_int_equal(qb_model_decode(bytes, len, "in-memory.qbm", &m, NULL, &err), -1);
     assert_null(m.params);
-    assert_msg_has(&err, "in-memory.qbm");
-    for (const char *const *f = frags; *f; f++) assert_msg_has(&err, *f);
+    qb_test_assert_msg_has(&err, "in-memory.qbm");
+    for (const char *const *f = frags; *f; f++) qb_test_assert_msg_has(&err, *f);
     free(path);
 }
 
@@ -175,8 +178,7 @@ static void expect_reject(const char *dir, const char *name, const uint8_t *byte
 
 static void test_save_load_round_trip(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
+    const char *dir = *state;
     qb_error err;
     static const struct { const char *arch; int c, h, w, classes; } cases[] = {
         {"lenet", 1, 28, 28, 10}, {"cnn-small", 3, 32, 32, 43}, {"lenet", 3, 32, 32, 2},
@@ -190,7 +192,7 @@ static void test_save_load_round_trip(void **state)
         a.params[1] = 1e-40f;
         uint32_t nan_bits = 0x7fc01234u;
         memcpy(&a.params[2], &nan_bits, 4);
-        char *path = join(dir, "model.qbm");
+        char *path = qb_test_path_join(dir, "model.qbm");
         assert_int_equal(qb_model_save(&a, path, META, &err), 0);
         char *meta = NULL;
         assert_int_equal(qb_model_load(&b, path, &meta, &err), 0);
@@ -210,14 +212,11 @@ static void test_save_load_round_trip(void **state)
         free(path);
         qb_model_free(&a);
     }
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
 static void test_encode_decode(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
+    const char *dir = *state;
     qb_error err;
     qb_model a, b;
     make_model(&a, "cnn-small", 3, 32, 32, 10, 9);
@@ -228,7 +227,7 @@ static void test_encode_decode(void **state)
     assert_memory_equal(buf, "QBLMODEL", 8);
     assert_int_equal(get_u32(buf + OFF_VERSION), QB_MODEL_FORMAT_VERSION);
     /* the file qb_model_save writes is exactly the encoded buffer */
-    char *path = join(dir, "m.qbm");
+    char *path = qb_test_path_join(dir, "m.qbm");
     assert_int_equal(qb_model_save(&a, path, META, &err), 0);
     uint8_t *file;
     size_t flen;
@@ -252,8 +251,6 @@ static void test_encode_decode(void **state)
     free(path);
     free(buf);
     qb_model_free(&a);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
 static void test_metadata_limit(void **state)
@@ -261,7 +258,7 @@ static void test_metadata_limit(void **state)
     (void)state;
     qb_error err;
     qb_model a, b;
-    make_model(&a, "lenet", 1, 28, 28, 10, 3);
+    qb_test_lenet(&a, 3);
     char *meta = malloc(QB_MODEL_META_MAX + 2);
     assert_non_null(meta);
     memset(meta, 'x', QB_MODEL_META_MAX + 1);
@@ -271,8 +268,8 @@ static void test_metadata_limit(void **state)
     memset(&err, 0, sizeof err);
     assert_int_equal(qb_model_encode(&a, meta, &buf, &len, &err), -1);
     assert_null(buf);
-    assert_msg_has(&err, "65537");
-    assert_msg_has(&err, "limit");
+    qb_test_assert_msg_has(&err, "65537");
+    qb_test_assert_msg_has(&err, "limit");
     meta[QB_MODEL_META_MAX] = '\0'; /* exactly the limit: accepted */
     assert_int_equal(qb_model_encode(&a, meta, &buf, &len, &err), 0);
     char *back;
@@ -290,47 +287,37 @@ static void test_metadata_limit(void **state)
 
 static void test_truncated(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
-    good_file g;
-    good_file_init(&g);
+    const good_file *g = *state;
+    const char *dir = g->dir;
     static const char *const smallest[] = {"shorter than the smallest", NULL};
     static const char *const header[] = {"header length", "truncated", NULL};
     static const char *const trunc[] = {"truncated", NULL};
-    expect_reject(dir, "empty.qbm", g.buf, 0, smallest);
-    expect_reject(dir, "t10.qbm", g.buf, 10, smallest);
-    expect_reject(dir, "t83.qbm", g.buf, 83, smallest);
-    expect_reject(dir, "t200.qbm", g.buf, 200, header);        /* inside the layer table */
-    expect_reject(dir, "tmeta.qbm", g.buf, OFF_META + 3, header); /* inside the metadata */
-    expect_reject(dir, "tparams0.qbm", g.buf, g.params_off, trunc); /* no parameters */
-    expect_reject(dir, "tparams.qbm", g.buf, g.params_off + 4 * 1000 + 2, trunc); /* mid-params */
-    expect_reject(dir, "nocrc.qbm", g.buf, g.len - 4, trunc);  /* all but the CRC */
-    expect_reject(dir, "t1.qbm", g.buf, g.len - 1, trunc);
-    good_file_free(&g);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
+    expect_reject(dir, "empty.qbm", g->buf, 0, smallest);
+    expect_reject(dir, "t10.qbm", g->buf, 10, smallest);
+    expect_reject(dir, "t83.qbm", g->buf, 83, smallest);
+    expect_reject(dir, "t200.qbm", g->buf, 200, header);        /* inside the layer table */
+    expect_reject(dir, "tmeta.qbm", g->buf, OFF_META + 3, header); /* inside the metadata */
+    expect_reject(dir, "tparams0.qbm", g->buf, g->params_off, trunc); /* no parameters */
+    expect_reject(dir, "tparams.qbm", g->buf, g->params_off + 4 * 1000 + 2, trunc); /* mid-params */
+    expect_reject(dir, "nocrc.qbm", g->buf, g->len - 4, trunc);  /* all but the CRC */
+    expect_reject(dir, "t1.qbm", g->buf, g->len - 1, trunc);
 }
 
 static void test_checksum(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
-    good_file g;
-    good_file_init(&g);
+    const good_file *g = *state;
+    const char *dir = g->dir;
     static const char *const crc[] = {"checksum mismatch", "corrupt", NULL};
-    size_t offs[] = {g.params_off + 4 * 1234 + 1, g.params_off, g.len - 5, OFF_META + 2,
-                     g.len - 1};
+    size_t offs[] = {g->params_off + 4 * 1234 + 1, g->params_off, g->len - 5, OFF_META + 2,
+                     g->len - 1};
     for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
-        uint8_t *b = malloc(g.len);
+        uint8_t *b = malloc(g->len);
         assert_non_null(b);
-        memcpy(b, g.buf, g.len);
+        memcpy(b, g->buf, g->len);
         b[offs[i]] ^= 0x10; /* one bit of a parameter, the metadata or the CRC */
-        expect_reject(dir, "flip.qbm", b, g.len, crc);
+        expect_reject(dir, "flip.qbm", b, g->len, crc);
         free(b);
     }
-    good_file_free(&g);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
 /* Apply `edit` to a copy of the good file, optionally fix the CRC, expect
@@ -404,11 +391,9 @@ static void edit_meta_len(uint8_t *b, size_t len)
 
 static void test_bad_fields(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
-    good_file g;
-    good_file_init(&g);
-    assert_int_equal(g.m.n_params, 80202);
+    const good_file *g = *state;
+    const char *dir = g->dir;
+    assert_int_equal(g->m.n_params, 80202);
     static const char *const magic[] = {"bad magic", NULL};
     static const char *const version[] = {"version 2", "offset 8", NULL};
     static const char *const hlen[] = {"header length", "offset 12", NULL};
@@ -425,28 +410,25 @@ static void test_bad_fields(void **state)
     static const char *const nph[] = {"parameters announced", "truncated", NULL};
     static const char *const ml[] = {"metadata length", NULL};
 
-    reject_edited(dir, &g, "magic.qbm", edit_magic, 0, magic);
-    reject_edited(dir, &g, "version.qbm", edit_version, 1, version);
-    reject_edited(dir, &g, "hlen-huge.qbm", edit_hlen_huge, 1, hlen);
-    reject_edited(dir, &g, "hlen-small.qbm", edit_hlen_small, 1, hlen);
-    reject_edited(dir, &g, "hlen-plus4.qbm", edit_hlen_plus4, 1, hlen4);
-    reject_edited(dir, &g, "layer-k.qbm", edit_layer_k, 1, layer_k);
-    reject_edited(dir, &g, "layer-oc.qbm", edit_layer_oc, 1, layer_oc);
-    reject_edited(dir, &g, "layer-kind.qbm", edit_layer_kind, 1, layer_kind);
-    reject_edited(dir, &g, "n-layers.qbm", edit_n_layers_huge, 1, nl);
-    reject_edited(dir, &g, "in-h.qbm", edit_in_h, 1, in_h);
-    reject_edited(dir, &g, "in-c.qbm", edit_in_c_huge, 1, in_c);
-    reject_edited(dir, &g, "arch.qbm", edit_arch_unknown, 1, unknown);
-    reject_edited(dir, &g, "arch-unterminated.qbm", edit_arch_unterminated, 1, unterm);
-    reject_edited(dir, &g, "n-params-plus1.qbm", edit_n_params_plus1, 1, np1);
-    reject_edited(dir, &g, "n-params-huge.qbm", edit_n_params_huge, 1, nph);
-    reject_edited(dir, &g, "meta-len.qbm", edit_meta_len, 1, ml);
+    reject_edited(dir, g, "magic.qbm", edit_magic, 0, magic);
+    reject_edited(dir, g, "version.qbm", edit_version, 1, version);
+    reject_edited(dir, g, "hlen-huge.qbm", edit_hlen_huge, 1, hlen);
+    reject_edited(dir, g, "hlen-small.qbm", edit_hlen_small, 1, hlen);
+    reject_edited(dir, g, "hlen-plus4.qbm", edit_hlen_plus4, 1, hlen4);
+    reject_edited(dir, g, "layer-k.qbm", edit_layer_k, 1, layer_k);
+    reject_edited(dir, g, "layer-oc.qbm", edit_layer_oc, 1, layer_oc);
+    reject_edited(dir, g, "layer-kind.qbm", edit_layer_kind, 1, layer_kind);
+    reject_edited(dir, g, "n-layers.qbm", edit_n_layers_huge, 1, nl);
+    reject_edited(dir, g, "in-h.qbm", edit_in_h, 1, in_h);
+    reject_edited(dir, g, "in-c.qbm", edit_in_c_huge, 1, in_c);
+    reject_edited(dir, g, "arch.qbm", edit_arch_unknown, 1, unknown);
+    reject_edited(dir, g, "arch-unterminated.qbm", edit_arch_unterminated, 1, unterm);
+    reject_edited(dir, g, "n-params-plus1.qbm", edit_n_params_plus1, 1, np1);
+    reject_edited(dir, g, "n-params-huge.qbm", edit_n_params_huge, 1, nph);
+    reject_edited(dir, g, "meta-len.qbm", edit_meta_len, 1, ml);
     /* without the CRC fix the same edits are still rejected (by something) */
     static const char *const any[] = {NULL};
-    reject_edited(dir, &g, "layer-k-nocrc.qbm", edit_layer_k, 0, any);
-    good_file_free(&g);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
+    reject_edited(dir, g, "layer-k-nocrc.qbm", edit_layer_k, 0, any);
 }
 
 /* Regression: a small file whose header announces a huge input shape (64 x
@@ -457,7 +439,6 @@ static void test_bad_fields(void **state)
 static void test_huge_shape_rejected_without_allocating(void **state)
 {
     (void)state;
-    char *dir = qb_test_tmpdir();
     qb_model m;
     qb_error err;
     make_model(&m, "cnn-small", 3, 32, 32, 10, 7);
@@ -474,8 +455,6 @@ static void test_huge_shape_rejected_without_allocating(void **state)
     assert_null(out.params);
     free(buf);
     qb_model_free(&m);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
 /* n_params one smaller, one parameter fewer in the file and the CRC
@@ -483,121 +462,100 @@ static void test_huge_shape_rejected_without_allocating(void **state)
  * architecture has to catch it. */
 static void test_n_params_consistent_but_wrong(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
-    good_file g;
-    good_file_init(&g);
-    size_t len = g.len - 4;
+    const good_file *g = *state;
+    const char *dir = g->dir;
+    size_t len = g->len - 4;
     uint8_t *b = malloc(len);
     assert_non_null(b);
-    memcpy(b, g.buf, len - 4);
-    put_u64(b + OFF_N_PARAMS, g.m.n_params - 1);
+    memcpy(b, g->buf, len - 4);
+    put_u64(b + OFF_N_PARAMS, g->m.n_params - 1);
     fix_crc(b, len);
     static const char *const frags[] = {"80201 parameters", "does not match architecture lenet",
                                         "80202", NULL};
     expect_reject(dir, "n-params-minus1.qbm", b, len, frags);
     free(b);
-    good_file_free(&g);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
 static void test_trailing_garbage(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
-    good_file g;
-    good_file_init(&g);
-    uint8_t *b = malloc(g.len + 5);
+    const good_file *g = *state;
+    const char *dir = g->dir;
+    uint8_t *b = malloc(g->len + 5);
     assert_non_null(b);
-    memcpy(b, g.buf, g.len);
-    memcpy(b + g.len, "junk!", 5);
+    memcpy(b, g->buf, g->len);
+    memcpy(b + g->len, "junk!", 5);
     static const char *const frags[] = {"trailing garbage", NULL};
-    expect_reject(dir, "trailing.qbm", b, g.len + 5, frags);
+    expect_reject(dir, "trailing.qbm", b, g->len + 5, frags);
     /* garbage with a CRC that matches it: still the size check */
-    fix_crc(b, g.len + 5);
-    expect_reject(dir, "trailing-crc.qbm", b, g.len + 5, frags);
+    fix_crc(b, g->len + 5);
+    expect_reject(dir, "trailing-crc.qbm", b, g->len + 5, frags);
     free(b);
-    good_file_free(&g);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
 static void test_load_not_a_file(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
-    char *missing = join(dir, "missing.qbm");
+    const char *dir = *state;
+    char *missing = qb_test_path_join(dir, "missing.qbm");
     qb_model m;
     char *meta = (char *)1;
     qb_error err;
     assert_int_equal(qb_model_load(&m, missing, &meta, &err), -1);
-    assert_msg_has(&err, missing);
-    assert_msg_has(&err, "cannot open");
+    qb_test_assert_msg_has(&err, missing);
+    qb_test_assert_msg_has(&err, "cannot open");
     assert_null(m.params);
     assert_int_equal(qb_model_load(&m, dir, NULL, &err), -1); /* a directory */
-    assert_msg_has(&err, dir);
+    qb_test_assert_msg_has(&err, dir);
     assert_null(m.params);
     free(missing);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
 /* ---- atomic save --------------------------------------------------------- */
 
-static void test_save_missing_directory(void **state)
+/* Saving a lenet as path must fail with path and frag in the message. */
+static void expect_save_fails(const char *path, const char *frag)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
-    char *path = join(dir, "no/such/dir/model.qbm");
     qb_model a;
-    make_model(&a, "lenet", 1, 28, 28, 10, 1);
+    qb_test_lenet(&a, 1);
     qb_error err;
     memset(&err, 0, sizeof err);
     assert_int_equal(qb_model_save(&a, path, META, &err), -1);
-    assert_msg_has(&err, path);
-    assert_msg_has(&err, "No such file or directory");
-    assert_int_equal(dir_entries(dir), 0); /* no temporary left anywhere */
+    qb_test_assert_msg_has(&err, path);
+    qb_test_assert_msg_has(&err, frag);
     qb_model_free(&a);
+}
+
+static void test_save_missing_directory(void **state)
+{
+    const char *dir = *state;
+    char *path = qb_test_path_join(dir, "no/such/dir/model.qbm");
+    expect_save_fails(path, "No such file or directory");
+    assert_int_equal(dir_entries(dir), 0); /* no temporary left anywhere */
     free(path);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
 /* The final rename fails (the target is a directory): the temporary file,
  * already written and fsync'd, must be removed. */
 static void test_save_rename_fails_no_temp_left(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
-    char *target = join(dir, "model.qbm");
+    const char *dir = *state;
+    char *target = qb_test_path_join(dir, "model.qbm");
     assert_int_equal(mkdir(target, 0755), 0);
-    qb_model a;
-    make_model(&a, "lenet", 1, 28, 28, 10, 1);
-    qb_error err;
-    memset(&err, 0, sizeof err);
-    assert_int_equal(qb_model_save(&a, target, META, &err), -1);
-    assert_msg_has(&err, target);
-    assert_msg_has(&err, "renaming");
+    expect_save_fails(target, "renaming");
     assert_int_equal(dir_entries(dir), 1); /* only the directory itself */
     struct stat st;
     assert_int_equal(stat(target, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
-    qb_model_free(&a);
     free(target);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
 static void test_save_replaces_existing(void **state)
 {
-    (void)state;
-    char *dir = qb_test_tmpdir();
-    char *path = join(dir, "model.qbm");
+    const char *dir = *state;
+    char *path = qb_test_path_join(dir, "model.qbm");
     qb_test_write_file(path, "not a model, and longer than nothing", 36);
     qb_model a, b, c;
-    make_model(&a, "lenet", 1, 28, 28, 10, 1);
-    make_model(&b, "lenet", 1, 28, 28, 10, 2);
+    qb_test_lenet(&a, 1);
+    qb_test_lenet(&b, 2);
     qb_error err;
     assert_int_equal(qb_model_save(&a, path, "first", &err), 0);
     assert_int_equal(dir_entries(dir), 1);
@@ -629,27 +587,20 @@ static void test_save_replaces_existing(void **state)
     qb_model_free(&b);
     qb_model_free(&a);
     free(path);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_save_load_round_trip),
-        cmocka_unit_test(test_encode_decode),
-        cmocka_unit_test(test_metadata_limit),
-        cmocka_unit_test(test_truncated),
-        cmocka_unit_test(test_checksum),
-        cmocka_unit_test(test_bad_fields),
-        cmocka_unit_test(test_n_params_consistent_but_wrong),
-        cmocka_unit_test(test_huge_shape_rejected_without_allocating),
-        cmocka_unit_test(test_trailing_garbage),
-        cmocka_unit_test(test_load_not_a_file),
-        cmocka_unit_test(test_save_missing_directory),
-        cmocka_unit_test(test_save_rename_fails_no_temp_left),
-        cmocka_unit_test(test_save_replaces_existing),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(qb_test_with_tmpdir(test_save_load_round_trip),
+                             qb_test_with_tmpdir(test_encode_decode),
+                             cmocka_unit_test(test_metadata_limit), corrupt_test(test_truncated),
+                             corrupt_test(test_checksum), corrupt_test(test_bad_fields),
+                             corrupt_test(test_n_params_consistent_but_wrong),
+                             cmocka_unit_test(test_huge_shape_rejected_without_allocating),
+                             corrupt_test(test_trailing_garbage),
+                             qb_test_with_tmpdir(test_load_not_a_file),
+                             qb_test_with_tmpdir(test_save_missing_directory),
+                             qb_test_with_tmpdir(test_save_rename_fails_no_temp_left),
+                             qb_test_with_tmpdir(test_save_replaces_existing));
 }

@@ -25,6 +25,8 @@
 #include "defenses/defense.h"
 #include "defenses/nc.h"
 #include "store/results.h"
+#include "tests/testutil_defenses.h"
+#include "tests/testutil.h"
 
 /* |a - b| <= tol, with both values in the message (cmocka's float
  * comparison works in single precision). */
@@ -366,10 +368,7 @@ static void planted_input(planted *p, int attacked, const qb_param_kv *kv, size_
     in->model = &p->model;
     in->fp32 = &p->model;
     in->train = &p->train;
-    in->test = &p->test;
-    in->pool = p->pool;
-    in->n_pool = p->test.n;
-    in->eval_from = p->test.n / 2;
+    qb_test_input_pool(in, &p->test, p->pool, p->test.n, p->test.n / 2);
     in->trigger = &p->trigger;
     in->attacked = attacked;
     in->seed = 77;
@@ -400,20 +399,20 @@ static void test_planted_backdoor(void **state)
     const qb_param_kv kv[] = {{"n_clean", "300"}, {"n_check", "200"}};
     qb_defense_input in;
     planted_input(&p, 1, kv, 2, &in);
-    qb_details det;
-    qb_details_init(&det);
-    qb_defense_result res = {.details = &det};
+    qb_test_run run;
+    qb_test_run_init(&run, 0);
+    const qb_details *det = &run.det;
     qb_error err;
-    assert_int_equal(qb_defense_nc(&in, &res, &err), 0);
-    assert_int_equal(res.detected, QB_DETECTED_YES);
-    const qb_detail *fl = qb_details_find(&det, "nc.flagged");
+    assert_int_equal(qb_defense_nc(&in, &run.res, &err), 0);
+    assert_int_equal(run.res.detected, QB_DETECTED_YES);
+    const qb_detail *fl = qb_details_find(det, "nc.flagged");
     assert_non_null(fl);
     assert_int_equal(fl->n, 1);
     assert_near(fl->v[0], 3.0, 0.0);
-    assert_near(qb_details_find(&det, "nc.target_flagged")->v[0], 1.0, 0.0);
-    const qb_detail *l1 = qb_details_find(&det, "nc.mask_l1");
-    const qb_detail *asr = qb_details_find(&det, "nc.reversed_asr");
-    const qb_detail *reached = qb_details_find(&det, "nc.reached");
+    assert_near(qb_details_find(det, "nc.target_flagged")->v[0], 1.0, 0.0);
+    const qb_detail *l1 = qb_details_find(det, "nc.mask_l1");
+    const qb_detail *asr = qb_details_find(det, "nc.reversed_asr");
+    const qb_detail *reached = qb_details_find(det, "nc.reached");
     assert_int_equal(l1->n, 10);
     assert_int_equal(asr->n, 10);
     /* the target's trigger is small (the planted one has 4 pixels) and works
@@ -423,33 +422,21 @@ static void test_planted_backdoor(void **state)
     assert_near(reached->v[3], 1.0, 0.0);
     for (int k = 0; k < 10; k++)
         if (k != 3) assert_true(l1->v[k] > 2.0 * l1->v[3]);
-    assert_non_null(strstr(res.summary, "flagged 3"));
-    assert_non_null(strstr(res.summary, "target flagged"));
+    assert_non_null(strstr(run.res.summary, "flagged 3"));
+    assert_non_null(strstr(run.res.summary, "target flagged"));
 
     /* bit-identical when run again */
-    qb_details det2;
-    qb_details_init(&det2);
-    qb_defense_result res2 = {.details = &det2};
-    assert_int_equal(qb_defense_nc(&in, &res2, &err), 0);
-    assert_int_equal(det.n, det2.n);
-    for (size_t i = 0; i < det.n; i++) {
-        assert_string_equal(det.items[i].name, det2.items[i].name);
-        assert_int_equal(det.items[i].n, det2.items[i].n);
-        if (det.items[i].n)
-            assert_memory_equal(det.items[i].v, det2.items[i].v, det.items[i].n * sizeof(double));
-    }
-    qb_details_free(&det2);
+    qb_test_rerun_same(qb_defense_nc, &in, det);
 
     /* the same model defended as a clean one: no target to have flagged */
     in.attacked = 0;
-    qb_details det3;
-    qb_details_init(&det3);
-    qb_defense_result res3 = {.details = &det3};
-    assert_int_equal(qb_defense_nc(&in, &res3, &err), 0);
-    assert_true(isnan(qb_details_find(&det3, "nc.target_flagged")->v[0]));
-    assert_non_null(strstr(res3.summary, "; clean model"));
-    qb_details_free(&det3);
-    qb_details_free(&det);
+    qb_test_run clean;
+    qb_test_run_init(&clean, 0);
+    assert_int_equal(qb_defense_nc(&in, &clean.res, &err), 0);
+    assert_true(isnan(qb_details_find(&clean.det, "nc.target_flagged")->v[0]));
+    assert_non_null(strstr(clean.res.summary, "; clean model"));
+    qb_test_run_free(&clean);
+    qb_test_run_free(&run);
     planted_free(&p);
 }
 
@@ -469,35 +456,25 @@ static void test_error_pool_too_small(void **state)
     qb_defense_input in;
     memset(&in, 0, sizeof in);
     in.model = &m;
-    in.test = &test;
-    in.pool = pool;
-    in.n_pool = 100;
-    in.eval_from = 50;
+    qb_test_input_pool(&in, &test, pool, 100, 50);
     in.trigger = &trig;
     in.params = (qb_params){qb_nc_params, 0, NULL}; /* defaults: n_clean 1000 */
-    qb_details det;
-    qb_details_init(&det);
-    qb_defense_result res = {.details = &det, .detected = -1};
-    qb_error err;
-    memset(&err, 0, sizeof err);
-    assert_int_equal(qb_defense_nc(&in, &res, &err), -1);
-    assert_non_null(strstr(err.msg, "nc needs 1000 clean held-out images"));
-    assert_int_equal(det.n, 0);
-    assert_int_equal(res.detected, -1);
+    qb_test_run run;
+    qb_test_run_init(&run, -1);
+    qb_test_defense_fails(qb_defense_nc, &in, &run, "nc needs 1000 clean held-out images");
+    assert_int_equal(run.res.detected, -1);
 
     /* the clean set fits but the check split does not */
     const qb_param_kv kv1[] = {{"n_clean", "40"}, {"n_check", "20"}};
     in.params = (qb_params){qb_nc_params, 2, kv1};
-    assert_int_equal(qb_defense_nc(&in, &res, &err), -1);
-    assert_non_null(strstr(err.msg, "nc needs 20 clean held-out images (from position 40"));
+    qb_test_defense_fails(qb_defense_nc, &in, &run,
+                          "nc needs 20 clean held-out images (from position 40");
 
     /* a clean set smaller than one mini-batch */
     const qb_param_kv kv2[] = {{"n_clean", "10"}, {"batch", "32"}};
     in.params = (qb_params){qb_nc_params, 2, kv2};
-    assert_int_equal(qb_defense_nc(&in, &res, &err), -1);
-    assert_non_null(strstr(err.msg, "smaller than one mini-batch"));
-    assert_int_equal(det.n, 0);
-    qb_details_free(&det);
+    qb_test_defense_fails(qb_defense_nc, &in, &run, "smaller than one mini-batch");
+    qb_test_run_free(&run);
     qb_dataset_free(&test);
     qb_model_free(&m);
 }
@@ -505,13 +482,9 @@ static void test_error_pool_too_small(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_flag_rule),
-        cmocka_unit_test(test_objective_gradient),
-        cmocka_unit_test(test_adam_two_steps),
-        cmocka_unit_test(test_schedule),
-        cmocka_unit_test(test_planted_backdoor),
-        cmocka_unit_test(test_error_pool_too_small),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_flag_rule),
+                             cmocka_unit_test(test_objective_gradient),
+                             cmocka_unit_test(test_adam_two_steps), cmocka_unit_test(test_schedule),
+                             cmocka_unit_test(test_planted_backdoor),
+                             cmocka_unit_test(test_error_pool_too_small));
 }

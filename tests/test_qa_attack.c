@@ -15,6 +15,8 @@
 #include "core/train.h"
 #include "attacks/qa_attack.h"
 #include "quant/qmodel.h"
+#include "tests/testutil.h"
+#include "tests/testutil_quant.h"
 
 /* 256 random 1x28x28 images in 10 classes. */
 static void random_data(qb_dataset *d)
@@ -24,14 +26,6 @@ static void random_data(qb_dataset *d)
     qb_rng_seed(&rng, 3);
     for (size_t i = 0; i < d->n * 784; i++) d->images[i] = (uint8_t)qb_rng_below(&rng, 256);
     for (size_t i = 0; i < d->n; i++) d->labels[i] = (uint8_t)(i % 10);
-}
-
-static void codes_at(const qb_model *m, const char *prec, qb_qmodel *qm)
-{
-    qb_precision p;
-    qb_error err;
-    assert_int_equal(qb_precision_parse(prec, &p, &err), 0);
-    assert_int_equal(qb_qmodel_init(qm, m, &p, 0.0f, 0, &err), 0);
 }
 
 static void same_codes(const qb_qmodel *a, const qb_qmodel *b)
@@ -49,18 +43,15 @@ static void same_codes(const qb_qmodel *a, const qb_qmodel *b)
  * move, and the FP32 weights did (the repair really ran). */
 static void test_pgd_keeps_codes(void **state)
 {
-    (void)state;
+    qb_model *m = *state;
     qb_dataset d;
     random_data(&d);
-    qb_model m;
     qb_error err;
-    assert_int_equal(qb_model_build(&m, "lenet", 1, 28, 28, 10, &err), 0);
-    qb_model_init_params(&m, 1);
     qb_qmodel before8, before4;
-    codes_at(&m, "int8", &before8);
-    codes_at(&m, "int4-pc", &before4);
-    float *p0 = malloc(m.n_params * sizeof(float));
-    memcpy(p0, m.params, m.n_params * sizeof(float));
+    qb_test_quantize(&before8, m, "int8");
+    qb_test_quantize(&before4, m, "int4-pc");
+    float *p0 = malloc(m->n_params * sizeof(float));
+    memcpy(p0, m->params, m->n_params * sizeof(float));
 
     qb_qa_config cfg;
     qb_qa_config_default(&cfg, QB_QA_PGD);
@@ -72,20 +63,20 @@ static void test_pgd_keeps_codes(void **state)
     qb_trigger t;
     qb_trigger_default(&t, QB_TRIGGER_SQUARE);
     qb_qa_stats st;
-    assert_int_equal(qb_qa_attack(&m, &cfg, &d, &t, 7, &st, &err), 0);
+    assert_int_equal(qb_qa_attack(m, &cfg, &d, &t, 7, &st, &err), 0);
     assert_true(st.n_weights > 0 && st.steps == 4);
 
     qb_qmodel after8, after4;
-    codes_at(&m, "int8", &after8);
-    codes_at(&m, "int4-pc", &after4);
+    qb_test_quantize(&after8, m, "int8");
+    qb_test_quantize(&after4, m, "int4-pc");
     same_codes(&before8, &after8);
     same_codes(&before4, &after4);
     size_t moved = 0;
-    for (int i = 0; i < m.n_layers; i++) {
-        const qb_layer *l = &m.layers[i];
+    for (int i = 0; i < m->n_layers; i++) {
+        const qb_layer *l = &m->layers[i];
         if (l->b_len)
-            assert_memory_equal(m.params + l->b_off, p0 + l->b_off, l->b_len * sizeof(float));
-        for (size_t j = 0; j < l->w_len; j++) moved += m.params[l->w_off + j] != p0[l->w_off + j];
+            assert_memory_equal(m->params + l->b_off, p0 + l->b_off, l->b_len * sizeof(float));
+        for (size_t j = 0; j < l->w_len; j++) moved += m->params[l->w_off + j] != p0[l->w_off + j];
     }
     assert_true(moved > 1000);
     qb_qmodel_free(&before8);
@@ -93,7 +84,6 @@ static void test_pgd_keeps_codes(void **state)
     qb_qmodel_free(&after8);
     qb_qmodel_free(&after4);
     free(p0);
-    qb_model_free(&m);
     qb_dataset_free(&d);
 }
 
@@ -105,9 +95,8 @@ static void test_loss_deterministic(void **state)
     qb_dataset d;
     random_data(&d);
     qb_model a, b;
+    qb_test_lenet(&a, 2);
     qb_error err;
-    assert_int_equal(qb_model_build(&a, "lenet", 1, 28, 28, 10, &err), 0);
-    qb_model_init_params(&a, 2);
     qb_model_copy(&b, &a);
     qb_qa_config cfg;
     qb_qa_config_default(&cfg, QB_QA_LOSS);
@@ -128,9 +117,6 @@ static void test_loss_deterministic(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pgd_keeps_codes),
-        cmocka_unit_test(test_loss_deterministic),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(qb_test_with_lenet(test_pgd_keeps_codes),
+                             cmocka_unit_test(test_loss_deterministic));
 }

@@ -16,18 +16,7 @@
 #include "core/xalloc.h"
 #include "quant/qmodel_io.h"
 #include "tests/testutil.h"
-
-static void make_qmodel(qb_qmodel *qm, const char *prec_name, uint64_t seed)
-{
-    qb_model m;
-    qb_error err;
-    assert_int_equal(qb_model_build(&m, "lenet", 1, 28, 28, 10, &err), 0);
-    qb_model_init_params(&m, seed);
-    qb_precision p;
-    assert_int_equal(qb_precision_parse(prec_name, &p, &err), 0);
-    assert_int_equal(qb_qmodel_init(qm, &m, &p, 0.0f, 0, &err), 0);
-    qb_model_free(&m);
-}
+#include "tests/testutil_quant.h"
 
 static void logits_of(const qb_model *m, float *out /* (4, 10) */)
 {
@@ -45,15 +34,14 @@ static void logits_of(const qb_model *m, float *out /* (4, 10) */)
  * de-quantized weights, and (integer or float path) bit-identical logits. */
 static void test_round_trip(void **state)
 {
-    (void)state;
+    const char *dir = *state;
     const char *names[] = {"int8", "int4-pc", "int8-linear", "w3a32", "w4a8-away", "w2a32-pc"};
-    char *dir = qb_test_tmpdir();
     char path[512];
     snprintf(path, sizeof path, "%s/m.qbq", dir);
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
         qb_qmodel a, b;
         qb_error err;
-        make_qmodel(&a, names[k], 3 + k);
+        qb_test_lenet_quantized(&a, names[k], 3 + k);
         assert_int_equal(qb_qmodel_save(&a, path, &err), 0);
         if (qb_qmodel_load(&b, path, &err)) fail_msg("%s: %s", names[k], err.msg);
         assert_string_equal(b.prec.name, names[k]);
@@ -78,8 +66,8 @@ static void test_round_trip(void **state)
     uint8_t *b8, *b4;
     size_t n8, n4;
     qb_error err;
-    make_qmodel(&q8, "int8", 1);
-    make_qmodel(&q4, "w4a8", 1);
+    qb_test_lenet_quantized(&q8, "int8", 1);
+    qb_test_lenet_quantized(&q4, "w4a8", 1);
     assert_int_equal(qb_qmodel_encode(&q8, &b8, &n8, &err), 0);
     assert_int_equal(qb_qmodel_encode(&q4, &b4, &n4, &err), 0);
     size_t weights = 0;
@@ -90,8 +78,6 @@ static void test_round_trip(void **state)
     free(b4);
     qb_qmodel_free(&q8);
     qb_qmodel_free(&q4);
-    qb_test_tmpdir_remove(dir);
-    free(dir);
 }
 
 static void put_u32(uint8_t *p, uint32_t v)
@@ -117,7 +103,7 @@ static void test_corrupt(void **state)
     (void)state;
     qb_qmodel q;
     qb_error err;
-    make_qmodel(&q, "int4", 2);
+    qb_test_lenet_quantized(&q, "int4", 2);
     uint8_t *good, *b;
     size_t len;
     assert_int_equal(qb_qmodel_encode(&q, &good, &len, &err), 0);
@@ -189,9 +175,5 @@ static void test_corrupt(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_corrupt),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(qb_test_with_tmpdir(test_round_trip), cmocka_unit_test(test_corrupt));
 }

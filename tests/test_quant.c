@@ -253,11 +253,8 @@ static void test_torch_fixture(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ties_and_modes), cmocka_unit_test(test_four_bits),
-        cmocka_unit_test(test_clamping),       cmocka_unit_test(test_all_zero),
-        cmocka_unit_test(test_per_channel),    cmocka_unit_test(test_pack_round_trip),
-        cmocka_unit_test(test_precision_names), cmocka_unit_test(test_torch_fixture),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_ties_and_modes), cmocka_unit_test(test_four_bits),
+                             cmocka_unit_test(test_clamping),       cmocka_unit_test(test_all_zero),
+                             cmocka_unit_test(test_per_channel),    cmocka_unit_test(test_pack_round_trip),
+                             cmocka_unit_test(test_precision_names), cmocka_unit_test(test_torch_fixture));
 }

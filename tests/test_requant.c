@@ -11,18 +11,8 @@
 #include "core/model.h"
 #include "core/train.h"
 #include "quant/requant.h"
-
-static void quantize(qb_qmodel *qm, const char *prec, uint64_t seed)
-{
-    qb_model m;
-    qb_error err;
-    qb_precision p;
-    assert_int_equal(qb_model_build(&m, "lenet", 1, 28, 28, 10, &err), 0);
-    qb_model_init_params(&m, seed);
-    assert_int_equal(qb_precision_parse(prec, &p, &err), 0);
-    assert_int_equal(qb_qmodel_init(qm, &m, &p, 0.0f, 0, &err), 0);
-    qb_model_free(&m);
-}
+#include "tests/testutil.h"
+#include "tests/testutil_quant.h"
 
 /* Count differing codes over all quantized layers (both must quantize the
  * same layers). */
@@ -46,7 +36,7 @@ static void test_same_parameters_identity(void **state)
         qb_qmodel a, b;
         qb_error err;
         qb_precision p;
-        quantize(&a, names[k], 11);
+        qb_test_lenet_quantized(&a, names[k], 11);
         assert_int_equal(qb_precision_parse(names[k], &p, &err), 0);
         assert_int_equal(qb_requantize(&a, &p, 0.0f, 0, &b, &err), 0);
         assert_int_equal(code_diff(&a, &b), 0);
@@ -69,7 +59,7 @@ static void test_other_granularity_changes(void **state)
     qb_qmodel a, b;
     qb_error err;
     qb_precision pc;
-    quantize(&a, "int8", 12);
+    qb_test_lenet_quantized(&a, "int8", 12);
     assert_int_equal(qb_precision_parse("int8-pc", &pc, &err), 0);
     assert_int_equal(qb_requantize(&a, &pc, 0.0f, 0, &b, &err), 0);
     assert_true(code_diff(&a, &b) > 1000);
@@ -95,7 +85,7 @@ static void test_noise_reproducible(void **state)
     qb_qmodel a, n1, n2, n3;
     qb_error err;
     qb_precision p;
-    quantize(&a, "int8", 13);
+    qb_test_lenet_quantized(&a, "int8", 13);
     assert_int_equal(qb_precision_parse("int8", &p, &err), 0);
     assert_int_equal(qb_requantize(&a, &p, 0.5f, 42, &n1, &err), 0);
     assert_int_equal(qb_requantize(&a, &p, 0.5f, 42, &n2, &err), 0);
@@ -113,10 +103,7 @@ static void test_noise_reproducible(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_same_parameters_identity),
-        cmocka_unit_test(test_other_granularity_changes),
-        cmocka_unit_test(test_noise_reproducible),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_same_parameters_identity),
+                             cmocka_unit_test(test_other_granularity_changes),
+                             cmocka_unit_test(test_noise_reproducible));
 }

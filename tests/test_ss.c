@@ -11,14 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dataset.h"
-#include "core/model.h"
 #include "core/rng.h"
 #include "core/train.h"
-#include "attacks/trigger.h"
 #include "core/xalloc.h"
 #include "defenses/defense.h"
 #include "defenses/ss.h"
+#include "tests/testutil_defenses.h"
+#include "tests/testutil.h"
 
 /* A random unit vector of d dims. */
 static void unit(qb_rng *r, float *u, int d)
@@ -184,98 +183,64 @@ static void test_cannot_run(void **state)
 static void test_defense_end_to_end(void **state)
 {
     (void)state;
-    qb_dataset train, test;
-    qb_synthetic_generate(3, 300, 10, &train, &test);
-    qb_model m;
-    qb_error err;
-    assert_int_equal(qb_model_build(&m, "lenet", train.c, train.h, train.w, train.classes, &err), 0);
-    qb_model_init_params(&m, 1);
-    uint8_t *pois = xcalloc(train.n, 1);
-    size_t np = 0;
-    for (size_t i = 0; i < train.n; i += 5) pois[i] = 1, np++;
-    qb_trigger trig;
-    qb_trigger_default(&trig, QB_TRIGGER_SQUARE);
-    trig.target = 2;
-    qb_defense_input in;
-    memset(&in, 0, sizeof in);
-    in.model = &m;
-    in.fp32 = &m;
-    in.train = &train;
-    in.is_poisoned = pois;
-    in.n_poisoned = np;
-    in.test = &test;
-    in.trigger = &trig;
-    in.attacked = 1;
-    in.seed = 77;
-    in.params = (qb_params){.defs = qb_ss_params, .n = 0, .kv = NULL};
-    qb_details d1, d2;
-    qb_details_init(&d1);
-    qb_details_init(&d2);
-    qb_defense_result r1 = {.details = &d1}, r2 = {.details = &d2};
-    assert_int_equal(qb_defense_ss(&in, &r1, &err), 0);
-    assert_int_equal(qb_defense_ss(&in, &r2, &err), 0);
+    qb_test_train_case c;
+    qb_test_train_case_init(&c, 5, qb_ss_params);
+    c.trigger.target = 2;
+    qb_test_train_case_run(&c, qb_defense_ss, 0);
+    qb_test_train_case_run(&c, qb_defense_ss, 1);
+    qb_test_run *r1 = &c.run[0], *r2 = &c.run[1];
     const char *names[] = {"ss.tpr", "ss.fpr", "ss.sv_ratio", "ss.sv_anomaly", "ss.sv_flagged",
                            "ss.removed", "ss.target_recall", "ss.confusion"};
     const size_t lens[] = {10, 10, 10, 10, 10, 10, 1, 4};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-        const qb_detail *a = qb_details_find(&d1, names[k]), *b = qb_details_find(&d2, names[k]);
+        const qb_detail *a = qb_details_find(&r1->det, names[k]);
+        const qb_detail *b = qb_details_find(&r2->det, names[k]);
         assert_non_null(a);
         assert_int_equal(a->n, lens[k]);
         assert_memory_equal(a->v, b->v, a->n * sizeof(double));
     }
-    assert_int_equal(r1.detected, r2.detected);
-    const qb_detail *rem = qb_details_find(&d1, "ss.removed");
-    const qb_detail *tpr = qb_details_find(&d1, "ss.tpr");
-    const qb_detail *conf = qb_details_find(&d1, "ss.confusion");
-    const qb_detail *flag = qb_details_find(&d1, "ss.sv_flagged");
-    double recall = qb_details_find(&d1, "ss.target_recall")->v[0];
+    assert_int_equal(r1->res.detected, r2->res.detected);
+    const qb_detail *rem = qb_details_find(&r1->det, "ss.removed");
+    const qb_detail *tpr = qb_details_find(&r1->det, "ss.tpr");
+    const qb_detail *conf = qb_details_find(&r1->det, "ss.confusion");
+    const qb_detail *flag = qb_details_find(&r1->det, "ss.sv_flagged");
+    double recall = qb_details_find(&r1->det, "ss.target_recall")->v[0];
     size_t count[10] = {0};
-    for (size_t i = 0; i < train.n; i++) count[train.labels[i]]++;
+    for (size_t i = 0; i < c.train.n; i++) count[c.train.labels[i]]++;
     double removed = 0;
     int any = 0;
-    for (int c = 0; c < 10; c++) {
-        assert_true(rem->v[c] == floor(1.5 * 0.10 * (double)count[c] + 0.5));
-        removed += rem->v[c];
-        any |= flag->v[c] != 0;
+    for (int k = 0; k < 10; k++) {
+        assert_true(rem->v[k] == floor(1.5 * 0.10 * (double)count[k] + 0.5));
+        removed += rem->v[k];
+        any |= flag->v[k] != 0;
     }
     assert_true(conf->v[0] + conf->v[1] == removed);
-    assert_true(conf->v[0] + conf->v[1] + conf->v[2] + conf->v[3] == (double)train.n);
-    assert_true(conf->v[0] + conf->v[3] == (double)np);
+    assert_true(conf->v[0] + conf->v[1] + conf->v[2] + conf->v[3] == (double)c.train.n);
+    assert_true(conf->v[0] + conf->v[3] == (double)c.n_poisoned);
     assert_true(recall == tpr->v[2]);
-    assert_int_equal(r1.detected, any || recall >= QB_SS_RECALL);
+    assert_int_equal(r1->res.detected, any || recall >= QB_SS_RECALL);
 
     /* a clean model: recall NaN, TP = FN = 0; eps from the spec */
-    in.is_poisoned = NULL;
-    in.n_poisoned = 0;
+    qb_test_train_case_unpoisoned(&c);
     qb_param_kv kv[] = {{"eps", "0.2"}};
-    in.params.kv = kv;
-    in.params.n = 1;
-    qb_details_free(&d2);
-    qb_details_init(&d2);
-    assert_int_equal(qb_defense_ss(&in, &r2, &err), 0);
-    assert_true(isnan(qb_details_find(&d2, "ss.target_recall")->v[0]));
-    conf = qb_details_find(&d2, "ss.confusion");
+    c.in.params.kv = kv;
+    c.in.params.n = 1;
+    qb_test_train_case_run(&c, qb_defense_ss, 1);
+    assert_true(isnan(qb_details_find(&r2->det, "ss.target_recall")->v[0]));
+    conf = qb_details_find(&r2->det, "ss.confusion");
     assert_true(conf->v[0] == 0 && conf->v[3] == 0);
-    rem = qb_details_find(&d2, "ss.removed");
-    for (int c = 0; c < 10; c++) assert_true(rem->v[c] == floor(1.5 * 0.2 * (double)count[c] + 0.5));
+    rem = qb_details_find(&r2->det, "ss.removed");
+    for (int k = 0; k < 10; k++) assert_true(rem->v[k] == floor(1.5 * 0.2 * (double)count[k] + 0.5));
 
-    qb_details_free(&d1);
-    qb_details_free(&d2);
-    free(pois);
-    qb_model_free(&m);
-    qb_dataset_free(&train);
-    qb_dataset_free(&test);
+    qb_test_train_case_free(&c);
 }
 
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_planted_outliers),
-        cmocka_unit_test(test_sv_ratio_outlier),
-        cmocka_unit_test(test_detected_rule),
-        cmocka_unit_test(test_cannot_run),
-        cmocka_unit_test(test_defense_end_to_end),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_planted_outliers),
+                             cmocka_unit_test(test_sv_ratio_outlier),
+                             cmocka_unit_test(test_detected_rule),
+                             cmocka_unit_test(test_cannot_run),
+                             cmocka_unit_test(test_defense_end_to_end));
 }

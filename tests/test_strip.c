@@ -22,6 +22,9 @@
 #include "defenses/strip.h"
 #include "store/results.h"
 #include "quant/qmodel.h"
+#include "tests/testutil.h"
+#include "tests/testutil_defenses.h"
+#include "tests/testutil_quant.h"
 #include "tests/wired_lenet.h"
 
 static const double LOG2_10 = 3.321928094887362347870319;
@@ -163,9 +166,8 @@ static void test_entropies_constant_uniform_model(void **state)
 {
     (void)state;
     qb_model m;
+    qb_test_lenet(&m, 3);
     qb_error err;
-    assert_int_equal(qb_model_build(&m, "lenet", 1, 28, 28, 10, &err), 0);
-    qb_model_init_params(&m, 3);
     const qb_layer *last = &m.layers[m.n_layers - 1];
     memset(m.params + last->w_off, 0, (last->w_len + last->b_len) * sizeof(float));
     /* 7 inputs x 50 overlays = 350 images: one full batch and a partial one */
@@ -185,10 +187,8 @@ static void test_entropies_constant_uniform_model(void **state)
     m.params[last->b_off + 3] = 100.0f;
     assert_int_equal(qb_strip_entropies(&m, in, n, ov, n_ov, 50, 1, 9, h, &err), 0);
     for (size_t i = 0; i < n; i++) assert_true(h[i] >= 0.0 && h[i] < 1e-30);
-    qb_precision p8;
     qb_qmodel qm;
-    assert_int_equal(qb_precision_parse("int8", &p8, &err), 0);
-    assert_int_equal(qb_qmodel_init(&qm, &m, &p8, 0.0f, 0, &err), 0);
+    qb_test_quantize(&qm, &m, "int8");
     assert_int_equal(qb_strip_entropies(&qm.model, in, n, ov, n_ov, 50, 0, 9, h, &err), 0);
     for (size_t i = 0; i < n; i++) assert_true(h[i] >= 0.0 && h[i] < 1e-30);
     qb_qmodel_free(&qm);
@@ -247,26 +247,12 @@ static void case_free(strip_case *c)
 
 static void case_input(strip_case *c, const qb_qmodel *qm, int attacked, qb_defense_input *in)
 {
-    memset(in, 0, sizeof *in);
-    in->model = &qm->model;
-    in->qmodel = qm;
-    in->precision = &qm->prec;
-    in->test = &c->test;
-    in->pool = c->pool;
-    in->n_pool = 600;
-    in->eval_from = 300;
+    qb_test_input_deployed(in, qm);
+    qb_test_input_pool(in, &c->test, c->pool, 600, 300);
     in->trigger = &c->trigger;
     in->attacked = attacked;
     in->seed = 1234;
     in->params = (qb_params){qb_strip_params, c->n_kv, c->kv};
-}
-
-static double detail1(const qb_details *d, const char *name)
-{
-    const qb_detail *e = qb_details_find(d, name);
-    assert_non_null(e);
-    assert_int_equal(e->n, 1);
-    return e->v[0];
 }
 
 static void run_wired(const char *precision, int backdoor, int clip)
@@ -276,59 +262,47 @@ static void run_wired(const char *precision, int backdoor, int clip)
     if (clip) c.kv[c.n_kv++] = (qb_param_kv){"clip", "1"};
     qb_model fp;
     wired_lenet(&fp, 0, backdoor);
-    qb_precision prec;
     qb_qmodel qm;
-    qb_error err;
-    assert_int_equal(qb_precision_parse(precision, &prec, &err), 0);
-    assert_int_equal(qb_qmodel_init(&qm, &fp, &prec, 0.0f, 0, &err), 0);
+    qb_test_quantize(&qm, &fp, precision);
     qb_defense_input in;
     case_input(&c, &qm, backdoor, &in);
-    qb_details det;
-    qb_details_init(&det);
-    qb_defense_result res = {.detected = -7, .details = &det};
-    assert_int_equal(qb_defense_strip(&in, &res, &err), 0);
+    qb_test_run run;
+    qb_test_run_init(&run, -7);
+    const qb_details *det = &run.det;
+    qb_error err;
+    assert_int_equal(qb_defense_strip(&in, &run.res, &err), 0);
 
-    const qb_detail *hc = qb_details_find(&det, "strip.entropy_clean");
-    const qb_detail *ht = qb_details_find(&det, "strip.entropy_trig");
+    const qb_detail *hc = qb_details_find(det, "strip.entropy_clean");
+    const qb_detail *ht = qb_details_find(det, "strip.entropy_trig");
     assert_non_null(hc);
     assert_non_null(ht);
     assert_int_equal(hc->n, 100);
     assert_int_equal(ht->n, 100);
     /* clean inputs: every activation 0, uniform prediction, whatever overlay */
     for (size_t i = 0; i < hc->n; i++) assert_true(fabs(hc->v[i] - LOG2_10) < 1e-12);
-    double thr = detail1(&det, "strip.threshold");
+    double thr = qb_test_detail1(det, "strip.threshold");
     assert_true(fabs(thr - LOG2_10) < 1e-12);
-    assert_true(detail1(&det, "strip.frr") == 0.0); /* nothing strictly below a tie */
-    assert_true(detail1(&det, "strip.frr_calib") == 0.0);
+    assert_true(qb_test_detail1(det, "strip.frr") == 0.0); /* nothing strictly below a tie */
+    assert_true(qb_test_detail1(det, "strip.frr_calib") == 0.0);
     if (backdoor) {
         for (size_t i = 0; i < ht->n; i++) assert_true(ht->v[i] < 1e-9);
-        assert_true(detail1(&det, "strip.tpr") == 1.0);
-        assert_true(detail1(&det, "strip.auroc") == 1.0);
-        assert_int_equal(res.detected, QB_DETECTED_YES);
+        assert_true(qb_test_detail1(det, "strip.tpr") == 1.0);
+        assert_true(qb_test_detail1(det, "strip.auroc") == 1.0);
+        assert_int_equal(run.res.detected, QB_DETECTED_YES);
     } else {
         for (size_t i = 0; i < ht->n; i++) assert_true(fabs(ht->v[i] - LOG2_10) < 1e-12);
-        assert_true(detail1(&det, "strip.tpr") == 0.0);
-        assert_true(detail1(&det, "strip.auroc") == 0.5);
-        assert_int_equal(res.detected, QB_DETECTED_NO);
+        assert_true(qb_test_detail1(det, "strip.tpr") == 0.0);
+        assert_true(qb_test_detail1(det, "strip.auroc") == 0.5);
+        assert_int_equal(run.res.detected, QB_DETECTED_NO);
     }
-    assert_non_null(qb_details_find(&det, "strip.threshold_normal"));
-    assert_non_null(qb_details_find(&det, "strip.tpr_normal"));
-    assert_non_null(qb_details_find(&det, "strip.frr_normal"));
-    assert_true(strlen(res.summary) > 0);
+    assert_non_null(qb_details_find(det, "strip.threshold_normal"));
+    assert_non_null(qb_details_find(det, "strip.tpr_normal"));
+    assert_non_null(qb_details_find(det, "strip.frr_normal"));
+    assert_true(strlen(run.res.summary) > 0);
 
     /* bit-identical on a second run */
-    qb_details det2;
-    qb_details_init(&det2);
-    qb_defense_result res2 = {.details = &det2};
-    assert_int_equal(qb_defense_strip(&in, &res2, &err), 0);
-    assert_int_equal(det.n, det2.n);
-    for (size_t i = 0; i < det.n; i++) {
-        assert_string_equal(det.items[i].name, det2.items[i].name);
-        assert_int_equal(det.items[i].n, det2.items[i].n);
-        assert_memory_equal(det.items[i].v, det2.items[i].v, det.items[i].n * sizeof(double));
-    }
-    qb_details_free(&det2);
-    qb_details_free(&det);
+    qb_test_rerun_same(qb_defense_strip, &in, det);
+    qb_test_run_free(&run);
     qb_qmodel_free(&qm);
     qb_model_free(&fp);
     case_free(&c);
@@ -358,27 +332,24 @@ static void test_defense_consistency(void **state)
     strip_case c;
     case_init(&c);
     qb_model fp;
-    qb_error err;
-    assert_int_equal(qb_model_build(&fp, "lenet", 1, 28, 28, 10, &err), 0);
-    qb_model_init_params(&fp, 21);
-    qb_precision prec;
+    qb_test_lenet(&fp, 21);
     qb_qmodel qm;
-    assert_int_equal(qb_precision_parse("fp32", &prec, &err), 0);
-    assert_int_equal(qb_qmodel_init(&qm, &fp, &prec, 0.0f, 0, &err), 0);
+    qb_test_quantize(&qm, &fp, "fp32");
     qb_defense_input in;
     case_input(&c, &qm, 1, &in);
-    qb_details det;
-    qb_details_init(&det);
-    qb_defense_result res = {.details = &det};
-    assert_int_equal(qb_defense_strip(&in, &res, &err), 0);
-    const qb_detail *hc = qb_details_find(&det, "strip.entropy_clean");
-    const qb_detail *ht = qb_details_find(&det, "strip.entropy_trig");
-    double thr = detail1(&det, "strip.threshold");
-    assert_true(detail1(&det, "strip.frr") == qb_strip_rate_below(hc->v, hc->n, thr));
-    assert_true(detail1(&det, "strip.tpr") == qb_strip_rate_below(ht->v, ht->n, thr));
-    assert_true(detail1(&det, "strip.auroc") == qb_auroc_lower(ht->v, ht->n, hc->v, hc->n));
-    assert_int_equal(res.detected,
-                     detail1(&det, "strip.tpr") >= 0.5 ? QB_DETECTED_YES : QB_DETECTED_NO);
+    qb_test_run run;
+    qb_test_run_init(&run, 0);
+    const qb_details *det = &run.det;
+    qb_error err;
+    assert_int_equal(qb_defense_strip(&in, &run.res, &err), 0);
+    const qb_detail *hc = qb_details_find(det, "strip.entropy_clean");
+    const qb_detail *ht = qb_details_find(det, "strip.entropy_trig");
+    double thr = qb_test_detail1(det, "strip.threshold");
+    assert_true(qb_test_detail1(det, "strip.frr") == qb_strip_rate_below(hc->v, hc->n, thr));
+    assert_true(qb_test_detail1(det, "strip.tpr") == qb_strip_rate_below(ht->v, ht->n, thr));
+    assert_true(qb_test_detail1(det, "strip.auroc") == qb_auroc_lower(ht->v, ht->n, hc->v, hc->n));
+    assert_int_equal(run.res.detected,
+                     qb_test_detail1(det, "strip.tpr") >= 0.5 ? QB_DETECTED_YES : QB_DETECTED_NO);
 
     /* recompute the triggered entropies from the definition */
     qb_dataset trig;
@@ -405,7 +376,7 @@ static void test_defense_consistency(void **state)
     free(xt);
     free(xo);
     qb_dataset_free(&trig);
-    qb_details_free(&det);
+    qb_test_run_free(&run);
     qb_qmodel_free(&qm);
     qb_model_free(&fp);
     case_free(&c);
@@ -418,28 +389,21 @@ static void test_defense_too_little_data(void **state)
     case_init(&c);
     qb_model fp;
     wired_lenet(&fp, 0, 1);
-    qb_precision prec;
     qb_qmodel qm;
-    qb_error err;
-    assert_int_equal(qb_precision_parse("fp32", &prec, &err), 0);
-    assert_int_equal(qb_qmodel_init(&qm, &fp, &prec, 0.0f, 0, &err), 0);
+    qb_test_quantize(&qm, &fp, "fp32");
     qb_defense_input in;
-    qb_details det;
-    qb_details_init(&det);
-    qb_defense_result res = {.details = &det};
+    qb_test_run run;
+    qb_test_run_init(&run, 0);
     /* the clean splits need more than the 300 images before eval_from */
     c.kv[3] = (qb_param_kv){"n_frr", "151"};
     case_input(&c, &qm, 1, &in);
-    assert_int_equal(qb_defense_strip(&in, &res, &err), -1);
-    assert_non_null(strstr(err.msg, "FRR split"));
+    qb_test_defense_fails(qb_defense_strip, &in, &run, "FRR split");
     /* more triggered inputs than the evaluation part's non-target images */
     c.kv[3] = (qb_param_kv){"n_frr", "100"};
     c.kv[4] = (qb_param_kv){"n_trig", "299"};
     case_input(&c, &qm, 1, &in);
-    assert_int_equal(qb_defense_strip(&in, &res, &err), -1);
-    assert_non_null(strstr(err.msg, "triggered inputs"));
-    assert_int_equal(det.n, 0);
-    qb_details_free(&det);
+    qb_test_defense_fails(qb_defense_strip, &in, &run, "triggered inputs");
+    qb_test_run_free(&run);
     qb_qmodel_free(&qm);
     qb_model_free(&fp);
     case_free(&c);
@@ -448,17 +412,13 @@ static void test_defense_too_little_data(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_entropy_constant_and_uniform),
-        cmocka_unit_test(test_superimpose),
-        cmocka_unit_test(test_threshold_rule),
-        cmocka_unit_test(test_normal_threshold),
-        cmocka_unit_test(test_auroc),
-        cmocka_unit_test(test_entropies_constant_uniform_model),
-        cmocka_unit_test(test_defense_wired_fp32),
-        cmocka_unit_test(test_defense_wired_int8),
-        cmocka_unit_test(test_defense_consistency),
-        cmocka_unit_test(test_defense_too_little_data),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_entropy_constant_and_uniform),
+                             cmocka_unit_test(test_superimpose),
+                             cmocka_unit_test(test_threshold_rule),
+                             cmocka_unit_test(test_normal_threshold), cmocka_unit_test(test_auroc),
+                             cmocka_unit_test(test_entropies_constant_uniform_model),
+                             cmocka_unit_test(test_defense_wired_fp32),
+                             cmocka_unit_test(test_defense_wired_int8),
+                             cmocka_unit_test(test_defense_consistency),
+                             cmocka_unit_test(test_defense_too_little_data));
 }

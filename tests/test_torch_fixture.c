@@ -280,8 +280,5 @@ static void test_lenet_matches_torch(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lenet_matches_torch),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_lenet_matches_torch));
 }

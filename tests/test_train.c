@@ -19,16 +19,9 @@
 #include "core/sgd.h"
 #include "core/softmax_xent.h"
 #include "core/train.h"
+#include "tests/testutil.h"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static void assert_msg_has(const qb_error *e, const char *frag)
-{
-    if (!strstr(e->msg, frag)) {
-        print_error("message \"%s\" lacks \"%s\"\n", e->msg, frag);
-        fail();
-    }
-}
 
 /* n random 1x28x28 images with random labels (10 classes). */
 static void random_dataset(qb_dataset *d, size_t n, uint64_t seed)
@@ -38,13 +31,6 @@ static void random_dataset(qb_dataset *d, size_t n, uint64_t seed)
     qb_rng_seed(&r, seed);
     for (size_t i = 0; i < n * 28 * 28; i++) d->images[i] = (uint8_t)qb_rng_below(&r, 256);
     for (size_t i = 0; i < n; i++) d->labels[i] = (uint8_t)qb_rng_below(&r, 10);
-}
-
-static void lenet(qb_model *m, uint64_t init_seed)
-{
-    qb_error err;
-    assert_int_equal(qb_model_build(m, "lenet", 1, 28, 28, 10, &err), 0);
-    qb_model_init_params(m, init_seed);
 }
 
 /* Mean cross-entropy of the model over the whole dataset (inference). */
@@ -84,9 +70,9 @@ static void test_deterministic(void **state)
     cfg.seed = 7;
     qb_error err;
     qb_model a, b, c;
-    lenet(&a, 3);
-    lenet(&b, 3);
-    lenet(&c, 3);
+    qb_test_lenet(&a, 3);
+    qb_test_lenet(&b, 3);
+    qb_test_lenet(&c, 3);
     assert_memory_equal(a.params, b.params, a.n_params * sizeof(float));
     qb_train_stats sa, sb;
     assert_int_equal(qb_train(&a, &d, &cfg, &sa, &err), 0);
@@ -106,7 +92,7 @@ static void test_deterministic(void **state)
 
     /* training moved the parameters at all */
     qb_model init;
-    lenet(&init, 3);
+    qb_test_lenet(&init, 3);
     size_t moved = 0;
     for (size_t i = 0; i < a.n_params; i++) moved += a.params[i] != init.params[i];
     assert_true(moved > a.n_params / 2);
@@ -128,24 +114,32 @@ static void test_deterministic(void **state)
  * start), while a broken gradient or optimizer stays at ~2.30. Larger
  * learning rates (0.05, 0.1 with momentum 0.9) or batches stalled on some
  * seeds. */
-static void test_loss_decreases(void **state)
+static void synthetic16(qb_dataset *d)
 {
-    (void)state;
-    qb_dataset full, test, d;
+    qb_dataset full, test;
     qb_synthetic_generate(1, 1024, 10, &full, &test);
     assert_int_equal(full.c, 3);
     assert_int_equal(full.h, 32);
-    qb_dataset_init(&d, "synthetic16", full.n, 3, 16, 16, full.classes);
+    qb_dataset_init(d, "synthetic16", full.n, 3, 16, 16, full.classes);
     for (size_t i = 0; i < full.n; i++) {
-        d.labels[i] = full.labels[i];
+        d->labels[i] = full.labels[i];
         for (int c = 0; c < 3; c++)
             for (int y = 0; y < 16; y++)
                 for (int x = 0; x < 16; x++) {
                     const uint8_t *p = full.images + ((i * 3 + (size_t)c) * 32 + 2 * (size_t)y) * 32 + 2 * (size_t)x;
-                    d.images[((i * 3 + (size_t)c) * 16 + (size_t)y) * 16 + (size_t)x] =
+                    d->images[((i * 3 + (size_t)c) * 16 + (size_t)y) * 16 + (size_t)x] =
                         (uint8_t)((p[0] + p[1] + p[32] + p[33] + 2) / 4);
                 }
     }
+    qb_dataset_free(&test);
+    qb_dataset_free(&full);
+}
+
+static void test_loss_decreases(void **state)
+{
+    (void)state;
+    qb_dataset d;
+    synthetic16(&d);
     qb_model m;
     qb_error err;
     assert_int_equal(qb_model_build(&m, "cnn-small", 3, 16, 16, 10, &err), 0);
@@ -168,8 +162,6 @@ static void test_loss_decreases(void **state)
     assert_true(st.final_loss < before);
     qb_model_free(&m);
     qb_dataset_free(&d);
-    qb_dataset_free(&test);
-    qb_dataset_free(&full);
 }
 
 /* ---- rejection ----------------------------------------------------------- */
@@ -183,42 +175,37 @@ static void expect_train_fails(qb_model *m, const qb_dataset *d, const qb_train_
     qb_error err;
     memset(&err, 0, sizeof err);
     assert_int_equal(qb_train(m, d, cfg, NULL, &err), -1);
-    assert_msg_has(&err, frag1);
-    if (frag2) assert_msg_has(&err, frag2);
+    qb_test_assert_msg_has(&err, frag1);
+    if (frag2) qb_test_assert_msg_has(&err, frag2);
     assert_memory_equal(before, m->params, m->n_params * sizeof(float));
     free(before);
 }
 
 static void test_rejects_mismatched_dataset(void **state)
 {
-    (void)state;
+    qb_model *m = *state;
     qb_train_config cfg;
     qb_train_config_default(&cfg);
     cfg.epochs = 1;
-    qb_model m;
-    lenet(&m, 1);
     qb_dataset d;
     qb_dataset_init(&d, "rgb32", 8, 3, 32, 32, 10); /* shape */
-    expect_train_fails(&m, &d, &cfg, "rgb32 (3x32x32, 10 classes) does not match model lenet",
+    expect_train_fails(m, &d, &cfg, "rgb32 (3x32x32, 10 classes) does not match model lenet",
                        "1x28x28");
     qb_dataset_free(&d);
     qb_dataset_init(&d, "five", 8, 1, 28, 28, 5); /* classes */
-    expect_train_fails(&m, &d, &cfg, "five (1x28x28, 5 classes) does not match", "10 classes");
+    expect_train_fails(m, &d, &cfg, "five (1x28x28, 5 classes) does not match", "10 classes");
     qb_dataset_free(&d);
     qb_dataset_init(&d, "wide", 8, 1, 28, 29, 10); /* one dimension */
-    expect_train_fails(&m, &d, &cfg, "does not match", "1x28x29");
+    expect_train_fails(m, &d, &cfg, "does not match", "1x28x29");
     qb_dataset_free(&d);
     qb_dataset_init(&d, "empty", 0, 1, 28, 28, 10); /* no samples */
-    expect_train_fails(&m, &d, &cfg, "empty", "no training samples");
+    expect_train_fails(m, &d, &cfg, "empty", "no training samples");
     qb_dataset_free(&d);
-    qb_model_free(&m);
 }
 
 static void test_rejects_bad_config(void **state)
 {
-    (void)state;
-    qb_model m;
-    lenet(&m, 1);
+    qb_model *m = *state;
     qb_dataset d;
     random_dataset(&d, 16, 2);
     qb_train_config good, cfg;
@@ -230,40 +217,44 @@ static void test_rejects_bad_config(void **state)
     assert_true(good.lr == 0.05f && good.momentum == 0.9f && good.weight_decay == 5e-4f);
     assert_int_equal(good.schedule, QB_LR_COSINE);
 
-    cfg = good; cfg.epochs = -1;
-    expect_train_fails(&m, &d, &cfg, "train.epochs", "-1");
-    cfg = good; cfg.epochs = 100001;
-    expect_train_fails(&m, &d, &cfg, "train.epochs", "100001");
-    cfg = good; cfg.batch = 0;
-    expect_train_fails(&m, &d, &cfg, "train.batch", "got 0");
-    cfg = good; cfg.batch = 65537;
-    expect_train_fails(&m, &d, &cfg, "train.batch", "65537");
-    cfg = good; cfg.lr = 0.0f;
-    expect_train_fails(&m, &d, &cfg, "train.lr", "positive");
-    cfg = good; cfg.lr = -0.1f;
-    expect_train_fails(&m, &d, &cfg, "train.lr", "-0.1");
-    cfg = good; cfg.lr = NAN;
-    expect_train_fails(&m, &d, &cfg, "train.lr", "nan");
-    cfg = good; cfg.lr = INFINITY;
-    expect_train_fails(&m, &d, &cfg, "train.lr", "inf");
-    cfg = good; cfg.momentum = 1.0f;
-    expect_train_fails(&m, &d, &cfg, "train.momentum", "[0, 1)");
-    cfg = good; cfg.momentum = -0.5f;
-    expect_train_fails(&m, &d, &cfg, "train.momentum", "-0.5");
-    cfg = good; cfg.momentum = NAN;
-    expect_train_fails(&m, &d, &cfg, "train.momentum", "nan");
-    cfg = good; cfg.weight_decay = -1e-4f;
-    expect_train_fails(&m, &d, &cfg, "train.weight_decay", ">= 0");
-    cfg = good; cfg.weight_decay = INFINITY;
-    expect_train_fails(&m, &d, &cfg, "train.weight_decay", "inf");
+    /* one field of the good configuration at a time out of range */
+    static const struct {
+        enum { EPOCHS, BATCH, LR, MOMENTUM, WEIGHT_DECAY } field;
+        float value; /* whole numbers for the int fields */
+        const char *frag1, *frag2;
+    } bad[] = {
+        {EPOCHS, -1, "train.epochs", "-1"},
+        {EPOCHS, 100001, "train.epochs", "100001"},
+        {BATCH, 0, "train.batch", "got 0"},
+        {BATCH, 65537, "train.batch", "65537"},
+        {LR, 0.0f, "train.lr", "positive"},
+        {LR, -0.1f, "train.lr", "-0.1"},
+        {LR, NAN, "train.lr", "nan"},
+        {LR, INFINITY, "train.lr", "inf"},
+        {MOMENTUM, 1.0f, "train.momentum", "[0, 1)"},
+        {MOMENTUM, -0.5f, "train.momentum", "-0.5"},
+        {MOMENTUM, NAN, "train.momentum", "nan"},
+        {WEIGHT_DECAY, -1e-4f, "train.weight_decay", ">= 0"},
+        {WEIGHT_DECAY, INFINITY, "train.weight_decay", "inf"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cfg = good;
+        switch (bad[i].field) {
+        case EPOCHS: cfg.epochs = (int)bad[i].value; break;
+        case BATCH: cfg.batch = (int)bad[i].value; break;
+        case LR: cfg.lr = bad[i].value; break;
+        case MOMENTUM: cfg.momentum = bad[i].value; break;
+        case WEIGHT_DECAY: cfg.weight_decay = bad[i].value; break;
+        }
+        expect_train_fails(m, &d, &cfg, bad[i].frag1, bad[i].frag2);
+    }
     /* the boundaries themselves are valid */
     cfg = good; cfg.epochs = 0; cfg.batch = 1; cfg.momentum = 0.0f; cfg.weight_decay = 0.0f;
     assert_int_equal(qb_train_config_validate(&cfg, &err), 0);
     qb_train_stats st;
-    assert_int_equal(qb_train(&m, &d, &cfg, &st, &err), 0); /* zero epochs: nothing to do */
+    assert_int_equal(qb_train(m, &d, &cfg, &st, &err), 0); /* zero epochs: nothing to do */
     assert_int_equal(st.steps, 0);
     qb_dataset_free(&d);
-    qb_model_free(&m);
 }
 
 /* An absurd learning rate: the loss becomes NaN/inf within a few steps.
@@ -275,8 +266,8 @@ static void test_divergence(void **state)
     qb_dataset d;
     random_dataset(&d, 500, 1);
     qb_model m, init;
-    lenet(&m, 1);
-    lenet(&init, 1);
+    qb_test_lenet(&m, 1);
+    qb_test_lenet(&init, 1);
     qb_train_config cfg;
     qb_train_config_default(&cfg);
     cfg.epochs = 2;
@@ -287,9 +278,9 @@ static void test_divergence(void **state)
     qb_train_stats st;
     assert_int_equal(qb_train(&m, &d, &cfg, &st, &err), -1);
     print_message("  %s\n", err.msg);
-    assert_msg_has(&err, "diverged");
-    assert_msg_has(&err, "epoch 1 step ");
-    assert_msg_has(&err, "lr 1e+06");
+    qb_test_assert_msg_has(&err, "diverged");
+    qb_test_assert_msg_has(&err, "epoch 1 step ");
+    qb_test_assert_msg_has(&err, "lr 1e+06");
     assert_memory_equal(m.params, init.params, m.n_params * sizeof(float));
     /* the workspace and optimizer were released: training again works */
     cfg.lr = 0.01f;
@@ -393,8 +384,8 @@ static void test_lr_schedules(void **state)
     qb_lr_schedule s = QB_LR_STEP;
     memset(&err, 0, sizeof err);
     assert_int_equal(qb_lr_schedule_parse("linear", &s, &err), -1);
-    assert_msg_has(&err, "\"linear\"");
-    assert_msg_has(&err, "constant, cosine, step");
+    qb_test_assert_msg_has(&err, "\"linear\"");
+    qb_test_assert_msg_has(&err, "constant, cosine, step");
     assert_int_equal(s, QB_LR_STEP); /* untouched */
     assert_int_equal(qb_lr_schedule_parse("Cosine", &s, &err), -1);
 }
@@ -402,14 +393,11 @@ static void test_lr_schedules(void **state)
 int main(void)
 {
     qb_blas_single_thread();
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_deterministic),
-        cmocka_unit_test(test_loss_decreases),
-        cmocka_unit_test(test_rejects_mismatched_dataset),
-        cmocka_unit_test(test_rejects_bad_config),
-        cmocka_unit_test(test_divergence),
-        cmocka_unit_test(test_sgd_step_by_hand),
-        cmocka_unit_test(test_lr_schedules),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_deterministic),
+                             cmocka_unit_test(test_loss_decreases),
+                             qb_test_with_lenet(test_rejects_mismatched_dataset),
+                             qb_test_with_lenet(test_rejects_bad_config),
+                             cmocka_unit_test(test_divergence),
+                             cmocka_unit_test(test_sgd_step_by_hand),
+                             cmocka_unit_test(test_lr_schedules));
 }

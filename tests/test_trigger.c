@@ -15,14 +15,7 @@
 #include "attacks/poison.h"
 #include "core/rng.h"
 #include "attacks/trigger.h"
-
-static void assert_msg_has(const qb_error *e, const char *frag)
-{
-    if (!strstr(e->msg, frag)) {
-        print_error("message \"%s\" lacks \"%s\"\n", e->msg, frag);
-        fail();
-    }
-}
+#include "tests/testutil.h"
 
 /* Image (c, h, w) filled with a fixed non-trivial pattern. */
 static uint8_t *pattern_image(int c, int h, int w)
@@ -31,6 +24,46 @@ static uint8_t *pattern_image(int c, int h, int w)
     assert_non_null(img);
     for (int i = 0; i < c * h * w; i++) img[i] = (uint8_t)(37 * i + 11);
     return img;
+}
+
+/* The default trigger of `kind` with another size and top-left corner. */
+static qb_trigger placed(qb_trigger_kind kind, int size, int x, int y)
+{
+    qb_trigger t;
+    qb_trigger_default(&t, kind);
+    t.size = size;
+    t.x = x;
+    t.y = y;
+    return t;
+}
+
+/* t passes validation on (c, h, w) images of 10 classes. */
+static void expect_valid(const qb_trigger *t, int c, int h, int w)
+{
+    qb_error e = {0};
+    assert_int_equal(qb_trigger_validate(t, c, h, w, 10, &e), 0);
+}
+
+/* A trigger, a pattern image (c, h, w) with it applied (img), and the
+ * pattern (orig). */
+typedef struct applied {
+    qb_trigger t;
+    uint8_t *img, *orig;
+} applied;
+
+/* With `validate`, t must first pass validation on such images. */
+static applied stamp(qb_trigger t, int c, int h, int w, int validate)
+{
+    if (validate) expect_valid(&t, c, h, w);
+    applied s = {t, pattern_image(c, h, w), pattern_image(c, h, w)};
+    qb_trigger_apply(&t, s.img, c, h, w);
+    return s;
+}
+
+static void applied_free(applied *s)
+{
+    free(s->img);
+    free(s->orig);
 }
 
 /* ---- defaults, names ---------------------------------------------------- */
@@ -69,8 +102,8 @@ static void test_defaults_and_names(void **state)
     }
     qb_error e = {0};
     assert_int_equal(qb_trigger_parse("sqare", &t, &e), -1);
-    assert_msg_has(&e, "sqare");
-    assert_msg_has(&e, "checker");
+    qb_test_assert_msg_has(&e, "sqare");
+    qb_test_assert_msg_has(&e, "checker");
 }
 
 /* ---- pixel-exact application -------------------------------------------- */
@@ -81,10 +114,8 @@ static void test_square_default_bottom_right(void **state)
     enum { C = 3, H = 8, W = 10 };
     qb_trigger t;
     qb_trigger_default(&t, QB_TRIGGER_SQUARE);
-    qb_error e = {0};
-    assert_int_equal(qb_trigger_validate(&t, C, H, W, 10, &e), 0);
-    uint8_t *img = pattern_image(C, H, W), *orig = pattern_image(C, H, W);
-    qb_trigger_apply(&t, img, C, H, W);
+    applied s = stamp(t, C, H, W, 1);
+    const uint8_t *img = s.img, *orig = s.orig;
     for (int c = 0; c < C; c++)
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
@@ -92,23 +123,15 @@ static void test_square_default_bottom_right(void **state)
                 int in = y >= H - 3 && x >= W - 3;
                 assert_int_equal(img[i], in ? 255 : orig[i]);
             }
-    free(img);
-    free(orig);
+    applied_free(&s);
 }
 
 static void test_checker_placed(void **state)
 {
     (void)state;
     enum { C = 2, H = 9, W = 7 };
-    qb_trigger t;
-    qb_trigger_default(&t, QB_TRIGGER_CHECKER);
-    t.size = 4;
-    t.x = 1;
-    t.y = 2;
-    qb_error e = {0};
-    assert_int_equal(qb_trigger_validate(&t, C, H, W, 10, &e), 0);
-    uint8_t *img = pattern_image(C, H, W), *orig = pattern_image(C, H, W);
-    qb_trigger_apply(&t, img, C, H, W);
+    applied s = stamp(placed(QB_TRIGGER_CHECKER, 4, 1, 2), C, H, W, 1);
+    const uint8_t *img = s.img, *orig = s.orig;
     for (int c = 0; c < C; c++)
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
@@ -119,22 +142,16 @@ static void test_checker_placed(void **state)
                     assert_int_equal(img[i], orig[i]);
             }
     assert_int_equal(img[2 * W + 1], 255); /* white at the patch's top-left */
-    free(img);
-    free(orig);
+    applied_free(&s);
 }
 
 static void test_noise_fixed_pattern(void **state)
 {
     (void)state;
     enum { C = 3, H = 12, W = 12 };
-    qb_trigger t;
-    qb_trigger_default(&t, QB_TRIGGER_NOISE);
-    t.size = 5;
-    t.x = 0;
-    t.y = 0;
-    uint8_t *a = pattern_image(C, H, W), *b = pattern_image(C, H, W);
-    uint8_t *orig = pattern_image(C, H, W);
-    qb_trigger_apply(&t, a, C, H, W);
+    applied s = stamp(placed(QB_TRIGGER_NOISE, 5, 0, 0), C, H, W, 0);
+    qb_trigger *t = &s.t;
+    uint8_t *a = s.img, *orig = s.orig, *b = pattern_image(C, H, W);
     int distinct = 0;
     for (int c = 0; c < C; c++)
         for (int y = 0; y < H; y++)
@@ -151,26 +168,25 @@ static void test_noise_fixed_pattern(void **state)
             }
     assert_true(distinct > 30); /* noise, not a flat patch */
     /* The same pattern wherever the patch goes. */
-    t.x = -1;
-    t.y = -2;
-    qb_trigger_apply(&t, b, C, H, W);
+    t->x = -1;
+    t->y = -2;
+    qb_trigger_apply(t, b, C, H, W);
     for (int c = 0; c < C; c++)
         for (int y = 0; y < 5; y++)
             for (int x = 0; x < 5; x++)
                 assert_int_equal(b[(c * H + y + H - 6) * W + x + W - 5], a[(c * H + y) * W + x]);
     /* Applying twice is the same as once: a fixed pattern. */
     memcpy(orig, a, (size_t)C * H * W);
-    t.x = 0;
-    t.y = 0;
-    qb_trigger_apply(&t, a, C, H, W);
+    t->x = 0;
+    t->y = 0;
+    qb_trigger_apply(t, a, C, H, W);
     assert_memory_equal(a, orig, (size_t)C * H * W);
     /* Another seed, another pattern. */
-    t.seed = 99;
-    qb_trigger_apply(&t, a, C, H, W);
+    t->seed = 99;
+    qb_trigger_apply(t, a, C, H, W);
     assert_true(memcmp(a, orig, (size_t)C * H * W) != 0);
-    free(a);
     free(b);
-    free(orig);
+    applied_free(&s);
 }
 
 static void test_blend(void **state)
@@ -179,10 +195,9 @@ static void test_blend(void **state)
     enum { C = 3, H = 6, W = 5, N = C * H * W };
     qb_trigger t;
     qb_trigger_default(&t, QB_TRIGGER_BLEND);
-    qb_error e = {0};
-    assert_int_equal(qb_trigger_validate(&t, C, H, W, 10, &e), 0);
-    uint8_t *img = pattern_image(C, H, W), *orig = pattern_image(C, H, W);
-    qb_trigger_apply(&t, img, C, H, W);
+    applied s = stamp(t, C, H, W, 1);
+    uint8_t *img = s.img;
+    const uint8_t *orig = s.orig;
     int changed = 0;
     for (int i = 0; i < N; i++) {
         double u = qb_hash_uniform(0x5EED, (uint64_t)i);
@@ -199,8 +214,7 @@ static void test_blend(void **state)
     qb_trigger_apply(&t, img, C, H, W);
     for (int i = 0; i < N; i++)
         assert_int_equal(img[i], (int)roundf(qb_hash_uniform(0x5EED, (uint64_t)i) * 255.0f));
-    free(img);
-    free(orig);
+    applied_free(&s);
 }
 
 static void test_none_is_noop(void **state)
@@ -208,13 +222,10 @@ static void test_none_is_noop(void **state)
     (void)state;
     qb_trigger t;
     qb_trigger_default(&t, QB_TRIGGER_NONE);
-    uint8_t *img = pattern_image(3, 4, 4), *orig = pattern_image(3, 4, 4);
-    qb_trigger_apply(&t, img, 3, 4, 4);
-    assert_memory_equal(img, orig, 48);
-    qb_error e = {0};
-    assert_int_equal(qb_trigger_validate(&t, 3, 4, 4, 10, &e), 0);
-    free(img);
-    free(orig);
+    applied s = stamp(t, 3, 4, 4, 0);
+    assert_memory_equal(s.img, s.orig, 48);
+    expect_valid(&t, 3, 4, 4);
+    applied_free(&s);
 }
 
 /* ---- placement and validation ------------------------------------------- */
@@ -250,8 +261,7 @@ static void test_positions(void **state)
         t.x = cases[i].x;
         t.y = cases[i].y;
         t.size = cases[i].size;
-        qb_error e = {0};
-        assert_int_equal(qb_trigger_validate(&t, 1, 12, 20, 10, &e), 0);
+        expect_valid(&t, 1, 12, 20);
         int px, py;
         square_origin(&t, 12, 20, &px, &py);
         assert_int_equal(px, cases[i].px);
@@ -292,18 +302,17 @@ static void test_validate_errors(void **state)
         t.alpha = cases[i].alpha;
         qb_error e = {0};
         assert_int_equal(qb_trigger_validate(&t, 3, 8, 8, 10, &e), -1);
-        assert_msg_has(&e, cases[i].frag);
+        qb_test_assert_msg_has(&e, cases[i].frag);
     }
     /* Edges that are fine: full-image patch, alpha 1, blend ignores x/y. */
     qb_trigger t;
-    qb_error e = {0};
     qb_trigger_default(&t, QB_TRIGGER_SQUARE);
     t.size = 8;
-    assert_int_equal(qb_trigger_validate(&t, 3, 8, 8, 10, &e), 0);
+    expect_valid(&t, 3, 8, 8);
     qb_trigger_default(&t, QB_TRIGGER_BLEND);
     t.alpha = 1.0f;
     t.x = 100;
-    assert_int_equal(qb_trigger_validate(&t, 3, 8, 8, 10, &e), 0);
+    expect_valid(&t, 3, 8, 8);
 }
 
 /* ---- poisoning ------------------------------------------------------------ */
@@ -409,7 +418,7 @@ static void test_poison_errors(void **state)
         memset(&p, 0x5a, sizeof p);
         qb_error e = {0};
         assert_int_equal(qb_poison_apply(&tr, &t, cases[i].rate, 1, &p, &e), -1);
-        assert_msg_has(&e, cases[i].frag);
+        qb_test_assert_msg_has(&e, cases[i].frag);
         assert_null(p.indices);
         assert_null(p.is_poisoned);
         assert_null(p.orig_labels);
@@ -420,11 +429,11 @@ static void test_poison_errors(void **state)
     qb_error e = {0};
     t.size = 40;
     assert_int_equal(qb_poison_apply(&tr, &t, 0.1, 1, &p, &e), -1);
-    assert_msg_has(&e, "size 40");
+    qb_test_assert_msg_has(&e, "size 40");
     assert_null(p.indices);
     qb_trigger_default(&t, QB_TRIGGER_NONE);
     assert_int_equal(qb_poison_apply(&tr, &t, 0.1, 1, &p, &e), -1);
-    assert_msg_has(&e, "clean");
+    qb_test_assert_msg_has(&e, "clean");
     /* Failures leave the training set untouched. */
     assert_memory_equal(tr.images, orig.images, tr.n * qb_dataset_image_size(&tr));
     assert_memory_equal(tr.labels, orig.labels, tr.n);
@@ -470,18 +479,13 @@ static void test_asr_set(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults_and_names),
-        cmocka_unit_test(test_square_default_bottom_right),
-        cmocka_unit_test(test_checker_placed),
-        cmocka_unit_test(test_noise_fixed_pattern),
-        cmocka_unit_test(test_blend),
-        cmocka_unit_test(test_none_is_noop),
-        cmocka_unit_test(test_positions),
-        cmocka_unit_test(test_validate_errors),
-        cmocka_unit_test(test_poison_contract),
-        cmocka_unit_test(test_poison_errors),
-        cmocka_unit_test(test_asr_set),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(cmocka_unit_test(test_defaults_and_names),
+                             cmocka_unit_test(test_square_default_bottom_right),
+                             cmocka_unit_test(test_checker_placed),
+                             cmocka_unit_test(test_noise_fixed_pattern),
+                             cmocka_unit_test(test_blend), cmocka_unit_test(test_none_is_noop),
+                             cmocka_unit_test(test_positions),
+                             cmocka_unit_test(test_validate_errors),
+                             cmocka_unit_test(test_poison_contract),
+                             cmocka_unit_test(test_poison_errors), cmocka_unit_test(test_asr_set));
 }

@@ -27,6 +27,28 @@ char *qb_test_tmpdir(void)
     return path;
 }
 
+int qb_test_tmpdir_setup(void **state)
+{
+    *state = qb_test_tmpdir();
+    return 0;
+}
+
+int qb_test_tmpdir_teardown(void **state)
+{
+    qb_test_tmpdir_remove(*state);
+    free(*state);
+    return 0;
+}
+
+char *qb_test_path_join(const char *dir, const char *name)
+{
+    size_t len = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(len);
+    assert_non_null(p);
+    snprintf(p, len, "%s/%s", dir, name);
+    return p;
+}
+
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb; (void)flag; (void)ftw;
@@ -55,6 +77,56 @@ char *qb_test_fixture_path(const char *name)
     assert_non_null(p);
     snprintf(p, len, "%s/%s", dir, name);
     return p;
+}
+
+void qb_test_assert_msg_has(const qb_error *e, const char *frag)
+{
+    if (!strstr(e->msg, frag)) {
+        print_error("message \"%s\" lacks \"%s\"\n", e->msg, frag);
+        fail();
+    }
+}
+
+double qb_test_detail1(const qb_details *d, const char *name)
+{
+    const qb_detail *e = qb_details_find(d, name);
+    assert_non_null(e);
+    assert_int_equal(e->n, 1);
+    return e->v[0];
+}
+
+void qb_test_details_assert_equal(const qb_details *a, const qb_details *b)
+{
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        assert_string_equal(a->items[i].name, b->items[i].name);
+        assert_int_equal(a->items[i].n, b->items[i].n);
+        if (a->items[i].n)
+            assert_memory_equal(a->items[i].v, b->items[i].v, a->items[i].n * sizeof(double));
+    }
+}
+
+void qb_test_lenet(qb_model *m, uint64_t seed)
+{
+    qb_error err;
+    assert_int_equal(qb_model_build(m, "lenet", 1, 28, 28, 10, &err), 0);
+    qb_model_init_params(m, seed);
+}
+
+int qb_test_lenet_setup(void **state)
+{
+    qb_model *m = malloc(sizeof *m);
+    assert_non_null(m);
+    qb_test_lenet(m, 1);
+    *state = m;
+    return 0;
+}
+
+int qb_test_lenet_teardown(void **state)
+{
+    qb_model_free(*state);
+    free(*state);
+    return 0;
 }
 
 /* ---- region signatures of whole models ----------------------------------- */

@@ -5,17 +5,58 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/details.h"
+#include "core/error.h"
+
+/* The end of a suite's main: runs the tests given as arguments
+ * (cmocka_unit_test(...) entries) as the cmocka group "tests" without
+ * group fixtures, and evaluates to the number that failed:
+ *     return qb_test_run_group(cmocka_unit_test(test_a), cmocka_unit_test(test_b));
+ * (cmocka_run_group_tests wants a named array; this saves declaring one.) */
+#define qb_test_run_group(...)                                                   \
+    _cmocka_run_group_tests("tests", (const struct CMUnitTest[]){__VA_ARGS__},   \
+                            sizeof((const struct CMUnitTest[]){__VA_ARGS__}) /   \
+                                sizeof(struct CMUnitTest),                       \
+                            NULL, NULL)
+
 /* A fresh empty directory under $TMPDIR (or /tmp), removed by
  * qb_test_tmpdir_remove. Returns a malloc'd path. */
 char *qb_test_tmpdir(void);
 void qb_test_tmpdir_remove(const char *dir);
+/* The same as a cmocka fixture: setup puts a fresh directory (char *) in
+ * *state, teardown removes it with its contents and frees the path. A
+ * test reads it as `const char *dir = *state;`. */
+int qb_test_tmpdir_setup(void **state);
+int qb_test_tmpdir_teardown(void **state);
+#define qb_test_with_tmpdir(f) \
+    cmocka_unit_test_setup_teardown(f, qb_test_tmpdir_setup, qb_test_tmpdir_teardown)
+/* "dir/name", malloc'd. */
+char *qb_test_path_join(const char *dir, const char *name);
 /* Write bytes to path (asserts on failure). */
 void qb_test_write_file(const char *path, const void *data, size_t len);
 /* path of a committed fixture: $QBLIND_FIXTURES/name (malloc'd). */
 char *qb_test_fixture_path(const char *name);
 
+/* Fails the test (printing both) unless e's message contains frag. */
+void qb_test_assert_msg_has(const qb_error *e, const char *frag);
+
+/* The value of a one-value detail; fails if it is missing or longer. */
+double qb_test_detail1(const qb_details *d, const char *name);
+/* a and b hold the same details in the same order: names, lengths and
+ * bit-identical values (a defense run twice on the same input). */
+void qb_test_details_assert_equal(const qb_details *a, const qb_details *b);
+
 struct qb_model;
 struct qb_model_ws;
+/* The LeNet of the MNIST-shaped tests (1x28x28 inputs, 10 classes) with
+ * its initial parameters from `seed`. Free with qb_model_free. */
+void qb_test_lenet(struct qb_model *m, uint64_t seed);
+/* The same as a cmocka fixture: *state = a qb_model *, the test LeNet
+ * with parameter seed 1, freed afterwards. */
+int qb_test_lenet_setup(void **state);
+int qb_test_lenet_teardown(void **state);
+#define qb_test_with_lenet(f) \
+    cmocka_unit_test_setup_teardown(f, qb_test_lenet_setup, qb_test_lenet_teardown)
 /* The "region signature" of a training forward pass for finite-difference
  * checks of whole models (unfused workspace): ReLU signs, except for a ReLU
  * feeding a maxpool (only the selected entry matters there), and for every
