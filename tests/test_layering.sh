@@ -13,21 +13,21 @@ tmp="$(mktemp -d "${TMPDIR:-/tmp}/qblind-layering-XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 fail=0
 
-# 1. (layer, header it may include, header it may not)
+# 1. Compile `#include "$2"` with the include path of layer $1; the
+#    compiler's messages go to $tmp/err.
+compiles() {
+    printf '#include "%s"\nint qb_probe;\n' "$2" > "$tmp/probe.c"
+    "$cc" -std=c11 -D_XOPEN_SOURCE=700 -fsyntax-only "-I$build/layers/$1" "$tmp/probe.c" 2>"$tmp/err"
+}
+# (layer, a header it may include, a header it may not)
 probe() {
-    layer="$1"; good="$2"; bad="$3"
-    printf '#include "%s"\nint qb_probe;\n' "$good" > "$tmp/good.c"
-    printf '#include "%s"\nint qb_probe;\n' "$bad" > "$tmp/bad.c"
-    inc="-I$build/layers/$layer"
-    # shellcheck disable=SC2086
-    if ! "$cc" -std=c11 -D_XOPEN_SOURCE=700 -fsyntax-only $inc "$tmp/good.c" 2>"$tmp/err"; then
-        echo "FAIL: $layer/ cannot include $good:"; cat "$tmp/err"; fail=1
+    if ! compiles "$1" "$2"; then
+        echo "FAIL: $1/ cannot include $2:"; cat "$tmp/err"; fail=1
     fi
-    # shellcheck disable=SC2086
-    if "$cc" -std=c11 -D_XOPEN_SOURCE=700 -fsyntax-only $inc "$tmp/bad.c" 2>"$tmp/err"; then
-        echo "FAIL: $layer/ can include $bad (against the direction)"; fail=1
+    if compiles "$1" "$3"; then
+        echo "FAIL: $1/ can include $3 (against the direction)"; fail=1
     elif ! grep -q "No such file" "$tmp/err"; then
-        echo "FAIL: $layer/ including $bad failed for another reason:"; cat "$tmp/err"; fail=1
+        echo "FAIL: $1/ including $3 failed for another reason:"; cat "$tmp/err"; fail=1
     fi
 }
 probe core core/error.h quant/quantizer.h
