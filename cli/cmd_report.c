@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/file.h"
 #include "report/report.h"
 #include "report/html.h"
 #include "report/svg.h"
@@ -41,23 +42,39 @@ static const char report_usage[] =
     "  -h, --help\n"
     "Exit status: 0 written, 1 error, 2 usage.\n";
 
-/* --html: the page, with the file's root attributes (spec, provenance). */
+/* --html: the page, with the file's root attributes (spec, provenance),
+ * written through a temporary file. */
 static int report_html(const qb_report *rep, const char *path, const char *html_path,
                        qb_error *err)
 {
     qb_kv *attrs = NULL;
     size_t n_attrs = 0;
     if (qb_results_read_attrs(path, &attrs, &n_attrs, err)) return -1;
-    FILE *f = fopen(html_path, "w");
-    int rc;
-    if (!f) {
-        rc = QB_FAIL(err, "report: cannot write %s: %s", html_path, strerror(errno));
-    } else {
-        rc = qb_report_write_html(rep, path, attrs, n_attrs, f, err);
-        if (fclose(f) && !rc) rc = QB_FAIL(err, "report: closing %s: %s", html_path, strerror(errno));
+    qb_file_out out;
+    int rc = qb_file_out_open(&out, html_path, err);
+    if (rc == 0) {
+        rc = qb_report_write_html(rep, path, attrs, n_attrs, out.f, err);
+        if (rc == 0)
+            rc = qb_file_out_commit(&out, err);
+        else
+            qb_file_out_abort(&out);
     }
     qb_results_attrs_free(attrs, n_attrs);
     return rc;
+}
+
+/* The tables to -o FILE (through a temporary file) or standard output. */
+static int report_tables(const qb_report *rep, qb_report_format fmt, const char *path,
+                         const char *out_path, qb_error *err)
+{
+    if (!out_path) return qb_report_write(rep, fmt, path, stdout, err);
+    qb_file_out out;
+    if (qb_file_out_open(&out, out_path, err)) return -1;
+    if (qb_report_write(rep, fmt, path, out.f, err)) {
+        qb_file_out_abort(&out);
+        return -1;
+    }
+    return qb_file_out_commit(&out, err);
 }
 
 int qb_cmd_report(int argc, char **argv)
@@ -107,6 +124,12 @@ int qb_cmd_report(int argc, char **argv)
         return usage_rc;
     }
     const char *path = argv[optind];
+    /* No output may be the results file itself (checked before any work). */
+    if ((out_path && qb_file_check_not_input(out_path, &path, 1, &err)) ||
+        (html_path && qb_file_check_not_input(html_path, &path, 1, &err))) {
+        qb_error_print(&err);
+        return 1;
+    }
     qb_task_row *rows = NULL;
     size_t n_rows = 0;
     if (qb_results_read(path, &rows, &n_rows, NULL, &err)) {
@@ -119,17 +142,8 @@ int qb_cmd_report(int argc, char **argv)
         free(rows);
         return 1;
     }
-    FILE *f = stdout;
-    if (out_path && !(f = fopen(out_path, "w"))) {
-        fprintf(stderr, "qblind: error: report: cannot write %s: %s\n", out_path, strerror(errno));
-        qb_report_free(&rep);
-        free(rows);
-        return 1;
-    }
-    int rc = qb_report_write(&rep, fmt, path, f, &err);
-    if (f != stdout && fclose(f) && !rc)
-        rc = QB_FAIL(&err, "report: closing %s: %s", out_path, strerror(errno));
-    if (!rc && plots_dir && qb_report_write_plots(&rep, plots_dir, &err) < 0) rc = -1;
+    int rc = report_tables(&rep, fmt, path, out_path, &err);
+    if (!rc && plots_dir && qb_report_write_plots(&rep, plots_dir, path, &err) < 0) rc = -1;
     if (!rc && html_path) rc = report_html(&rep, path, html_path, &err);
     if (rc) qb_error_print(&err);
     qb_report_free(&rep);

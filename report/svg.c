@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/file.h"
 #include "core/xalloc.h"
 #include "report/escape.h"
 #include "report/precision_order.h"
@@ -676,9 +677,18 @@ char *qb_report_svg(const qb_report *r, qb_report_figure fig)
     }
 }
 
-int qb_report_write_plots(const qb_report *r, const char *dir, qb_error *err)
+/* "DIR/<figure>.svg", malloc'd. */
+static char *figure_path(const char *dir, qb_report_figure fig)
 {
-    /* mkdir -p */
+    size_t len = strlen(dir) + strlen(qb_report_figure_name(fig)) + 8;
+    char *path = xmalloc(len, 1);
+    snprintf(path, len, "%s/%s.svg", dir, qb_report_figure_name(fig));
+    return path;
+}
+
+/* mkdir -p dir */
+static int make_dirs(const char *dir, qb_error *err)
+{
     char *d = xstrdup(dir);
     for (char *p = d + 1;; p++) {
         if (*p && *p != '/') continue;
@@ -693,23 +703,35 @@ int qb_report_write_plots(const qb_report *r, const char *dir, qb_error *err)
         if (!c) break;
     }
     free(d);
+    return qb_file_check_dir(dir, "--plots:", err);
+}
+
+int qb_report_write_plots(const qb_report *r, const char *dir, const char *input,
+                          qb_error *err)
+{
+    if (make_dirs(dir, err)) return -1;
+    for (int fig = 0; fig < QB_FIG_COUNT; fig++) {
+        char *path = figure_path(dir, (qb_report_figure)fig);
+        int bad = qb_file_check_not_input(path, &input, 1, err);
+        free(path);
+        if (bad) return -1;
+    }
     int written = 0;
     for (int fig = 0; fig < QB_FIG_COUNT; fig++) {
         char *svg = qb_report_svg(r, (qb_report_figure)fig);
         if (!svg) continue;
-        size_t len = strlen(dir) + strlen(qb_report_figure_name((qb_report_figure)fig)) + 8;
-        char *path = xmalloc(len, 1);
-        snprintf(path, len, "%s/%s.svg", dir, qb_report_figure_name((qb_report_figure)fig));
-        FILE *f = fopen(path, "w");
-        int bad = !f || fputs(svg, f) < 0;
-        if (f && fclose(f)) bad = 1;
-        free(svg);
-        if (bad) {
-            QB_FAIL(err, "--plots: cannot write %s: %s", path, strerror(errno));
-            free(path);
-            return -1;
+        char *path = figure_path(dir, (qb_report_figure)fig);
+        qb_file_out out;
+        int rc = qb_file_out_open(&out, path, err);
+        if (rc == 0 && fputs(svg, out.f) < 0) {
+            rc = QB_FAIL(err, "--plots: cannot write %s: %s", path, strerror(errno));
+            qb_file_out_abort(&out);
+        } else if (rc == 0) {
+            rc = qb_file_out_commit(&out, err);
         }
+        free(svg);
         free(path);
+        if (rc) return -1;
         written++;
     }
     return written;

@@ -52,8 +52,11 @@ const char *qb_report_figure_name(qb_report_figure fig);
 char *qb_report_svg(const qb_report *r, qb_report_figure fig);
 
 /* Write every applicable figure as DIR/<name>.svg, creating DIR (and
- * parents) if missing. Returns the number of files written, -1 (err set,
- * naming the file) on an I/O error. */
-int qb_report_write_plots(const qb_report *r, const char *dir, qb_error *err);
+ * parents) if missing, each through a temporary file and a rename. A
+ * figure whose path is the file `input` (the results file) is refused
+ * before anything is written. Returns the number of files written, -1
+ * (err set, naming the file) on an I/O error or a refusal. */
+int qb_report_write_plots(const qb_report *r, const char *dir, const char *input,
+                          qb_error *err);
 
 #endif
