@@ -77,6 +77,29 @@ static int report_tables(const qb_report *rep, qb_report_format fmt, const char 
     return qb_file_out_commit(&out, err);
 }
 
+/* Leave damaged rows (store/results.h qb_task_row_validate) out of the
+ * report, each named on stderr: their bytes are not a measurement. rows
+ * are in file order, as qb_results_list_damaged numbers them. */
+static int drop_damaged(const char *path, qb_task_row *rows, size_t *n_rows, qb_error *err)
+{
+    qb_results_damage *bad = NULL;
+    size_t n_bad = 0, kept = 0, b = 0;
+    if (qb_results_list_damaged(path, &bad, &n_bad, err)) return -1;
+    for (size_t i = 0; i < *n_rows; i++) {
+        if (b < n_bad && bad[b].row == i) {
+            fprintf(stderr, "qblind: warning: results file %s: row %zu (task %016llx) is "
+                    "damaged (%s): left out of the report; a resume reruns its task\n", path, i,
+                    (unsigned long long)bad[b].task_id, bad[b].why);
+            b++;
+            continue;
+        }
+        rows[kept++] = rows[i];
+    }
+    *n_rows = kept;
+    free(bad);
+    return 0;
+}
+
 int qb_cmd_report(int argc, char **argv)
 {
     enum { OPT_BY = 256, OPT_FORMAT, OPT_RESAMPLES, OPT_SEED, OPT_PLOTS, OPT_HTML };
@@ -134,6 +157,11 @@ int qb_cmd_report(int argc, char **argv)
     size_t n_rows = 0;
     if (qb_results_read(path, &rows, &n_rows, NULL, &err)) {
         qb_error_print(&err);
+        return 1;
+    }
+    if (drop_damaged(path, rows, &n_rows, &err)) {
+        qb_error_print(&err);
+        free(rows);
         return 1;
     }
     qb_report rep;

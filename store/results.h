@@ -157,6 +157,17 @@ const char *qb_task_status_name(int32_t status);
  * (see Resume above); 0 for pending and unknown values. */
 int qb_task_status_finished(int32_t status);
 
+/* Whether a row read from a file is as qblind writes rows: status and
+ * detected within their enums; every string column NUL-terminated inside
+ * its field, NUL-padded after it, valid UTF-8 without control characters
+ * (the message may hold tabs and newlines); CA/ASR NaN or in [0, 1]; times
+ * NaN or finite and >= 0; finished_at NaN or finite; seed >= 0, rank >= -1,
+ * attempts >= 0. Returns 0, or -1 with the first problem in why (n bytes,
+ * e.g. "status 255 is not a task status"). A row overwritten with 0xFF or
+ * random bytes fails. Used on rows as read, before their strings are
+ * tidied (store/results_schema.c), and by anything that reads rows. */
+int qb_task_row_validate(const qb_task_row *row, char *why, size_t n);
+
 /* A provenance entry, written as a string attribute of the root group.
  * Keys are [A-Za-z0-9_.-]+ and may not be one of the names this module
  * writes itself (format_version, spec_text, spec_hash, spec_hash_u64,
@@ -264,9 +275,23 @@ int qb_results_close(qb_results *r, qb_error *err);
 int qb_results_read(const char *path, qb_task_row **rows, size_t *n_rows, uint64_t *spec_hash,
                     qb_error *err);
 
-/* Rows per status (counts[QB_STATUS_COUNT]; rows with an unknown status
- * value count as pending), reading only task_id/status in batches: for
- * `qblind status` on large files. */
+/* A damaged row of /tasks: its position in the file, the task id it
+ * holds (itself possibly damaged) and what is wrong. */
+typedef struct qb_results_damage {
+    uint64_t row;
+    uint64_t task_id;
+    char why[96];
+} qb_results_damage;
+
+/* The damaged rows of a file, in file order: *list (malloc'd, free();
+ * NULL when *n is 0). A resume treats them as free rows: their tasks run
+ * again and the rows are rewritten. */
+int qb_results_list_damaged(const char *path, qb_results_damage **list, size_t *n,
+                            qb_error *err);
+
+/* Rows per status (counts[QB_STATUS_COUNT]; damaged rows (see
+ * qb_task_row_validate) count as pending: a resume reruns their tasks),
+ * reading the rows in batches: for `qblind status` on large files. */
 int qb_results_count(const char *path, size_t counts[QB_STATUS_COUNT], uint64_t *spec_hash,
                      qb_error *err);
 

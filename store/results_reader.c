@@ -93,6 +93,52 @@ int qb_results_count(const char *path, size_t counts[QB_STATUS_COUNT], uint64_t 
     return rc;
 }
 
+int qb_results_list_damaged(const char *path, qb_results_damage **list, size_t *n,
+                            qb_error *err)
+{
+    *list = NULL;
+    *n = 0;
+    reader rd;
+    hid_t rt = H5I_INVALID_HID;
+    qb_task_row *rows = xmalloc(QB_RESULTS_BATCH, sizeof *rows);
+    uint8_t damaged[QB_RESULTS_BATCH];
+    char(*why)[96] = xmalloc(QB_RESULTS_BATCH, sizeof *why);
+    size_t cap = 0;
+    int rc = -1;
+    if (reader_open(&rd, path, NULL, err) < 0 || (rt = qb_results_row_type(0, path, err)) < 0)
+        goto out;
+    for (uint64_t start = 0; start < rd.n_rows; start += QB_RESULTS_BATCH) {
+        size_t count = (size_t)(rd.n_rows - start < QB_RESULTS_BATCH ? rd.n_rows - start
+                                                                      : QB_RESULTS_BATCH);
+        if (qb_results_rows_read_checked(rd.tasks, rt, start, count, rows, damaged, why, path,
+                                         err) < 0)
+            goto out;
+        for (size_t i = 0; i < count; i++) {
+            if (!damaged[i]) continue;
+            if (*n == cap) {
+                cap = cap ? 2 * cap : 16;
+                *list = xrealloc(*list, cap, sizeof **list);
+            }
+            qb_results_damage *d = &(*list)[(*n)++];
+            d->row = start + i;
+            d->task_id = rows[i].task_id;
+            snprintf(d->why, sizeof d->why, "%s", why[i]);
+        }
+    }
+    rc = 0;
+out:
+    if (rc) {
+        free(*list);
+        *list = NULL;
+        *n = 0;
+    }
+    free(why);
+    free(rows);
+    qb_h5_close(&rt);
+    reader_close(&rd);
+    return rc;
+}
+
 /* 1 if /details/<name>/<hex> exists in rd, 0 if not, -1 on error.
  * H5Lexists needs every intermediate link to exist. */
 static int detail_exists(const reader *rd, const char *name, const char *dpath, const char *path,

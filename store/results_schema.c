@@ -139,22 +139,6 @@ hid_t qb_results_row_type(int in_file, const char *path, qb_error *err)
     return t;
 }
 
-static hid_t make_key_type(const char *path, qb_error *err)
-{
-    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(qb_results_key));
-    hid_t st = make_enum(COL_STATUS, 0);
-    if (t < 0 || st < 0 ||
-        H5Tinsert(t, "task_id", offsetof(qb_results_key, task_id), H5T_NATIVE_UINT64) < 0 ||
-        H5Tinsert(t, "status", offsetof(qb_results_key, status), st) < 0) {
-        QB_H5_FAIL(err, path, "H5Tinsert", "the /tasks key type");
-        if (st >= 0) H5Tclose(st);
-        if (t >= 0) H5Tclose(t);
-        return H5I_INVALID_HID;
-    }
-    H5Tclose(st);
-    return t;
-}
-
 hid_t qb_results_tasks_create(hid_t file, const char *name, uint64_t n, const char *path,
                               qb_error *err)
 {
@@ -371,7 +355,82 @@ static void pack_rows(const qb_task_row *rows, size_t k, uint8_t *buf)
     }
 }
 
-static void unpack_rows(const uint8_t *buf, size_t k, qb_task_row *rows)
+/* Valid UTF-8 without control characters (tab and newline allowed where
+ * `text` is set) in s[0..len). */
+static int string_ok(const char *s, size_t len, int text)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = u[i];
+        size_t extra;
+        if (c < 0x80) {
+            if ((c < 0x20 && !(text && (c == '\t' || c == '\n'))) || c == 0x7f) return 0;
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf)
+            extra = 1;
+        else if (c >= 0xe0 && c <= 0xef)
+            extra = 2;
+        else if (c >= 0xf0 && c <= 0xf4)
+            extra = 3;
+        else
+            return 0;
+        if (len - i <= extra) return 0;
+        for (size_t j = 1; j <= extra; j++)
+            if ((u[i + j] & 0xc0) != 0x80) return 0;
+        i += extra + 1;
+    }
+    return 1;
+}
+
+int qb_task_row_validate(const qb_task_row *row, char *why, size_t n)
+{
+    if (row->status < 0 || row->status >= QB_STATUS_COUNT) {
+        snprintf(why, n, "status %" PRId32 " is not a task status", row->status);
+        return -1;
+    }
+    if (row->detected < QB_DETECTED_NA || row->detected > QB_DETECTED_ERROR) {
+        snprintf(why, n, "detected %" PRId32 " is not a verdict", row->detected);
+        return -1;
+    }
+    for (size_t c = 0; c < NCOLS; c++) {
+        if (COLS[c].kind != COL_STR) continue;
+        const char *s = (const char *)row + COLS[c].offset;
+        size_t len = strnlen(s, COLS[c].size);
+        int padded = len < COLS[c].size;
+        for (size_t i = len; padded && i < COLS[c].size; i++) padded = s[i] == 0;
+        if (!padded || !string_ok(s, len, strcmp(COLS[c].name, "message") == 0)) {
+            snprintf(why, n, "%s is not a NUL-padded UTF-8 string", COLS[c].name);
+            return -1;
+        }
+    }
+    const double unit[] = {row->ca_quant, row->asr_quant, row->ca_mitig, row->asr_mitig};
+    const char *const unit_names[] = {"ca_quant", "asr_quant", "ca_mitig", "asr_mitig"};
+    for (size_t i = 0; i < 4; i++)
+        if (!isnan(unit[i]) && !(unit[i] >= 0.0 && unit[i] <= 1.0)) {
+            snprintf(why, n, "%s %g is outside [0, 1]", unit_names[i], unit[i]);
+            return -1;
+        }
+    const double times[] = {row->t_model, row->t_quant, row->t_mitig, row->t_defense,
+                            row->t_total};
+    for (size_t i = 0; i < 5; i++)
+        if (!isnan(times[i]) && !(isfinite(times[i]) && times[i] >= 0.0)) {
+            snprintf(why, n, "a time of %g s", times[i]);
+            return -1;
+        }
+    if (isinf(row->finished_at) || row->seed < 0 || row->rank < -1 || row->attempts < 0) {
+        snprintf(why, n, "finished_at, seed, rank or attempts out of range");
+        return -1;
+    }
+    return 0;
+}
+
+/* Packed rows -> qb_task_row, each checked (damaged/why may be NULL) before
+ * its strings are tidied. */
+static void unpack_rows(const uint8_t *buf, size_t k, qb_task_row *rows, uint8_t *damaged,
+                        char (*why)[96])
 {
     for (size_t r = 0; r < k; r++) {
         qb_task_row *row = &rows[r];
@@ -381,6 +440,10 @@ static void unpack_rows(const uint8_t *buf, size_t k, qb_task_row *rows)
             memcpy((char *)row + COLS[i].offset, p, COLS[i].size);
             p += COLS[i].size;
         }
+        char w[96];
+        int bad = qb_task_row_validate(row, w, sizeof w) != 0;
+        if (damaged) damaged[r] = (uint8_t)bad;
+        if (why) snprintf(why[r], sizeof why[r], "%s", bad ? w : "");
         qb_results_row_tidy(row);
     }
 }
@@ -392,7 +455,7 @@ int qb_results_rows_xfer(int write, hid_t dset, hid_t row_type, hid_t dxpl, hsiz
     uint8_t *buf = k <= 1 ? one : xmalloc(k, QB_RESULTS_ROW_SIZE);
     if (write) pack_rows(rows, k, buf);
     int rc = rows_io(write, dset, row_type, dxpl, start, k, buf, path, err);
-    if (rc == 0 && !write) unpack_rows(buf, k, rows);
+    if (rc == 0 && !write) unpack_rows(buf, k, rows, NULL, NULL);
     if (buf != one) free(buf);
     return rc;
 }
@@ -428,7 +491,7 @@ int qb_results_rows_read_at(hid_t dset, hid_t row_type, const uint64_t *pos, qb_
         QB_H5_FAIL(err, path, "H5Dread", "%zu rows of /tasks", k);
     else
         rc = 0;
-    if (rc == 0) unpack_rows(buf, k, rows);
+    if (rc == 0) unpack_rows(buf, k, rows, NULL, NULL);
     free(buf);
     if (fs >= 0) H5Sclose(fs);
     if (ms >= 0) H5Sclose(ms);
@@ -436,22 +499,41 @@ int qb_results_rows_read_at(hid_t dset, hid_t row_type, const uint64_t *pos, qb_
     return rc;
 }
 
+int qb_results_rows_read_checked(hid_t dset, hid_t row_type, hsize_t start, size_t k,
+                                 qb_task_row *rows, uint8_t *damaged, char (*why)[96],
+                                 const char *path, qb_error *err)
+{
+    uint8_t *buf = xmalloc(k ? k : 1, QB_RESULTS_ROW_SIZE);
+    int rc = rows_io(0, dset, row_type, H5P_DEFAULT, start, k, buf, path, err);
+    if (rc == 0) unpack_rows(buf, k, rows, damaged, why);
+    free(buf);
+    return rc;
+}
+
 int qb_results_keys_read(hid_t dset, uint64_t n, qb_results_key **keys, const char *path,
                          qb_error *err)
 {
     *keys = NULL;
-    hid_t kt = make_key_type(path, err);
-    if (kt < 0) return -1;
+    hid_t rt = qb_results_row_type(0, path, err);
+    if (rt < 0) return -1;
     qb_results_key *k = xmalloc(n ? n : 1, sizeof *k);
-    for (uint64_t start = 0; start < n; start += QB_RESULTS_BATCH) {
-        uint64_t count = n - start < QB_RESULTS_BATCH ? n - start : QB_RESULTS_BATCH;
-        if (rows_io(0, dset, kt, H5P_DEFAULT, start, count, k + start, path, err) < 0) {
-            free(k);
-            H5Tclose(kt);
-            return -1;
-        }
+    qb_task_row *rows = xmalloc(QB_RESULTS_BATCH, sizeof *rows);
+    uint8_t damaged[QB_RESULTS_BATCH];
+    int rc = 0;
+    for (uint64_t start = 0; start < n && rc == 0; start += QB_RESULTS_BATCH) {
+        size_t count = (size_t)(n - start < QB_RESULTS_BATCH ? n - start : QB_RESULTS_BATCH);
+        rc = qb_results_rows_read_checked(dset, rt, start, count, rows, damaged, NULL, path, err);
+        for (size_t i = 0; rc == 0 && i < count; i++)
+            k[start + i] = (qb_results_key){rows[i].task_id,
+                                            damaged[i] ? QB_STATUS_PENDING : rows[i].status,
+                                            damaged[i]};
     }
-    H5Tclose(kt);
+    free(rows);
+    H5Tclose(rt);
+    if (rc) {
+        free(k);
+        return -1;
+    }
     *keys = k;
     return 0;
 }

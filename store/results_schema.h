@@ -76,6 +76,12 @@ int qb_results_rows_xfer(int write, hid_t dset, hid_t row_type, hid_t dxpl, hsiz
 int qb_results_rows_write_at(hid_t dset, hid_t row_type, const uint64_t *pos, qb_task_row *rows,
                              size_t k, const char *path, qb_error *err);
 
+/* Rows [start, start + k) of dset into rows[0..k), each checked before
+ * its strings are tidied: damaged[i] (if not NULL) is 1 when row i fails
+ * qb_task_row_validate, and why[i] (if not NULL, 96 bytes each) says why. */
+int qb_results_rows_read_checked(hid_t dset, hid_t row_type, hsize_t start, size_t k,
+                                 qb_task_row *rows, uint8_t *damaged, char (*why)[96],
+                                 const char *path, qb_error *err);
 /* Read the file rows pos[0..k) (any order) into rows[0..k). */
 int qb_results_rows_read_at(hid_t dset, hid_t row_type, const uint64_t *pos, qb_task_row *rows,
                             size_t k, const char *path, qb_error *err);
@@ -83,11 +89,14 @@ int qb_results_rows_read_at(hid_t dset, hid_t row_type, const uint64_t *pos, qb_
 /* task_id and status only: scanning a file for what is finished. */
 typedef struct qb_results_key {
     uint64_t task_id;
-    int32_t status;
+    int32_t status;  /* QB_STATUS_PENDING for a damaged row: not finished */
+    int32_t damaged; /* 1: the row fails qb_task_row_validate */
 } qb_results_key;
 
-/* Keys of the n rows of dset: (*keys)[i] = (task_id, status) of file row
- * i (malloc'd, free()). */
+/* Keys of the n rows of dset: (*keys)[i] = (task_id, status, damaged) of
+ * file row i (malloc'd, free()). Whole rows are read in batches and
+ * checked (qb_task_row_validate), so a damaged row is never taken for a
+ * finished one. */
 int qb_results_keys_read(hid_t dset, uint64_t n, qb_results_key **keys, const char *path,
                          qb_error *err);
 

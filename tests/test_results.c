@@ -957,6 +957,105 @@ static void test_full_disk_reported_rows_kept(void **state)
     assert_int_equal(qb_results_close(r, &err), 0);
 }
 
+/* ---- damaged rows ---------------------------------------------------------- */
+
+/* Overwrite file row `row` of /tasks with raw bytes (the file's own row
+ * type, so HDF5 converts nothing): `fill` >= 0 sets every byte to it,
+ * fill -1 writes bytes from a fixed LCG, fill -2 only sets the status
+ * field (offset 128 in the packed row) to 77. */
+static void damage_row(const char *path, hsize_t row, int fill)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t d = H5Dopen2(f, "/tasks", H5P_DEFAULT);
+    assert_true(d >= 0);
+    hid_t t = H5Dget_type(d), fs = H5Dget_space(d);
+    assert_int_equal(H5Tget_size(t), 544);
+    hsize_t one = 1;
+    hid_t ms = H5Screate_simple(1, &one, NULL);
+    assert_true(H5Sselect_hyperslab(fs, H5S_SELECT_SET, &row, NULL, &one, NULL) >= 0);
+    uint8_t buf[544];
+    if (fill == -2) {
+        assert_true(H5Dread(d, t, ms, fs, H5P_DEFAULT, buf) >= 0);
+        int32_t bad = 77;
+        memcpy(buf + 128, &bad, sizeof bad);
+    } else {
+        uint64_t x = 12345;
+        for (size_t i = 0; i < sizeof buf; i++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            buf[i] = fill >= 0 ? (uint8_t)fill : (uint8_t)(x >> 56);
+        }
+    }
+    assert_true(H5Dwrite(d, t, ms, fs, H5P_DEFAULT, buf) >= 0);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Tclose(t);
+    H5Dclose(d);
+    assert_true(H5Fclose(f) >= 0);
+}
+
+/* Rows overwritten with 0xFF, random bytes or a bad status are reported
+ * as damaged (named by row and task), count as pending, and a resume runs
+ * their tasks again and rewrites the rows. */
+static void test_damaged_rows_reported_and_rerun(void **state)
+{
+    const qb_test_results_fx *fx = *state;
+    const char *path = fx->path;
+    size_t *list = iota(0, 8), *all = iota(0, 8);
+    qb_results *r = NULL;
+    qb_error err;
+    uint8_t status[8];
+    if (open_list(&r, path, HASH_A, 0, list, 8, status, &err) != 0) fail_msg("%s", err.msg);
+    record_tasks(r, list, all, 8);
+    assert_int_equal(qb_results_close(r, &err), 0);
+
+    size_t n_bad = 9;
+    qb_results_damage *bad = NULL;
+    assert_int_equal(qb_results_list_damaged(path, &bad, &n_bad, &err), 0);
+    assert_int_equal(n_bad, 0);
+
+    damage_row(path, 1, 0xff);
+    damage_row(path, 4, -1);
+    damage_row(path, 6, -2);
+    assert_int_equal(qb_results_list_damaged(path, &bad, &n_bad, &err), 0);
+    assert_int_equal(n_bad, 3);
+    assert_int_equal(bad[0].row, 1);
+    assert_int_equal(bad[1].row, 4);
+    assert_int_equal(bad[2].row, 6);
+    assert_true(bad[0].task_id == UINT64_MAX);
+    assert_true(bad[2].task_id == task_id_of(6)); /* only its status was hit */
+    assert_non_null(strstr(bad[2].why, "status 77"));
+    for (size_t i = 0; i < 3; i++) assert_true(bad[i].why[0] != '\0');
+    free(bad);
+
+    size_t counts[QB_STATUS_COUNT];
+    assert_int_equal(qb_results_count(path, counts, NULL, &err), 0);
+    assert_int_equal(counts[QB_STATUS_PENDING], 3);
+    assert_int_equal(counts[QB_STATUS_OK] + counts[QB_STATUS_INVALID] + counts[QB_STATUS_FAILED], 5);
+
+    /* resume: the three tasks are pending again, the rest finished */
+    if (open_list(&r, path, HASH_A, 0, list, 8, status, &err) != 0) fail_msg("%s", err.msg);
+    for (size_t i = 0; i < 8; i++)
+        assert_int_equal(status[i] == QB_STATUS_PENDING, i == 1 || i == 4 || i == 6);
+    const size_t rerun[] = {1, 4, 6};
+    record_tasks(r, list, rerun, 3);
+    assert_int_equal(qb_results_close(r, &err), 0);
+    assert_int_equal(qb_results_list_damaged(path, &bad, &n_bad, &err), 0);
+    assert_int_equal(n_bad, 0);
+    qb_task_row *rows = NULL;
+    size_t n_rows = 0;
+    assert_int_equal(qb_results_read(path, &rows, &n_rows, NULL, &err), 0);
+    assert_int_equal(n_rows, 8); /* the damaged rows were reused, none appended */
+    for (size_t k = 0; k < 8; k++) {
+        const qb_task_row *got = find_row(rows, n_rows, task_id_of(k));
+        assert_non_null(got);
+        assert_row_finished_as(got, k);
+    }
+    free(rows);
+    free(all);
+    free(list);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(NULL, NULL);
@@ -972,6 +1071,7 @@ int main(int argc, char **argv)
         QB_TEST_RESULTS(test_readable_by_h5py_and_h5dump),
         QB_TEST_RESULTS(test_flushed_rows_survive_sigkill),
         QB_TEST_RESULTS(test_full_disk_reported_rows_kept),
+        QB_TEST_RESULTS(test_damaged_rows_reported_and_rerun),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();
