@@ -1,5 +1,6 @@
 #include "core/model_io.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +182,16 @@ int qb_model_decode(const uint8_t *buf, size_t len, const char *what, qb_model *
     for (size_t i = 0; i < m->n_params; i++) {
         uint32_t u = get_u32(pp + 4 * i);
         memcpy(&m->params[i], &u, 4);
+        /* A NaN or Inf weight passes the CRC when it was saved that way,
+         * and would make every prediction meaningless (10% CA, no error). */
+        if (!isfinite(m->params[i])) {
+            QB_FAIL(err, "%s: parameter %zu of %zu at offset %zu is %g: a model with NaN or "
+                    "infinite weights cannot be used (was it saved from a diverged training?)",
+                    what, i, m->n_params, (size_t)(pp - buf) + 4 * i, (double)m->params[i]);
+            qb_model_free(m);
+            memset(m, 0, sizeof *m);
+            return -1;
+        }
     }
     if (meta) {
         *meta = xmalloc((size_t)meta_len + 1, 1);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,11 +188,13 @@ static void test_save_load_round_trip(void **state)
         qb_model a, b;
         make_model(&a, cases[i].arch, cases[i].c, cases[i].h, cases[i].w, cases[i].classes,
                    100 + i);
-        /* non-trivial bit patterns: negative zero, a denormal, a NaN payload */
+        /* non-trivial bit patterns: negative zero, a denormal, the largest
+         * finite float (a NaN payload used to be here: NaN and Inf are now
+         * refused on load, test_non_finite_parameters_refused) */
         a.params[0] = -0.0f;
         a.params[1] = 1e-40f;
-        uint32_t nan_bits = 0x7fc01234u;
-        memcpy(&a.params[2], &nan_bits, 4);
+        uint32_t max_bits = 0x7f7fffffu;
+        memcpy(&a.params[2], &max_bits, 4);
         char *path = qb_test_path_join(dir, "model.qbm");
         assert_int_equal(qb_model_save(&a, path, META, &err), 0);
         char *meta = NULL;
@@ -250,6 +253,33 @@ static void test_encode_decode(void **state)
     free(file);
     free(path);
     free(buf);
+    qb_model_free(&a);
+}
+
+/* A model saved with a NaN or an infinite weight has a valid CRC: it is
+ * refused on load all the same, naming the parameter and its offset. */
+static void test_non_finite_parameters_refused(void **state)
+{
+    qb_error err;
+    qb_model a, b;
+    make_model(&a, "lenet", 1, 28, 28, 10, 3);
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    const size_t where[] = {0, a.n_params / 2, a.n_params - 1};
+    for (size_t t = 0; t < 3; t++) {
+        float keep = a.params[where[t]];
+        a.params[where[t]] = bad[t];
+        uint8_t *buf;
+        size_t len;
+        assert_int_equal(qb_model_encode(&a, META, &buf, &len, &err), 0);
+        assert_int_equal(qb_model_decode(buf, len, "m.qbm", &b, NULL, &err), -1);
+        qb_test_assert_msg_has(&err, "NaN or infinite weights");
+        char want[64];
+        snprintf(want, sizeof want, "parameter %zu of %zu", where[t], a.n_params);
+        qb_test_assert_msg_has(&err, want);
+        assert_null(b.params); /* nothing left allocated */
+        free(buf);
+        a.params[where[t]] = keep;
+    }
     qb_model_free(&a);
 }
 
@@ -594,6 +624,7 @@ int main(void)
     qb_blas_single_thread();
     return qb_test_run_group(qb_test_with_tmpdir(test_save_load_round_trip),
                              qb_test_with_tmpdir(test_encode_decode),
+                             cmocka_unit_test(test_non_finite_parameters_refused),
                              cmocka_unit_test(test_metadata_limit), corrupt_test(test_truncated),
                              corrupt_test(test_checksum), corrupt_test(test_bad_fields),
                              corrupt_test(test_n_params_consistent_but_wrong),
