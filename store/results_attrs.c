@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/file.h"
 #include "core/xalloc.h"
 #include "store/hdf5_util.h"
 
@@ -59,6 +60,7 @@ int qb_results_read_attrs(const char *path, qb_kv **attrs, size_t *n, qb_error *
     *attrs = NULL;
     *n = 0;
     attr_list l = {NULL, 0, 0, path};
+    if (qb_file_check_regular(path, "results file", err)) return -1;
     qb_h5_quiet q;
     qb_h5_quiet_begin(&q);
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);

@@ -12,6 +12,7 @@
 
 #include <hdf5.h>
 
+#include "core/file.h"
 #include "core/xalloc.h"
 #include "store/hdf5_util.h"
 #include "store/results_schema.h"
@@ -30,8 +31,8 @@ static int reader_open(reader *rd, const char *path, uint64_t *spec_hash, qb_err
     qb_h5_quiet_begin(&rd->quiet);
     rd->file = rd->tasks = H5I_INVALID_HID;
     rd->n_rows = 0;
-    struct stat st;
-    if (stat(path, &st) != 0) return QB_FAIL(err, "results file %s: %s", path, strerror(errno));
+    /* a FIFO or a device would block HDF5's open(2): refused first */
+    if (qb_file_check_regular(path, "results file", err)) return -1;
     rd->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (rd->file < 0)
         return QB_H5_FAIL(err, path, "H5Fopen", "is it an HDF5 file? truncated or damaged files "

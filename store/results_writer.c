@@ -401,7 +401,8 @@ static int open_file(qb_results *r, const qb_results_config *cfg, const row_sour
     if (fapl < 0) return -1;
 
     /* Check read-only first: a file that is not ours is never opened for
-     * writing. */
+     * writing; a FIFO or a device (which would block open(2)) not at all. */
+    if (qb_file_check_regular(path, "results file", err)) goto out;
     hid_t ro = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     if (ro < 0) {
         QB_H5_FAIL(err, path, "H5Fopen", "opening it; is it an HDF5 file? A truncated or damaged "
