@@ -21,6 +21,14 @@ one_thread() {
     export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 }
 
+# torch_peer BENCH: a bench against its PyTorch peer: BENCH built, torch
+# importable, one thread.
+torch_peer() {
+    need_exe "$1"
+    need_python torch python3-torch
+    one_thread
+}
+
 # Open MPI as root in a container, more ranks than cores allowed.
 mpi_env() {
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \

@@ -18,9 +18,7 @@ archs="${3:-lenet cnn-small}"
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/common.sh"
 bench="$build/bench/bench_qinfer"
-need_exe "$bench"
-need_python torch python3-torch
-one_thread
+torch_peer "$bench"
 
 for arch in $archs; do
     qf="" qi="" tf="" ti=""

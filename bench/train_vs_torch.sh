@@ -13,9 +13,7 @@ rounds="${2:-5}"
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/common.sh"
 bench="$build/bench/bench_train"
-need_exe "$bench"
-need_python torch python3-torch
-one_thread
+torch_peer "$bench"
 
 run_case() { # mode batch
     q="" t=""

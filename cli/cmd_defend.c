@@ -111,8 +111,8 @@ static void print_defense_params(void)
 
 /* Load the model, check it against the data, print one row per precision
  * and defense. */
-static int defend_model(const qb_model_opts *o, const qb_dataset *train, const qb_dataset *test,
-                        qb_error *err)
+static int defend_body(qb_model_opts *o, const qb_dataset *train, const qb_dataset *test,
+                       qb_error *err)
 {
     if (!o->defenses) return QB_FAIL(err, "defend needs --defense (see --help)");
     if (qb_cli_list_each("--defense", o->defenses, check_defense_name, err, err)) return -1;
@@ -155,13 +155,5 @@ int qb_cmd_defend(int argc, char **argv)
             printf("\n%s", qb_model_opts_help);
             return 0;
         }
-    qb_model_opts o;
-    qb_error err;
-    qb_dataset train, test;
-    int rc = qb_model_cmd_start(argc, argv, usage, 1, &o, &train, &test, &err);
-    if (rc) return rc < 0 ? 0 : rc;
-    rc = defend_model(&o, &train, &test, &err);
-    qb_dataset_free(&train);
-    qb_dataset_free(&test);
-    return rc ? qb_model_cmd_fail(&err) : 0;
+    return qb_model_cmd_main(argc, argv, usage, 1, defend_body);
 }

@@ -66,6 +66,27 @@ static int print_precisions(const qb_model_opts *o, const qb_model *m, const qb_
     return qb_precision_list_each(o->precisions, eval_at, &c, err);
 }
 
+/* Train one model, print a row per precision, save it with -o. */
+static int train_body(qb_model_opts *o, const qb_dataset *train, const qb_dataset *test,
+                      qb_error *err)
+{
+    qb_model m;
+    qb_model_result r;
+    int rc = qb_model_job_run(&o->job, train, test, &m, &r, NULL, err);
+    if (rc) return rc;
+    print_header();
+    rc = print_precisions(o, &m, test, &r, err);
+    if (rc == 0 && o->output) {
+        char meta[512];
+        snprintf(meta, sizeof meta, "dataset=%s\narch=%s\ntrigger=%s\nseed=%llu\nepochs=%d\n",
+                 o->dataset, o->job.arch, qb_trigger_name(o->job.trigger.kind),
+                 (unsigned long long)o->job.seed, o->job.train.epochs);
+        rc = qb_model_save(&m, o->output, meta, err);
+    }
+    qb_model_free(&m);
+    return rc;
+}
+
 int qb_cmd_train(int argc, char **argv)
 {
     static const char usage[] =
@@ -74,29 +95,26 @@ int qb_cmd_train(int argc, char **argv)
         "and attack success rate (ASR: triggered test images whose true label is\n"
         "not the target, classified as the target).\n"
         "  -o, --output FILE      save the trained model (.qbm format)\n";
-    qb_model_opts o;
-    qb_error err;
-    qb_dataset train, test;
-    int rc = qb_model_cmd_start(argc, argv, usage, 0, &o, &train, &test, &err);
-    if (rc) return rc < 0 ? 0 : rc;
+    return qb_model_cmd_main(argc, argv, usage, 0, train_body);
+}
+
+/* Load o->model_path, print a row per precision. */
+static int eval_body(qb_model_opts *o, const qb_dataset *train, const qb_dataset *test,
+                     qb_error *err)
+{
+    (void)train;
     qb_model m;
-    qb_model_result r;
-    rc = qb_model_job_run(&o.job, &train, &test, &m, &r, NULL, &err);
-    if (rc == 0) {
+    if (qb_model_load(&m, o->model_path, NULL, err)) return -1;
+    int rc = -1;
+    if (qb_model_cmd_check_fits(o, &m, test, err) == 0 &&
+        qb_trigger_validate(&o->job.trigger, test->c, test->h, test->w, test->classes, err) == 0) {
+        snprintf(o->job.arch, sizeof o->job.arch, "%s", m.arch);
+        qb_model_result r = {0};
         print_header();
-        rc = print_precisions(&o, &m, &test, &r, &err);
-        if (rc == 0 && o.output) {
-            char meta[512];
-            snprintf(meta, sizeof meta, "dataset=%s\narch=%s\ntrigger=%s\nseed=%llu\nepochs=%d\n",
-                     o.dataset, o.job.arch, qb_trigger_name(o.job.trigger.kind),
-                     (unsigned long long)o.job.seed, o.job.train.epochs);
-            rc = qb_model_save(&m, o.output, meta, &err);
-        }
-        qb_model_free(&m);
+        rc = print_precisions(o, &m, test, &r, err);
     }
-    qb_dataset_free(&train);
-    qb_dataset_free(&test);
-    return rc ? qb_model_cmd_fail(&err) : 0;
+    qb_model_free(&m);
+    return rc;
 }
 
 int qb_cmd_eval(int argc, char **argv)
@@ -104,31 +122,38 @@ int qb_cmd_eval(int argc, char **argv)
     static const char usage[] =
         "usage: qblind eval MODEL.qbm [options]\n"
         "Measure a saved model's clean accuracy and, with --trigger, its ASR.\n";
-    qb_model_opts o;
-    qb_error err;
-    qb_dataset train, test;
-    int rc = qb_model_cmd_start(argc, argv, usage, 1, &o, &train, &test, &err);
-    if (rc) return rc < 0 ? 0 : rc;
-    qb_model m;
-    if (qb_model_load(&m, o.model_path, NULL, &err)) {
-        qb_dataset_free(&train);
-        qb_dataset_free(&test);
-        return qb_model_cmd_fail(&err);
+    return qb_model_cmd_main(argc, argv, usage, 1, eval_body);
+}
+
+/* Train a clean and a backdoored model, print their rows and the CA drop. */
+static int demo_body(qb_model_opts *o, const qb_dataset *train, const qb_dataset *test,
+                     qb_error *err)
+{
+    qb_trigger attack = o->job.trigger;
+    if (attack.kind == QB_TRIGGER_NONE) attack.kind = QB_TRIGGER_SQUARE;
+    qb_model_result res[2];
+    qb_model models[2];
+    int trained = 0, rc = 0;
+    qb_model_opts runs[2] = {*o, *o};
+    runs[0].job.trigger.kind = QB_TRIGGER_NONE;
+    runs[1].job.trigger = attack;
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        if (!o->quiet)
+            fprintf(stderr, "qblind: training %s model (%s, %d epochs)\n",
+                    qb_trigger_name(runs[i].job.trigger.kind), o->job.arch, o->job.train.epochs);
+        rc = qb_model_job_run(&runs[i].job, train, test, &models[i], &res[i], NULL, err);
+        trained += rc == 0;
     }
-    if (qb_model_cmd_check_fits(&o, &m, &test, &err)) {
-        rc = -1;
-    } else if (qb_trigger_validate(&o.job.trigger, test.c, test.h, test.w, test.classes, &err)) {
-        rc = -1;
-    } else {
-        snprintf(o.job.arch, sizeof o.job.arch, "%s", m.arch);
-        qb_model_result r = {0};
+    if (rc == 0) {
         print_header();
-        rc = print_precisions(&o, &m, &test, &r, &err);
+        for (int i = 0; i < 2 && rc == 0; i++)
+            rc = print_precisions(&runs[i], &models[i], test, &res[i], err);
+        if (rc == 0)
+            printf("clean-accuracy drop from the backdoor at fp32: %.2f points\n",
+                   100.0 * (res[0].clean_acc - res[1].clean_acc));
     }
-    qb_model_free(&m);
-    qb_dataset_free(&train);
-    qb_dataset_free(&test);
-    return rc ? qb_model_cmd_fail(&err) : 0;
+    for (int i = 0; i < trained; i++) qb_model_free(&models[i]);
+    return rc;
 }
 
 int qb_cmd_demo(int argc, char **argv)
@@ -138,36 +163,5 @@ int qb_cmd_demo(int argc, char **argv)
         "The quick-start job: train a clean and a BadNet-backdoored model (3x3 white\n"
         "square, bottom-right, 10% poisoning, target 0 unless set) and print clean\n"
         "accuracy and attack success rate for each.\n";
-    qb_model_opts o;
-    qb_error err;
-    qb_dataset train, test;
-    int rc = qb_model_cmd_start(argc, argv, usage, 0, &o, &train, &test, &err);
-    if (rc) return rc < 0 ? 0 : rc;
-    qb_trigger attack = o.job.trigger;
-    if (attack.kind == QB_TRIGGER_NONE) attack.kind = QB_TRIGGER_SQUARE;
-    qb_model_result res[2];
-    qb_model models[2];
-    int trained = 0;
-    qb_model_opts runs[2] = {o, o};
-    runs[0].job.trigger.kind = QB_TRIGGER_NONE;
-    runs[1].job.trigger = attack;
-    for (int i = 0; i < 2 && rc == 0; i++) {
-        if (!o.quiet)
-            fprintf(stderr, "qblind: training %s model (%s, %d epochs)\n",
-                    qb_trigger_name(runs[i].job.trigger.kind), o.job.arch, o.job.train.epochs);
-        rc = qb_model_job_run(&runs[i].job, &train, &test, &models[i], &res[i], NULL, &err);
-        trained += rc == 0;
-    }
-    if (rc == 0) {
-        print_header();
-        for (int i = 0; i < 2 && rc == 0; i++)
-            rc = print_precisions(&runs[i], &models[i], &test, &res[i], &err);
-        if (rc == 0)
-            printf("clean-accuracy drop from the backdoor at fp32: %.2f points\n",
-                   100.0 * (res[0].clean_acc - res[1].clean_acc));
-    }
-    for (int i = 0; i < trained; i++) qb_model_free(&models[i]);
-    qb_dataset_free(&train);
-    qb_dataset_free(&test);
-    return rc ? qb_model_cmd_fail(&err) : 0;
+    return qb_model_cmd_main(argc, argv, usage, 0, demo_body);
 }

@@ -236,29 +236,45 @@ static void default_arch(qb_model_opts *o, const qb_dataset *d)
 }
 
 
-int qb_model_cmd_fail(const qb_error *err)
+static int fail(const qb_error *err)
 {
     qb_error_print(err);
     return 1;
 }
 
-int qb_model_cmd_start(int argc, char **argv, const char *usage, int wants_model,
-                       qb_model_opts *o, qb_dataset *train, qb_dataset *test, qb_error *err)
+/* Parse, check the positional argument, load the data. Returns 0 to go on,
+ * -1 after --help, 1 after an error (printed). */
+static int start(int argc, char **argv, const char *usage, int wants_model, qb_model_opts *o,
+                 qb_dataset *train, qb_dataset *test, qb_error *err)
 {
     int rc = parse_opts(argc, argv, o, usage, err);
-    if (rc) return rc > 0 ? -1 : qb_model_cmd_fail(err);
+    if (rc) return rc > 0 ? -1 : fail(err);
     if (wants_model && !o->model_path) {
         QB_FAIL(err, "%s needs a model file (see --help)", argv[0]);
-        return qb_model_cmd_fail(err);
+        return fail(err);
     }
     if (!wants_model && o->model_path) {
         QB_FAIL(err, "unexpected argument \"%s\" (see --help)", o->model_path);
-        return qb_model_cmd_fail(err);
+        return fail(err);
     }
     qb_blas_single_thread();
-    if (load_data(o, train, test, err)) return qb_model_cmd_fail(err);
+    if (load_data(o, train, test, err)) return fail(err);
     default_arch(o, train);
     return 0;
+}
+
+int qb_model_cmd_main(int argc, char **argv, const char *usage, int wants_model,
+                      qb_model_cmd_fn body)
+{
+    qb_model_opts o;
+    qb_error err;
+    qb_dataset train, test;
+    int rc = start(argc, argv, usage, wants_model, &o, &train, &test, &err);
+    if (rc) return rc < 0 ? 0 : rc;
+    rc = body(&o, &train, &test, &err);
+    qb_dataset_free(&train);
+    qb_dataset_free(&test);
+    return rc ? fail(&err) : 0;
 }
 
 int qb_model_cmd_check_fits(const qb_model_opts *o, const qb_model *m, const qb_dataset *test,

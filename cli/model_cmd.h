@@ -37,21 +37,22 @@ extern const char qb_model_opts_help[];
 int qb_precision_list_each(const char *list, int (*fn)(const qb_precision *, void *), void *ctx,
                            qb_error *err);
 
-/* The start of every one-model command: parse argv into *o, check the
- * positional argument (a model file when wants_model, none otherwise), one
- * BLAS thread, load the dataset into *train / *test (the caller frees both
- * when this returns 0), pick the default architecture for it.
- * Returns 0 to go on; -1 after --help (printed: exit 0); else the exit code
- * after an error (printed). */
-int qb_model_cmd_start(int argc, char **argv, const char *usage, int wants_model,
-                       qb_model_opts *o, qb_dataset *train, qb_dataset *test, qb_error *err);
+/* The body of a one-model command: o parsed, train / test loaded (the
+ * architecture defaulted for them). Returns 0, or -1 with err set. */
+typedef int (*qb_model_cmd_fn)(qb_model_opts *o, const qb_dataset *train,
+                               const qb_dataset *test, qb_error *err);
+
+/* A one-model command from start to exit code: parse argv (--help prints
+ * usage and the options' help), check the positional argument (a model
+ * file when wants_model, none otherwise), one BLAS thread, load the
+ * dataset, run body, free the data. Errors are printed.
+ * Returns the exit code: 0, or 1 after an error. */
+int qb_model_cmd_main(int argc, char **argv, const char *usage, int wants_model,
+                      qb_model_cmd_fn body);
 
 /* 0 if the saved model m takes the dataset's images and classes, else -1
  * with a message naming both. */
 int qb_model_cmd_check_fits(const qb_model_opts *o, const qb_model *m, const qb_dataset *test,
                             qb_error *err);
-
-/* Print err; returns the exit code 1. */
-int qb_model_cmd_fail(const qb_error *err);
 
 #endif
