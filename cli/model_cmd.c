@@ -235,7 +235,6 @@ static void default_arch(qb_model_opts *o, const qb_dataset *d)
         snprintf(o->job.arch, sizeof o->job.arch, "%s", d->h >= 32 ? "cnn-small" : "lenet");
 }
 
-
 static int fail(const qb_error *err)
 {
     qb_error_print(err);
