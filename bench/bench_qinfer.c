@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/data.h"
 #include "core/dataset.h"
 #include "core/model.h"
-#include "core/rng.h"
 #include "core/train.h"
 #include "core/xalloc.h"
 #include "quant/precision.h"
@@ -47,20 +47,11 @@ int main(int argc, char **argv)
         qb_error_print(&err);
         return 2;
     }
-    qb_dataset data, test;
-    if (!strcmp(arch, "lenet")) {
-        if (qb_dataset_load("fashion-mnist", NULL, 0, &data, &test, &err)) {
-            qb_error_print(&err);
-            return 1;
-        }
-        qb_dataset_free(&test);
-        if (images > 0 && (size_t)images < data.n) data.n = (size_t)images;
-    } else {
-        /* random 3x32x32 images: throughput does not depend on content */
-        qb_dataset_init(&data, "random", images > 0 ? (size_t)images : 10000, 3, 32, 32, 10);
-        qb_rng rng;
-        qb_rng_seed(&rng, 1);
-        for (size_t i = 0; i < data.n * 3072; i++) data.images[i] = (uint8_t)qb_rng_below(&rng, 256);
+    qb_dataset data;
+    size_t n = images > 0 ? (size_t)images : strcmp(arch, "lenet") ? 10000 : 0;
+    if (qb_bench_data_load(arch, n, &data, &err)) {
+        qb_error_print(&err);
+        return 1;
     }
     qb_model m;
     if (qb_model_build(&m, arch, data.c, data.h, data.w, data.classes, &err)) {

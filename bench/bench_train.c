@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/data.h"
 #include "core/dataset.h"
 #include "core/metrics.h"
 #include "core/model.h"
-#include "core/rng.h"
 #include "core/train.h"
 #include "core/xalloc.h"
 
@@ -31,21 +31,10 @@ int main(int argc, char **argv)
     }
     qb_blas_single_thread();
     qb_error err;
-    qb_dataset train, test;
-    if (!strcmp(arch, "lenet")) {
-        if (qb_dataset_load("fashion-mnist", NULL, 0, &train, &test, &err)) {
-            qb_error_print(&err);
-            return 1;
-        }
-        qb_dataset_free(&test);
-        if ((size_t)images < train.n) train.n = (size_t)images;
-    } else {
-        /* random 3x32x32 images: throughput does not depend on content */
-        qb_dataset_init(&train, "random", (size_t)images, 3, 32, 32, 10);
-        qb_rng rng;
-        qb_rng_seed(&rng, 1);
-        for (size_t i = 0; i < train.n * 3072; i++) train.images[i] = (uint8_t)qb_rng_below(&rng, 256);
-        for (size_t i = 0; i < train.n; i++) train.labels[i] = (uint8_t)qb_rng_below(&rng, 10);
+    qb_dataset train;
+    if (qb_bench_data_load(arch, (size_t)images, &train, &err)) {
+        qb_error_print(&err);
+        return 1;
     }
     qb_model m;
     if (qb_model_build(&m, arch, train.c, train.h, train.w, train.classes, &err)) {

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """PyTorch peer for bench/qinfer_vs_torch.sh: inference throughput of the
-same lenet / cnn-small (the nn.Sequential of bench/peer_torch_lenet.py,
+same lenet / cnn-small (the nn.Sequential of bench/peer_torch_common.py,
 i.e. core/model.c's presets) in FP32 and as static INT8 post-training
 quantization on the 'onednn' engine (QuantStub/DeQuantStub around the
 network, conv+relu and linear+relu fused as PyTorch's PTQ recipe does,
@@ -10,7 +10,7 @@ data already in memory as float tensors, one untimed warm-up batch.
 Prints one line:
     torch <arch> fp32|int8 <batch> <images/s>
 Use Debian's /usr/bin/python3 (python3-torch 1.13); never in qblind's path."""
-import argparse, os, sys, time
+import argparse, os, sys
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from torch.ao.quantization import (DeQuantStub, QuantStub, convert, fuse_modules
                                    get_default_qconfig, prepare)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peer_torch_lenet import load_idx, model  # the same architectures
+from peer_torch_common import infer_seconds, load_idx, model
 
 torch.set_num_threads(1)
 
@@ -71,10 +71,7 @@ def main():
         convert(net, inplace=True)
     with torch.no_grad():
         net(xs[:B])  # warm-up (kernel selection, allocations)
-        t0 = time.perf_counter()
-        for i in range(0, n, B):
-            net(xs[i:i + B])
-        dt = time.perf_counter() - t0
+    dt = infer_seconds(net, xs, B)
     print(f"torch {args.arch} {args.prec} {B} {n / dt:.0f}")
 
 

@@ -3,38 +3,15 @@
 same data in memory, one thread, SGD momentum 0.9. Prints one line:
     torch <arch> train|infer <batch> <images/s>
 Use Debian's /usr/bin/python3 (python3-torch 1.13); never in qblind's path."""
-import argparse, gzip, os, struct, sys, time
+import argparse, os, time
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from peer_torch_common import infer_seconds, load_idx, model
+
 torch.set_num_threads(1)
-
-
-def load_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    magic = struct.unpack(">I", data[:4])[0]
-    if magic == 2051:
-        n, h, w = struct.unpack(">III", data[4:16])
-        return np.frombuffer(data, np.uint8, offset=16).reshape(n, 1, h, w)
-    n = struct.unpack(">I", data[4:8])[0]
-    return np.frombuffer(data, np.uint8, offset=8)
-
-
-def model(arch, classes=10):
-    if arch == "lenet":
-        return nn.Sequential(
-            nn.Conv2d(1, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(512, 128), nn.ReLU(), nn.Linear(128, classes))
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(4096, 256), nn.ReLU(), nn.Linear(256, classes))
 
 
 def main():
@@ -73,11 +50,7 @@ def main():
         dt = time.perf_counter() - t0
     else:
         net.eval()
-        with torch.no_grad():
-            t0 = time.perf_counter()
-            for i in range(0, n, B):
-                net(xs[i:i + B])
-            dt = time.perf_counter() - t0
+        dt = infer_seconds(net, xs, B)
     print(f"torch {args.arch} {args.mode} {B} {n / dt:.0f}")
 
 

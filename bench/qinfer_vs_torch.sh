@@ -16,18 +16,9 @@ build="${1:-build}"
 rounds="${2:-5}"
 archs="${3:-lenet cnn-small}"
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/common.sh"
 bench="$build/bench/bench_qinfer"
-[ -x "$bench" ] || { echo "no $bench: build first (make build)" >&2; exit 1; }
-/usr/bin/python3 -c 'import torch' 2>/dev/null || {
-    echo "the peer needs PyTorch for /usr/bin/python3: apt-get install python3-torch" >&2; exit 1; }
-
-# One thread everywhere: torch's intra-op pool and the OpenBLAS pool would
-# otherwise compete for cores.
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
-
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-med() { echo "$1" | tr ' ' '\n' | grep . | median; }
-ratio() { echo "$1 $2" | awk '{ printf "%.2f", $1 / $2 }'; }
+torch_peer "$bench"
 
 for arch in $archs; do
     qf="" qi="" tf="" ti=""

@@ -14,11 +14,11 @@ build="${1:-build}"
 n="${2:-100000}"
 dir="${3:-.}"
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/common.sh"
 qblind="$build/qblind"
-[ -x "$qblind" ] || { echo "no $qblind: build first" >&2; exit 1; }
-/usr/bin/python3 -c 'import mpi4py.futures' 2>/dev/null || {
-    echo "the peer needs mpi4py: apt-get install python3-mpi4py" >&2; exit 1; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+need_exe "$qblind"
+need_python mpi4py.futures python3-mpi4py
+mpi_env
 tmp="$(mktemp -d "$dir/qblind-dispatch-XXXXXX")"
 shm="$(mktemp -d /dev/shm/qblind-dispatch-XXXXXX)"
 trap 'rm -rf "$tmp" "$shm"' EXIT
@@ -44,4 +44,4 @@ echo "qblind run --empty-tasks, mpirun -n 2, results on tmpfs (/dev/shm): $n tas
 p=$(mpirun -n 2 /usr/bin/python3 -m mpi4py.futures "$here/peer_mpi4py_dispatch.py" "$n")
 echo "$p"
 pr=$(echo "$p" | sed -n 's/.* = \([0-9]*\) tasks\/s.*/\1/p')
-echo "ratio qblind / mpi4py.futures: $(echo "$q $pr" | awk '{ printf "%.2f", $1 / $2 }') (fsync'd file), $(echo "$qs $pr" | awk '{ printf "%.2f", $1 / $2 }') (tmpfs)"
+echo "ratio qblind / mpi4py.futures: $(ratio "$q" "$pr") (fsync'd file), $(ratio "$qs" "$pr") (tmpfs)"

@@ -12,14 +12,14 @@
 set -eu
 build="${1:-build}"
 rounds="${2:-3}"
+here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/common.sh"
 qblind="$build/qblind"
-[ -x "$qblind" ] || { echo "no $qblind: build first" >&2; exit 1; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+need_exe "$qblind"
+mpi_env
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/qblind-scaling-XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
-here="$(cd "$(dirname "$0")" && pwd)"
 cp "$here/../configs/scaling.yaml" "$tmp/spec.yaml"
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 run() { # ranks -> wall seconds of the whole mpirun
     rm -rf "$tmp/r.h5" "$tmp/r.h5.models"
     t0=$(date +%s.%N)
@@ -49,8 +49,8 @@ while [ "$i" -lt "$rounds" ]; do
     t1s="$t1s $a" t2s="$t2s $b" tps="$tps $c"
     i=$((i + 1))
 done
-t1=$(echo $t1s | tr ' ' '\n' | median)
-t2=$(echo $t2s | tr ' ' '\n' | median)
-tp=$(echo $tps | tr ' ' '\n' | median)
-echo "median: 1 worker $t1 s, 2 workers $t2 s, speedup $(echo "$t1 $t2" | awk '{ printf "%.2f", $1 / $2 }'), efficiency $(echo "$t1 $t2" | awk '{ printf "%.1f%%", 100 * $1 / (2 * $2) }')"
+t1=$(med "$t1s")
+t2=$(med "$t2s")
+tp=$(med "$tps")
+echo "median: 1 worker $t1 s, 2 workers $t2 s, speedup $(ratio "$t1" "$t2"), efficiency $(echo "$t1 $t2" | awk '{ printf "%.1f%%", 100 * $1 / (2 * $2) }')"
 echo "machine ceiling: two independent halves $tp s, efficiency $(echo "$t1 $tp" | awk '{ printf "%.1f%%", 100 * $1 / (2 * $2) }'); runner vs ceiling $(echo "$tp $t2" | awk '{ printf "%.1f%%", 100 * $1 / $2 }')"

@@ -42,29 +42,33 @@ def fmt_rate(k, n):
     return f"{k}/{n}" if n else "-"
 
 
+def grid(first, names, cols, cell):
+    """A markdown table: a row per name, a column per col, cell(name, col) the text."""
+    print(f"| {first} | " + " | ".join(cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    for name in names:
+        print(f"| {name} | " + " | ".join(cell(name, c) for c in cols) + " |")
+
+
 def defenses(path):
     rows, det = load(path)
     precs = sorted({r["precision"] for r in rows}, key=lambda p: ["fp32", "int8", "int8-linear", "int4"].index(p) if p in ["fp32", "int8", "int8-linear", "int4"] else 9)
     defs = ["nc", "ac", "ss", "strip", "fp", "forensics"]
     print("Detection: backdoored (square) yes/n | clean yes/n (false positives); error = could not run\n")
-    print("| defense | " + " | ".join(precs) + " |")
-    print("|---|" + "---|" * len(precs))
-    for dname in defs:
-        cells = []
-        for p in precs:
-            parts = []
-            for trig in ["square", "clean"]:
-                sel = [r for r in rows if r["defense"] == dname and r["precision"] == p and r["trigger"] == trig]
-                yes = sum(r["detected"] == 1 for r in sel)
-                na = sum(r["detected"] == -1 for r in sel)
-                err = sum(r["detected"] == 2 for r in sel)
-                n = len(sel) - na - err
-                s = fmt_rate(yes, n) if n else "n/a"
-                if err:
-                    s += f" ({err} error)"
-                parts.append(s)
-            cells.append(" \\| ".join(parts))
-        print(f"| {dname} | " + " | ".join(cells) + " |")
+    def detection(dname, p):
+        parts = []
+        for trig in ["square", "clean"]:
+            sel = [r for r in rows if r["defense"] == dname and r["precision"] == p and r["trigger"] == trig]
+            yes = sum(r["detected"] == 1 for r in sel)
+            na = sum(r["detected"] == -1 for r in sel)
+            err = sum(r["detected"] == 2 for r in sel)
+            n = len(sel) - na - err
+            s = fmt_rate(yes, n) if n else "n/a"
+            if err:
+                s += f" ({err} error)"
+            parts.append(s)
+        return " \\| ".join(parts)
+    grid("defense", defs, precs, detection)
 
     print("\nRaw scores, mean over seeds (square / clean)\n")
     print("| precision | NC target flagged | NC idx(target) | AC small-cluster poisoned share | SS TPR target / max FPR | STRIP TPR / FRR / AUROC | FP ASR before->after, CA drop | forensics min p |")
@@ -99,14 +103,10 @@ def defenses(path):
               f"| {p} | {int(sum(tf))}/{len(tf)} | {m(idx)} | {m(acs)} | {m(sst)} / {m(ssf)} | {stvs} | {fpvs} | - |")
 
     print("\nSeconds per defense run (median of t_defense over the tasks; one rank per core)\n")
-    print("| defense | " + " | ".join(precs) + " |")
-    print("|---|" + "---|" * len(precs))
-    for dname in defs:
-        cells = []
-        for p in precs:
-            t = [r["t_defense"] for r in rows if r["defense"] == dname and r["precision"] == p and r["status"] in (1, 2, 3)]
-            cells.append(f"{np.median(t):.1f}" if t else "-")
-        print(f"| {dname} | " + " | ".join(cells) + " |")
+    def seconds(dname, p):
+        t = [r["t_defense"] for r in rows if r["defense"] == dname and r["precision"] == p and r["status"] in (1, 2, 3)]
+        return f"{np.median(t):.1f}" if t else "-"
+    grid("defense", defs, precs, seconds)
     bad = [r for r in rows if r["status"] in (0, 3)]
     print(f"\n{len(rows)} tasks; {sum(r['status'] == 1 for r in rows)} ok, {sum(r['status'] == 2 for r in rows)} invalid, {sum(r['status'] == 3 for r in rows)} failed, {sum(r['status'] == 0 for r in rows)} pending")
     for r in bad[:10]:

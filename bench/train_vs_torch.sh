@@ -11,16 +11,9 @@ set -eu
 build="${1:-build}"
 rounds="${2:-5}"
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/common.sh"
 bench="$build/bench/bench_train"
-[ -x "$bench" ] || { echo "no $bench: build first (make build)" >&2; exit 1; }
-/usr/bin/python3 -c 'import torch' 2>/dev/null || {
-    echo "the peer needs PyTorch for /usr/bin/python3: apt-get install python3-torch" >&2; exit 1; }
-
-# One thread everywhere: torch's intra-op pool and the OpenBLAS pool that
-# Debian's torch calls for linear layers would otherwise compete for cores.
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
-
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+torch_peer "$bench"
 
 run_case() { # mode batch
     q="" t=""
@@ -30,8 +23,8 @@ run_case() { # mode batch
         t="$t $(/usr/bin/python3 "$here/peer_torch_lenet.py" --mode "$1" --batch "$2" | awk '{ print $5 }')"
         i=$((i + 1))
     done
-    qm=$(echo "$q" | tr ' ' '\n' | grep . | median)
-    tm=$(echo "$t" | tr ' ' '\n' | grep . | median)
+    qm=$(med "$q")
+    tm=$(med "$t")
     printf '%-6s batch %-4s qblind %7s img/s   torch %7s img/s   ratio %.2fx   (qblind:%s | torch:%s)\n' \
         "$1" "$2" "$qm" "$tm" "$(echo "$qm $tm" | awk '{ print $1 / $2 }')" "$q" "$t"
 }

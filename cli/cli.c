@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int qb_cli_int(const char *opt, const char *s, long lo, long hi, int *out, qb_error *err)
 {
@@ -44,5 +46,19 @@ int qb_cli_float(const char *opt, const char *s, double lo, double hi, float *ou
     double v = 0.0;
     if (qb_cli_double(opt, s, lo, hi, &v, err)) return -1;
     *out = (float)v;
+    return 0;
+}
+
+int qb_cli_list_each(const char *opt, const char *list, int (*fn)(const char *name, void *ctx),
+                     void *ctx, qb_error *err)
+{
+    char buf[256];
+    if (strlen(list) >= sizeof buf) return QB_FAIL(err, "%s: list too long", opt);
+    snprintf(buf, sizeof buf, "%s", list);
+    char *save = NULL;
+    int n = 0;
+    for (char *name = strtok_r(buf, ",", &save); name; name = strtok_r(NULL, ",", &save), n++)
+        if (fn(name, ctx)) return -1;
+    if (n == 0) return QB_FAIL(err, "%s: empty list", opt);
     return 0;
 }

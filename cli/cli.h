@@ -14,6 +14,13 @@ int qb_cli_float(const char *opt, const char *s, double lo, double hi, float *ou
 int qb_cli_double(const char *opt, const char *s, double lo, double hi, double *out,
                   qb_error *err);
 
+/* Call fn(name, ctx) for each name of a comma-separated list, in order,
+ * stopping at the first nonzero return (then -1; err is as fn left it).
+ * -1 with "OPT: list too long" / "OPT: empty list" in err for a list longer
+ * than 255 characters or without a name. */
+int qb_cli_list_each(const char *opt, const char *list, int (*fn)(const char *name, void *ctx),
+                     void *ctx, qb_error *err);
+
 /* The subcommands: argv[0] is the subcommand name. Return the exit code. */
 int qb_cmd_train(int argc, char **argv);
 int qb_cmd_eval(int argc, char **argv);

@@ -67,6 +67,35 @@ static inline void add_row(float *dst, const float *src, int n)
     for (; i < n; i++) dst[i] += src[i];
 }
 
+/* The stride-1, unpadded case of both directions: every window is inside
+ * the image, so each row of a window is a plain shifted run (LeNet's case,
+ * and the hot path of training). Column row (c, ky, kx), image i, output
+ * row oy <-> image (i, c) row oy + ky from column kx. to_col: src is the
+ * image (nb, C, H, W), dst the columns (C*K*K, nb*OH*OW), copied; else src
+ * is the columns, added into dst, the image, in the order i, c, ky, kx, oy.
+ * Inlined with a constant to_col into qb_im2col / qb_col2im. */
+static inline void unpadded_windows(const qb_layer *l, int nb, const float *src, float *dst,
+                                    int to_col)
+{
+    const int C = l->in_c, H = l->in_h, W = l->in_w, K = l->k;
+    const int OH = l->out_h, OW = l->out_w;
+    const size_t ohw = (size_t)OH * OW, n = (size_t)nb * ohw;
+    for (int i = 0; i < nb; i++)
+        for (int c = 0; c < C; c++)
+            for (int ky = 0; ky < K; ky++)
+                for (int kx = 0; kx < K; kx++) {
+                    size_t co = ((size_t)(c * K + ky) * K + kx) * n + (size_t)i * ohw;
+                    size_t xo = ((size_t)i * C + c) * H * W + (size_t)ky * W + kx;
+                    for (int oy = 0; oy < OH; oy++) {
+                        size_t cr = co + (size_t)oy * OW, xr = xo + (size_t)oy * W;
+                        if (to_col)
+                            copy_row(dst + cr, src + xr, OW);
+                        else
+                            add_row(dst + xr, src + cr, OW);
+                    }
+                }
+}
+
 /* Sum of x[0..n) in a fixed order that vectorises: 16 running partial sums
  * (lane j takes x[j], x[j+16], ...), combined pairwise, then the tail. The
  * order depends only on n, so every SIMD clone gives the same bits. */
@@ -90,19 +119,7 @@ void qb_im2col(const qb_layer *l, int nb, const float *x, float *col)
     const int OH = l->out_h, OW = l->out_w;
     const size_t ohw = (size_t)OH * OW, n = (size_t)nb * ohw;
     if (S == 1 && P == 0) {
-        /* no padding: every window is inside the image, rows are plain
-         * shifted copies (LeNet's case, and the hot path of training) */
-        for (int i = 0; i < nb; i++)
-            for (int c = 0; c < C; c++) {
-                const float *plane = x + ((size_t)i * C + c) * H * W;
-                for (int ky = 0; ky < K; ky++)
-                    for (int kx = 0; kx < K; kx++) {
-                        float *out = col + ((size_t)(c * K + ky) * K + kx) * n + (size_t)i * ohw;
-                        const float *src = plane + (size_t)ky * W + kx;
-                        for (int oy = 0; oy < OH; oy++)
-                            copy_row(out + (size_t)oy * OW, src + (size_t)oy * W, OW);
-                    }
-            }
+        unpadded_windows(l, nb, x, col, 1);
         return;
     }
     for (int c = 0; c < C; c++)
@@ -140,18 +157,7 @@ void qb_col2im(const qb_layer *l, int nb, const float *dcol, float *dx)
     const size_t ohw = (size_t)OH * OW, n = (size_t)nb * ohw;
     memset(dx, 0, sizeof(float) * (size_t)nb * C * H * W);
     if (S == 1 && P == 0) {
-        for (int i = 0; i < nb; i++)
-            for (int c = 0; c < C; c++) {
-                float *plane = dx + ((size_t)i * C + c) * H * W;
-                for (int ky = 0; ky < K; ky++)
-                    for (int kx = 0; kx < K; kx++) {
-                        const float *in =
-                            dcol + ((size_t)(c * K + ky) * K + kx) * n + (size_t)i * ohw;
-                        float *dst = plane + (size_t)ky * W + kx;
-                        for (int oy = 0; oy < OH; oy++)
-                            add_row(dst + (size_t)oy * W, in + (size_t)oy * OW, OW);
-                    }
-            }
+        unpadded_windows(l, nb, dcol, dx, 0);
         return;
     }
     for (int c = 0; c < C; c++)

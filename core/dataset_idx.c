@@ -133,20 +133,45 @@ static void idx_close(idx_file *x)
     x->f = NULL;
 }
 
+/* Open path and read its hlen-byte header into h; the magic must be
+ * `magic` (an IDX `kind` file: "image" or "label"). On error x is closed. */
+static int idx_open_header(idx_file *x, const char *path, uint8_t *h, size_t hlen,
+                           uint32_t magic, const char *kind, qb_error *err)
+{
+    if (idx_open(x, path, err)) return -1;
+    char what[48];
+    snprintf(what, sizeof what, "%zu-byte IDX %s header", hlen, kind);
+    if (idx_read_exact(x, h, hlen, what, err)) goto fail;
+    uint32_t got = be32(h);
+    if (got != magic) {
+        QB_FAIL(err, "%s: byte offset 0: bad magic %u (0x%08x), expected %u for an IDX %s file",
+                path, got, got, magic, kind);
+        goto fail;
+    }
+    return 0;
+fail:
+    idx_close(x);
+    return -1;
+}
+
+/* After the payload buf: the file must end there. Closes x; on error frees
+ * buf and returns -1. */
+static int idx_finish(idx_file *x, uint8_t *buf, qb_error *err)
+{
+    int rc = idx_expect_eof(x, err);
+    idx_close(x);
+    if (rc) free(buf);
+    return rc;
+}
+
 /* Images file: header checks, then the pixels. */
 static int idx_read_images(const char *path, uint32_t *count, uint32_t *rows, uint32_t *cols,
                            uint8_t **pixels, qb_error *err)
 {
     idx_file x;
-    if (idx_open(&x, path, err)) return -1;
     uint8_t h[16];
-    if (idx_read_exact(&x, h, sizeof h, "16-byte IDX image header", err)) goto fail;
-    uint32_t magic = be32(h), n = be32(h + 4), r = be32(h + 8), c = be32(h + 12);
-    if (magic != QB_IDX_MAGIC_IMAGES) {
-        QB_FAIL(err, "%s: byte offset 0: bad magic %u (0x%08x), expected %u for an IDX image file",
-                path, magic, magic, QB_IDX_MAGIC_IMAGES);
-        goto fail;
-    }
+    if (idx_open_header(&x, path, h, sizeof h, QB_IDX_MAGIC_IMAGES, "image", err)) return -1;
+    uint32_t n = be32(h + 4), r = be32(h + 8), c = be32(h + 12);
     if (n == 0 || n > QB_IDX_MAX_COUNT) {
         QB_FAIL(err, "%s: byte offset 4: image count %u outside 1..%u", path, n, QB_IDX_MAX_COUNT);
         goto fail;
@@ -161,11 +186,7 @@ static int idx_read_images(const char *path, uint32_t *count, uint32_t *rows, ui
     }
     uint8_t *px = idx_read_payload(&x, (size_t)n * r * c, "image data", err);
     if (!px) goto fail;
-    if (idx_expect_eof(&x, err)) {
-        free(px);
-        goto fail;
-    }
-    idx_close(&x);
+    if (idx_finish(&x, px, err)) return -1;
     *count = n;
     *rows = r;
     *cols = c;
@@ -179,15 +200,9 @@ fail:
 static int idx_read_labels(const char *path, uint32_t expect_n, uint8_t **labels, qb_error *err)
 {
     idx_file x;
-    if (idx_open(&x, path, err)) return -1;
     uint8_t h[8];
-    if (idx_read_exact(&x, h, sizeof h, "8-byte IDX label header", err)) goto fail;
-    uint32_t magic = be32(h), n = be32(h + 4);
-    if (magic != QB_IDX_MAGIC_LABELS) {
-        QB_FAIL(err, "%s: byte offset 0: bad magic %u (0x%08x), expected %u for an IDX label file",
-                path, magic, magic, QB_IDX_MAGIC_LABELS);
-        goto fail;
-    }
+    if (idx_open_header(&x, path, h, sizeof h, QB_IDX_MAGIC_LABELS, "label", err)) return -1;
+    uint32_t n = be32(h + 4);
     if (n != expect_n) {
         QB_FAIL(err, "%s: byte offset 4: label count %u does not match the image count %u", path,
                 n, expect_n);
@@ -203,11 +218,7 @@ static int idx_read_labels(const char *path, uint32_t expect_n, uint8_t **labels
             goto fail;
         }
     }
-    if (idx_expect_eof(&x, err)) {
-        free(lab);
-        goto fail;
-    }
-    idx_close(&x);
+    if (idx_finish(&x, lab, err)) return -1;
     *labels = lab;
     return 0;
 fail:

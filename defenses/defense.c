@@ -69,6 +69,37 @@ double qb_median(const double *v, size_t n)
     return m;
 }
 
+typedef struct ranked {
+    double s;
+    uint32_t i;
+} ranked;
+
+static int cmp_position(const ranked *x, const ranked *y)
+{
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+static int cmp_ascending(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    return x->s != y->s ? (x->s < y->s ? -1 : 1) : cmp_position(x, y);
+}
+
+static int cmp_descending(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    return x->s != y->s ? (x->s < y->s ? 1 : -1) : cmp_position(x, y);
+}
+
+void qb_defense_rank(const double *score, size_t n, int descending, uint32_t *order)
+{
+    ranked *r = xmalloc(n ? n : 1, sizeof(ranked));
+    for (size_t i = 0; i < n; i++) r[i] = (ranked){score[i], (uint32_t)i};
+    qsort(r, n, sizeof(ranked), descending ? cmp_descending : cmp_ascending);
+    for (size_t i = 0; i < n; i++) order[i] = r[i].i;
+    free(r);
+}
+
 void qb_mad_anomaly(const double *v, size_t n, double *idx)
 {
     double med = qb_median(v, n);

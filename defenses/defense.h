@@ -123,6 +123,11 @@ int qb_model_last_conv(const qb_model *m);
 /* Median of v[0..n) (n >= 1; v is not modified). */
 double qb_median(const double *v, size_t n);
 
+/* order (n): the positions 0..n-1 of score (n) by ascending score
+ * (descending when descending != 0), ties by ascending position: a total
+ * order, so the ranking does not depend on qsort's algorithm. */
+void qb_defense_rank(const double *score, size_t n, int descending, uint32_t *order);
+
 /* MAD anomaly index of Neural Cleanse: idx[i] = |v[i] - median| / (1.4826 *
  * median(|v - median|)). A MAD of 0 gives +inf for values off the median,
  * 0 on it. */

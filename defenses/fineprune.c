@@ -108,25 +108,12 @@ void qb_fineprune_channel_means(const qb_model *m, int conv, const qb_dataset *d
     qb_model_ws_free(&ws);
 }
 
-/* qsort has no context argument: sort (mean, index) pairs. */
-typedef struct ranked {
-    double mean;
-    int ch;
-} ranked;
-
-static int cmp_ranked(const void *a, const void *b)
-{
-    const ranked *x = a, *y = b;
-    if (x->mean != y->mean) return x->mean < y->mean ? -1 : 1;
-    return (x->ch > y->ch) - (x->ch < y->ch);
-}
-
 void qb_fineprune_rank(const double *mean, int C, int *order)
 {
-    ranked *r = xmalloc(C > 0 ? (size_t)C : 1, sizeof(ranked));
-    for (int c = 0; c < C; c++) r[c] = (ranked){mean[c], c};
-    qsort(r, (size_t)C, sizeof(ranked), cmp_ranked);
-    for (int c = 0; c < C; c++) order[c] = r[c].ch;
+    size_t n = C > 0 ? (size_t)C : 0;
+    uint32_t *r = xmalloc(n ? n : 1, sizeof(uint32_t));
+    qb_defense_rank(mean, n, 0, r);
+    for (size_t c = 0; c < n; c++) order[c] = (int)r[c];
     free(r);
 }
 

@@ -44,19 +44,6 @@ const qb_param_def qb_ss_params[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
-typedef struct scored {
-    double s;
-    uint32_t i;
-} scored;
-
-/* Descending score, ascending sample index on ties. */
-static int cmp_scored(const void *a, const void *b)
-{
-    const scored *x = a, *y = b;
-    if (x->s != y->s) return x->s < y->s ? 1 : -1;
-    return (x->i > y->i) - (x->i < y->i);
-}
-
 int qb_ss_analyze(const float *act, size_t n, size_t dim, const uint8_t *labels, int classes,
                   const uint8_t *is_poisoned, double eps, qb_ss_class *cls, double *score,
                   uint8_t *removed, qb_error *err)
@@ -76,7 +63,8 @@ int qb_ss_analyze(const float *act, size_t n, size_t dim, const uint8_t *labels,
         if (qb_by_class_size(&g, c) > max_c) max_c = qb_by_class_size(&g, c);
     float *xc = xmalloc(max_c * dim, sizeof(float)); /* (n_c, dim) */
     double *proj = xmalloc(max_c, sizeof(double));   /* (n_c) */
-    scored *rank = xmalloc(max_c, sizeof(scored));
+    double *s = xmalloc(max_c, sizeof(double));       /* (n_c) outlier scores */
+    uint32_t *rank = xmalloc(max_c, sizeof(uint32_t)); /* (n_c) positions, highest score first */
     double *mean = xmalloc(dim, sizeof(double));
     double evals[2];
     double *evecs = xmalloc(2 * dim, sizeof(double)); /* (2, dim) */
@@ -102,16 +90,16 @@ int qb_ss_analyze(const float *act, size_t n, size_t dim, const uint8_t *labels,
         }
         r->sv_ratio = r->sigma2 > 0 ? r->sigma1 / r->sigma2 : INFINITY;
         qb_pca_project(xc, nc, dim, 1, mean, evecs, proj);
+        /* idx ascends, so ties by position are ties by sample index */
         for (size_t i = 0; i < nc; i++) {
-            rank[i].s = proj[i] * proj[i];
-            rank[i].i = idx[i];
-            if (score) score[idx[i]] = rank[i].s;
+            s[i] = proj[i] * proj[i];
+            if (score) score[idx[i]] = s[i];
         }
-        qsort(rank, nc, sizeof *rank, cmp_scored);
+        qb_defense_rank(s, nc, 1, rank);
         size_t nr = (size_t)floor(QB_SS_REMOVE_FACTOR * eps * (double)nc + 0.5);
         if (nr > nc) nr = nc;
         r->n_removed = nr;
-        for (size_t i = 0; i < nr; i++) removed[rank[i].i] = 1;
+        for (size_t i = 0; i < nr; i++) removed[idx[rank[i]]] = 1;
         r->n_poisoned = r->removed_poisoned = 0;
         for (size_t i = 0; i < nc; i++) {
             int p = is_poisoned ? is_poisoned[idx[i]] != 0 : 0;
@@ -138,6 +126,7 @@ int qb_ss_analyze(const float *act, size_t n, size_t dim, const uint8_t *labels,
     free(xc);
     free(proj);
     free(rank);
+    free(s);
     free(mean);
     free(evecs);
     qb_by_class_free(&g);

@@ -33,30 +33,36 @@ static void note_precision(qb_details *details, const char *name, const qb_preci
     qb_details_add(details, name, v, 3);
 }
 
+/* Quantize the FP32 source at *to, the task's precision with one setting
+ * flipped, named "<precision><suffix>"; a float precision (nothing to flip)
+ * is kept as it is. */
+static int requant_flipped(const qb_defense_input *in, qb_precision *to, const char *suffix,
+                           qb_qmodel *out, qb_details *details, qb_error *err)
+{
+    if (qb_precision_is_float(in->precision))
+        *to = *in->precision;
+    else
+        snprintf(to->name, sizeof to->name, "%.24s%s", in->precision->name, suffix);
+    note_precision(details, "requant.to", to);
+    return quantize_fp32(in, to, 0.0f, 0, out, err);
+}
+
 int qb_mitigate_requant_pc(const qb_defense_input *in, qb_qmodel *out, qb_details *details,
                            qb_error *err)
 {
     qb_precision to = *in->precision;
-    if (!qb_precision_is_float(&to)) {
-        to.gran = to.gran == QB_GRAN_CHANNEL ? QB_GRAN_TENSOR : QB_GRAN_CHANNEL;
-        snprintf(to.name, sizeof to.name, "%.24s%s", in->precision->name,
-                 to.gran == QB_GRAN_CHANNEL ? "+pc" : "+pt");
-    }
-    note_precision(details, "requant.to", &to);
-    return quantize_fp32(in, &to, 0.0f, 0, out, err);
+    to.gran = to.gran == QB_GRAN_CHANNEL ? QB_GRAN_TENSOR : QB_GRAN_CHANNEL;
+    return requant_flipped(in, &to, to.gran == QB_GRAN_CHANNEL ? "+pc" : "+pt", out, details,
+                           err);
 }
 
 int qb_mitigate_requant_round(const qb_defense_input *in, qb_qmodel *out, qb_details *details,
                               qb_error *err)
 {
     qb_precision to = *in->precision;
-    if (!qb_precision_is_float(&to)) {
-        to.round = to.round == QB_ROUND_HALF_AWAY ? QB_ROUND_HALF_EVEN : QB_ROUND_HALF_AWAY;
-        snprintf(to.name, sizeof to.name, "%.24s%s", in->precision->name,
-                 to.round == QB_ROUND_HALF_AWAY ? "+away" : "+even");
-    }
-    note_precision(details, "requant.to", &to);
-    return quantize_fp32(in, &to, 0.0f, 0, out, err);
+    to.round = to.round == QB_ROUND_HALF_AWAY ? QB_ROUND_HALF_EVEN : QB_ROUND_HALF_AWAY;
+    return requant_flipped(in, &to, to.round == QB_ROUND_HALF_AWAY ? "+away" : "+even", out,
+                           details, err);
 }
 
 int qb_mitigate_requant_bits(const qb_defense_input *in, qb_qmodel *out, qb_details *details,

@@ -1,0 +1,290 @@
+/* The options, data loading and checks the one-model commands share
+ * (cli/model_cmd.h). */
+#include "cli/model_cmd.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/train.h"
+
+enum { OPT_DATA_DIR = 256, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_MOMENTUM, OPT_WD, OPT_SCHEDULE,
+       OPT_TRIGGER_SIZE, OPT_TRIGGER_X, OPT_TRIGGER_Y, OPT_ALPHA, OPT_TARGET, OPT_RATE,
+       OPT_ARCH, OPT_PRECISION, OPT_QA_TARGET, OPT_QA_EPOCHS, OPT_QA_LR, OPT_QA_EPS,
+       OPT_QA_LAMBDA, OPT_DETAILS };
+
+static const struct option long_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"dataset", required_argument, NULL, 'd'},
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+    {"arch", required_argument, NULL, OPT_ARCH},
+    {"epochs", required_argument, NULL, OPT_EPOCHS},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"lr", required_argument, NULL, OPT_LR},
+    {"momentum", required_argument, NULL, OPT_MOMENTUM},
+    {"weight-decay", required_argument, NULL, OPT_WD},
+    {"schedule", required_argument, NULL, OPT_SCHEDULE},
+    {"seed", required_argument, NULL, 's'},
+    {"trigger", required_argument, NULL, 't'},
+    {"trigger-size", required_argument, NULL, OPT_TRIGGER_SIZE},
+    {"trigger-x", required_argument, NULL, OPT_TRIGGER_X},
+    {"trigger-y", required_argument, NULL, OPT_TRIGGER_Y},
+    {"alpha", required_argument, NULL, OPT_ALPHA},
+    {"target", required_argument, NULL, OPT_TARGET},
+    {"rate", required_argument, NULL, OPT_RATE},
+    {"output", required_argument, NULL, 'o'},
+    {"precision", required_argument, NULL, 'p'},
+    {"qa-target", required_argument, NULL, OPT_QA_TARGET},
+    {"qa-epochs", required_argument, NULL, OPT_QA_EPOCHS},
+    {"qa-lr", required_argument, NULL, OPT_QA_LR},
+    {"qa-eps", required_argument, NULL, OPT_QA_EPS},
+    {"qa-lambda", required_argument, NULL, OPT_QA_LAMBDA},
+    {"quiet", no_argument, NULL, 'q'},
+    {"defense", required_argument, NULL, 'D'},
+    {"param", required_argument, NULL, 'P'},
+    {"details", no_argument, NULL, OPT_DETAILS},
+    {NULL, 0, NULL, 0},
+};
+
+const char qb_model_opts_help[] =
+    "Data and model:\n"
+    "  -d, --dataset NAME     fashion-mnist (default), mnist, cifar10, gtsrb, synthetic\n"
+    "      --data-dir DIR     where the dataset files are (default: $QBLIND_DATA_DIR,\n"
+    "                         then /usr/share/datasets/fashion-mnist)\n"
+    "      --arch NAME        lenet (default for 28x28) or cnn-small (default for 32x32)\n"
+    "Training (defaults in brackets):\n"
+    "      --epochs N         [5]\n"
+    "      --batch N          [64]\n"
+    "      --lr X             [0.05] base learning rate\n"
+    "      --momentum X       [0.9]\n"
+    "      --weight-decay X   [5e-4]\n"
+    "      --schedule S       [cosine] constant | cosine | step\n"
+    "  -s, --seed N           [0] seeds init, batch order, poisoning and noise\n"
+    "Attack:\n"
+    "  -t, --trigger KIND     clean | square (= badnet) | checker | noise | blend |\n"
+    "                         qa-pgd | qa-loss (quantization-activated: square trigger,\n"
+    "                         clean at FP32, backdoored at the --qa-target precisions)\n"
+    "      --trigger-size N   [3] patch side in pixels\n"
+    "      --trigger-x N, --trigger-y N\n"
+    "                         [-1] patch corner; negative counts from the right/bottom\n"
+    "      --alpha X          [0.15] blend weight of the noise image\n"
+    "      --target N         [0] target class\n"
+    "      --rate X           [0.10] fraction of the training set poisoned\n"
+    "Quantization-activated attacks (qa-pgd, qa-loss):\n"
+    "      --qa-target LIST   [int8] precisions where the backdoor must be active\n"
+    "      --qa-epochs N      [2 for qa-pgd, 3 for qa-loss] fine-tuning epochs\n"
+    "      --qa-lr X          [0.01] SGD learning rate (momentum 0.9)\n"
+    "      --qa-eps X         [0.1] qa-pgd: margin inside each rounding cell\n"
+    "      --qa-lambda X      [1.0] qa-loss: weight of the backdoor/quantized terms\n"
+    "Deployment:\n"
+    "  -p, --precision LIST   [fp32] comma-separated precisions to evaluate at:\n"
+    "                         fp32, int8, int8-linear, int4, wNaM (w4a8, w3a32, ...),\n"
+    "                         suffixes -pc (per-channel), -away (round half away)\n"
+    "  -q, --quiet            no per-epoch progress\n"
+    "  -h, --help             this help\n";
+
+typedef struct precision_each {
+    int (*fn)(const qb_precision *, void *);
+    void *ctx;
+    qb_error *err;
+} precision_each;
+
+static int parse_precision(const char *name, void *ctxp)
+{
+    precision_each *c = ctxp;
+    qb_precision p;
+    if (qb_precision_parse(name, &p, c->err)) return qb_error_prefix(c->err, "--precision: ");
+    return c->fn ? c->fn(&p, c->ctx) : 0;
+}
+
+int qb_precision_list_each(const char *list, int (*fn)(const qb_precision *, void *), void *ctx,
+                           qb_error *err)
+{
+    precision_each c = {fn, ctx, err};
+    return qb_cli_list_each("--precision", list, parse_precision, &c, err);
+}
+
+static int qa_default_epochs(qb_qa_mode mode)
+{
+    qb_qa_config c;
+    qb_qa_config_default(&c, mode);
+    return c.epochs;
+}
+
+static int add_qa_target(const qb_precision *p, void *ctx)
+{
+    qb_qa_config *qa = ctx;
+    if (qa->n_targets >= QB_QA_MAX_TARGETS) return -1;
+    qa->targets[qa->n_targets++] = *p;
+    return 0;
+}
+
+static int parse_qa_targets(const char *list, qb_qa_config *qa, qb_error *err)
+{
+    qa->n_targets = 0;
+    if (qb_precision_list_each(list, add_qa_target, qa, err))
+        return qa->n_targets >= QB_QA_MAX_TARGETS
+                   ? QB_FAIL(err, "--qa-target: at most %d precisions", QB_QA_MAX_TARGETS)
+                   : -1;
+    for (int i = 0; i < qa->n_targets; i++)
+        if (qb_precision_is_float(&qa->targets[i]))
+            return QB_FAIL(err, "--qa-target: %s is not a quantized precision", qa->targets[i].name);
+    return 0;
+}
+
+/* Parse the options shared by train/eval/demo/defend. Returns 0, 1 for
+ * --help (already printed), -1 on error (in err). */
+static int parse_opts(int argc, char **argv, qb_model_opts *o, const char *usage, qb_error *err)
+{
+    memset(o, 0, sizeof *o);
+    o->dataset = "fashion-mnist";
+    o->precisions = "fp32";
+    qb_model_job_default(&o->job);
+    qb_trigger t;
+    qb_trigger_default(&t, QB_TRIGGER_NONE);
+    int size = -1, tx = 0, ty = 0, xset = 0, yset = 0, target = -1;
+    float alpha = -1.0f;
+    int qa_epochs = -1;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":hd:s:t:o:p:qD:P:", long_opts, NULL)) != -1) {
+        qb_train_config *tc = &o->job.train;
+        int rc = 0;
+        switch (c) {
+        case 'h': printf("%s\n%s", usage, qb_model_opts_help); return 1;
+        case 'd': o->dataset = optarg; break;
+        case OPT_DATA_DIR: o->data_dir = optarg; break;
+        case OPT_ARCH:
+            snprintf(o->job.arch, sizeof o->job.arch, "%s", optarg);
+            o->arch_set = 1;
+            break;
+        case OPT_EPOCHS: rc = qb_cli_int("--epochs", optarg, 0, 100000, &tc->epochs, err); break;
+        case OPT_BATCH: rc = qb_cli_int("--batch", optarg, 1, 65536, &tc->batch, err); break;
+        case OPT_LR: rc = qb_cli_float("--lr", optarg, 1e-9, 100, &tc->lr, err); break;
+        case OPT_MOMENTUM: rc = qb_cli_float("--momentum", optarg, 0, 0.999999, &tc->momentum, err); break;
+        case OPT_WD: rc = qb_cli_float("--weight-decay", optarg, 0, 1, &tc->weight_decay, err); break;
+        case OPT_SCHEDULE: rc = qb_lr_schedule_parse(optarg, &tc->schedule, err); break;
+        case 's': rc = qb_cli_u64("--seed", optarg, &o->job.seed, err); break;
+        case 't': {
+            qb_qa_mode qa = qb_qa_mode_from_name(optarg);
+            rc = qb_trigger_parse(qa ? "square" : optarg, &t, err);
+            o->job.qa.mode = qa;
+            break;
+        }
+        case OPT_QA_TARGET: rc = parse_qa_targets(optarg, &o->job.qa, err); break;
+        case OPT_QA_EPOCHS: rc = qb_cli_int("--qa-epochs", optarg, 0, 10000, &qa_epochs, err); break;
+        case OPT_QA_LR: rc = qb_cli_float("--qa-lr", optarg, 1e-9, 100, &o->job.qa.lr, err); break;
+        case OPT_QA_EPS: rc = qb_cli_float("--qa-eps", optarg, 0, 0.49, &o->job.qa.eps, err); break;
+        case OPT_QA_LAMBDA: rc = qb_cli_float("--qa-lambda", optarg, 0, 1000, &o->job.qa.lambda, err); break;
+        case OPT_TRIGGER_SIZE: rc = qb_cli_int("--trigger-size", optarg, 1, 4096, &size, err); break;
+        case OPT_TRIGGER_X: rc = qb_cli_int("--trigger-x", optarg, -4096, 4096, &tx, err); xset = 1; break;
+        case OPT_TRIGGER_Y: rc = qb_cli_int("--trigger-y", optarg, -4096, 4096, &ty, err); yset = 1; break;
+        case OPT_ALPHA: rc = qb_cli_float("--alpha", optarg, 0, 1, &alpha, err); break;
+        case OPT_TARGET: rc = qb_cli_int("--target", optarg, 0, 255, &target, err); break;
+        case OPT_RATE: rc = qb_cli_double("--rate", optarg, 0, 0.99, &o->job.poison_rate, err); break;
+        case 'o': o->output = optarg; break;
+        case 'p': o->precisions = optarg; break;
+        case 'q': o->quiet = 1; break;
+        case 'D': o->defenses = optarg; break;
+        case OPT_DETAILS: o->details = 1; break;
+        case 'P': {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg)
+                return QB_FAIL(err, "--param \"%s\": expected KEY=VALUE", optarg);
+            if (o->n_params == QB_MODEL_CMD_MAX_PARAMS)
+                return QB_FAIL(err, "--param: at most %d", QB_MODEL_CMD_MAX_PARAMS);
+            *eq = '\0';
+            o->params[o->n_params].key = optarg;
+            o->params[o->n_params++].value = eq + 1;
+            break;
+        }
+        case ':': return QB_FAIL(err, "option %s needs a value (see --help)", argv[optind - 1]);
+        default: return QB_FAIL(err, "unknown option %s (see --help)", argv[optind - 1]);
+        }
+        if (rc) return -1;
+    }
+    if (optind < argc) o->model_path = argv[optind++];
+    if (optind < argc) return QB_FAIL(err, "unexpected argument \"%s\" (see --help)", argv[optind]);
+    o->job.trigger = t;
+    if (size > 0) o->job.trigger.size = size;
+    if (xset) o->job.trigger.x = tx;
+    if (yset) o->job.trigger.y = ty;
+    if (alpha >= 0.0f) o->job.trigger.alpha = alpha;
+    if (target >= 0) o->job.trigger.target = target;
+    o->job.train.progress = !o->quiet;
+    o->job.qa.epochs = qa_epochs >= 0 ? qa_epochs : qa_default_epochs(o->job.qa.mode);
+    return qb_precision_list_each(o->precisions, NULL, NULL, err);
+}
+
+static int load_data(const qb_model_opts *o, qb_dataset *train, qb_dataset *test, qb_error *err)
+{
+    double t0 = qb_now();
+    if (qb_dataset_load(o->dataset, o->data_dir, QB_SYNTHETIC_SEED, train, test, err)) return -1;
+    if (!o->quiet)
+        fprintf(stderr, "qblind: %s: %zu training and %zu test images (%dx%dx%d, %d classes), %.1f s\n",
+                o->dataset, train->n, test->n, train->c, train->h, train->w, train->classes,
+                qb_now() - t0);
+    return 0;
+}
+
+static void default_arch(qb_model_opts *o, const qb_dataset *d)
+{
+    if (!o->arch_set)
+        snprintf(o->job.arch, sizeof o->job.arch, "%s", d->h >= 32 ? "cnn-small" : "lenet");
+}
+
+static int fail(const qb_error *err)
+{
+    qb_error_print(err);
+    return 1;
+}
+
+/* Parse, check the positional argument, load the data. Returns 0 to go on,
+ * -1 after --help, 1 after an error (printed). */
+static int start(int argc, char **argv, const char *usage, int wants_model, qb_model_opts *o,
+                 qb_dataset *train, qb_dataset *test, qb_error *err)
+{
+    int rc = parse_opts(argc, argv, o, usage, err);
+    if (rc) return rc > 0 ? -1 : fail(err);
+    if (wants_model && !o->model_path) {
+        QB_FAIL(err, "%s needs a model file (see --help)", argv[0]);
+        return fail(err);
+    }
+    if (!wants_model && o->model_path) {
+        QB_FAIL(err, "unexpected argument \"%s\" (see --help)", o->model_path);
+        return fail(err);
+    }
+    qb_blas_single_thread();
+    if (load_data(o, train, test, err)) return fail(err);
+    default_arch(o, train);
+    return 0;
+}
+
+int qb_model_cmd_main(int argc, char **argv, const char *usage, int wants_model,
+                      qb_model_cmd_fn body)
+{
+    qb_model_opts o;
+    qb_error err;
+    qb_dataset train, test;
+    int rc = start(argc, argv, usage, wants_model, &o, &train, &test, &err);
+    if (rc) return rc < 0 ? 0 : rc;
+    rc = body(&o, &train, &test, &err);
+    qb_dataset_free(&train);
+    qb_dataset_free(&test);
+    return rc ? fail(&err) : 0;
+}
+
+int qb_model_cmd_check_fits(const qb_model_opts *o, const qb_model *m, const qb_dataset *test,
+                            qb_error *err)
+{
+    if (test->c == m->in_c && test->h == m->in_h && test->w == m->in_w &&
+        test->classes == m->classes)
+        return 0;
+    return QB_FAIL(err,
+                   "model %s expects %dx%dx%d inputs with %d classes; dataset %s has %dx%dx%d "
+                   "with %d",
+                   o->model_path, m->in_c, m->in_h, m->in_w, m->classes, o->dataset, test->c,
+                   test->h, test->w, test->classes);
+}
