@@ -1,5 +1,8 @@
 #include "cli/cli.h"
 
+#include <getopt.h>
+#include <stdio.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -61,4 +64,16 @@ int qb_cli_list_each(const char *opt, const char *list, int (*fn)(const char *na
         if (fn(name, ctx)) return -1;
     if (n == 0) return QB_FAIL(err, "%s: empty list", opt);
     return 0;
+}
+
+int qb_cli_option_error(int c, char **argv, qb_error *err)
+{
+    if (c == ':') return QB_FAIL(err, "option %s needs a value (see --help)", argv[optind - 1]);
+    return QB_FAIL(err, "unknown option %s (see --help)", argv[optind - 1]);
+}
+
+int qb_cli_usage_error(const char *cmd, const qb_error *err)
+{
+    fprintf(stderr, "qblind %s: %s\n", cmd, err->msg);
+    return 2;
 }

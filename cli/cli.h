@@ -21,6 +21,15 @@ int qb_cli_double(const char *opt, const char *s, double lo, double hi, double *
 int qb_cli_list_each(const char *opt, const char *list, int (*fn)(const char *name, void *ctx),
                      void *ctx, qb_error *err);
 
+/* The error for what getopt_long returned as c (opterr 0 and an option
+ * string starting with ':'): ':' -> "option X needs a value", anything
+ * else -> "unknown option X"; X is the argument getopt stopped at. Always
+ * returns -1 with err set. */
+int qb_cli_option_error(int c, char **argv, qb_error *err);
+/* The usage line for a wrong command line, and exit code 2: prints err's
+ * message, then "see `qblind CMD --help`", to stderr. */
+int qb_cli_usage_error(const char *cmd, const qb_error *err);
+
 /* The subcommands: argv[0] is the subcommand name. Return the exit code. */
 int qb_cmd_train(int argc, char **argv);
 int qb_cmd_eval(int argc, char **argv);

@@ -35,15 +35,21 @@ int qb_cmd_merge(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "fqh", opts, NULL)) != -1) {
+    qb_error err;
+    while (usage_rc < 0 && (c = getopt_long(argc, argv, ":fqh", opts, NULL)) != -1) {
         switch (c) {
         case 'f': force = 1; break;
         case 'q': quiet = 1; break;
         case 'h': usage_rc = 0; break;
-        default: usage_rc = 2; break;
+        default: qb_cli_option_error(c, argv, &err); return qb_cli_usage_error("merge", &err);
         }
     }
-    if (usage_rc < 0 && argc - optind < 2) usage_rc = 2;
+    if (usage_rc < 0 && argc - optind < 2) {
+        QB_FAIL(&err, argc - optind == 1 ? "no shard files after OUT.h5 %s (see --help)"
+                                          : "expected OUT.h5 and SHARD.h5 files%s (see --help)",
+                argc - optind == 1 ? argv[optind] : "");
+        return qb_cli_usage_error("merge", &err);
+    }
     if (usage_rc >= 0) {
         fputs(merge_usage, usage_rc ? stderr : stdout);
         return usage_rc;
@@ -58,7 +64,6 @@ int qb_cmd_merge(int argc, char **argv)
     qb_merge_config cfg = {argv[optind], (const char *const *)argv + optind + 1,
                            (size_t)(argc - optind - 1), force, prov, 2};
     qb_merge_report rep;
-    qb_error err;
     int rc = qb_merge_shards(&cfg, &rep, &err);
     if (rc) {
         qb_error_print(&err);

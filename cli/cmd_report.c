@@ -120,7 +120,7 @@ int qb_cmd_report(int argc, char **argv)
     int c, usage_rc = -1;
     optind = 1;
     opterr = 0;
-    while (usage_rc < 0 && (c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    while (usage_rc < 0 && (c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
         int rc = 0, n = 0;
         switch (c) {
         case OPT_BY: rc = qb_report_parse_by(optarg, &opt.by, &err); break;
@@ -134,14 +134,21 @@ int qb_cmd_report(int argc, char **argv)
             break;
         case OPT_SEED: rc = qb_cli_u64("--seed", optarg, &opt.boot_seed, &err); break;
         case 'h': usage_rc = 0; break;
-        default: usage_rc = 2; break;
+        default: qb_cli_option_error(c, argv, &err); return qb_cli_usage_error("report", &err);
         }
         if (rc) {
             qb_error_print(&err);
             return 2;
         }
     }
-    if (usage_rc < 0 && argc - optind != 1) usage_rc = 2;
+    if (usage_rc < 0 && argc - optind != 1) {
+        if (argc - optind == 0)
+            QB_FAIL(&err, "no results file given (see --help)");
+        else
+            QB_FAIL(&err, "unexpected argument \"%s\" after %s (see --help)", argv[optind + 1],
+                    argv[optind]);
+        return qb_cli_usage_error("report", &err);
+    }
     if (usage_rc >= 0) {
         fputs(report_usage, usage_rc ? stderr : stdout);
         return usage_rc;

@@ -200,8 +200,7 @@ static int parse_opts(int argc, char **argv, qb_model_opts *o, const char *usage
             o->params[o->n_params++].value = eq + 1;
             break;
         }
-        case ':': return QB_FAIL(err, "option %s needs a value (see --help)", argv[optind - 1]);
-        default: return QB_FAIL(err, "unknown option %s (see --help)", argv[optind - 1]);
+        default: return qb_cli_option_error(c, argv, err);
         }
         if (rc) return -1;
     }
