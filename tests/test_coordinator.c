@@ -351,6 +351,16 @@ static void check_group_commit(const run *r)
     assert_int_equal(r->progress.done, r->progress.done_at_start + (size_t)f->n_rec);
 }
 
+/* A run with workers that must succeed, hand out and record consistently
+ * and group-commit. */
+static void run_checked(run *r)
+{
+    run_go(r, 0);
+    assert_int_equal(r->rc, 0);
+    check_consistent(r);
+    check_group_commit(r);
+}
+
 /* ---- the tests ------------------------------------------------------------ */
 
 /* Three workers, nothing finished: every task once, group-committed. */
@@ -359,12 +369,9 @@ static void test_full_sweep(void **state)
     (void)state;
     run r;
     run_init(&r, 4);
-    run_go(&r, 0);
-    assert_int_equal(r.rc, 0);
+    run_checked(&r);
     assert_int_equal(r.f.n_sent, N_TASKS);
     for (long t = 0; t < N_TASKS; t++) assert_true(sent_to(&r, t) > 0);
-    check_consistent(&r);
-    check_group_commit(&r);
     /* 24 results about 1.3 ms apart: batched, not one flush per row */
     assert_true(r.f.n_flush < N_TASKS / 3);
     assert_int_equal(r.progress.failed, 0);
@@ -382,15 +389,12 @@ static void test_resume(void **state)
     run_init(&r, 3);
     static const uint8_t before[] = {QB_STATUS_OK, QB_STATUS_INVALID, QB_STATUS_FAILED};
     for (int t = 0; t < N_TASKS; t += 3) r.status[t] = before[(t / 3) % 3];
-    run_go(&r, 0);
-    assert_int_equal(r.rc, 0);
+    run_checked(&r);
     assert_int_equal(r.progress.done_at_start, N_TASKS / 3);
     for (long t = 0; t < N_TASKS; t++) {
         assert_int_equal(sent_to(&r, t) > 0, t % 3 != 0);
         assert_int_equal(r.f.recorded[t], t % 3 != 0);
     }
-    check_consistent(&r);
-    check_group_commit(&r);
     assert_int_equal(r.progress.done, N_TASKS);
     assert_int_equal(r.ctx.drained, 0);
     run_free(&r);
@@ -416,11 +420,8 @@ static void test_failure_rows(void **state)
     run_init(&r, 3);
     r.f.fail_task = 5;
     r.f.bad_details_task = 9;
-    run_go(&r, 0);
-    assert_int_equal(r.rc, 0);
+    run_checked(&r);
     assert_int_equal(r.f.n_rec, N_TASKS);
-    check_consistent(&r);
-    check_group_commit(&r);
     const qb_task_row *row = row_of(&r, 5);
     assert_int_equal(row->status, QB_STATUS_FAILED);
     assert_string_equal(row->message, "boom 5");
@@ -450,10 +451,7 @@ static void test_group_commit(void **state)
     run_init(&r, 3);
     r.f.latency = 0.0002;
     r.f.tick = 0.0001;
-    run_go(&r, 0);
-    assert_int_equal(r.rc, 0);
-    check_consistent(&r);
-    check_group_commit(&r);
+    run_checked(&r);
     /* the sweep takes well under 20 ms of fake time: one flush at the end */
     assert_true(r.f.clock - 100.0 < 0.02);
     assert_int_equal(r.f.n_flush, 1);
@@ -461,10 +459,7 @@ static void test_group_commit(void **state)
 
     run_init(&r, 2);
     r.f.latency = 0.05; /* 50 ms a task, one worker: each row flushed alone */
-    run_go(&r, 0);
-    assert_int_equal(r.rc, 0);
-    check_consistent(&r);
-    check_group_commit(&r);
+    run_checked(&r);
     assert_int_equal(r.f.n_flush, N_TASKS);
     assert_true(r.f.n_idle > 0); /* it slept while the worker ran */
     run_free(&r);
@@ -478,12 +473,9 @@ static void test_drain(void **state)
     run r;
     run_init(&r, 4);
     r.f.drain_at_flush = 1;
-    run_go(&r, 0);
-    assert_int_equal(r.rc, 0);
+    run_checked(&r); /* includes: what was running got recorded */
     assert_int_equal(r.f.sent_after_drain, 0);
     assert_true(r.f.n_sent > 3 && r.f.n_sent < N_TASKS);
-    check_consistent(&r); /* includes: what was running got recorded */
-    check_group_commit(&r);
     assert_int_equal(r.ctx.drained, 1);
     assert_int_equal(r.f.n_stop, 3);
     run_free(&r);
