@@ -63,25 +63,6 @@ static int fill_pending(void *ctx, size_t index, qb_task_row *row, qb_error *err
     return 0;
 }
 
-/* Rank 0 reads and validates the spec, every rank gets its text. */
-static int share_spec(const char *path, qb_spec *s, int rank, qb_error *err)
-{
-    int64_t len = -1;
-    if (rank == 0) {
-        if (qb_spec_load(s, path, err) == 0) len = (int64_t)s->text_len;
-    }
-    MPI_Bcast(&len, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
-    if (len < 0) return rank == 0 ? -1 : QB_FAIL(err, "rank 0 could not load the spec");
-    char *text = rank == 0 ? s->text : xmalloc((size_t)len + 1, 1);
-    MPI_Bcast(text, (int)len, MPI_CHAR, 0, MPI_COMM_WORLD);
-    if (rank != 0) {
-        int rc = qb_spec_parse(s, text, (size_t)len, path, err);
-        free(text);
-        return rc;
-    }
-    return 0;
-}
-
 /* The short table at the end: one line per (trigger, precision,
  * mitigation, defense) with mean CA/ASR over seeds and datasets. */
 #define QB_SUMMARY_MAX_TASKS 20000
@@ -143,6 +124,122 @@ static void print_summary(const qb_spec *s, const char *path)
     free(rows);
 }
 
+typedef struct run_opts {
+    const char *out, *models, *spec_path, *shard_arg, *shard_by;
+    int force, quiet, empty_tasks;
+} run_opts;
+
+/* Parse run's command line into o. Returns -1 to go on, else the exit
+ * status after printing the usage (rank 0). */
+static int parse_run_args(int argc, char **argv, int rank, run_opts *o)
+{
+    int c;
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'}, {"models", required_argument, NULL, 'm'},
+        {"force", no_argument, NULL, 'f'},       {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},        {"empty-tasks", no_argument, NULL, 'E'},
+        {"shard", required_argument, NULL, 'S'}, {"shard-by", required_argument, NULL, 'B'},
+        {NULL, 0, NULL, 0}};
+    memset(o, 0, sizeof *o);
+    optind = 1;
+    opterr = 0;
+    int usage_rc = -1;
+    while ((c = getopt_long(argc, argv, ":o:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': o->out = optarg; break;
+        case 'm': o->models = optarg; break;
+        case 'f': o->force = 1; break;
+        case 'q': o->quiet = 1; break;
+        case 'E': o->empty_tasks = 1; break;
+        case 'S': o->shard_arg = optarg; break;
+        case 'B': o->shard_by = optarg; break;
+        case 'h': usage_rc = 0; break;
+        default: usage_rc = 2; break;
+        }
+    }
+    if (usage_rc < 0 && (optind != argc - 1 || !o->out)) usage_rc = 2;
+    if (usage_rc >= 0) {
+        if (rank == 0) fputs(run_usage, usage_rc ? stderr : stdout);
+        return usage_rc;
+    }
+    o->spec_path = argv[optind];
+    return -1;
+}
+
+/* Rank 0: create or open the results file of spec (status: (n_tasks) the
+ * tasks' statuses in it), with the run's provenance. Returns 1 when open,
+ * 0 with err. */
+static int open_results(const run_opts *o, const qb_spec *spec, const qb_shard *shard, int size,
+                        qb_results **res, uint8_t *status, qb_error *err)
+{
+    unsigned maj, min, rel;
+    H5get_libversion(&maj, &min, &rel);
+    char h5v[32], ranks[16];
+    snprintf(h5v, sizeof h5v, "%u.%u.%u", maj, min, rel);
+    snprintf(ranks, sizeof ranks, "%d", size);
+    qb_kv prov[6] = {{"qblind_version", QBLIND_VERSION}, {"hdf5_version", h5v},
+                     {"openblas_config", openblas_get_config()}};
+    char shard_bufs[2][16];
+    size_t n_prov = 3 + qb_shard_provenance(shard, prov + 3, shard_bufs);
+    qb_results_config cfg = {o->out, spec->text, spec->hash, o->force, size, prov, n_prov};
+    row_fill_ctx fc = {spec};
+    return qb_shard_check_file(o->out, shard, err) == 0 &&
+           qb_results_create_or_open_fn(res, &cfg, spec->n_tasks, fill_pending, &fc, status,
+                                        err) == 0;
+}
+
+/* Rank 0: coordinate the sweep into res (closed here), print the summary.
+ * Returns 0, or QB_EXIT_RESUME if drained; aborts the job on an I/O error. */
+static int run_rank0(const run_opts *o, const qb_spec *spec, const qb_shard *shard,
+                     size_t spec_tasks, int size, qb_results *res, const uint8_t *status,
+                     const qb_model_store *store)
+{
+    size_t finished = 0;
+    for (size_t i = 0; i < spec->n_tasks; i++) finished += status[i] != QB_STATUS_PENDING;
+    if (!o->quiet && shard->count) {
+        char st[64];
+        fprintf(stderr, "qblind: %s: shard %s: %zu of the spec's %zu tasks\n", o->spec_path,
+                qb_shard_text(shard, st, sizeof st), spec->n_tasks, spec_tasks);
+    }
+    if (!o->quiet)
+        fprintf(stderr, "qblind: %s: %zu tasks, %zu models, %zu already finished; %d rank%s\n",
+                o->spec_path, spec->n_tasks, spec->n_models, finished, size, size > 1 ? "s" : "");
+    qb_progress prog;
+    qb_progress_init(&prog, spec->n_tasks, finished, o->quiet);
+    qb_transport transport = qb_transport_mpi();
+    qb_run_sink sink = qb_run_sink_results(res);
+    qb_run_ctx ctx = {.spec = spec, .transport = &transport, .sink = &sink, .store = store,
+                      .status = status, .n_ranks = size, .progress = &prog,
+                      .empty_tasks = o->empty_tasks};
+    qb_error err;
+    double t0 = qb_now();
+    int rc = qb_coordinator_run(&ctx, &err);
+    qb_progress_print(&prog, 1);
+    qb_error cerr;
+    if (qb_results_close(res, &cerr) && rc == 0) {
+        err = cerr;
+        rc = -1;
+    }
+    if (rc) {
+        /* After a failed HDF5 write/flush/close, HDF5 1.10.8 crashes in
+         * MPI_Finalize's close callbacks: abort instead. The file holds
+         * everything up to the last successful flush. */
+        qb_error_print(&err);
+        fprintf(stderr, "qblind: the results file keeps every task recorded before the error; "
+                        "fix the cause and run the same command to resume\n");
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    /* the summary prints even with --quiet (only progress is quiet) */
+    fprintf(stderr, "qblind: %zu tasks ran in %.1f s; %ld models trained\n",
+            prog.done - prog.done_at_start, qb_now() - t0, ctx.trainings);
+    print_summary(spec, o->out);
+    if (ctx.drained) {
+        fprintf(stderr, "qblind: stopped early; run the same command again to resume\n");
+        return QB_EXIT_RESUME;
+    }
+    return 0;
+}
+
 int qb_cmd_run(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -152,50 +249,24 @@ int qb_cmd_run(int argc, char **argv)
     qb_blas_single_thread();
     qb_runner_install_signals();
 
-    const char *out = NULL, *models = NULL, *spec_path = NULL, *shard_arg = NULL, *shard_by = NULL;
-    int force = 0, quiet = 0, empty_tasks = 0, c;
-    static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'}, {"models", required_argument, NULL, 'm'},
-        {"force", no_argument, NULL, 'f'},       {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},        {"empty-tasks", no_argument, NULL, 'E'},
-        {"shard", required_argument, NULL, 'S'}, {"shard-by", required_argument, NULL, 'B'},
-        {NULL, 0, NULL, 0}};
-    optind = 1;
-    opterr = 0;
-    int usage_rc = -1;
-    while ((c = getopt_long(argc, argv, ":o:qh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'o': out = optarg; break;
-        case 'm': models = optarg; break;
-        case 'f': force = 1; break;
-        case 'q': quiet = 1; break;
-        case 'E': empty_tasks = 1; break;
-        case 'S': shard_arg = optarg; break;
-        case 'B': shard_by = optarg; break;
-        case 'h': usage_rc = 0; break;
-        default: usage_rc = 2; break;
-        }
-    }
-    if (usage_rc < 0 && (optind != argc - 1 || !out)) usage_rc = 2;
+    run_opts o;
+    int usage_rc = parse_run_args(argc, argv, rank, &o);
     if (usage_rc >= 0) {
-        if (rank == 0) fputs(run_usage, usage_rc ? stderr : stdout);
         MPI_Finalize();
         return usage_rc;
     }
-    spec_path = argv[optind];
-
     qb_error err;
     qb_shard shard = {0, 0, QB_SHARD_BY_MODEL};
-    if ((shard_arg && qb_shard_parse(shard_arg, &shard, &err)) ||
-        (shard_by && qb_shard_by_parse(shard_by, &shard.by, &err)) ||
-        (shard_by && !shard_arg && QB_FAIL(&err, "--shard-by needs --shard I/N"))) {
+    if ((o.shard_arg && qb_shard_parse(o.shard_arg, &shard, &err)) ||
+        (o.shard_by && qb_shard_by_parse(o.shard_by, &shard.by, &err)) ||
+        (o.shard_by && !o.shard_arg && QB_FAIL(&err, "--shard-by needs --shard I/N"))) {
         if (rank == 0) qb_error_print(&err);
         MPI_Finalize();
         return 2;
     }
     qb_spec spec;
     memset(&spec, 0, sizeof spec);
-    if (share_spec(spec_path, &spec, rank, &err)) {
+    if (qb_runner_share_spec(o.spec_path, &spec, rank, &err)) {
         if (rank == 0) qb_error_print(&err);
         qb_spec_free(&spec);
         MPI_Finalize();
@@ -204,10 +275,10 @@ int qb_cmd_run(int argc, char **argv)
     size_t spec_tasks = spec.n_tasks;
     qb_shard_restrict(&spec, &shard); /* every rank: the same tables */
     char store_dir[4096];
-    if (models)
-        snprintf(store_dir, sizeof store_dir, "%s", models);
+    if (o.models)
+        snprintf(store_dir, sizeof store_dir, "%s", o.models);
     else
-        qb_model_store_default_dir(out, store_dir, sizeof store_dir);
+        qb_model_store_default_dir(o.out, store_dir, sizeof store_dir);
     qb_model_store store;
     int ok = rank == 0 ? qb_model_store_open(&store, store_dir, &err) == 0 : 1;
 
@@ -216,20 +287,7 @@ int qb_cmd_run(int argc, char **argv)
     uint8_t *status = NULL;
     if (rank == 0 && ok) {
         status = xmalloc(spec.n_tasks ? spec.n_tasks : 1, 1);
-        unsigned maj, min, rel;
-        H5get_libversion(&maj, &min, &rel);
-        char h5v[32], ranks[16];
-        snprintf(h5v, sizeof h5v, "%u.%u.%u", maj, min, rel);
-        snprintf(ranks, sizeof ranks, "%d", size);
-        qb_kv prov[6] = {{"qblind_version", QBLIND_VERSION}, {"hdf5_version", h5v},
-                         {"openblas_config", openblas_get_config()}};
-        char shard_bufs[2][16];
-        size_t n_prov = 3 + qb_shard_provenance(&shard, prov + 3, shard_bufs);
-        qb_results_config cfg = {out, spec.text, spec.hash, force, size, prov, n_prov};
-        row_fill_ctx fc = {&spec};
-        ok = qb_shard_check_file(out, &shard, &err) == 0 &&
-             qb_results_create_or_open_fn(&res, &cfg, spec.n_tasks, fill_pending, &fc, status,
-                                          &err) == 0;
+        ok = open_results(&o, &spec, &shard, size, &res, status, &err);
     }
     MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
     if (!ok) {
@@ -246,49 +304,10 @@ int qb_cmd_run(int argc, char **argv)
     }
 
     int rc = 0;
-    if (rank == 0) {
-        size_t finished = 0;
-        for (size_t i = 0; i < spec.n_tasks; i++) finished += status[i] != QB_STATUS_PENDING;
-        if (!quiet && shard.count) {
-            char st[64];
-            fprintf(stderr, "qblind: %s: shard %s: %zu of the spec's %zu tasks\n", spec_path,
-                    qb_shard_text(&shard, st, sizeof st), spec.n_tasks, spec_tasks);
-        }
-        if (!quiet)
-            fprintf(stderr, "qblind: %s: %zu tasks, %zu models, %zu already finished; %d rank%s\n",
-                    spec_path, spec.n_tasks, spec.n_models, finished, size, size > 1 ? "s" : "");
-        qb_progress prog;
-        qb_progress_init(&prog, spec.n_tasks, finished, quiet);
-        qb_run_ctx ctx = {&spec, res, &store, status, size, &prog, 0, 0, empty_tasks};
-        double t0 = qb_now();
-        rc = qb_coordinator_run(&ctx, &err);
-        qb_progress_print(&prog, 1);
-        qb_error cerr;
-        if (qb_results_close(res, &cerr) && rc == 0) {
-            err = cerr;
-            rc = -1;
-        }
-        if (rc) {
-            /* After a failed HDF5 write/flush/close, HDF5 1.10.8 crashes in
-             * MPI_Finalize's close callbacks: abort instead. The file holds
-             * everything up to the last successful flush. */
-            qb_error_print(&err);
-            fprintf(stderr, "qblind: the results file keeps every task recorded before the error; "
-                            "fix the cause and run the same command to resume\n");
-            MPI_Abort(MPI_COMM_WORLD, 1);
-        } else {
-            /* the summary prints even with --quiet (only progress is quiet) */
-            fprintf(stderr, "qblind: %zu tasks ran in %.1f s; %ld models trained\n",
-                    prog.done - prog.done_at_start, qb_now() - t0, ctx.trainings);
-            print_summary(&spec, out);
-            if (ctx.drained) {
-                fprintf(stderr, "qblind: stopped early; run the same command again to resume\n");
-                rc = QB_EXIT_RESUME;
-            }
-        }
-    } else {
-        qb_worker_loop(&spec, &store, empty_tasks);
-    }
+    if (rank == 0)
+        rc = run_rank0(&o, &spec, &shard, spec_tasks, size, res, status, &store);
+    else
+        qb_worker_loop(&spec, &store, o.empty_tasks);
     free(status);
     qb_spec_free(&spec);
     MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);

@@ -1,43 +1,31 @@
 /* The coordinator (rank 0): hands out tasks as workers ask, records every
  * result in the results file and flushes before the task counts as done.
- * With one rank it runs the tasks itself. */
-#include <mpi.h>
+ * With one rank it runs the tasks itself. Messages, clock and results go
+ * through mpi/transport.h, so tests/test_coordinator.c drives it without
+ * MPI. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "core/train.h"
 #include "core/xalloc.h"
 #include "mpi/scheduler.h"
-#include "mpi/protocol.h"
 #include "mpi/runner.h"
+#include "mpi/transport.h"
 
 static int record(qb_run_ctx *c, size_t task, const qb_task_outcome *out, int rank,
                   const char *host, qb_error *err)
 {
+    const qb_run_sink *sink = c->sink;
     qb_task_row row;
     qb_runner_fill_row(c->spec, task, out, rank, host, &row);
     c->trainings += out->trained;
     /* details first, then the row: a row on disk has its details */
     for (size_t k = 0; k < out->details.n; k++) {
         const qb_detail *d = &out->details.items[k];
-        if (qb_results_write_detail(c->results, task, d->name, d->v, d->n, err)) return -1;
+        if (sink->write_detail(sink->ctx, task, d->name, d->v, d->n, err)) return -1;
     }
-    return qb_results_record(c->results, task, &row, err);
-}
-
-/* The packed details that follow a RESULT from `source`. -1 if malformed. */
-static int recv_details(int source, qb_task_outcome *out)
-{
-    uint8_t *buf = xmalloc((size_t)out->details_len, 1);
-    MPI_Recv(buf, (int)out->details_len, MPI_BYTE, source, QB_TAG_DETAILS, MPI_COMM_WORLD,
-             MPI_STATUS_IGNORE);
-    qb_error e;
-    int rc = qb_details_unpack(&out->details, buf, (size_t)out->details_len, &e);
-    free(buf);
-    return rc;
+    return sink->record(sink->ctx, task, &row, err);
 }
 
 /* Group commit: rows are written as results arrive; the file is flushed
@@ -51,12 +39,17 @@ typedef struct commit_buf {
     double last_flush;
 } commit_buf;
 
-static void commit_init(commit_buf *cb)
+static double now(const qb_run_ctx *c)
+{
+    return c->transport->now(c->transport->ctx);
+}
+
+static void commit_init(const qb_run_ctx *c, commit_buf *cb)
 {
     cb->cap = 1024;
     cb->n = 0;
     cb->status = xmalloc(cb->cap, 1);
-    cb->last_flush = qb_now();
+    cb->last_flush = now(c);
 }
 
 static void commit_add(commit_buf *cb, int status)
@@ -68,12 +61,12 @@ static void commit_add(commit_buf *cb, int status)
 /* Flush if rows wait and the interval has passed (or `now_anyway`). */
 static int commit_maybe_flush(qb_run_ctx *c, commit_buf *cb, int now_anyway, qb_error *err)
 {
-    double now = qb_now();
-    if (!cb->n || (!now_anyway && now - cb->last_flush < QB_FLUSH_INTERVAL)) return 0;
-    if (qb_results_flush(c->results, err)) return -1;
+    double t = now(c);
+    if (!cb->n || (!now_anyway && t - cb->last_flush < QB_FLUSH_INTERVAL)) return 0;
+    if (c->sink->flush(c->sink->ctx, err)) return -1;
     for (size_t k = 0; k < cb->n; k++) qb_progress_task(c->progress, cb->status[k]);
     cb->n = 0;
-    cb->last_flush = now;
+    cb->last_flush = t;
     return 0;
 }
 
@@ -123,23 +116,13 @@ static int run_alone(qb_run_ctx *c, qb_sched *sc, qb_error *err)
     gethostname(host, sizeof host - 1);
     int rc = 0;
     commit_buf cb;
-    commit_init(&cb);
+    commit_init(c, &cb);
     for (;;) {
         if (qb_drain_requested) qb_sched_drain(sc);
         long t = qb_sched_next(sc, 0);
         if (t < 0) break; /* alone, WAIT cannot happen: DONE */
-        qb_task_params p;
-        qb_task_bufs b;
         qb_task_outcome out;
-        if (c->empty_tasks) {
-            qb_runner_empty_outcome(&out);
-        } else if (qb_runner_task_params(c->spec, (size_t)t, &p, &b, err)) {
-            qb_runner_empty_outcome(&out);
-            out.status = QB_STATUS_FAILED;
-            snprintf(out.message, sizeof out.message, "task: %.240s", err->msg);
-        } else {
-            qb_pipeline_run(&w, &p, &out);
-        }
+        qb_runner_task_execute(&w, c->spec, (size_t)t, c->empty_tasks, &out);
         rc = record(c, (size_t)t, &out, 0, host, err);
         qb_task_outcome_free(&out);
         if (rc) break;
@@ -153,107 +136,124 @@ static int run_alone(qb_run_ctx *c, qb_sched *sc, qb_error *err)
     return rc;
 }
 
-/* Reply to worker w (rank w + 1): a task, STOP, or nothing yet (WAIT). */
-static int reply(qb_sched *sc, int w, int *stopped)
+/* The coordinator's state with worker ranks 1..n_workers (worker w is
+ * rank w + 1). */
+typedef struct coord {
+    qb_run_ctx *c;
+    qb_sched *sc;
+    int n_workers;
+    int *waiting; /* (n_workers) asked, no reply yet */
+    int *stopped; /* (n_workers) told to stop */
+    int n_stopped, draining;
+    commit_buf cb;
+    int rc;       /* the first I/O error: record nothing more */
+} coord;
+
+/* A RESULT from `rank`: record it (unless an I/O error came before). */
+static void take_result(coord *k, int rank, qb_error *err)
 {
-    long t = qb_sched_next(sc, w);
-    if (t == QB_SCHED_WAIT) return 0;
-    int64_t v = t;
-    if (t == QB_SCHED_DONE) {
-        v = -1;
-        stopped[w] = 1;
+    const qb_transport *t = k->c->transport;
+    qb_result_msg msg;
+    if (t->recv_result(t->ctx, rank, &msg) && k->rc == 0) {
+        msg.out.status = QB_STATUS_FAILED;
+        msg.out.detected = QB_DETECTED_ERROR;
+        snprintf(msg.out.message, sizeof msg.out.message, "details from rank %d were malformed",
+                 rank);
     }
-    MPI_Send(&v, 1, MPI_INT64_T, w + 1, t == QB_SCHED_DONE ? QB_TAG_STOP : QB_TAG_TASK,
-             MPI_COMM_WORLD);
+    if (k->rc == 0) k->rc = record(k->c, (size_t)msg.task, &msg.out, rank, msg.host, err);
+    qb_task_outcome_free(&msg.out);
+    qb_sched_finished(k->sc, rank - 1, (long)msg.task,
+                      msg.out.status != QB_STATUS_FAILED || msg.out.trained);
+    commit_add(&k->cb, msg.out.status);
+}
+
+/* Take up to 256 waiting messages; each one's sender now waits for a
+ * reply. Returns how many. */
+static int take_messages(coord *k, qb_error *err)
+{
+    const qb_transport *t = k->c->transport;
+    int got = 0, rank, tag;
+    while (got < 256 && t->probe(t->ctx, &rank, &tag)) {
+        if (tag == QB_TAG_RESULT)
+            take_result(k, rank, err);
+        else
+            t->recv_request(t->ctx, rank);
+        k->waiting[rank - 1] = 1;
+        got++;
+    }
+    return got;
+}
+
+/* Reply to worker w: a task, STOP, or nothing yet (WAIT, returns 0). */
+static int reply(coord *k, int w)
+{
+    const qb_transport *t = k->c->transport;
+    long task = qb_sched_next(k->sc, w);
+    if (task == QB_SCHED_WAIT) return 0;
+    if (task == QB_SCHED_DONE) {
+        k->stopped[w] = 1;
+        t->send_stop(t->ctx, w + 1);
+    } else {
+        t->send_task(t->ctx, w + 1, task);
+    }
     return 1;
+}
+
+static void start_draining(coord *k, int announce)
+{
+    k->draining = 1;
+    qb_sched_drain(k->sc);
+    if (announce && !k->c->progress->quiet)
+        fprintf(stderr, "\nqblind: signal received: finishing the %zu running tasks, handing out no more\n",
+                qb_sched_in_flight(k->sc));
+}
+
+static int run_workers(qb_run_ctx *c, qb_sched *sc, int n_workers, qb_error *err)
+{
+    coord k = {c, sc, n_workers, NULL, NULL, 0, 0, {NULL, 0, 0, 0.0}, 0};
+    k.waiting = xcalloc((size_t)n_workers, sizeof(int));
+    k.stopped = xcalloc((size_t)n_workers, sizeof(int));
+    /* workers get their next task at once; rows are group-committed */
+    commit_init(c, &k.cb);
+    double idle_since = -1.0;
+    while (k.n_stopped < n_workers) {
+        if (qb_drain_requested && !k.draining) start_draining(&k, 1);
+        int got = take_messages(&k, err);
+        /* an I/O error: record nothing more, let the workers finish */
+        if (k.rc && !k.draining) start_draining(&k, 0);
+        for (int w = 0; w < n_workers; w++)
+            if (k.waiting[w] && !k.stopped[w] && reply(&k, w)) {
+                k.waiting[w] = 0;
+                k.n_stopped += k.stopped[w];
+            }
+        if (k.rc == 0) k.rc = commit_maybe_flush(c, &k.cb, k.n_stopped == n_workers, err);
+        double t = now(c);
+        if (got) {
+            idle_since = -1.0;
+        } else {
+            /* spin for 50 us after the last message (a reply is usually
+             * that close), then sleep in short steps */
+            if (idle_since < 0) idle_since = t;
+            if (t - idle_since > 50e-6) {
+                qb_progress_print(c->progress, 0);
+                c->transport->idle(c->transport->ctx);
+            }
+        }
+    }
+    int rc = k.rc;
+    if (rc == 0) rc = commit_maybe_flush(c, &k.cb, 1, err);
+    free(k.cb.status);
+    free(k.waiting);
+    free(k.stopped);
+    return rc;
 }
 
 int qb_coordinator_run(qb_run_ctx *c, qb_error *err)
 {
     int n_workers = c->n_ranks > 1 ? c->n_ranks - 1 : 1;
     qb_sched *sc = make_sched(c, n_workers);
-    int rc = 0;
-    if (c->n_ranks == 1) {
-        rc = run_alone(c, sc, err);
-        c->drained = qb_sched_pending(sc) > 0;
-        qb_sched_free(sc);
-        return rc;
-    }
-    int *waiting = xcalloc((size_t)n_workers, sizeof(int)); /* asked, no reply yet */
-    int *stopped = xcalloc((size_t)n_workers, sizeof(int));
-    int n_stopped = 0, draining = 0;
-    /* workers get their next task at once; rows are group-committed */
-    commit_buf cb;
-    commit_init(&cb);
-    double idle_since = -1.0;
-    qb_result_msg msg;
-    while (n_stopped < n_workers) {
-        if (qb_drain_requested && !draining) {
-            draining = 1;
-            qb_sched_drain(sc);
-            if (!c->progress->quiet)
-                fprintf(stderr, "\nqblind: signal received: finishing the %zu running tasks, handing out no more\n",
-                        qb_sched_in_flight(sc));
-        }
-        int got = 0, flag;
-        MPI_Status st;
-        while (got < 256 && (MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st),
-                             flag)) {
-            int w = st.MPI_SOURCE - 1;
-            if (st.MPI_TAG == QB_TAG_RESULT) {
-                MPI_Recv(&msg, (int)sizeof msg, MPI_BYTE, st.MPI_SOURCE, QB_TAG_RESULT,
-                         MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-                /* the details' pointers are the worker's: they follow packed */
-                qb_details_init(&msg.out.details);
-                if (msg.out.details_len && recv_details(st.MPI_SOURCE, &msg.out) && rc == 0) {
-                    msg.out.status = QB_STATUS_FAILED;
-                    msg.out.detected = QB_DETECTED_ERROR;
-                    snprintf(msg.out.message, sizeof msg.out.message,
-                             "details from rank %d were malformed", st.MPI_SOURCE);
-                }
-                if (rc == 0) rc = record(c, (size_t)msg.task, &msg.out, st.MPI_SOURCE, msg.host, err);
-                qb_task_outcome_free(&msg.out);
-                qb_sched_finished(sc, w, (long)msg.task,
-                                  msg.out.status != QB_STATUS_FAILED || msg.out.trained);
-                commit_add(&cb, msg.out.status);
-            } else {
-                int32_t hello;
-                MPI_Recv(&hello, 1, MPI_INT32_T, st.MPI_SOURCE, QB_TAG_REQUEST, MPI_COMM_WORLD,
-                         MPI_STATUS_IGNORE);
-            }
-            waiting[w] = 1;
-            got++;
-        }
-        /* an I/O error: record nothing more, let the workers finish */
-        if (rc && !draining) {
-            draining = 1;
-            qb_sched_drain(sc);
-        }
-        for (int w = 0; w < n_workers; w++)
-            if (waiting[w] && !stopped[w] && reply(sc, w, stopped)) {
-                waiting[w] = 0;
-                n_stopped += stopped[w];
-            }
-        if (rc == 0) rc = commit_maybe_flush(c, &cb, n_stopped == n_workers, err);
-        double now = qb_now();
-        if (got) {
-            idle_since = -1.0;
-        } else {
-            /* spin for 50 us after the last message (a reply is usually
-             * that close), then sleep in short steps */
-            if (idle_since < 0) idle_since = now;
-            if (now - idle_since > 50e-6) {
-                qb_progress_print(c->progress, 0);
-                struct timespec ts = {0, 50000};
-                nanosleep(&ts, NULL);
-            }
-        }
-    }
-    if (rc == 0) rc = commit_maybe_flush(c, &cb, 1, err);
-    free(cb.status);
+    int rc = c->n_ranks == 1 ? run_alone(c, sc, err) : run_workers(c, sc, n_workers, err);
     c->drained = qb_sched_pending(sc) > 0;
-    free(waiting);
-    free(stopped);
     qb_sched_free(sc);
     return rc;
 }

@@ -11,10 +11,16 @@
 #include "store/results.h"
 #include "jobs/spec.h"
 #include "jobs/task.h"
+#include "mpi/transport.h"
 
 /* Exit status of a run that stopped early (SIGTERM/SIGUSR1 drain) with
  * tasks left: running the same command again resumes (EX_TEMPFAIL). */
 #define QB_EXIT_RESUME 75
+
+/* Rank 0 loads and validates the spec at path, every rank gets its text
+ * and parses it into s (collective on MPI_COMM_WORLD). Returns 0, or -1
+ * with err (on the other ranks: "rank 0 could not load the spec"). */
+int qb_runner_share_spec(const char *path, qb_spec *s, int rank, qb_error *err);
 
 /* Set by SIGTERM, SIGUSR1 (Slurm's pre-timeout signal) and SIGINT. */
 extern volatile sig_atomic_t qb_drain_requested;
@@ -48,11 +54,12 @@ void qb_progress_print(qb_progress *p, int force);
 
 /* Rank 0 with workers 1..n_ranks-1 (n_ranks >= 2), or alone (n_ranks 1:
  * rank 0 runs the tasks itself). Records each result and flushes before it
- * counts as done. Returns 0, or -1 with err on an I/O error. */
+ * counts as done. Returns 0, or -1 with err on an I/O error (of the sink). */
 typedef struct qb_run_ctx {
     const qb_spec *spec;
-    qb_results *results;
-    const qb_model_store *store;
+    const qb_transport *transport; /* messages (with workers) and clock */
+    const qb_run_sink *sink;       /* where rows go: the results file */
+    const qb_model_store *store;   /* NULL: no model store (tests) */
     const uint8_t *status;   /* (n_tasks) from the results file */
     int n_ranks;
     qb_progress *progress;
@@ -66,5 +73,12 @@ int qb_coordinator_run(qb_run_ctx *ctx, qb_error *err);
 void qb_worker_loop(const qb_spec *s, const qb_model_store *store, int empty_tasks);
 /* The outcome of an empty task (--empty-tasks): ok, metrics NaN. */
 void qb_runner_empty_outcome(qb_task_outcome *out);
+/* Run task `task` of s on worker w into out (mpi/task_exec.c): its
+ * parameters (qb_runner_task_params), then the pipeline. Never fails as a
+ * call: parameters that cannot be built make a failed outcome with the
+ * message "task: <why>". empty_tasks: no pipeline, the empty outcome.
+ * The caller frees out (qb_task_outcome_free). */
+void qb_runner_task_execute(qb_worker *w, const qb_spec *s, size_t task, int empty_tasks,
+                            qb_task_outcome *out);
 
 #endif

@@ -1,6 +1,5 @@
 /* A worker rank: ask for a task, run it, send the result, repeat. */
 #include <limits.h>
-#include <math.h>
 #include <stdlib.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -9,14 +8,6 @@
 
 #include "mpi/protocol.h"
 #include "mpi/runner.h"
-
-void qb_runner_empty_outcome(qb_task_outcome *out)
-{
-    memset(out, 0, sizeof *out);
-    out->status = QB_STATUS_OK;
-    out->ca_quant = out->asr_quant = out->ca_mitig = out->asr_mitig = NAN;
-    out->detected = -1;
-}
 
 void qb_worker_loop(const qb_spec *s, const qb_model_store *store, int empty_tasks)
 {
@@ -34,19 +25,8 @@ void qb_worker_loop(const qb_spec *s, const qb_model_store *store, int empty_tas
          * task and the coordinator, draining too, answers with STOP. */
         MPI_Recv(&task, 1, MPI_INT64_T, 0, MPI_ANY_TAG, MPI_COMM_WORLD, &st);
         if (st.MPI_TAG == QB_TAG_STOP) break;
-        qb_task_params p;
-        qb_task_bufs b;
-        qb_error err;
         msg.task = task;
-        if (empty_tasks) {
-            qb_runner_empty_outcome(&msg.out);
-        } else if (qb_runner_task_params(s, (size_t)task, &p, &b, &err)) {
-            qb_runner_empty_outcome(&msg.out);
-            msg.out.status = QB_STATUS_FAILED;
-            snprintf(msg.out.message, sizeof msg.out.message, "task: %.240s", err.msg);
-        } else {
-            qb_pipeline_run(&w, &p, &msg.out);
-        }
+        qb_runner_task_execute(&w, s, (size_t)task, empty_tasks, &msg.out);
         size_t len = 0;
         uint8_t *packed = NULL;
         if (msg.out.details.n) packed = qb_details_pack(&msg.out.details, &len);
