@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/file.h"
 #include "core/xalloc.h"
 
 enum {
@@ -34,7 +35,7 @@ static int cifar_file_records(const char *path, size_t *records, qb_error *err)
         return QB_FAIL(err, "%s: cannot open: %s (the CIFAR-10 binary version has "
                             "data_batch_1.bin .. data_batch_5.bin and test_batch.bin)",
                        path, strerror(errno));
-    if (!S_ISREG(st.st_mode)) return QB_FAIL(err, "%s: not a regular file", path);
+    if (!S_ISREG(st.st_mode)) return qb_file_check_regular(path, NULL, err); /* says what it is */
     size_t size = (size_t)st.st_size;
     if (size == 0) return QB_FAIL(err, "%s: byte offset 0: empty file", path);
     if (size % QB_CIFAR_RECORD != 0)
@@ -53,8 +54,8 @@ static int cifar_file_records(const char *path, size_t *records, qb_error *err)
 static int cifar_file_read(const char *path, size_t records, qb_dataset *d, size_t first,
                            qb_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return QB_FAIL(err, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = qb_file_fopen_regular(path, NULL, err);
+    if (!f) return -1;
     uint8_t rec[QB_CIFAR_RECORD];
     for (size_t i = 0; i < records; i++) {
         size_t off = i * QB_CIFAR_RECORD;

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/file.h"
 #include "core/xalloc.h"
 
 enum {
@@ -70,11 +71,8 @@ static void gt_list_push(gt_list *l, const gt_entry *e)
 /* Whole file into a NUL-terminated buffer (size-limited). */
 static char *gt_read_text(const char *path, size_t *len, qb_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        QB_FAIL(err, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
+    FILE *f = qb_file_fopen_regular(path, NULL, err);
+    if (!f) return NULL;
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         QB_FAIL(err, "%s: not a regular file", path);
@@ -318,10 +316,9 @@ static int ppm_number(ppm_reader *r, const char *what, int *out, qb_error *err)
 static int ppm_read(const char *path, int w, int h, uint8_t *rgb, uint32_t csv_line,
                     const char *csv, qb_error *err)
 {
-    ppm_reader r = {.f = fopen(path, "rb"), .path = path, .off = 0};
-    if (!r.f)
-        return QB_FAIL(err, "%s: cannot open: %s (listed in %s line %u)", path, strerror(errno),
-                       csv, csv_line);
+    qb_error oerr;
+    ppm_reader r = {.f = qb_file_fopen_regular(path, NULL, &oerr), .path = path, .off = 0};
+    if (!r.f) return QB_FAIL(err, "%s (listed in %s line %u)", oerr.msg, csv, csv_line);
     int m0 = ppm_getc(&r), m1 = ppm_getc(&r);
     int pw = 0, ph = 0, maxval = 0;
     if (m0 != 'P' || m1 != '6') {

@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include "core/file.h"
 #include "core/xalloc.h"
 
 enum {
@@ -39,10 +41,15 @@ static int idx_open(idx_file *x, const char *path, qb_error *err)
 {
     x->path = path;
     x->off = 0;
+    int fd = qb_file_open_regular(path, NULL, err);
+    if (fd < 0) return -1;
     errno = 0;
-    x->f = gzopen(path, "rb");
-    if (!x->f)
-        return QB_FAIL(err, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+    x->f = gzdopen(fd, "rb");
+    if (!x->f) {
+        QB_FAIL(err, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+        close(fd);
+        return -1;
+    }
     return 0;
 }
 

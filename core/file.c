@@ -24,25 +24,40 @@ static const char *file_kind(mode_t mode)
 
 int qb_file_open_regular(const char *path, const char *what, qb_error *err)
 {
+    const char *sp = what && what[0] ? " " : "";
+    if (!what) what = "";
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) return QB_FAIL(err, "%s %s: cannot open: %s", what, path, strerror(errno));
+    if (fd < 0) return QB_FAIL(err, "%s%s%s: cannot open: %s", what, sp, path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return QB_FAIL(err, "%s %s: cannot stat: %s", what, path, strerror(e));
+        return QB_FAIL(err, "%s%s%s: cannot stat: %s", what, sp, path, strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return QB_FAIL(err, "%s %s is %s, not a regular file", what, path, file_kind(st.st_mode));
+        return QB_FAIL(err, "%s%s%s is %s, not a regular file", what, sp, path,
+                       file_kind(st.st_mode));
     }
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
         int e = errno;
         close(fd);
-        return QB_FAIL(err, "%s %s: fcntl: %s", what, path, strerror(e));
+        return QB_FAIL(err, "%s%s%s: fcntl: %s", what, sp, path, strerror(e));
     }
     return fd;
+}
+
+FILE *qb_file_fopen_regular(const char *path, const char *what, qb_error *err)
+{
+    int fd = qb_file_open_regular(path, what, err);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        QB_FAIL(err, "%s: cannot open: %s", path, strerror(errno));
+        close(fd);
+    }
+    return f;
 }
 
 int qb_file_check_regular(const char *path, const char *what, qb_error *err)
@@ -131,13 +146,8 @@ int qb_file_out_commit(qb_file_out *o, qb_error *err)
 
 int qb_file_read_all(const char *path, size_t max, uint8_t **buf, size_t *len, qb_error *err)
 {
-    int fd = qb_file_open_regular(path, "file", err);
-    if (fd < 0) return -1;
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        close(fd);
-        return QB_FAIL(err, "cannot open %s: %s", path, strerror(errno));
-    }
+    FILE *f = qb_file_fopen_regular(path, NULL, err);
+    if (!f) return -1;
     struct stat st;
     if (fstat(fileno(f), &st) != 0) {
         fclose(f);

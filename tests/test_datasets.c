@@ -396,6 +396,16 @@ static void test_idx_missing_file(void **state)
     assert_int_equal(qb_idx_load(pi, pl, "t", &d, &e), -1);
     qb_test_assert_msg_has(&e, pi);
     assert_unallocated(&d);
+    /* a FIFO or a directory: refused without blocking, saying what it is */
+    assert_int_equal(mkfifo(pi, 0600), 0);
+    assert_int_equal(qb_idx_load(pi, pl, "t", &d, &e), -1);
+    qb_test_assert_msg_has(&e, "nope-images is a FIFO (named pipe), not a regular file");
+    assert_unallocated(&d);
+    assert_int_equal(remove(pi), 0);
+    assert_int_equal(mkdir(pi, 0755), 0);
+    assert_int_equal(qb_idx_load(pi, pl, "t", &d, &e), -1);
+    qb_test_assert_msg_has(&e, "nope-images is a directory, not a regular file");
+    assert_unallocated(&d);
     free(pi);
     free(pl);
 }
@@ -629,6 +639,10 @@ static void test_cifar_bad(void **state)
     /* One batch missing. */
     remove(p4);
     expect_cifar_error(dir, "data_batch_4.bin", "cannot open");
+    /* A FIFO in its place: refused without blocking. */
+    assert_int_equal(mkfifo(p4, 0600), 0);
+    expect_cifar_error(dir, "data_batch_4.bin", "is a FIFO (named pipe), not a regular file");
+    remove(p4);
     free(p3);
     free(p4);
     free(pt);
@@ -867,6 +881,24 @@ static void ppm_size_mismatch(const char *root)
     free(p);
 }
 
+/* A directory, or a FIFO (which would block a plain fopen forever), where
+ * an image should be. */
+static void ppm_is_directory(const char *root)
+{
+    char *p = qb_test_path_join(root, "Final_Training/Images/00005/00000_00000.ppm");
+    assert_int_equal(remove(p), 0);
+    assert_int_equal(mkdir(p, 0755), 0);
+    free(p);
+}
+
+static void ppm_is_fifo(const char *root)
+{
+    char *p = qb_test_path_join(root, "Final_Test/Images/00001.ppm");
+    assert_int_equal(remove(p), 0);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    free(p);
+}
+
 #define GT_CSV_HEAD "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n"
 #define GT_TRAIN4 "Final_Training/Images/00004/GT-00004.csv"
 #define GT_TEST "Final_Test/Images/GT-final_test.csv"
@@ -879,6 +911,10 @@ static const gt_corruption gt_corruptions[] = {
     {"Final_Training/Images/00003/00000_00000.ppm", "P6\n13 x4\n255\n", NULL,
      "00003/00000_00000.ppm: byte offset 6", "height"},
     {NULL, NULL, ppm_size_mismatch, "Final_Test/Images/00001.ppm", "49x55"},
+    {NULL, NULL, ppm_is_directory, "00005/00000_00000.ppm is a directory, not a regular file",
+     "GT-00005.csv line 2"},
+    {NULL, NULL, ppm_is_fifo, "00001.ppm is a FIFO (named pipe), not a regular file",
+     "GT-final_test.csv line 3"},
     /* class 1: 11x12 announced, a few pixel bytes only */
     {"Final_Training/Images/00001/00000_00000.ppm", "P6\n11 12\n255\nabcdef", NULL,
      "00001/00000_00000.ppm: byte offset 19", "file ends inside the pixel data"},
