@@ -420,5 +420,16 @@ int qb_cmd_status(int argc, char **argv)
     printf("  ok       %zu\n  invalid  %zu\n  failed   %zu\n  pending  %zu\n",
            counts[QB_STATUS_OK], counts[QB_STATUS_INVALID], counts[QB_STATUS_FAILED],
            counts[QB_STATUS_PENDING]);
+    qb_results_damage *bad = NULL;
+    size_t n_bad = 0;
+    if (qb_results_list_damaged(argv[1], &bad, &n_bad, &err)) return print_err(&err);
+    if (n_bad) {
+        printf("  damaged  %zu (counted as pending: a resume runs their tasks again)\n", n_bad);
+        for (size_t i = 0; i < n_bad && i < 10; i++)
+            printf("    row %" PRIu64 " (task %016" PRIx64 "): %s\n", bad[i].row, bad[i].task_id,
+                   bad[i].why);
+        if (n_bad > 10) printf("    ... and %zu more\n", n_bad - 10);
+    }
+    free(bad);
     return 0;
 }
