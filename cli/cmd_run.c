@@ -36,6 +36,8 @@ static const char run_usage[] =
     "      --models DIR    model store [RESULTS.h5.models]\n"
     "      --force         accept a results file written from another spec: keep\n"
     "                      the finished rows of tasks that still exist\n"
+    "      --retry-failed  run failed tasks again (after fixing their cause); each\n"
+    "                      failed row stays until its task's new row replaces it\n"
     "      --shard I/N     run only shard I (0..N-1) of N: a fixed 1/N of the tasks,\n"
     "                      chosen by id hash, into its own file (`qblind merge`\n"
     "                      combines the N files; slurm/array.sbatch)\n"
@@ -126,7 +128,7 @@ static void print_summary(const qb_spec *s, const char *path)
 
 typedef struct run_opts {
     const char *out, *models, *spec_path, *shard_arg, *shard_by;
-    int force, quiet, empty_tasks;
+    int force, quiet, empty_tasks, retry_failed;
 } run_opts;
 
 /* Parse run's command line into o. Returns -1 to go on, else the exit
@@ -139,7 +141,7 @@ static int parse_run_args(int argc, char **argv, int rank, run_opts *o)
         {"force", no_argument, NULL, 'f'},       {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},        {"empty-tasks", no_argument, NULL, 'E'},
         {"shard", required_argument, NULL, 'S'}, {"shard-by", required_argument, NULL, 'B'},
-        {NULL, 0, NULL, 0}};
+        {"retry-failed", no_argument, NULL, 'R'}, {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     optind = 1;
     opterr = 0;
@@ -153,11 +155,26 @@ static int parse_run_args(int argc, char **argv, int rank, run_opts *o)
         case 'E': o->empty_tasks = 1; break;
         case 'S': o->shard_arg = optarg; break;
         case 'B': o->shard_by = optarg; break;
+        case 'R': o->retry_failed = 1; break;
         case 'h': usage_rc = 0; break;
-        default: usage_rc = 2; break;
+        default: {
+            qb_error err;
+            qb_cli_option_error(c, argv, &err);
+            return rank == 0 ? qb_cli_usage_error("run", &err) : 2;
+        }
         }
     }
-    if (usage_rc < 0 && (optind != argc - 1 || !o->out)) usage_rc = 2;
+    if (usage_rc < 0 && (optind != argc - 1 || !o->out)) {
+        qb_error err;
+        if (!o->out)
+            QB_FAIL(&err, "no results file given: -o RESULTS.h5 (see --help)");
+        else if (optind == argc)
+            QB_FAIL(&err, "no spec given (see --help)");
+        else
+            QB_FAIL(&err, "expected one spec, got \"%s\" and \"%s\" (see --help)", argv[optind],
+                    argv[optind + 1]);
+        return rank == 0 ? qb_cli_usage_error("run", &err) : 2;
+    }
     if (usage_rc >= 0) {
         if (rank == 0) fputs(run_usage, usage_rc ? stderr : stdout);
         return usage_rc;
@@ -181,7 +198,8 @@ static int open_results(const run_opts *o, const qb_spec *spec, const qb_shard *
                      {"openblas_config", openblas_get_config()}};
     char shard_bufs[2][16];
     size_t n_prov = 3 + qb_shard_provenance(shard, prov + 3, shard_bufs);
-    qb_results_config cfg = {o->out, spec->text, spec->hash, o->force, size, prov, n_prov};
+    qb_results_config cfg = {o->out,  spec->text, spec->hash, o->force,
+                             size,    prov,       n_prov,     o->retry_failed};
     row_fill_ctx fc = {spec};
     return qb_shard_check_file(o->out, shard, err) == 0 &&
            qb_results_create_or_open_fn(res, &cfg, spec->n_tasks, fill_pending, &fc, status,
@@ -420,6 +438,9 @@ int qb_cmd_status(int argc, char **argv)
     printf("  ok       %zu\n  invalid  %zu\n  failed   %zu\n  pending  %zu\n",
            counts[QB_STATUS_OK], counts[QB_STATUS_INVALID], counts[QB_STATUS_FAILED],
            counts[QB_STATUS_PENDING]);
+    if (counts[QB_STATUS_FAILED])
+        printf("  (a rerun skips the %zu failed tasks; `qblind run --retry-failed` runs them "
+               "again)\n", counts[QB_STATUS_FAILED]);
     qb_results_damage *bad = NULL;
     size_t n_bad = 0;
     if (qb_results_list_damaged(argv[1], &bad, &n_bad, &err)) return print_err(&err);

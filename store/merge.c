@@ -311,7 +311,7 @@ int qb_merge_shards(const qb_merge_config *cfg, qb_merge_report *rep, qb_error *
     prov = xmalloc(cfg->n_provenance + 1, sizeof *prov);
     for (size_t i = 0; i < cfg->n_provenance; i++) prov[i] = cfg->provenance[i];
     prov[cfg->n_provenance] = (qb_kv){"merged_from", from};
-    qb_results_config rcfg = {tmp, spec.text, spec.hash, 0, 1, prov, cfg->n_provenance + 1};
+    qb_results_config rcfg = {tmp, spec.text, spec.hash, 0, 1, prov, cfg->n_provenance + 1, 0};
     if (qb_results_create_or_open_fn(&res, &rcfg, spec.n_tasks, pending_fill, &spec, NULL, err))
         goto out;
 

@@ -185,6 +185,9 @@ typedef struct qb_results_config {
     int n_ranks;                /* MPI ranks of this run, stored as n_ranks */
     const qb_kv *provenance;    /* n_provenance entries; may be NULL if 0 */
     size_t n_provenance;
+    int retry_failed;           /* failed rows count as not finished: their tasks
+                                   run again; each old row stays until its task's
+                                   new row replaces it */
 } qb_results_config;
 
 typedef struct qb_results qb_results;
@@ -224,7 +227,7 @@ typedef int (*qb_results_row_fn)(void *ctx, size_t index, qb_task_row *row, qb_e
  * On success *out is a new handle (qb_results_close frees it) and, if
  * status is not NULL, status[i] (n_rows bytes) is the qb_task_status of
  * the caller's task i: ok/invalid/failed for finished rows found in the
- * file, pending otherwise. On failure nothing stays open or allocated. */
+ * file (failed ones pending with retry_failed), pending otherwise. On failure nothing stays open or allocated. */
 int qb_results_create_or_open(qb_results **out, const qb_results_config *cfg,
                               const qb_task_row *rows, size_t n_rows, uint8_t *status,
                               qb_error *err);

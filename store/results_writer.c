@@ -481,7 +481,9 @@ static int open_file(qb_results *r, const qb_results_config *cfg, const row_sour
         m->claimed = 1; /* the other rows of this id (duplicates) stay free */
         match[i] = m;
         r->rowpos[i] = m->pos;
-        r->status[i] = qb_task_status_finished(m->status) ? (uint8_t)m->status : QB_STATUS_PENDING;
+        int again = cfg->retry_failed && m->status == QB_STATUS_FAILED;
+        r->status[i] = qb_task_status_finished(m->status) && !again ? (uint8_t)m->status
+                                                                     : QB_STATUS_PENDING;
     }
     if (rebuild) {
         if (rebuild_tasks(r, src, match, err) < 0) goto out;

@@ -119,7 +119,7 @@ static void write_file(const char *path, const char *spec_text, const qb_shard *
     qb_kv prov[4] = {{"qblind_version", "test"}};
     char bufs[2][16];
     size_t n_prov = 1 + qb_shard_provenance(claim, prov + 1, bufs);
-    qb_results_config cfg = {path, s.text, s.hash, 0, 1, prov, n_prov};
+    qb_results_config cfg = {path, s.text, s.hash, 0, 1, prov, n_prov, 0};
     qb_task_row *pending = malloc((s.n_tasks ? s.n_tasks : 1) * sizeof *pending);
     for (size_t t = 0; t < s.n_tasks; t++) qb_spec_pending_row(&s, t, &pending[t]);
     qb_results *r;

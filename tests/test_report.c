@@ -247,7 +247,7 @@ static int write_child(const char *path)
     MPI_Init(NULL, NULL);
     qb_task_row rows[N_ROWS];
     for (size_t i = 0; i < N_ROWS; i++) make_row(&rows[i], i);
-    qb_results_config cfg = {path, "spec: report test\n", HASH, 0, 1, NULL, 0};
+    qb_results_config cfg = {path, "spec: report test\n", HASH, 0, 1, NULL, 0, 0};
     qb_results *r = NULL;
     qb_error err;
     int rc = 0;

@@ -59,11 +59,17 @@ static void pending_row(qb_task_row *row, size_t k)
     snprintf(row->defense, sizeof row->defense, "none");
 }
 
+/* The status finished_row gives task k. */
+static uint8_t finished_status(size_t k)
+{
+    return k % 7 == 3 ? QB_STATUS_FAILED : k % 7 == 5 ? QB_STATUS_INVALID : QB_STATUS_OK;
+}
+
 /* The finished row of task k (status by k). */
 static void finished_row(qb_task_row *row, size_t k)
 {
     pending_row(row, k);
-    row->status = k % 7 == 3 ? QB_STATUS_FAILED : k % 7 == 5 ? QB_STATUS_INVALID : QB_STATUS_OK;
+    row->status = finished_status(k);
     if (row->status == QB_STATUS_FAILED)
         snprintf(row->message, sizeof row->message, "task %zu: training diverged (loss NaN)", k);
     row->ca_quant = 0.5 + (double)k / 8192.0;
@@ -1056,6 +1062,52 @@ static void test_damaged_rows_reported_and_rerun(void **state)
     free(list);
 }
 
+/* --retry-failed: failed tasks are pending again on open; their old rows
+ * stay as they were until the new rows replace them. */
+static void test_retry_failed(void **state)
+{
+    const qb_test_results_fx *fx = *state;
+    const char *path = fx->path;
+    size_t *list = iota(0, 12), *all = iota(0, 12);
+    qb_results *r = NULL;
+    qb_error err;
+    uint8_t status[12];
+    if (open_list(&r, path, HASH_A, 0, list, 12, status, &err) != 0) fail_msg("%s", err.msg);
+    record_tasks(r, list, all, 12);
+    assert_int_equal(qb_results_close(r, &err), 0);
+    /* without the option: every task finished, failed ones included */
+    if (open_list(&r, path, HASH_A, 0, list, 12, status, &err) != 0) fail_msg("%s", err.msg);
+    for (size_t k = 0; k < 12; k++) assert_int_not_equal(status[k], QB_STATUS_PENDING);
+    assert_int_equal(qb_results_close(r, &err), 0);
+
+    task_list l = {list, 12};
+    qb_results_config cfg = config(path, HASH_A, 0);
+    cfg.retry_failed = 1;
+    if (qb_results_create_or_open_fn(&r, &cfg, 12, fill_fn, &l, status, &err) != 0)
+        fail_msg("%s", err.msg);
+    size_t n_failed = 0;
+    for (size_t k = 0; k < 12; k++) {
+        int failed = k % 7 == 3; /* finished_row's failed tasks: 3 and 10 */
+        n_failed += (size_t)failed;
+        assert_int_equal(status[k], failed ? QB_STATUS_PENDING : finished_status(k));
+    }
+    assert_int_equal(n_failed, 2);
+    qb_task_row row;
+    assert_int_equal(qb_results_get_row(r, 3, &row, &err), 0);
+    assert_int_equal(row.status, QB_STATUS_FAILED); /* kept until replaced */
+    finished_row(&row, 3);
+    row.status = QB_STATUS_OK;
+    row.message[0] = '\0';
+    assert_int_equal(qb_results_record(r, 3, &row, &err), 0);
+    assert_int_equal(qb_results_close(r, &err), 0);
+    size_t counts[QB_STATUS_COUNT];
+    assert_int_equal(qb_results_count(path, counts, NULL, &err), 0);
+    assert_int_equal(counts[QB_STATUS_FAILED], 1); /* task 10, not rerun here */
+    assert_int_equal(counts[QB_STATUS_PENDING], 0);
+    free(all);
+    free(list);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(NULL, NULL);
@@ -1072,6 +1124,7 @@ int main(int argc, char **argv)
         QB_TEST_RESULTS(test_flushed_rows_survive_sigkill),
         QB_TEST_RESULTS(test_full_disk_reported_rows_kept),
         QB_TEST_RESULTS(test_damaged_rows_reported_and_rerun),
+        QB_TEST_RESULTS(test_retry_failed),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();
