@@ -50,8 +50,9 @@ static const char run_usage[] =
     "                      recording and flushing every row are real)\n"
     "  -h, --help\n"
     "Exit status: 0 all tasks finished (some may be failed or invalid: see the\n"
-    "table and `qblind status`), 1 error, 75 stopped early by SIGTERM/SIGUSR1/SIGINT\n"
-    "with tasks left (rerun to resume).\n";
+    "table and `qblind status`), 1 error, or every task of the file failed (their\n"
+    "messages are printed), 75 stopped early by SIGTERM/SIGUSR1/SIGINT with tasks\n"
+    "left (rerun to resume).\n";
 
 typedef struct row_fill_ctx {
     const qb_spec *spec;
@@ -206,6 +207,35 @@ static int open_results(const run_opts *o, const qb_spec *spec, const qb_shard *
                                         err) == 0;
 }
 
+/* 1 (after saying why) when every task of the results file failed: a
+ * run that measured nothing is not a success, whatever the cause. The
+ * distinct messages of the first failed rows are printed (files of up to
+ * QB_SUMMARY_MAX_TASKS rows). */
+static int all_failed(const char *path)
+{
+    size_t counts[QB_STATUS_COUNT], total = 0;
+    qb_error err;
+    if (qb_results_count(path, counts, NULL, &err)) return 0;
+    for (int i = 0; i < QB_STATUS_COUNT; i++) total += counts[i];
+    if (total == 0 || counts[QB_STATUS_FAILED] != total) return 0;
+    fprintf(stderr, "qblind: error: every task failed (%zu of %zu); nothing was measured\n",
+            total, total);
+    qb_task_row *rows = NULL;
+    size_t n = 0, shown = 0;
+    if (total <= QB_SUMMARY_MAX_TASKS && qb_results_read(path, &rows, &n, NULL, &err) == 0) {
+        for (size_t i = 0; i < n && shown < 3; i++) {
+            int seen = 0;
+            for (size_t j = 0; j < i && !seen; j++) seen = !strcmp(rows[j].message, rows[i].message);
+            if (seen) continue;
+            fprintf(stderr, "qblind:   %s\n", rows[i].message);
+            shown++;
+        }
+        free(rows);
+    }
+    fprintf(stderr, "qblind: fix the cause, then `qblind run --retry-failed` runs them again\n");
+    return 1;
+}
+
 /* Rank 0: coordinate the sweep into res (closed here), print the summary.
  * Returns 0, or QB_EXIT_RESUME if drained; aborts the job on an I/O error. */
 static int run_rank0(const run_opts *o, const qb_spec *spec, const qb_shard *shard,
@@ -255,7 +285,7 @@ static int run_rank0(const run_opts *o, const qb_spec *spec, const qb_shard *sha
         fprintf(stderr, "qblind: stopped early; run the same command again to resume\n");
         return QB_EXIT_RESUME;
     }
-    return 0;
+    return all_failed(o->out);
 }
 
 int qb_cmd_run(int argc, char **argv)
