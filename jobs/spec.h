@@ -89,7 +89,9 @@
 #include "core/train.h"
 #include "jobs/axis_values.h"
 #include "jobs/task.h"
+#include "attacks/model_job.h"
 #include "attacks/qa_attack.h"
+#include "quant/precision.h"
 
 /* At most this many tasks (32 bytes each: 320 MB of task table). */
 #define QB_SPEC_MAX_TASKS 10000000u
@@ -201,6 +203,40 @@ const char *qb_spec_value(const qb_spec *s, qb_axis axis, uint32_t idx, char *bu
 const qb_spec_stage *qb_spec_stage_params(const qb_spec *s, qb_axis axis, const char *value);
 /* One parameter's value, or NULL. */
 const char *qb_spec_param_value(const qb_spec *s, qb_axis axis, const char *value, const char *key);
+
+/* ---- the expansion (jobs/spec_expand.c, jobs/identity.c, jobs/task.c) ---- */
+
+/* Expand a parsed spec: value tables completed from `include`, the task
+ * list (product minus exclude, plus include), models, ids, the sorted-id
+ * index and the spec hash. Called by qb_spec_parse; -1 with a positioned
+ * message if the spec expands to no task or to too many. */
+int qb_spec_expand(qb_spec *s, qb_error *err);
+
+/* Texts. Each writes at most n bytes (NUL-terminated when n > 0) and
+ * returns the full length, as snprintf does. */
+/* "dataset=fashion-mnist seed=0 trigger=square precision=int8 mitigation=none defense=none" */
+size_t qb_spec_task_tuple(const qb_spec *s, size_t task, char *buf, size_t n);
+/* The texts the ids are hashes of (see above). */
+size_t qb_spec_task_identity(const qb_spec *s, size_t task, char *buf, size_t n);
+size_t qb_spec_model_identity(const qb_spec *s, size_t model, char *buf, size_t n);
+/* Every setting, including parameter blocks no task uses, arch unresolved,
+ * qa_epochs as written ("default" when unset): part of the spec hash. */
+size_t qb_spec_settings_text(const qb_spec *s, char *buf, size_t n);
+
+/* Index of the task with this id, or SIZE_MAX (binary search). */
+size_t qb_spec_find_task(const qb_spec *s, uint64_t id);
+
+/* The model stage job of a model: arch (auto resolved from the dataset
+ * name), train settings, trigger with the attack settings, poison rate (0
+ * for clean), qa config (targets in canonical order), seed = the model's
+ * seed. Fails only if the registry and core disagree on a name. */
+int qb_spec_model_job(const qb_spec *s, size_t model, qb_model_job *job, qb_error *err);
+
+/* The precision of a task, parsed. */
+int qb_spec_task_precision(const qb_spec *s, size_t task, qb_precision *p, qb_error *err);
+
+/* Bytes held by the expansion (tasks, models, sorted-id index, value tables). */
+size_t qb_spec_memory(const qb_spec *s);
 
 /* Built-in presets, for `plan` and tests: the i-th name / YAML text, NULL past the end. */
 const char *qb_spec_preset_name(size_t i);
