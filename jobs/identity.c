@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dataset.h"
 #include "core/sgd.h"
 #include "core/xalloc.h"
 
@@ -187,8 +188,8 @@ static void em_qa(emitter *e, const qb_spec_settings *set, qb_qa_mode mode)
 const char *qb_spec_arch(const qb_spec *s, const char *dataset)
 {
     if (strcmp(s->set.arch, "auto")) return s->set.arch;
-    const char *a = qb_axis_default_arch(dataset);
-    QB_ASSERT(a != NULL); /* every dataset has a line in axis_values.c */
+    const char *a = qb_dataset_default_arch(dataset);
+    QB_ASSERT(a != NULL); /* the dataset axis holds qb_dataset_names only */
     return a;
 }
 

@@ -67,7 +67,8 @@ int spec_parse_stages(pctx *c, qb_axis axis, const char *group, const yaml_node_
         if (v->type != YAML_MAPPING_NODE)
             return spec_wrong_type(c, v, field, "", "a mapping of parameters (use {} for none)");
         if (spec_check_keys(c, v, field, NULL, "parameter")) return -1;
-        const qb_axis_value *entry = qb_axis_lookup(axis, canon);
+        qb_axis_value value;
+        const qb_axis_value *entry = qb_axis_lookup(axis, canon, &value) ? NULL : &value;
         qb_spec_stage *st = stage_get(c->s, axis, canon, km);
         for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top; q++) {
             yaml_node_t *pk = spec_node(c, q->key), *pv = spec_node(c, q->value);
