@@ -202,9 +202,10 @@ static void em_model_prefix(emitter *e, const qb_spec *s, uint32_t d, uint32_t t
     em_fmt(e, "dataset=%s\n", dataset);
     em_fmt(e, "trigger=%s\n", trigger);
     em_train(e, &s->set, qb_spec_arch(s, dataset));
-    if (strcmp(trigger, "clean")) em_attack(e, &s->set); /* a clean model uses no attack setting */
-    qb_qa_mode qa = qb_qa_mode_from_name(trigger);
-    if (qa != QB_QA_NONE) em_qa(e, &s->set, qa);
+    const qb_trigger_entry *te = s->res.triggers[t];
+    /* a clean model uses no attack setting */
+    if (te->kind != QB_TRIGGER_NONE || te->qa != QB_QA_NONE) em_attack(e, &s->set);
+    if (te->qa != QB_QA_NONE) em_qa(e, &s->set, te->qa);
 }
 
 static void em_model_seed(emitter *e, uint64_t seed) { em_fmt(e, "seed=%llu\n", (unsigned long long)seed); }

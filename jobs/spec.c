@@ -171,6 +171,7 @@ int qb_spec_load(qb_spec *s, const char *path, qb_error *err)
 void qb_spec_free(qb_spec *s)
 {
     if (!s) return;
+    qb_spec_resolved_free(&s->res, s);
     free(s->path);
     free(s->text);
     free(s->name);

@@ -6,6 +6,7 @@
  *   include_sizes     refuse a huge include entry before expanding anything
  *   include_values    complete the value tables with what only include names
  *   product_size      the cartesian product's size, against QB_SPEC_MAX_TASKS
+ *   qb_spec_resolve   every table value to what runs it (jobs/spec_resolve.c)
  *   exclude_masks     per entry and axis, which table values it names
  *   add_product       the product minus exclude (dataset outermost)
  *   add_include       include tuples that are not tasks yet
@@ -552,6 +553,7 @@ int qb_spec_expand(qb_spec *s, qb_error *err)
     int rc = include_sizes(&x);
     if (rc == 0) rc = include_values(&x);
     if (rc == 0) rc = product_size(&x);
+    if (rc == 0) rc = qb_spec_resolve(s, err);
     if (rc == 0) {
         exclude_masks(&x);
         add_product(&x);

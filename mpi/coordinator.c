@@ -129,11 +129,10 @@ static int run_alone(qb_run_ctx *c, qb_sched *sc, qb_error *err)
         long t = qb_sched_next(sc, 0);
         if (t < 0) break; /* alone, WAIT cannot happen: DONE */
         qb_task_params p;
-        qb_task_bufs b;
         qb_task_outcome out;
         if (c->empty_tasks) {
             qb_runner_empty_outcome(&out);
-        } else if (qb_runner_task_params(c->spec, (size_t)t, &p, &b, err)) {
+        } else if (qb_runner_task_params(c->spec, (size_t)t, &p, err)) {
             qb_runner_empty_outcome(&out);
             out.status = QB_STATUS_FAILED;
             snprintf(out.message, sizeof out.message, "task: %.240s", err->msg);

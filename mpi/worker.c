@@ -35,12 +35,11 @@ void qb_worker_loop(const qb_spec *s, const qb_model_store *store, int empty_tas
         MPI_Recv(&task, 1, MPI_INT64_T, 0, MPI_ANY_TAG, MPI_COMM_WORLD, &st);
         if (st.MPI_TAG == QB_TAG_STOP) break;
         qb_task_params p;
-        qb_task_bufs b;
         qb_error err;
         msg.task = task;
         if (empty_tasks) {
             qb_runner_empty_outcome(&msg.out);
-        } else if (qb_runner_task_params(s, (size_t)task, &p, &b, &err)) {
+        } else if (qb_runner_task_params(s, (size_t)task, &p, &err)) {
             qb_runner_empty_outcome(&msg.out);
             msg.out.status = QB_STATUS_FAILED;
             snprintf(msg.out.message, sizeof msg.out.message, "task: %.240s", err.msg);
