@@ -105,6 +105,20 @@ static int ensure_env(qb_worker *w, const qb_task_params *p, qb_error *err)
     return 0;
 }
 
+/* The input of a defense or mitigation on the deployed model qm: the
+ * model's defense data and the spec's parameter block for the stage,
+ * read against the stage's table `defs`. */
+static int stage_input(qb_worker *w, const qb_task_params *p, const qb_qmodel *qm,
+                       const qb_params *block, const qb_param_def *defs, qb_defense_input *in,
+                       qb_error *err)
+{
+    if (ensure_env(w, p, err)) return -1;
+    qb_params prm = *block;
+    prm.defs = defs;
+    qb_defense_env_input(&w->env, qm, &w->model, &prm, in); /* copies prm */
+    return 0;
+}
+
 /* Stage 4: run the task's defense on the deployed model qm. */
 static int defend(qb_worker *w, const qb_task_params *p, const qb_qmodel *qm,
                   qb_task_outcome *out, qb_error *err)
@@ -112,11 +126,8 @@ static int defend(qb_worker *w, const qb_task_params *p, const qb_qmodel *qm,
     const qb_defense_entry *e = p->defense;
     if (!e) return 0; /* none */
     if (!e->run) return QB_FAIL(err, "unknown defense \"%s\"", e->name); /* not a registered one */
-    if (ensure_env(w, p, err)) return -1;
-    qb_params prm = p->defense_params;
-    prm.defs = e->params;
     qb_defense_input in;
-    qb_defense_env_input(&w->env, qm, &w->model, &prm, &in);
+    if (stage_input(w, p, qm, &p->defense_params, e->params, &in, err)) return -1;
     qb_defense_result r;
     memset(&r, 0, sizeof r);
     r.detected = QB_DETECTED_NA;
@@ -135,11 +146,8 @@ static int mitigate(qb_worker *w, const qb_task_params *p, const qb_qmodel *qm, 
 {
     const qb_mitigation_entry *e = p->mitigation;
     if (!e->run) return QB_FAIL(err, "unknown mitigation \"%s\"", e->name); /* not a registered one */
-    if (ensure_env(w, p, err)) return -1;
-    qb_params prm = p->mitigation_params;
-    prm.defs = e->params;
     qb_defense_input in;
-    qb_defense_env_input(&w->env, qm, &w->model, &prm, &in);
+    if (stage_input(w, p, qm, &p->mitigation_params, e->params, &in, err)) return -1;
     if (e->run(&in, mq, &out->details, err)) return qb_error_prefix(err, "%s: ", e->name);
     const qb_defense_env *env = &w->env;
     qb_dataset ev, ev_trig;

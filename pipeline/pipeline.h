@@ -34,7 +34,7 @@
 #include "quant/precision.h"
 
 
-/* Validity bar (DESIGN.md): where the attack is meant to be active its ASR
+/* Validity bar (README.md, task status): where the attack is meant to be active its ASR
  * must reach 95%. */
 #define QB_VALID_MIN_ASR 0.95
 
