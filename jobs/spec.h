@@ -197,7 +197,7 @@ typedef struct qb_spec {
     size_t n_exclude, n_include;
     qb_spec_filter *exclude, *include;
 
-    /* The expansion (jobs/task.h). */
+    /* The expansion (jobs/spec_expand.c; ids: jobs/task.h). */
     size_t n_tasks;
     qb_task *tasks;          /* product order (dataset outermost, defense
                                 innermost) minus exclude, then include order */
@@ -230,7 +230,7 @@ const qb_spec_stage *qb_spec_stage_params(const qb_spec *s, qb_axis axis, const 
 /* One parameter's value, or NULL. */
 const char *qb_spec_param_value(const qb_spec *s, qb_axis axis, const char *value, const char *key);
 
-/* ---- the expansion (jobs/spec_expand.c, jobs/identity.c, jobs/task.c) ---- */
+/* ---- the expansion (jobs/spec_expand.c, spec_resolve.c, identity.c, task.c) ---- */
 
 /* Expand a parsed spec: value tables completed from `include`, the task
  * list (product minus exclude, plus include), models, ids, the sorted-id
@@ -242,7 +242,7 @@ int qb_spec_expand(qb_spec *s, qb_error *err);
  * returns the full length, as snprintf does. */
 /* "dataset=fashion-mnist seed=0 trigger=square precision=int8 mitigation=none defense=none" */
 size_t qb_spec_task_tuple(const qb_spec *s, size_t task, char *buf, size_t n);
-/* The texts the ids are hashes of (see above). */
+/* The texts the ids are hashes of (their form: jobs/task.h). */
 size_t qb_spec_task_identity(const qb_spec *s, size_t task, char *buf, size_t n);
 size_t qb_spec_model_identity(const qb_spec *s, size_t model, char *buf, size_t n);
 /* Every setting, including parameter blocks no task uses, arch unresolved,
