@@ -111,20 +111,21 @@ int qb_spec_resolve(qb_spec *s, qb_error *err)
     return 0;
 }
 
+/* n parameter blocks of stage_block and their array. */
+static void blocks_free(qb_params *b, uint32_t n)
+{
+    for (uint32_t v = 0; b && v < n; v++) free((void *)b[v].kv);
+    free(b);
+}
+
 void qb_spec_resolved_free(qb_spec_resolved *r, const qb_spec *s)
 {
-    if (r->mitigation_params)
-        for (uint32_t v = 0; v < s->axes[QB_AXIS_MITIGATION].n; v++)
-            free((void *)r->mitigation_params[v].kv);
-    if (r->defense_params)
-        for (uint32_t v = 0; v < s->axes[QB_AXIS_DEFENSE].n; v++)
-            free((void *)r->defense_params[v].kv);
+    blocks_free(r->mitigation_params, s->axes[QB_AXIS_MITIGATION].n);
+    blocks_free(r->defense_params, s->axes[QB_AXIS_DEFENSE].n);
     free(r->triggers);
     free(r->precisions);
     free(r->mitigations);
-    free(r->mitigation_params);
     free(r->defenses);
-    free(r->defense_params);
     free(r->jobs);
     memset(r, 0, sizeof *r);
 }
