@@ -228,10 +228,11 @@ static int load_data(const qb_model_opts *o, qb_dataset *train, qb_dataset *test
     return 0;
 }
 
-static void default_arch(qb_model_opts *o, const qb_dataset *d)
+/* By name (core/dataset.h), the same rule as a spec's `train.arch: auto`. */
+static void default_arch(qb_model_opts *o)
 {
     if (!o->arch_set)
-        snprintf(o->job.arch, sizeof o->job.arch, "%s", d->h >= 32 ? "cnn-small" : "lenet");
+        snprintf(o->job.arch, sizeof o->job.arch, "%s", qb_dataset_default_arch(o->dataset));
 }
 
 static int fail(const qb_error *err)
@@ -257,7 +258,7 @@ static int start(int argc, char **argv, const char *usage, int wants_model, qb_m
     }
     qb_blas_single_thread();
     if (load_data(o, train, test, err)) return fail(err);
-    default_arch(o, train);
+    default_arch(o);
     return 0;
 }
 

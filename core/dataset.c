@@ -15,6 +15,15 @@
 const char *const qb_dataset_names[] = {"fashion-mnist", "mnist", "cifar10", "gtsrb", "synthetic",
                                         NULL};
 
+const char *qb_dataset_default_arch(const char *name)
+{
+    int known = 0;
+    for (int i = 0; qb_dataset_names[i]; i++) known |= !strcmp(name, qb_dataset_names[i]);
+    if (!known) return NULL;
+    /* the IDX datasets hold 28x28 grey images, the others 3x32x32 */
+    return !strcmp(name, "fashion-mnist") || !strcmp(name, "mnist") ? "lenet" : "cnn-small";
+}
+
 /* Default sizes of `synthetic` when loaded by name: large enough to train a
  * CNN to high accuracy and to poison at 1% with 100 samples, small enough to
  * be generated in a fraction of a second. */

@@ -44,8 +44,17 @@ void qb_dataset_batch_float(const qb_dataset *d, const uint32_t *idx, size_t fir
  * data of a study are fixed, the model seed varies the models. */
 #define QB_SYNTHETIC_SEED 0
 
-/* Names accepted by qb_dataset_load, NULL-terminated. */
+/* Names accepted by qb_dataset_load, NULL-terminated: the one list of the
+ * `dataset` axis (the spec parser, jobs/axis_values.c, reads it). */
 extern const char *const qb_dataset_names[];
+
+/* The architecture `auto` means for a named dataset (a spec's
+ * `train.arch: auto`, `qblind train` without --arch): lenet for the 28x28
+ * ones (fashion-mnist, mnist), cnn-small for the 32x32 ones (cifar10,
+ * gtsrb, synthetic). By name, so that it is known before the data are
+ * loaded (a task's identity names the real architecture). NULL for a name
+ * qb_dataset_load does not know. */
+const char *qb_dataset_default_arch(const char *name);
 
 /* Load train and test splits of a named dataset.
  *   name:     fashion-mnist | mnist | cifar10 | gtsrb | synthetic

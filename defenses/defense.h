@@ -78,17 +78,21 @@ typedef struct qb_defense_result {
 
 typedef int (*qb_defense_fn)(const qb_defense_input *in, qb_defense_result *res, qb_error *err);
 
-/* One registered defense: name (the `defense` axis value), its function,
- * its parameter table. */
+/* One registered defense (defenses/registry.c): name (the `defense` axis
+ * value), its function, its parameter table (core/params.h: the keys its
+ * `defenses:` block in a spec accepts, ranges, defaults). */
 typedef struct qb_defense_entry {
     const char *name;
     qb_defense_fn run;
     const qb_param_def *params;
+    const char *alias_of; /* NULL, or the canonical name this one spells */
 } qb_defense_entry;
 
 /* The registered defenses, NULL-name terminated: nc, ac, ss, strip, fp,
- * forensics. */
+ * forensics. The one list of the `defense` axis (with `none`, which runs
+ * nothing): the spec parser and `qblind defend` read it. */
 extern const qb_defense_entry qb_defenses[];
+/* The canonical entry of a name (aliases resolved), or NULL. */
 const qb_defense_entry *qb_defense_find(const char *name);
 
 /* The defenses (one file each) and their parameter tables. */

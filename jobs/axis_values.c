@@ -1,55 +1,58 @@
+/* The axes' values, read from the stages' registries (jobs/axis_values.h). */
 #include "jobs/axis_values.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "attacks/registry.h"
 #include "core/dataset.h"
 #include "defenses/defense.h"
 #include "mitigations/mitigation.h"
 #include "quant/precision.h"
 
-/* ---- the registry ----------------------------------------------------------
- * One line per value of an enumerated axis. A stage that adds a mitigation
- * or a defense registers it here with its parameter table:
- * Order is the order of "expected one of: ..." in messages. Triggers must be
- * names qb_trigger_parse or qb_qa_mode_from_name know (tests/test_spec.c
- * builds a model job for each). */
-static const qb_axis_value registry[] = {
-    /* axis               name       alias_of  params */
-    {QB_AXIS_TRIGGER, "clean", NULL, NULL},
-    {QB_AXIS_TRIGGER, "square", NULL, NULL},
-    {QB_AXIS_TRIGGER, "badnet", "square", NULL},
-    {QB_AXIS_TRIGGER, "checker", NULL, NULL},
-    {QB_AXIS_TRIGGER, "noise", NULL, NULL},
-    {QB_AXIS_TRIGGER, "blend", NULL, NULL},
-    {QB_AXIS_TRIGGER, "qa-pgd", NULL, NULL},
-    {QB_AXIS_TRIGGER, "qa-loss", NULL, NULL},
-    {QB_AXIS_MITIGATION, "none", NULL, NULL},
-    {QB_AXIS_MITIGATION, "finetune", NULL, qb_finetune_params},
-    {QB_AXIS_MITIGATION, "requant-pc", NULL, qb_no_params},
-    {QB_AXIS_MITIGATION, "requant-round", NULL, qb_no_params},
-    {QB_AXIS_MITIGATION, "requant-bits", NULL, qb_requant_bits_params},
-    {QB_AXIS_MITIGATION, "requant-noise", NULL, qb_requant_noise_params},
-    {QB_AXIS_MITIGATION, "fineprune", NULL, qb_fp_params},
-    {QB_AXIS_DEFENSE, "none", NULL, NULL},
-    {QB_AXIS_DEFENSE, "nc", NULL, qb_nc_params},
-    {QB_AXIS_DEFENSE, "ac", NULL, qb_ac_params},
-    {QB_AXIS_DEFENSE, "ss", NULL, qb_ss_params},
-    {QB_AXIS_DEFENSE, "strip", NULL, qb_strip_params},
-    {QB_AXIS_DEFENSE, "fp", NULL, qb_fp_params},
-    {QB_AXIS_DEFENSE, "forensics", NULL, qb_forensics_params},
-};
-#define N_REGISTRY (sizeof registry / sizeof registry[0])
+/* ---- the registries ---------------------------------------------------------
+ * Each enumerated axis reads its stage's registry; mitigation and defense
+ * put their own `none` (nothing runs) first. */
 
-/* `train.arch: auto` by dataset name (the image shape is known only after
- * loading; the name decides it beforehand, so the task identity can name
- * the real architecture). Every qb_dataset_names entry needs a line. */
-static const struct {
-    const char *dataset, *arch;
-} default_arch[] = {
-    {"fashion-mnist", "lenet"}, {"mnist", "lenet"},   {"cifar10", "cnn-small"},
-    {"gtsrb", "cnn-small"},     {"synthetic", "cnn-small"},
-};
+int qb_axis_value_at(qb_axis axis, size_t i, qb_axis_value *out)
+{
+    memset(out, 0, sizeof *out);
+    out->axis = axis;
+    switch (axis) {
+    case QB_AXIS_TRIGGER:
+        for (size_t k = 0; qb_triggers[k].name; k++)
+            if (k == i) {
+                out->name = qb_triggers[k].name;
+                out->alias_of = qb_triggers[k].alias_of;
+                out->entry = &qb_triggers[k];
+                return 0;
+            }
+        return -1;
+    case QB_AXIS_MITIGATION:
+    case QB_AXIS_DEFENSE:
+        if (i == 0) {
+            out->name = "none";
+            return 0;
+        }
+        if (axis == QB_AXIS_MITIGATION) {
+            for (size_t k = 0; qb_mitigations[k].name; k++)
+                if (k == i - 1) {
+                    const qb_mitigation_entry *e = &qb_mitigations[k];
+                    *out = (qb_axis_value){axis, e->name, e->alias_of, e->params, e};
+                    return 0;
+                }
+        } else {
+            for (size_t k = 0; qb_defenses[k].name; k++)
+                if (k == i - 1) {
+                    const qb_defense_entry *e = &qb_defenses[k];
+                    *out = (qb_axis_value){axis, e->name, e->alias_of, e->params, e};
+                    return 0;
+                }
+        }
+        return -1;
+    default: return -1;
+    }
+}
 
 static const char *const axis_names[QB_AXIS_COUNT] = {"dataset",   "seed",       "trigger",
                                                       "precision", "mitigation", "defense"};
@@ -76,11 +79,6 @@ const char *qb_axis_default(qb_axis axis)
     return (unsigned)axis < QB_AXIS_COUNT ? axis_defaults[axis] : NULL;
 }
 
-const qb_axis_value *qb_axis_registry_entry(size_t i)
-{
-    return i < N_REGISTRY ? &registry[i] : NULL;
-}
-
 static int copy_out(const char *s, char *out, size_t n)
 {
     if (strlen(s) >= n) return -1;
@@ -104,26 +102,12 @@ static int canon_seed(const char *v, char *out, size_t n)
     return copy_out(buf, out, n);
 }
 
-/* One spelling per quantizer configuration, so that w8a8 and int8 (the same
- * precision) are one task, and suffix order does not matter. */
+/* One spelling per quantizer configuration (quant/precision.h). */
 static int canon_precision(const char *v, char *out, size_t n)
 {
     qb_precision p;
     if (qb_precision_parse(v, &p, NULL)) return -1;
-    char buf[QB_AXIS_VALUE_MAX];
-    if (p.w_bits == 32)
-        snprintf(buf, sizeof buf, "fp32");
-    else if (p.linear_only)
-        snprintf(buf, sizeof buf, "int8-linear");
-    else if (p.w_bits == 8 && p.a_bits == 8)
-        snprintf(buf, sizeof buf, "int8");
-    else if (p.w_bits == 4 && p.a_bits == 32)
-        snprintf(buf, sizeof buf, "int4");
-    else
-        snprintf(buf, sizeof buf, "w%da%d", p.w_bits, p.a_bits);
-    if (p.gran == QB_GRAN_CHANNEL) strncat(buf, "-pc", sizeof buf - strlen(buf) - 1);
-    if (p.round == QB_ROUND_HALF_AWAY) strncat(buf, "-away", sizeof buf - strlen(buf) - 1);
-    return copy_out(buf, out, n);
+    return qb_precision_canonical(&p, out, n);
 }
 
 int qb_axis_canonical(qb_axis axis, const char *value, char *out, size_t n)
@@ -137,11 +121,12 @@ int qb_axis_canonical(qb_axis axis, const char *value, char *out, size_t n)
     case QB_AXIS_PRECISION: return canon_precision(value, out, n);
     case QB_AXIS_TRIGGER:
     case QB_AXIS_MITIGATION:
-    case QB_AXIS_DEFENSE:
-        for (size_t i = 0; i < N_REGISTRY; i++)
-            if (registry[i].axis == axis && !strcmp(value, registry[i].name))
-                return copy_out(registry[i].alias_of ? registry[i].alias_of : value, out, n);
+    case QB_AXIS_DEFENSE: {
+        qb_axis_value v;
+        for (size_t i = 0; !qb_axis_value_at(axis, i, &v); i++)
+            if (!strcmp(value, v.name)) return copy_out(v.alias_of ? v.alias_of : value, out, n);
         return -1;
+    }
     case QB_AXIS_COUNT: break;
     }
     return -1;
@@ -166,14 +151,12 @@ const char *qb_axis_expected(qb_axis axis, char *buf, size_t n)
         break;
     case QB_AXIS_SEED: APPEND("expected an integer in [0, %lld]", (long long)QB_SEED_MAX); break;
     case QB_AXIS_PRECISION:
-        APPEND("expected one of: fp32, int8, int8-linear, int4, wNaM (N in 2..8, M in 2..8 or "
-               "32), optionally with -pc and/or -away");
+        APPEND("expected one of: " QB_PRECISION_NAMED ", " QB_PRECISION_GENERAL);
         break;
     default: {
         APPEND("expected one of: ");
-        int k = 0;
-        for (size_t i = 0; i < N_REGISTRY; i++)
-            if (registry[i].axis == axis) APPEND("%s%s", k++ ? ", " : "", registry[i].name);
+        qb_axis_value v;
+        for (size_t i = 0; !qb_axis_value_at(axis, i, &v); i++) APPEND("%s%s", i ? ", " : "", v.name);
         break;
     }
     }
@@ -181,13 +164,11 @@ const char *qb_axis_expected(qb_axis axis, char *buf, size_t n)
     return buf;
 }
 
-const qb_axis_value *qb_axis_lookup(qb_axis axis, const char *canonical)
+int qb_axis_lookup(qb_axis axis, const char *canonical, qb_axis_value *out)
 {
-    for (size_t i = 0; i < N_REGISTRY; i++)
-        if (registry[i].axis == axis && !registry[i].alias_of &&
-            !strcmp(canonical, registry[i].name))
-            return &registry[i];
-    return NULL;
+    for (size_t i = 0; !qb_axis_value_at(axis, i, out); i++)
+        if (!out->alias_of && !strcmp(canonical, out->name)) return 0;
+    return -1;
 }
 
 int qb_axis_has_params(qb_axis axis)
@@ -195,14 +176,7 @@ int qb_axis_has_params(qb_axis axis)
     return axis == QB_AXIS_MITIGATION || axis == QB_AXIS_DEFENSE;
 }
 
-int qb_axis_value_accepts(const qb_axis_value *entry, const char *key)
+int qb_axis_value_accepts(const qb_axis_value *v, const char *key)
 {
-    return entry && entry->params && qb_param_find(entry->params, key) != NULL;
-}
-
-const char *qb_axis_default_arch(const char *dataset)
-{
-    for (size_t i = 0; i < sizeof default_arch / sizeof default_arch[0]; i++)
-        if (!strcmp(dataset, default_arch[i].dataset)) return default_arch[i].arch;
-    return NULL;
+    return v && v->params && qb_param_find(v->params, key) != NULL;
 }

@@ -1,21 +1,22 @@
-/* The allowed values of the six task axes: the one registry.
+/* The allowed values of the six task axes, read from the registries of
+ * the stages that implement them (nothing here lists values):
  *
- *   dataset     the names of core/dataset.h (qb_dataset_names)
+ *   dataset     qb_dataset_names (core/dataset.h)
  *   seed        integers in [0, 2^63 - 1]
- *   trigger     clean, square, badnet (= square), checker, noise, blend,
- *               qa-pgd, qa-loss
- *   precision   whatever qb_precision_parse accepts (quant/precision.h),
- *               spelled canonically (w8a8 -> int8, int8-away-pc -> int8-pc-away)
- *   mitigation  none, finetune, requant-pc, requant-round, requant-bits,
- *               requant-noise, fineprune
- *   defense     none, nc, ac, ss, strip, fp, forensics
+ *   trigger     qb_triggers (attacks/registry.h): clean, square, badnet
+ *               (= square), checker, noise, blend, qa-pgd, qa-loss
+ *   precision   whatever qb_precision_parse accepts, spelled by
+ *               qb_precision_canonical (quant/precision.h: w8a8 -> int8,
+ *               int8-away-pc -> int8-pc-away)
+ *   mitigation  none, then qb_mitigations (mitigations/mitigation.h)
+ *   defense     none, then qb_defenses (defenses/defense.h)
  *
- * Enumerated values (trigger, mitigation, defense) live in one table in
- * axis_values.c: a later stage adds its value there with one line, naming
- * its parameter table (core/params.h: keys, ranges, defaults), which
- * the spec parser checks every `defenses:` / `mitigations:` value against. The spec parser,
- * the error messages ("expected one of: ...") and the task identity all read
- * that table; nothing else lists axis values. */
+ * `none` is the pipeline's own value of the mitigation and defense axes
+ * (nothing runs). A stage adds a value with one line in its registry,
+ * naming its parameter table (core/params.h: keys, ranges, defaults),
+ * which the spec parser checks every `defenses:` / `mitigations:` block
+ * against. The spec parser, its messages ("expected one of: ...") and the
+ * expansion's resolved tables (jobs/spec.h) all read the registries. */
 #ifndef QB_AXIS_VALUES_H
 #define QB_AXIS_VALUES_H
 
@@ -40,14 +41,19 @@ typedef enum qb_axis {
 /* Seeds are in [0, QB_SEED_MAX]: they fit a signed 64-bit HDF5 column. */
 #define QB_SEED_MAX INT64_MAX
 
-/* One registered value of an enumerated axis. */
+/* One value of an enumerated axis (trigger, mitigation, defense), as its
+ * stage's registry gives it. */
 typedef struct qb_axis_value {
     qb_axis axis;
     const char *name;
-    const char *alias_of;   /* NULL, or the canonical value this name spells */
+    const char *alias_of;       /* NULL, or the canonical value this name spells */
     const qb_param_def *params; /* the parameters its block in `defenses:` /
-                               `mitigations:` accepts, with their ranges
-                               (core/params.h); NULL: any key, any value */
+                                   `mitigations:` accepts, with their ranges
+                                   (core/params.h); NULL: any key, any value */
+    const void *entry;          /* the registry entry that implements it: a
+                                   qb_trigger_entry (attacks/registry.h),
+                                   qb_mitigation_entry or qb_defense_entry;
+                                   NULL for `none` */
 } qb_axis_value;
 
 /* "dataset", "seed", ... (the YAML keys). */
@@ -67,20 +73,16 @@ int qb_axis_canonical(qb_axis axis, const char *value, char *out, size_t n);
  * or "expected an integer in [0, 9223372036854775807]". Returns buf. */
 const char *qb_axis_expected(qb_axis axis, char *buf, size_t n);
 
-/* The registry entry of a canonical enumerated value, or NULL (dataset,
- * seed and precision values have no entry). */
-const qb_axis_value *qb_axis_lookup(qb_axis axis, const char *canonical);
+/* The i-th value of an enumerated axis, in the order of "expected one of"
+ * (none first, then the registry's order): 0, or -1 past the end and for
+ * the dataset, seed and precision axes. */
+int qb_axis_value_at(qb_axis axis, size_t i, qb_axis_value *out);
+/* The value of a canonical name (not an alias) on an enumerated axis: 0,
+ * or -1 if it has none. */
+int qb_axis_lookup(qb_axis axis, const char *canonical, qb_axis_value *out);
 /* 1 if the axis takes per-value parameter blocks (mitigation, defense). */
 int qb_axis_has_params(qb_axis axis);
-/* 1 if `key` is one of entry->params. */
-int qb_axis_value_accepts(const qb_axis_value *entry, const char *key);
-
-/* The architecture `train.arch: auto` means for a dataset: lenet for the
- * 28x28 ones (fashion-mnist, mnist), cnn-small for the 32x32 ones
- * (cifar10, gtsrb, synthetic). NULL for a name without an entry. */
-const char *qb_axis_default_arch(const char *dataset);
-
-/* Registry access for tests and `--help`: the i-th entry, NULL past the end. */
-const qb_axis_value *qb_axis_registry_entry(size_t i);
+/* 1 if `key` is one of v->params. */
+int qb_axis_value_accepts(const qb_axis_value *v, const char *key);
 
 #endif

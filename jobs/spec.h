@@ -86,10 +86,16 @@
 
 #include "core/error.h"
 #include "core/model.h"
+#include "core/params.h"
 #include "core/train.h"
 #include "jobs/axis_values.h"
 #include "jobs/task.h"
+#include "attacks/model_job.h"
+#include "attacks/registry.h"
 #include "attacks/qa_attack.h"
+#include "defenses/defense.h"
+#include "mitigations/mitigation.h"
+#include "quant/precision.h"
 
 /* At most this many tasks (32 bytes each: 320 MB of task table). */
 #define QB_SPEC_MAX_TASKS 10000000u
@@ -157,6 +163,26 @@ typedef struct qb_spec_settings {
     float qa_lr, qa_eps, qa_lambda;
 } qb_spec_settings;
 
+/* The axis values resolved once, at expansion (jobs/spec_resolve.c), into
+ * what the stages run: registry entries, parsed precisions, parameter
+ * blocks, model jobs. Indexed like the value tables (qb_spec_axis), so a
+ * task's indices select its entries directly; nothing is looked up by
+ * name per task. */
+typedef struct qb_spec_resolved {
+    const qb_trigger_entry **triggers;       /* (axes[TRIGGER].n) attacks/registry.h */
+    qb_precision *precisions;                /* (axes[PRECISION].n) parsed, canonical names */
+    const qb_mitigation_entry **mitigations; /* (axes[MITIGATION].n) NULL: none */
+    qb_params *mitigation_params;            /* (axes[MITIGATION].n) the value's
+                                                `mitigations:` block (kv, n;
+                                                defs NULL: the stage's own) */
+    const qb_defense_entry **defenses;       /* (axes[DEFENSE].n) NULL: none */
+    qb_params *defense_params;               /* (axes[DEFENSE].n) its `defenses:` block */
+    qb_model_job *jobs;                      /* (axes[DATASET].n, axes[TRIGGER].n) the
+                                                model job of (dataset, trigger) with
+                                                seed 0: a model's job is its
+                                                (dataset, trigger) job with its seed */
+} qb_spec_resolved;
+
 typedef struct qb_spec {
     char *path;      /* the name messages use (the file path as given) */
     char *text;      /* the spec's source text (NUL-terminated), for the results file */
@@ -171,7 +197,7 @@ typedef struct qb_spec {
     size_t n_exclude, n_include;
     qb_spec_filter *exclude, *include;
 
-    /* The expansion (jobs/task.h). */
+    /* The expansion (jobs/spec_expand.c; ids: jobs/task.h). */
     size_t n_tasks;
     qb_task *tasks;          /* product order (dataset outermost, defense
                                 innermost) minus exclude, then include order */
@@ -180,6 +206,8 @@ typedef struct qb_spec {
     uint64_t *sorted_ids;    /* (n_tasks) task ids, ascending */
     uint32_t *sorted_pos;    /* (n_tasks) task index of sorted_ids[i] */
     uint64_t hash;           /* the spec hash (qb_spec_hash_text) */
+
+    qb_spec_resolved res;    /* the values as the stages run them */
 } qb_spec;
 
 /* Read, validate and expand the spec at `path`. On success *s owns
@@ -201,6 +229,49 @@ const char *qb_spec_value(const qb_spec *s, qb_axis axis, uint32_t idx, char *bu
 const qb_spec_stage *qb_spec_stage_params(const qb_spec *s, qb_axis axis, const char *value);
 /* One parameter's value, or NULL. */
 const char *qb_spec_param_value(const qb_spec *s, qb_axis axis, const char *value, const char *key);
+
+/* ---- the expansion (jobs/spec_expand.c, spec_resolve.c, identity.c, task.c) ---- */
+
+/* Expand a parsed spec: value tables completed from `include`, the task
+ * list (product minus exclude, plus include), models, ids, the sorted-id
+ * index and the spec hash. Called by qb_spec_parse; -1 with a positioned
+ * message if the spec expands to no task or to too many. */
+int qb_spec_expand(qb_spec *s, qb_error *err);
+
+/* Texts. Each writes at most n bytes (NUL-terminated when n > 0) and
+ * returns the full length, as snprintf does. */
+/* "dataset=fashion-mnist seed=0 trigger=square precision=int8 mitigation=none defense=none" */
+size_t qb_spec_task_tuple(const qb_spec *s, size_t task, char *buf, size_t n);
+/* The texts the ids are hashes of (their form: jobs/task.h). */
+size_t qb_spec_task_identity(const qb_spec *s, size_t task, char *buf, size_t n);
+size_t qb_spec_model_identity(const qb_spec *s, size_t model, char *buf, size_t n);
+/* Every setting, including parameter blocks no task uses, arch unresolved,
+ * qa_epochs as written ("default" when unset): part of the spec hash. */
+size_t qb_spec_settings_text(const qb_spec *s, char *buf, size_t n);
+
+/* Index of the task with this id, or SIZE_MAX (binary search). */
+size_t qb_spec_find_task(const qb_spec *s, uint64_t id);
+
+/* Resolve the value tables into s->res (called by qb_spec_expand once the
+ * tables are complete): registry entries, parsed precisions, parameter
+ * blocks, the model job of every (dataset, trigger). -1 with a message
+ * only if a value has no registry entry (the parser admits none such). */
+int qb_spec_resolve(qb_spec *s, qb_error *err);
+void qb_spec_resolved_free(qb_spec_resolved *r, const qb_spec *s);
+
+/* The model stage job of a model: arch (auto resolved from the dataset
+ * name), train settings, trigger with the attack settings, poison rate (0
+ * for clean), qa config (targets in canonical order), seed = the model's
+ * seed. A copy of the resolved job; returns 0 (err is never set). */
+int qb_spec_model_job(const qb_spec *s, size_t model, qb_model_job *job, qb_error *err);
+
+/* The precision of a task, parsed (a copy of the resolved one; returns 0). */
+int qb_spec_task_precision(const qb_spec *s, size_t task, qb_precision *p, qb_error *err);
+
+/* Bytes held by the expansion (tasks, models, sorted-id index, value
+ * tables; the resolved tables, a few entries per axis value, are not
+ * counted). */
+size_t qb_spec_memory(const qb_spec *s);
 
 /* Built-in presets, for `plan` and tests: the i-th name / YAML text, NULL past the end. */
 const char *qb_spec_preset_name(size_t i);

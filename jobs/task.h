@@ -39,11 +39,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/error.h"
-#include "attacks/model_job.h"
-#include "quant/precision.h"
-
-struct qb_spec;
 
 typedef struct qb_task {
     uint64_t id;
@@ -75,37 +70,5 @@ uint64_t qb_hash_bytes(uint64_t h, const void *data, size_t n);
 uint64_t qb_hash_finish(uint64_t h);
 /* qb_hash_finish(qb_hash_bytes(QB_HASH_INIT, data, n)) */
 uint64_t qb_hash64(const void *data, size_t n);
-
-/* Expand a parsed spec: value tables completed from `include`, the task
- * list (product minus exclude, plus include), models, ids, the sorted-id
- * index and the spec hash. Called by qb_spec_parse; -1 with a positioned
- * message if the spec expands to no task or to too many. */
-int qb_spec_expand(struct qb_spec *s, qb_error *err);
-
-/* Texts. Each writes at most n bytes (NUL-terminated when n > 0) and
- * returns the full length, as snprintf does. */
-/* "dataset=fashion-mnist seed=0 trigger=square precision=int8 mitigation=none defense=none" */
-size_t qb_spec_task_tuple(const struct qb_spec *s, size_t task, char *buf, size_t n);
-/* The texts the ids are hashes of (see above). */
-size_t qb_spec_task_identity(const struct qb_spec *s, size_t task, char *buf, size_t n);
-size_t qb_spec_model_identity(const struct qb_spec *s, size_t model, char *buf, size_t n);
-/* Every setting, including parameter blocks no task uses, arch unresolved,
- * qa_epochs as written ("default" when unset): part of the spec hash. */
-size_t qb_spec_settings_text(const struct qb_spec *s, char *buf, size_t n);
-
-/* Index of the task with this id, or SIZE_MAX (binary search). */
-size_t qb_spec_find_task(const struct qb_spec *s, uint64_t id);
-
-/* The model stage job of a model: arch (auto resolved from the dataset
- * name), train settings, trigger with the attack settings, poison rate (0
- * for clean), qa config (targets in canonical order), seed = the model's
- * seed. Fails only if the registry and core disagree on a name. */
-int qb_spec_model_job(const struct qb_spec *s, size_t model, qb_model_job *job, qb_error *err);
-
-/* The precision of a task, parsed. */
-int qb_spec_task_precision(const struct qb_spec *s, size_t task, qb_precision *p, qb_error *err);
-
-/* Bytes held by the expansion (tasks, models, sorted-id index, value tables). */
-size_t qb_spec_memory(const struct qb_spec *s);
 
 #endif

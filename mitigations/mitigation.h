@@ -40,14 +40,20 @@
 typedef int (*qb_mitigation_fn)(const qb_defense_input *in, qb_qmodel *out, qb_details *details,
                                 qb_error *err);
 
+/* One registered mitigation (mitigations/registry.c): name (the
+ * `mitigation` axis value), its function, its parameter table
+ * (core/params.h: the keys its `mitigations:` block accepts). */
 typedef struct qb_mitigation_entry {
     const char *name;
     qb_mitigation_fn run;
     const qb_param_def *params;
+    const char *alias_of; /* NULL, or the canonical name this one spells */
 } qb_mitigation_entry;
 
-/* The registered mitigations (not `none`), NULL-name terminated. */
+/* The registered mitigations (not `none`), NULL-name terminated: the one
+ * list of the `mitigation` axis, which the spec parser reads. */
 extern const qb_mitigation_entry qb_mitigations[];
+/* The canonical entry of a name (aliases resolved), or NULL. */
 const qb_mitigation_entry *qb_mitigation_find(const char *name);
 
 int qb_mitigate_finetune(const qb_defense_input *in, qb_qmodel *out, qb_details *details,

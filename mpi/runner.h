@@ -26,15 +26,11 @@ int qb_runner_share_spec(const char *path, qb_spec *s, int rank, qb_error *err);
 extern volatile sig_atomic_t qb_drain_requested;
 void qb_runner_install_signals(void);
 
-/* The parameters of task i of the spec (strings point into bufs). */
+/* The parameters of task i of the spec: copies of and pointers into the
+ * spec's resolved values (jobs/spec.h), valid while the spec lives. Fails
+ * only for a parameter block larger than QB_STAGE_PARAMS_MAX. */
 #define QB_STAGE_PARAMS_MAX 32
-typedef struct qb_task_bufs {
-    char dataset[32], mitigation[32], defense[32];
-    char key[4096];
-    qb_param_kv defense_kv[QB_STAGE_PARAMS_MAX], mitigation_kv[QB_STAGE_PARAMS_MAX];
-} qb_task_bufs;
-int qb_runner_task_params(const qb_spec *s, size_t i, qb_task_params *p, qb_task_bufs *b,
-                          qb_error *err);
+int qb_runner_task_params(const qb_spec *s, size_t i, qb_task_params *p, qb_error *err);
 
 /* A results row for task i: pending (out == NULL) or finished. */
 void qb_runner_fill_row(const qb_spec *s, size_t i, const qb_task_outcome *out, int rank,

@@ -19,11 +19,10 @@ void qb_runner_task_execute(qb_worker *w, const qb_spec *s, size_t task, int emp
                             qb_task_outcome *out)
 {
     qb_task_params p;
-    qb_task_bufs b;
     qb_error err;
     if (empty_tasks) {
         qb_runner_empty_outcome(out);
-    } else if (qb_runner_task_params(s, task, &p, &b, &err)) {
+    } else if (qb_runner_task_params(s, task, &p, &err)) {
         qb_runner_empty_outcome(out);
         out->status = QB_STATUS_FAILED;
         snprintf(out->message, sizeof out->message, "task: %.240s", err.msg);

@@ -8,47 +8,44 @@
 #include "store/pending_row.h"
 #include "mpi/runner.h"
 
-/* The spec's parameter block of a mitigation or defense value as key/value
- * pairs in kv (QB_STAGE_PARAMS_MAX slots); defs are the stage's business. */
-static int stage_params(const qb_spec *s, qb_axis axis, const char *value, qb_param_kv *kv,
-                        qb_params *out, qb_error *err)
+static size_t model_key(const void *spec, size_t model, char *buf, size_t n)
 {
-    memset(out, 0, sizeof *out);
-    const qb_spec_stage *st = qb_spec_stage_params(s, axis, value);
-    if (!st) return 0;
-    if (st->n > QB_STAGE_PARAMS_MAX)
-        return QB_FAIL(err, "%ss.%s has %zu parameters (at most %d)", qb_axis_name(axis), value,
-                       st->n, QB_STAGE_PARAMS_MAX);
-    for (size_t k = 0; k < st->n; k++) {
-        kv[k].key = st->params[k].key;
-        kv[k].value = st->params[k].value;
-    }
-    out->kv = kv;
-    out->n = st->n;
+    return qb_spec_model_identity(spec, model, buf, n);
+}
+
+/* The spec's block of a mitigation or defense value, within the limit of
+ * parameters a task takes. */
+static int stage_block(const qb_spec *s, qb_axis axis, uint32_t v, const qb_params *block,
+                       qb_params *out, qb_error *err)
+{
+    if (block->n > QB_STAGE_PARAMS_MAX)
+        return QB_FAIL(err, "%ss.%s has %zu parameters (at most %d)", qb_axis_name(axis),
+                       s->axes[axis].names[v], block->n, QB_STAGE_PARAMS_MAX);
+    *out = *block;
     return 0;
 }
 
-int qb_runner_task_params(const qb_spec *s, size_t i, qb_task_params *p, qb_task_bufs *b,
-                          qb_error *err)
+int qb_runner_task_params(const qb_spec *s, size_t i, qb_task_params *p, qb_error *err)
 {
     const qb_task *t = &s->tasks[i];
+    const qb_spec_resolved *r = &s->res;
     memset(p, 0, sizeof *p);
-    qb_spec_value(s, QB_AXIS_DATASET, t->dataset, b->dataset, sizeof b->dataset);
-    qb_spec_value(s, QB_AXIS_MITIGATION, t->mitigation, b->mitigation, sizeof b->mitigation);
-    qb_spec_value(s, QB_AXIS_DEFENSE, t->defense, b->defense, sizeof b->defense);
-    qb_spec_model_identity(s, t->model, b->key, sizeof b->key);
-    p->dataset = b->dataset;
+    p->dataset = s->axes[QB_AXIS_DATASET].names[t->dataset];
     p->data_dir = s->data_dir;
-    p->mitigation = b->mitigation;
-    p->defense = b->defense;
-    p->model_key = b->key;
+    qb_spec_model_job(s, t->model, &p->job, err);
     p->model_id = s->models[t->model].id;
-    if (stage_params(s, QB_AXIS_DEFENSE, b->defense, b->defense_kv, &p->defense_params, err) ||
-        stage_params(s, QB_AXIS_MITIGATION, b->mitigation, b->mitigation_kv,
-                     &p->mitigation_params, err))
+    p->model_key = model_key;
+    p->model_key_ctx = s;
+    p->model = t->model;
+    qb_spec_task_precision(s, i, &p->precision, err);
+    p->mitigation = r->mitigations[t->mitigation];
+    p->defense = r->defenses[t->defense];
+    if (stage_block(s, QB_AXIS_DEFENSE, t->defense, &r->defense_params[t->defense],
+                    &p->defense_params, err) ||
+        stage_block(s, QB_AXIS_MITIGATION, t->mitigation, &r->mitigation_params[t->mitigation],
+                    &p->mitigation_params, err))
         return -1;
-    if (qb_spec_model_job(s, t->model, &p->job, err)) return -1;
-    return qb_spec_task_precision(s, i, &p->precision, err);
+    return 0;
 }
 
 void qb_runner_fill_row(const qb_spec *s, size_t i, const qb_task_outcome *out, int rank,

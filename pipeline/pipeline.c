@@ -7,8 +7,6 @@
 #include "core/metrics.h"
 #include "core/train.h"
 #include "attacks/poison.h"
-#include "defenses/defense.h"
-#include "mitigations/mitigation.h"
 #include "quant/qmodel.h"
 
 void qb_worker_init(qb_worker *w, const qb_model_store *store)
@@ -72,10 +70,11 @@ static int ensure_model(qb_worker *w, const qb_task_params *p, qb_task_outcome *
         qb_model_free(&w->model);
         w->have_model = 0;
     }
+    char key[QB_MODEL_KEY_MAX] = "";
     if (w->store) {
+        p->model_key(p->model_key_ctx, p->model, key, sizeof key);
         char note[512];
-        int r = qb_model_store_get(w->store, p->model_id, p->model_key, &w->model, note,
-                                   sizeof note, err);
+        int r = qb_model_store_get(w->store, p->model_id, key, &w->model, note, sizeof note, err);
         if (r < 0) return -1;
         if (note[0]) fprintf(stderr, "qblind: model store: %s\n", note);
         if (r == QB_STORE_FOUND) {
@@ -90,7 +89,7 @@ static int ensure_model(qb_worker *w, const qb_task_params *p, qb_task_outcome *
     w->model_id = p->model_id;
     w->trainings++;
     out->trained = 1;
-    if (w->store && qb_model_store_put(w->store, p->model_id, p->model_key, &w->model, err))
+    if (w->store && qb_model_store_put(w->store, p->model_id, key, &w->model, err))
         return -1;
     return 0;
 }
@@ -106,18 +105,29 @@ static int ensure_env(qb_worker *w, const qb_task_params *p, qb_error *err)
     return 0;
 }
 
+/* The input of a defense or mitigation on the deployed model qm: the
+ * model's defense data and the spec's parameter block for the stage,
+ * read against the stage's table `defs`. */
+static int stage_input(qb_worker *w, const qb_task_params *p, const qb_qmodel *qm,
+                       const qb_params *block, const qb_param_def *defs, qb_defense_input *in,
+                       qb_error *err)
+{
+    if (ensure_env(w, p, err)) return -1;
+    qb_params prm = *block;
+    prm.defs = defs;
+    qb_defense_env_input(&w->env, qm, &w->model, &prm, in); /* copies prm */
+    return 0;
+}
+
 /* Stage 4: run the task's defense on the deployed model qm. */
 static int defend(qb_worker *w, const qb_task_params *p, const qb_qmodel *qm,
                   qb_task_outcome *out, qb_error *err)
 {
-    if (!strcmp(p->defense, "none")) return 0;
-    const qb_defense_entry *e = qb_defense_find(p->defense);
-    if (!e) return QB_FAIL(err, "unknown defense \"%s\"", p->defense);
-    if (ensure_env(w, p, err)) return -1;
-    qb_params prm = p->defense_params;
-    prm.defs = e->params;
+    const qb_defense_entry *e = p->defense;
+    if (!e) return 0; /* none */
+    if (!e->run) return QB_FAIL(err, "unknown defense \"%s\"", e->name); /* not a registered one */
     qb_defense_input in;
-    qb_defense_env_input(&w->env, qm, &w->model, &prm, &in);
+    if (stage_input(w, p, qm, &p->defense_params, e->params, &in, err)) return -1;
     qb_defense_result r;
     memset(&r, 0, sizeof r);
     r.detected = QB_DETECTED_NA;
@@ -134,13 +144,10 @@ static int defend(qb_worker *w, const qb_task_params *p, const qb_qmodel *qm,
 static int mitigate(qb_worker *w, const qb_task_params *p, const qb_qmodel *qm, qb_qmodel *mq,
                     qb_task_outcome *out, qb_error *err)
 {
-    const qb_mitigation_entry *e = qb_mitigation_find(p->mitigation);
-    if (!e) return QB_FAIL(err, "unknown mitigation \"%s\"", p->mitigation);
-    if (ensure_env(w, p, err)) return -1;
-    qb_params prm = p->mitigation_params;
-    prm.defs = e->params;
+    const qb_mitigation_entry *e = p->mitigation;
+    if (!e->run) return QB_FAIL(err, "unknown mitigation \"%s\"", e->name); /* not a registered one */
     qb_defense_input in;
-    qb_defense_env_input(&w->env, qm, &w->model, &prm, &in);
+    if (stage_input(w, p, qm, &p->mitigation_params, e->params, &in, err)) return -1;
     if (e->run(&in, mq, &out->details, err)) return qb_error_prefix(err, "%s: ", e->name);
     const qb_defense_env *env = &w->env;
     qb_dataset ev, ev_trig;
@@ -211,7 +218,7 @@ void qb_pipeline_run(qb_worker *w, const qb_task_params *p, qb_task_outcome *out
     t = qb_now();
     qb_qmodel mq;
     const qb_qmodel *dep = &qm;
-    if (strcmp(p->mitigation, "none") != 0) {
+    if (p->mitigation) {
         if (mitigate(w, p, &qm, &mq, out, &err)) {
             qb_qmodel_free(&qm);
             fail(out, "mitigate", &err);

@@ -12,11 +12,13 @@
  *                the task failed with detected = error
  *   5. status    ok, invalid (the attack missed the validity bar), failed
  *
- * Defenses are looked up by name in defenses/registry.c. Everything a task draws at random comes from
+ * The task arrives resolved (registry entries, parsed precision, model
+ * job: qb_task_params). Everything a task draws at random comes from
  * seeds derived from the task's own parameters. */
 #ifndef QB_PIPELINE_H
 #define QB_PIPELINE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/dataset.h"
@@ -24,6 +26,7 @@
 #include "core/error.h"
 #include "core/model.h"
 #include "core/params.h"
+#include "mitigations/mitigation.h"
 #include "pipeline/defense_stage.h"
 #include "store/model_store.h"
 #include "attacks/model_job.h"
@@ -31,22 +34,37 @@
 #include "quant/precision.h"
 
 
-/* Validity bar (DESIGN.md): where the attack is meant to be active its ASR
+/* Validity bar (README.md, task status): where the attack is meant to be active its ASR
  * must reach 95%. */
 #define QB_VALID_MIN_ASR 0.95
 
+/* Writes a model's canonical description (the model store's key,
+ * store/model_store.h) into buf (n bytes, NUL-terminated) and returns its
+ * full length, as snprintf does. The pipeline asks for it only when it
+ * consults the store (once per model and worker, not per task). */
+typedef size_t (*qb_model_key_fn)(const void *ctx, size_t model, char *buf, size_t n);
+/* Keys longer than this are cut (the store compares what it is given). */
+#define QB_MODEL_KEY_MAX 4096
+
+/* One task, resolved: registry entries and parsed values (jobs/spec.h
+ * resolves a spec's values once; mpi/task_rows.c points into them), so
+ * the pipeline looks nothing up by name. */
 typedef struct qb_task_params {
-    const char *dataset;
+    const char *dataset;       /* a qb_dataset_names name (core/dataset.h) */
     const char *data_dir;      /* NULL: default search */
     qb_model_job job;          /* resolved model parameters (arch, trigger, train, qa, seed) */
-    const char *model_key;     /* canonical description of the model */
     uint64_t model_id;
+    qb_model_key_fn model_key; /* the model's canonical description: */
+    const void *model_key_ctx; /*   model_key(model_key_ctx, model, ...) */
+    size_t model;
     qb_precision precision;
-    const char *mitigation;    /* "none", or a mitigation of mitigations/registry.c */
-    qb_params mitigation_params; /* the spec's `mitigations:` block for it */
-    const char *defense;       /* "none", or a defense of defenses/registry.c */
-    qb_params defense_params;  /* the spec's `defenses:` block for it (kv, n;
-                                  defs are filled in by the pipeline) */
+    const qb_mitigation_entry *mitigation; /* NULL: none; else a registered
+                                  mitigation (mitigations/registry.c) */
+    qb_params mitigation_params; /* the spec's `mitigations:` block for it (kv,
+                                  n; defs are filled in by the pipeline) */
+    const qb_defense_entry *defense; /* NULL: none; else a registered defense
+                                  (defenses/registry.c) */
+    qb_params defense_params;  /* the spec's `defenses:` block for it */
 } qb_task_params;
 
 typedef struct qb_task_outcome {

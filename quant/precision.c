@@ -17,8 +17,7 @@ int qb_precision_parse(const char *name, qb_precision *p, qb_error *err)
 {
     memset(p, 0, sizeof *p);
     static const char expected[] =
-        "expected fp32, int8, int8-linear, int4, or wNaM (N in 2..8, M in 2..8 or 32), "
-        "optionally with -pc and/or -away";
+        "expected " QB_PRECISION_NAMED ", or " QB_PRECISION_GENERAL;
     if (strlen(name) >= QB_PRECISION_NAME_MAX)
         return QB_FAIL(err, "unknown precision \"%.40s...\"; %s", name, expected);
     char base[QB_PRECISION_NAME_MAX];
@@ -72,4 +71,24 @@ int qb_precision_is_float(const qb_precision *p) { return p->w_bits == 32; }
 int qb_precision_is_integer(const qb_precision *p)
 {
     return p->w_bits <= 8 && p->a_bits <= 8;
+}
+
+int qb_precision_canonical(const qb_precision *p, char *out, size_t n)
+{
+    char buf[QB_PRECISION_NAME_MAX];
+    if (p->w_bits == 32)
+        snprintf(buf, sizeof buf, "fp32");
+    else if (p->linear_only)
+        snprintf(buf, sizeof buf, "int8-linear");
+    else if (p->w_bits == 8 && p->a_bits == 8)
+        snprintf(buf, sizeof buf, "int8");
+    else if (p->w_bits == 4 && p->a_bits == 32)
+        snprintf(buf, sizeof buf, "int4");
+    else
+        snprintf(buf, sizeof buf, "w%da%d", p->w_bits, p->a_bits);
+    if (p->gran == QB_GRAN_CHANNEL) strncat(buf, "-pc", sizeof buf - strlen(buf) - 1);
+    if (p->round == QB_ROUND_HALF_AWAY) strncat(buf, "-away", sizeof buf - strlen(buf) - 1);
+    if (strlen(buf) >= n) return -1;
+    memcpy(out, buf, strlen(buf) + 1);
+    return 0;
 }

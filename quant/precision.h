@@ -20,6 +20,8 @@
 #ifndef QB_PRECISION_H
 #define QB_PRECISION_H
 
+#include <stddef.h>
+
 #include "core/error.h"
 #include "quant/quantizer.h"
 
@@ -34,8 +36,22 @@ typedef struct qb_precision {
     int linear_only;      /* quantize linear layers only (int8-linear) */
 } qb_precision;
 
-/* Parse a precision name. Errors name the value and the accepted forms. */
+/* The accepted forms, for messages: the named precisions, then the
+ * general form (quant/precision.c, jobs/axis_values.c). */
+#define QB_PRECISION_NAMED "fp32, int8, int8-linear, int4"
+#define QB_PRECISION_GENERAL "wNaM (N in 2..8, M in 2..8 or 32), optionally with -pc and/or -away"
+
+/* Parse a precision name. Errors name the value and the accepted forms.
+ * p->name is the name as given (qb_precision_canonical spells it the one
+ * way). */
 int qb_precision_parse(const char *name, qb_precision *p, qb_error *err);
+
+/* The one spelling of p's quantizer configuration, so that w8a8 and int8
+ * (the same precision) are one value and suffix order does not matter:
+ * fp32, int8, int8-linear, int4 or wNaM, then -pc, then -away
+ * (w8a8-away-pc -> int8-pc-away). Into out (n bytes); returns 0, or -1
+ * when it does not fit (out then holds nothing). */
+int qb_precision_canonical(const qb_precision *p, char *out, size_t n);
 
 /* 1 when inference runs the integer kernels (weights and activations both
  * at most 8 bits), 0 for fp32 and for simulated (float-activation)

@@ -14,6 +14,19 @@
 #include "pipeline/pipeline.h"
 #include "tests/testutil.h"
 
+/* The store key of the tests' models: the trigger name stands in for the
+ * canonical description. */
+static size_t trigger_key(const void *trigger, size_t model, char *buf, size_t n)
+{
+    (void)model;
+    return (size_t)snprintf(buf, n, "%s", (const char *)trigger);
+}
+
+/* Entries that name no registered stage (what a task with an unknown name
+ * would carry). */
+static const qb_defense_entry unknown_defense = {"nc2", NULL, NULL, NULL};
+static const qb_mitigation_entry unknown_mitigation = {"retrain", NULL, NULL, NULL};
+
 static void params(qb_task_params *p, const char *trigger, const char *prec, uint64_t model_id,
                    int epochs)
 {
@@ -26,10 +39,11 @@ static void params(qb_task_params *p, const char *trigger, const char *prec, uin
     qb_error err;
     assert_int_equal(qb_trigger_parse(trigger, &p->job.trigger, &err), 0);
     assert_int_equal(qb_precision_parse(prec, &p->precision, &err), 0);
-    p->model_key = trigger; /* a stand-in canonical description */
+    p->model_key = trigger_key;
+    p->model_key_ctx = trigger;
     p->model_id = model_id;
-    p->mitigation = "none";
-    p->defense = "none";
+    p->mitigation = NULL; /* none */
+    p->defense = NULL;    /* none */
 }
 
 /* Two tasks of one model on one worker: trained once; a second worker
@@ -88,12 +102,12 @@ static void test_status(void **state)
     qb_pipeline_run(&w, &p, &o);
     assert_int_equal(o.status, QB_STATUS_OK);
     assert_true(isnan(o.asr_quant));
-    p.defense = "nc2";
+    p.defense = &unknown_defense;
     qb_pipeline_run(&w, &p, &o);
     assert_int_equal(o.status, QB_STATUS_FAILED);
     assert_non_null(strstr(o.message, "unknown defense \"nc2\""));
     assert_int_equal(o.detected, 2);
-    p.defense = "none";
+    p.defense = NULL; /* none */
     p.dataset = "cifar10"; /* not installed here: a failed task, not a crash */
     p.data_dir = "/nonexistent";
     qb_pipeline_run(&w, &p, &o);
@@ -114,7 +128,7 @@ static void test_defend(void **state)
     qb_task_params p;
     qb_task_outcome o, o2;
     params(&p, "square", "int8", 3, 0); /* untrained (invalid): the stages run all the same */
-    p.defense = "forensics";
+    p.defense = qb_defense_find("forensics");
     qb_pipeline_run(&w, &p, &o);
     if (o.status == QB_STATUS_FAILED) fail_msg("%s", o.message);
     assert_int_equal(o.status, QB_STATUS_INVALID);
@@ -123,7 +137,7 @@ static void test_defend(void **state)
     assert_non_null(d);
     assert_int_equal(d->n, 1);
 
-    p.defense = "strip"; /* default splits need 3000 clean images before the evaluation half */
+    p.defense = qb_defense_find("strip"); /* default splits need 3000 clean images before the evaluation half */
     qb_pipeline_run(&w, &p, &o2);
     assert_int_equal(o2.status, QB_STATUS_FAILED);
     assert_int_equal(o2.detected, QB_DETECTED_ERROR);
@@ -150,9 +164,9 @@ static void test_defend(void **state)
     qb_task_outcome_free(&o3);
 
     /* a mitigation: its model is deployed, measured and defended */
-    p.defense = "forensics";
+    p.defense = qb_defense_find("forensics");
     p.defense_params = (qb_params){0};
-    p.mitigation = "requant-pc";
+    p.mitigation = qb_mitigation_find("requant-pc");
     qb_pipeline_run(&w, &p, &o);
     if (o.status == QB_STATUS_FAILED) fail_msg("%s", o.message);
     assert_false(isnan(o.ca_mitig));
@@ -160,7 +174,7 @@ static void test_defend(void **state)
     assert_true(qb_details_find(&o.details, "mitigation.codes_changed")->v[0] > 0.0);
     assert_non_null(qb_details_find(&o.details, "forensics.p_cell"));
     qb_task_outcome_free(&o);
-    p.mitigation = "retrain";
+    p.mitigation = &unknown_mitigation;
     qb_pipeline_run(&w, &p, &o);
     assert_int_equal(o.status, QB_STATUS_FAILED);
     assert_non_null(strstr(o.message, "mitigate: unknown mitigation \"retrain\""));
