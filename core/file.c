@@ -27,7 +27,9 @@ int qb_file_open_regular(const char *path, const char *what, qb_error *err)
     const char *sp = what && what[0] ? " " : "";
     if (!what) what = "";
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) return QB_FAIL(err, "%s%s%s: cannot open: %s", what, sp, path, strerror(errno));
+    if (fd < 0 && what[0])
+        return QB_FAIL(err, "cannot open %s %s: %s", what, path, strerror(errno));
+    if (fd < 0) return QB_FAIL(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;

@@ -16,9 +16,10 @@
  * blocking on it: open(2) with O_NONBLOCK (a FIFO with no writer or a
  * device never hangs the caller), fstat, then O_NONBLOCK cleared. `what`
  * names the file's role in messages ("spec", "model file"; NULL or "":
- * the path alone). Returns the descriptor, or -1 with err: "<what>
- * <path>: cannot open: <reason>" or "<what> <path> is a directory (a
- * FIFO, ...), not a regular file". */
+ * the path alone). Returns the descriptor, or -1 with err: "cannot open
+ * <what> <path>: <reason>" ("<path>: cannot open: <reason>" without
+ * `what`) or "<what> <path> is a directory (a FIFO, ...), not a regular
+ * file". */
 int qb_file_open_regular(const char *path, const char *what, qb_error *err);
 /* The same as a stdio stream ("rb"), or NULL with err. */
 FILE *qb_file_fopen_regular(const char *path, const char *what, qb_error *err);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/file.h"
 #include "core/xalloc.h"
 
 static const char *const top_keys[] = {"name",    "extends",    "dataset",  "seed",
@@ -143,8 +144,9 @@ int qb_spec_parse(qb_spec *s, const char *text, size_t len, const char *name, qb
 int qb_spec_load(qb_spec *s, const char *path, qb_error *err)
 {
     memset(s, 0, sizeof *s);
-    FILE *f = fopen(path, "rb");
-    if (!f) return QB_FAIL(err, "cannot open spec %s: %s", path, strerror(errno));
+    /* a FIFO or a device would block fopen: refused, saying what it is */
+    FILE *f = qb_file_fopen_regular(path, "spec", err);
+    if (!f) return -1;
     size_t cap = 1 << 16, len = 0;
     char *buf = xmalloc(cap, 1);
     for (;;) {
@@ -157,11 +159,11 @@ int qb_spec_load(qb_spec *s, const char *path, qb_error *err)
         len += got;
         if (got == 0) break;
     }
-    int bad = ferror(f);
+    int bad = ferror(f) ? errno : 0;
     fclose(f);
     if (bad) {
         free(buf);
-        return QB_FAIL(err, "cannot read spec %s", path);
+        return QB_FAIL(err, "cannot read spec %s: %s", path, strerror(bad));
     }
     int rc = qb_spec_parse(s, buf, len, path, err);
     free(buf);

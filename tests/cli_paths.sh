@@ -56,17 +56,26 @@ for kind in fifo dir missing unreadable; do
     [ "$kind" = unreadable ] && [ "$(id -u)" -ne 0 ] && continue
     # shellcheck disable=SC2086
     expect "run spec=$kind" $run "$qblind" run "$path" -o "$tmp/out-$kind.h5" -q
+    # shellcheck disable=SC2086
     expect "plan spec=$kind" $run "$qblind" plan "$path"
+    # shellcheck disable=SC2086
     expect "status results=$kind" $run "$qblind" status "$path"
+    # shellcheck disable=SC2086
     expect "report results=$kind" $run "$qblind" report "$path"
+    # shellcheck disable=SC2086
     expect "eval model=$kind" $run "$qblind" eval "$path" -d synthetic -q
+    # shellcheck disable=SC2086
     expect "defend model=$kind" $run "$qblind" defend "$path" -d synthetic -D strip -q
+    # shellcheck disable=SC2086
     expect "merge shard=$kind" $run "$qblind" merge "$tmp/merged-$kind.h5" "$path" "$tmp/r.h5"
     if [ "$kind" != missing ] && [ "$kind" != unreadable ]; then
         expect "run results=$kind" "$qblind" run "$tmp/spec.yaml" -o "$path" -q
-        # shellcheck disable=SC2086
-        expect "run --models=$kind" "$qblind" run "$tmp/spec.yaml" -o "$tmp/out-m-$kind.h5" --models "$path" -q
     fi
+done
+
+# The model store must be a directory: a FIFO or a file is refused.
+for path in "$tmp/fifo" "$tmp/unreadable"; do
+    expect "run --models=$path" "$qblind" run "$tmp/spec.yaml" -o "$tmp/out-m.h5" --models "$path" -q
 done
 
 # The command's own input as its output.

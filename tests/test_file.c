@@ -47,7 +47,8 @@ static void test_directory_and_missing(void **state)
     assert_int_equal(qb_file_check_dir(dir, "--models", &err), 0);
     char *missing = qb_test_path_join(dir, "missing.yaml");
     assert_int_equal(qb_file_open_regular(missing, "spec", &err), -1);
-    qb_test_assert_msg_has(&err, "cannot open: No such file or directory");
+    qb_test_assert_msg_has(&err, "cannot open spec ");
+    qb_test_assert_msg_has(&err, "missing.yaml: No such file or directory");
     assert_int_equal(qb_file_check_dir(missing, "data_dir", &err), -1);
     qb_test_assert_msg_has(&err, "No such file or directory");
     free(missing);
