@@ -35,7 +35,9 @@ void qb_sched_free(qb_sched *s);
 long qb_sched_next(qb_sched *s, int worker);
 /* Task `task` handed to `worker` has finished (ok, invalid or failed). Its
  * model is now in the store (the pipeline stores before it evaluates) —
- * unless `model_stored` is 0 (the model stage itself failed). */
+ * unless `model_stored` is 0 (the model stage itself failed). A model the
+ * store could not take (full disk) is reported stored too: the worker
+ * holds it, and another worker that needs it trains it again. */
 void qb_sched_finished(qb_sched *s, int worker, long task, int model_stored);
 /* Stop handing out work (SIGTERM/SIGUSR1). */
 void qb_sched_drain(qb_sched *s);

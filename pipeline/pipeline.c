@@ -89,8 +89,14 @@ static int ensure_model(qb_worker *w, const qb_task_params *p, qb_task_outcome *
     w->model_id = p->model_id;
     w->trainings++;
     out->trained = 1;
-    if (w->store && qb_model_store_put(w->store, p->model_id, key, &w->model, err))
-        return -1;
+    /* A store that cannot take the model (disk full, permissions) is the
+     * environment's failure, not the task's: the model is in memory and
+     * its tasks are measured with it; where it is needed again it is
+     * trained again (same seed, same bits). Never a failed row for it. */
+    qb_error serr;
+    if (w->store && qb_model_store_put(w->store, p->model_id, key, &w->model, &serr))
+        fprintf(stderr, "qblind: warning: %s; the model is used from memory and "
+                "trained again where another task needs it\n", serr.msg);
     return 0;
 }
 

@@ -182,6 +182,42 @@ static void test_defend(void **state)
     qb_worker_free(&w);
 }
 
+/* A model store that cannot take the trained model (its directory gone:
+ * what a full disk or lost permissions look like) is the environment's
+ * failure: the task is measured with the model in memory, never recorded
+ * as failed; the model is trained again where it is needed again. */
+static void test_store_failure_is_not_a_task_failure(void **state)
+{
+    (void)state;
+    char *dir = qb_test_tmpdir();
+    char sdir[600];
+    snprintf(sdir, sizeof sdir, "%s/models", dir);
+    qb_model_store store;
+    qb_error err;
+    assert_int_equal(qb_model_store_open(&store, sdir, &err), 0);
+    qb_test_tmpdir_remove(sdir); /* every put now fails */
+
+    qb_worker w, w2;
+    qb_worker_init(&w, &store);
+    qb_worker_init(&w2, &store);
+    qb_task_params a;
+    params(&a, "square", "fp32", 102, 1);
+    qb_task_outcome o, o2;
+    qb_pipeline_run(&w, &a, &o);
+    if (o.status == QB_STATUS_FAILED) fail_msg("recorded failed: %s", o.message);
+    assert_true(o.status == QB_STATUS_OK || o.status == QB_STATUS_INVALID); /* measured */
+    assert_int_equal(o.trained, 1);
+    qb_pipeline_run(&w2, &a, &o2); /* another rank: not in the store, trained again */
+    assert_int_equal(w2.trainings, 1);
+    assert_true(o2.ca_quant == o.ca_quant && o2.asr_quant == o.asr_quant);
+    qb_task_outcome_free(&o);
+    qb_task_outcome_free(&o2);
+    qb_worker_free(&w);
+    qb_worker_free(&w2);
+    qb_test_tmpdir_remove(dir);
+    free(dir);
+}
+
 int main(void)
 {
     qb_blas_single_thread();
@@ -189,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_train_once_and_reuse),
         cmocka_unit_test(test_status),
         cmocka_unit_test(test_defend),
+        cmocka_unit_test(test_store_failure_is_not_a_task_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
