@@ -15,6 +15,7 @@
 #include "core/xalloc.h"
 #include "store/shard.h"
 #include "cli/cli.h"
+#include "pipeline/preflight.h"
 #include "mpi/runner.h"
 
 char *openblas_get_config(void);
@@ -328,7 +329,9 @@ int qb_cmd_run(int argc, char **argv)
     else
         qb_model_store_default_dir(o.out, store_dir, sizeof store_dir);
     qb_model_store store;
-    int ok = rank == 0 ? qb_model_store_open(&store, store_dir, &err) == 0 : 1;
+    /* rank 0: what would make every task fail is an error now, not rows */
+    int ok = rank != 0 || ((o.empty_tasks || qb_spec_preflight(&spec, &err) == 0) &&
+                           qb_model_store_open(&store, store_dir, &err) == 0);
 
     /* rank 0 opens the results file (alone, MPI-IO on COMM_SELF) */
     qb_results *res = NULL;
@@ -395,8 +398,12 @@ int qb_cmd_plan(int argc, char **argv)
     qb_error err;
     double t0 = qb_now();
     if (qb_spec_load(&s, argv[1], &err)) return print_err(&err);
-    printf("spec %s: valid (hash %016" PRIx64 ", parsed and expanded in %.2f s)\n", argv[1],
-           s.hash, qb_now() - t0);
+    if (qb_spec_preflight(&s, &err)) {
+        qb_spec_free(&s);
+        return print_err(&err);
+    }
+    printf("spec %s: valid (hash %016" PRIx64 ", parsed, expanded and its data checked in "
+           "%.2f s)\n", argv[1], s.hash, qb_now() - t0);
     printf("  tasks:  %zu\n  models: %zu (each trained once)\n", s.n_tasks, s.n_models);
     const char *names[QB_AXIS_COUNT] = {"dataset", "seed", "trigger", "precision", "mitigation",
                                         "defense"};

@@ -12,6 +12,7 @@
 
 #include "core/train.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/preflight.h"
 #include "tests/testutil.h"
 
 /* The store key of the tests' models: the trigger name stands in for the
@@ -218,6 +219,41 @@ static void test_store_failure_is_not_a_task_failure(void **state)
     free(dir);
 }
 
+/* A spec whose every task would fail is refused before the first task:
+ * a target class the dataset does not have, a trigger larger than the
+ * images, a dataset that does not load. A good spec passes. */
+static void preflight_case(const char *text, const char *frag)
+{
+    qb_spec s;
+    qb_error err;
+    if (qb_spec_parse(&s, text, strlen(text), "t.yaml", &err)) fail_msg("%s", err.msg);
+    int rc = qb_spec_preflight(&s, &err);
+    if (!frag) {
+        if (rc) fail_msg("%s", err.msg);
+    } else {
+        assert_int_equal(rc, -1);
+        qb_test_assert_msg_has(&err, frag);
+        qb_test_assert_msg_has(&err, "t.yaml");
+    }
+    qb_spec_free(&s);
+}
+
+static void test_preflight(void **state)
+{
+    (void)state;
+    const char *base = "dataset: synthetic\nseed: 0\ntrigger: [clean, square]\n"
+                       "precision: fp32\ntrain: {arch: lenet, epochs: 1}\n";
+    preflight_case(base, NULL);
+    char text[512];
+    snprintf(text, sizeof text, "%sattack: {target: 50}\n", base);
+    preflight_case(text, "target class 50 outside 0..9");
+    snprintf(text, sizeof text, "%sattack: {size: 40}\n", base);
+    preflight_case(text, "`trigger: square`");
+    preflight_case("dataset: mnist\nseed: 0\ntrigger: clean\nprecision: fp32\n"
+                   "data_dir: /nonexistent/qblind-data\n",
+                   "dataset mnist cannot be loaded");
+}
+
 int main(void)
 {
     qb_blas_single_thread();
@@ -226,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_status),
         cmocka_unit_test(test_defend),
         cmocka_unit_test(test_store_failure_is_not_a_task_failure),
+        cmocka_unit_test(test_preflight),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
