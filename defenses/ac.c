@@ -13,7 +13,7 @@
  *   3. the silhouette of that 2-clustering, exact up to `silhouette_max`
  *      points, else on a seeded uniform subsample of that many.
  * A class is flagged when its smaller cluster holds < 35% of it and the
- * silhouette is > 0.10 (DESIGN.md, fixed); `detected` when any class is.
+ * silhouette is > 0.10 (docs/DESIGN.md, fixed); `detected` when any class is.
  * Sample level: the samples in the smaller cluster of a flagged class are
  * the ones AC would remove, scored against the known poisoned indices;
  * ac.small_poisoned also counts the poisoned samples in every class's

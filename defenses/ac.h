@@ -10,7 +10,7 @@
 
 #include "core/error.h"
 
-/* The fixed rule of DESIGN.md: a class is flagged when its smaller
+/* The fixed rule of docs/DESIGN.md: a class is flagged when its smaller
  * 2-means cluster holds less than QB_AC_SMALL_FRAC of it and the
  * clustering's silhouette exceeds QB_AC_SILHOUETTE. */
 #define QB_AC_SMALL_FRAC 0.35

@@ -10,12 +10,12 @@
  * the precision: integer inference where only outputs are needed, float on
  * the de-quantized weights with straight-through gradients in training
  * mode), never modifies it, and writes
- *   - res->detected: QB_DETECTED_YES / NO by the rule of DESIGN.md, or
+ *   - res->detected: QB_DETECTED_YES / NO by the rule of docs/DESIGN.md, or
  *     QB_DETECTED_NA where the rule does not apply (stated per defense);
  *   - raw results into res->details, named "<defense>.<field>".
  * It returns -1 with err set when it cannot run (too little data, a
  * numerical failure): the pipeline records that as `error`, never as "not
- * detected". Thresholds are the fixed values of DESIGN.md; every budget is a
+ * detected". Thresholds are the fixed values of docs/DESIGN.md; every budget is a
  * parameter (core/params.h) with the default of its table.
  *
  * Data. The defender's clean data come from the test set: in->pool lists

@@ -9,7 +9,7 @@
  * stamped. Fine-tuning draws its batch order from qb_seed_derive(in->seed,
  * "fp-finetune").
  *
- * `detected` (DESIGN.md reports FP as `mitigated`): for a backdoored model
+ * `detected` (docs/DESIGN.md reports FP as `mitigated`): for a backdoored model
  * YES when fine-pruning mitigated the backdoor (ASR after <= 20% with a CA
  * drop <= 5 points), NO when it did not; for a clean model QB_DETECTED_NA —
  * there is no backdoor to remove — though everything is run and recorded

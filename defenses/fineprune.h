@@ -41,7 +41,7 @@
  *      fine-tuning, and the ASR at each pruning step (the curve).
  *
  * mitigated = ASR after fine-tuning <= 20% and CA drop (deployed -> after
- * fine-tuning, same evaluation images) <= 5 points (DESIGN.md). */
+ * fine-tuning, same evaluation images) <= 5 points (docs/DESIGN.md). */
 #ifndef QB_FINEPRUNE_H
 #define QB_FINEPRUNE_H
 
@@ -53,7 +53,7 @@
 #include "core/train.h"
 #include "quant/precision.h"
 
-/* The `mitigated` rule of DESIGN.md. */
+/* The `mitigated` rule of docs/DESIGN.md. */
 #define QB_FP_MAX_ASR 0.20
 #define QB_FP_MAX_CA_DROP 0.05
 
@@ -142,7 +142,7 @@ int qb_fineprune_step_ok(double ca0, double ca, double max_ca_drop);
  * pruned): the largest k such that steps 1..k are all allowed. */
 int qb_fineprune_n_pruned(const double *ca, int n, double max_ca_drop);
 
-/* DESIGN.md's rule: asr_tuned <= 0.20 and ca_before - ca_tuned <= 0.05
+/* docs/DESIGN.md's rule: asr_tuned <= 0.20 and ca_before - ca_tuned <= 0.05
  * (fractions; 1e-12 of slack for rounding). */
 int qb_fineprune_mitigated(double ca_before, double ca_tuned, double asr_tuned);
 

@@ -86,7 +86,7 @@ typedef struct qb_nc_schedule {
     int up_flag, down_flag;
 } qb_nc_schedule;
 
-/* Attack-success threshold of a reversed trigger (DESIGN.md, fixed). */
+/* Attack-success threshold of a reversed trigger (docs/DESIGN.md, fixed). */
 #define QB_NC_SUCCESS 0.99
 /* Early stop counts epochs whose reg_best is >= this times the previous
  * best, i.e. did not decrease (the original's GTSRB setting, 1.0). */
@@ -103,7 +103,7 @@ void qb_nc_schedule_init(qb_nc_schedule *s, double init_cost, int patience, int 
  * s->cost for the next epoch (unless stopping). */
 int qb_nc_schedule_epoch(qb_nc_schedule *s, double acc, double reg);
 
-/* The flagging rule of DESIGN.md on per-label norms l1 (n): index (n)
+/* The flagging rule of docs/DESIGN.md on per-label norms l1 (n): index (n)
  * receives the MAD anomaly index; flagged[i] = 1 when l1[i] <= median and
  * index[i] > 2 (one-sided: only unusually small triggers). Returns the
  * number flagged. */

@@ -10,7 +10,7 @@
  * defender's bound on the poisoned fraction, taken per class (the
  * BackdoorBench convention; Tran et al. remove 1.5 eps of each label).
  *
- * `detected` (DESIGN.md) is YES when
+ * `detected` (docs/DESIGN.md) is YES when
  *   (a) the model has poisoned samples (in->is_poisoned != NULL) and the
  *       removed set of the target class (in->trigger->target) recalls at
  *       least half of that class's poisoned samples, or

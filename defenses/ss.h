@@ -10,7 +10,7 @@
 
 #include "core/error.h"
 
-/* Fixed values (DESIGN.md): remove the top QB_SS_REMOVE_FACTOR * eps of
+/* Fixed values (docs/DESIGN.md): remove the top QB_SS_REMOVE_FACTOR * eps of
  * each class; detected when the removed set of the target class recalls
  * >= QB_SS_RECALL of its poisoned samples, or when some class's ratio
  * sigma1 / sigma2 is above the median with a MAD anomaly index > QB_SS_MAD. */

@@ -18,7 +18,7 @@
  * Decision: threshold = qb_strip_threshold(calibration entropies, frr =
  * 0.01), an input is flagged when its entropy is below it; FRR on the FRR
  * split, TPR on the triggered inputs, AUROC of triggered vs FRR-split
- * entropies. detected = YES iff TPR >= 0.5 (DESIGN.md), for backdoored and
+ * entropies. detected = YES iff TPR >= 0.5 (docs/DESIGN.md), for backdoored and
  * clean models alike: on a clean model in->trigger is the probe trigger and
  * a YES is a false positive.
  *
@@ -46,7 +46,7 @@
 #include "defenses/defense.h"
 #include "defenses/verdict.h"
 
-/* STRIP's decision: TPR at the 1%-FRR threshold (DESIGN.md). */
+/* STRIP's decision: TPR at the 1%-FRR threshold (docs/DESIGN.md). */
 #define STRIP_MIN_TPR 0.5
 /* Superimposed images per forward pass. */
 #define STRIP_BATCH 256
@@ -63,7 +63,7 @@ const qb_param_def qb_strip_params[] = {
     {"n_trig", QB_PARAM_INT, 1000, 1, 1000000, NULL,
      "triggered inputs (non-target images of the pool's evaluation part)"},
     {"frr", QB_PARAM_REAL, 0.01, 0.0, 0.5, NULL,
-     "false rejection rate the threshold is set for on the calibration split (DESIGN.md: 1%)"},
+     "false rejection rate the threshold is set for on the calibration split (docs/DESIGN.md: 1%)"},
     {"clip", QB_PARAM_INT, 0, 0, 1, NULL,
      "1: superimposed pixels saturate at 1 (uint8 addWeighted); 0: x + o unclipped, as the "
      "original code on float images"},
