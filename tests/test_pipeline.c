@@ -47,17 +47,22 @@ static void params(qb_task_params *p, const char *trigger, const char *prec, uin
     p->defense = NULL;    /* none */
 }
 
+/* The model store dir/models (sdir: its path, 600 bytes). */
+static void open_store(const char *dir, char *sdir, qb_model_store *store)
+{
+    qb_error err;
+    snprintf(sdir, 600, "%s/models", dir);
+    if (qb_model_store_open(store, sdir, &err)) fail_msg("%s", err.msg);
+}
+
 /* Two tasks of one model on one worker: trained once; a second worker
  * with the same store loads it instead of training; metrics identical. */
 static void test_train_once_and_reuse(void **state)
 {
     (void)state;
-    char *dir = qb_test_tmpdir();
-    char sdir[600];
-    snprintf(sdir, sizeof sdir, "%s/models", dir);
+    char *dir = qb_test_tmpdir(), sdir[600];
     qb_model_store store;
-    qb_error err;
-    assert_int_equal(qb_model_store_open(&store, sdir, &err), 0);
+    open_store(dir, sdir, &store);
 
     qb_worker w1, w2;
     qb_worker_init(&w1, &store);
@@ -190,12 +195,9 @@ static void test_defend(void **state)
 static void test_store_failure_is_not_a_task_failure(void **state)
 {
     (void)state;
-    char *dir = qb_test_tmpdir();
-    char sdir[600];
-    snprintf(sdir, sizeof sdir, "%s/models", dir);
+    char *dir = qb_test_tmpdir(), sdir[600];
     qb_model_store store;
-    qb_error err;
-    assert_int_equal(qb_model_store_open(&store, sdir, &err), 0);
+    open_store(dir, sdir, &store);
     qb_test_tmpdir_remove(sdir); /* every put now fails */
 
     qb_worker w, w2;
