@@ -64,24 +64,10 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static float *falloc(size_t n)
-{
-    float *p = calloc(n ? n : 1, sizeof(float));
-    assert_non_null(p);
-    return p;
-}
-
 static int32_t *ialloc(size_t n)
 {
     int32_t *p = calloc(n ? n : 1, sizeof(int32_t));
     assert_non_null(p);
-    return p;
-}
-
-static float *random_floats(qb_rng *r, size_t n, float lo, float hi)
-{
-    float *p = falloc(n);
-    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * qb_rng_uniform(r);
     return p;
 }
 
@@ -90,7 +76,7 @@ static float *random_floats(qb_rng *r, size_t n, float lo, float hi)
  * (see conv_grad_case). */
 static float *grid_floats(qb_rng *r, size_t n, float lo, float hi, int bits)
 {
-    float *p = falloc(n);
+    float *p = qb_test_falloc(n);
     const int klo = (int)ldexpf(lo, bits), khi = (int)ldexpf(hi, bits);
     for (size_t i = 0; i < n; i++)
         p[i] = ldexpf((float)(klo + (int)qb_rng_below(r, (uint32_t)(khi - klo + 1))), -bits);
@@ -326,10 +312,10 @@ static void test_conv_forward_reference(void **state)
         const conv_shape *cs = &conv_shapes[s];
         qb_layer l = conv_layer(cs->c, cs->h, cs->w, cs->oc, cs->k, cs->s, cs->p);
         size_t nx = (size_t)cs->b * qb_layer_in_size(&l), ny = (size_t)cs->b * qb_layer_out_size(&l);
-        float *x = random_floats(&rng, nx, -1, 1);
-        float *w = random_floats(&rng, l.w_len, -0.5f, 0.5f);
-        float *bias = random_floats(&rng, l.b_len, -0.5f, 0.5f);
-        float *y = falloc(ny), *work = falloc(qb_conv2d_work_size(&l, cs->b));
+        float *x = qb_test_random_floats(&rng, nx, -1, 1);
+        float *w = qb_test_random_floats(&rng, l.w_len, -0.5f, 0.5f);
+        float *bias = qb_test_random_floats(&rng, l.b_len, -0.5f, 0.5f);
+        float *y = qb_test_falloc(ny), *work = qb_test_falloc(qb_conv2d_work_size(&l, cs->b));
         double *ref = malloc(ny * sizeof *ref), *mag = malloc(ny * sizeof *mag);
         assert_non_null(ref);
         assert_non_null(mag);
@@ -354,7 +340,7 @@ static void test_conv_forward_reference(void **state)
         if (pl.out_h >= 1 && pl.out_w >= 1) {
             qb_conv_epilogue ep = {.relu = 1, .pool = &pl};
             size_t np = (size_t)cs->b * qb_layer_out_size(&pl);
-            float *yp = falloc(np);
+            float *yp = qb_test_falloc(np);
             int32_t *am = ialloc(np);
             qb_conv2d_forward_ex(&l, &ep, cs->b, x, w, bias, yp, am, work);
             for (size_t pi = 0; pi < np; pi++) {
@@ -459,20 +445,20 @@ static void conv_grad_case(const conv_shape *cs, int epi, qb_rng *rng)
     assert_true(K * (1.0 + hmax) * (0.5 + hmax) + 0.5 + hmax < ldexp(1.0, 19 - hb));
     assert_true((double)c.ny < 0x1p16 && (double)c.b * c.l.out_h * c.l.out_w < 0x1p11 &&
                 (double)c.l.out_c * c.l.k * c.l.k < 0x1p10);
-    c.y = falloc(c.ny);
+    c.y = qb_test_falloc(c.ny);
     c.argmax = ialloc(c.ny);
-    c.work = falloc(qb_conv2d_work_size(&c.l, c.b));
+    c.work = qb_test_falloc(qb_conv2d_work_size(&c.l, c.b));
     conv_loss(&c, NULL);
 
     /* analytic: dw, db from zero; dx prefilled with NaN (must be overwritten) */
-    float *dw = falloc(c.l.w_len), *db = falloc(c.l.b_len), *dx = falloc(nx);
+    float *dw = qb_test_falloc(c.l.w_len), *db = qb_test_falloc(c.l.b_len), *dx = qb_test_falloc(nx);
     fill_nan(dx, nx);
     qb_conv2d_backward_ex(&c.l, &c.ep, c.b, c.x, c.w, c.y, c.ep.pool ? c.argmax : NULL, c.r, dw,
                           db, dx, c.work);
 
     /* contract: dw and db accumulate (+=), dx is not needed for them */
-    float *dw2 = random_floats(rng, c.l.w_len, -1, 1), *db2 = random_floats(rng, c.l.b_len, -1, 1);
-    float *dw0 = falloc(c.l.w_len), *db0 = falloc(c.l.b_len);
+    float *dw2 = qb_test_random_floats(rng, c.l.w_len, -1, 1), *db2 = qb_test_random_floats(rng, c.l.b_len, -1, 1);
+    float *dw0 = qb_test_falloc(c.l.w_len), *db0 = qb_test_falloc(c.l.b_len);
     memcpy(dw0, dw2, c.l.w_len * sizeof(float));
     memcpy(db0, db2, c.l.b_len * sizeof(float));
     qb_conv2d_backward_ex(&c.l, &c.ep, c.b, c.x, c.w, c.y, c.ep.pool ? c.argmax : NULL, c.r, dw2,
@@ -482,7 +468,7 @@ static void conv_grad_case(const conv_shape *cs, int epi, qb_rng *rng)
     for (size_t i = 0; i < c.l.b_len; i++)
         assert_true(fabsf(db2[i] - db0[i] - db[i]) <= 1e-5f * (1.0f + fabsf(db[i])));
     if (epi == 0) {
-        float *dwb = falloc(c.l.w_len), *dbb = falloc(c.l.b_len), *dxb = falloc(nx);
+        float *dwb = qb_test_falloc(c.l.w_len), *dbb = qb_test_falloc(c.l.b_len), *dxb = qb_test_falloc(nx);
         qb_conv2d_backward(&c.l, c.b, c.x, c.w, c.r, dwb, dbb, dxb, c.work);
         assert_bits_equal("qb_conv2d_backward dw", dw, dwb, c.l.w_len * sizeof(float));
         assert_bits_equal("qb_conv2d_backward db", db, dbb, c.l.b_len * sizeof(float));
@@ -556,19 +542,19 @@ static void test_conv_epilogue_matches_layers(void **state)
         const int b = cs->b;
         size_t nx = (size_t)b * qb_layer_in_size(&l), nc = (size_t)b * qb_layer_out_size(&l);
         size_t np = (size_t)b * qb_layer_out_size(&pl);
-        float *x = random_floats(&rng, nx, -1, 1);
-        float *w = random_floats(&rng, l.w_len, -0.5f, 0.5f);
-        float *bias = random_floats(&rng, l.b_len, -0.5f, 0.5f);
-        float *work = falloc(qb_conv2d_work_size(&l, b));
+        float *x = qb_test_random_floats(&rng, nx, -1, 1);
+        float *w = qb_test_random_floats(&rng, l.w_len, -0.5f, 0.5f);
+        float *bias = qb_test_random_floats(&rng, l.b_len, -0.5f, 0.5f);
+        float *work = qb_test_falloc(qb_conv2d_work_size(&l, b));
         /* separate layers */
-        float *yc = falloc(nc), *yr = falloc(nc), *yp = falloc(np);
+        float *yc = qb_test_falloc(nc), *yr = qb_test_falloc(nc), *yp = qb_test_falloc(np);
         int32_t *amp = ialloc(np);
         qb_conv2d_forward(&l, b, x, w, bias, yc, work);
         qb_relu_forward(nc, yc, yr);
         qb_maxpool_forward(&pl, b, yr, yp, amp);
         /* fused */
         qb_conv_epilogue ep_r = {.relu = 1}, ep_rp = {.relu = 1, .pool = &pl};
-        float *fr = falloc(nc), *fp = falloc(np);
+        float *fr = qb_test_falloc(nc), *fp = qb_test_falloc(np);
         int32_t *amf = ialloc(np);
         qb_conv2d_forward_ex(&l, &ep_r, b, x, w, bias, fr, NULL, work);
         qb_conv2d_forward_ex(&l, &ep_rp, b, x, w, bias, fp, amf, work);
@@ -578,10 +564,10 @@ static void test_conv_epilogue_matches_layers(void **state)
         for (size_t i = 0; i < np; i++)
             if (fp[i] > 0.0f) assert_int_equal(amp[i], amf[i]);
 
-        float *dy = random_floats(&rng, np, -1, 1), *dyr = random_floats(&rng, nc, -1, 1);
-        float *d1 = falloc(nc), *d2 = falloc(nc);
-        float *dw_s = falloc(l.w_len), *db_s = falloc(l.b_len), *dx_s = falloc(nx);
-        float *dw_f = falloc(l.w_len), *db_f = falloc(l.b_len), *dx_f = falloc(nx);
+        float *dy = qb_test_random_floats(&rng, np, -1, 1), *dyr = qb_test_random_floats(&rng, nc, -1, 1);
+        float *d1 = qb_test_falloc(nc), *d2 = qb_test_falloc(nc);
+        float *dw_s = qb_test_falloc(l.w_len), *db_s = qb_test_falloc(l.b_len), *dx_s = qb_test_falloc(nx);
+        float *dw_f = qb_test_falloc(l.w_len), *db_f = qb_test_falloc(l.b_len), *dx_f = qb_test_falloc(nx);
         /* relu+pool */
         qb_maxpool_backward(&pl, b, dy, amp, d1);
         qb_relu_backward(nc, yr, d1, d2);
@@ -592,9 +578,9 @@ static void test_conv_epilogue_matches_layers(void **state)
         assert_bits_equal("conv+relu+pool backward dx", dx_s, dx_f, nx * sizeof(float));
         /* the same through an im2col cache kept from the forward pass */
         {
-            float *cache = falloc(qb_conv2d_col_size(&l, b)), *fc = falloc(np);
+            float *cache = qb_test_falloc(qb_conv2d_col_size(&l, b)), *fc = qb_test_falloc(np);
             int32_t *amc = ialloc(np);
-            float *dw_c = falloc(l.w_len), *db_c = falloc(l.b_len), *dx_c = falloc(nx);
+            float *dw_c = qb_test_falloc(l.w_len), *db_c = qb_test_falloc(l.b_len), *dx_c = qb_test_falloc(nx);
             qb_conv_epilogue ep_c = {.relu = 1, .pool = &pl, .col_cache = cache};
             qb_conv2d_forward_ex(&l, &ep_c, b, x, w, bias, fc, amc, work);
             assert_bits_equal("conv+relu+pool forward (col cache)", fp, fc, np * sizeof(float));
@@ -684,15 +670,15 @@ static void pool_case(int b, int ch, int h, int w, int k, int s, qb_rng *rng)
     c.ny = (size_t)b * qb_layer_out_size(&c.l);
     /* every plane: a random permutation of values 0.02 apart, so no two
      * window entries are within 2h of each other: no argmax can move */
-    c.x = falloc(nx);
+    c.x = qb_test_falloc(nx);
     for (size_t p = 0; p < (size_t)b * ch; p++) {
         size_t cnt;
         size_t *perm = pick_indices(rng, hw, hw, &cnt);
         for (size_t i = 0; i < hw; i++) c.x[p * hw + i] = -0.5f + 0.02f * (float)perm[i];
         free(perm);
     }
-    c.y = falloc(c.ny);
-    c.r = random_floats(rng, c.ny, -1, 1);
+    c.y = qb_test_falloc(c.ny);
+    c.r = qb_test_random_floats(rng, c.ny, -1, 1);
     c.argmax = ialloc(c.ny);
     pool_loss(&c, NULL);
 
@@ -711,7 +697,7 @@ static void pool_case(int b, int ch, int h, int w, int k, int s, qb_rng *rng)
                 assert_true(c.x[p * hw + (size_t)c.argmax[o]] == m);
             }
 
-    float *dx = falloc(nx);
+    float *dx = qb_test_falloc(nx);
     fill_nan(dx, nx);
     qb_maxpool_backward(&c.l, b, c.r, c.argmax, dx);
     char what[64];
@@ -781,23 +767,23 @@ static void test_relu_fd(void **state)
     qb_rng_seed(&rng, 31);
     relu_ctx c;
     c.n = 301;
-    c.x = falloc(c.n);
+    c.x = qb_test_falloc(c.n);
     /* |x| >= 0.05 > h: no element crosses 0 */
     for (size_t i = 0; i < c.n; i++) {
         float v = qb_rng_uniform(&rng) * 0.95f + 0.05f;
         c.x[i] = qb_rng_uniform(&rng) < 0.5f ? -v : v;
     }
-    c.y = falloc(c.n);
-    c.r = random_floats(&rng, c.n, -1, 1);
+    c.y = qb_test_falloc(c.n);
+    c.r = qb_test_random_floats(&rng, c.n, -1, 1);
     relu_loss(&c, NULL);
     for (size_t i = 0; i < c.n; i++) assert_true(c.y[i] == (c.x[i] > 0 ? c.x[i] : 0.0f));
-    float *dx = falloc(c.n);
+    float *dx = qb_test_falloc(c.n);
     fill_nan(dx, c.n);
     qb_relu_backward(c.n, c.y, c.r, dx);
     fd_check fc = {"relu dx", relu_loss, &c, c.n, 1e-2f, 1e-2, 0.0};
     check_fd(&fc, &rng, c.x, dx, c.n, c.n);
     /* dx may alias dy */
-    float *d = falloc(c.n);
+    float *d = qb_test_falloc(c.n);
     memcpy(d, c.r, c.n * sizeof(float));
     qb_relu_backward(c.n, c.y, d, d);
     assert_bits_equal("relu backward in place", d, dx, c.n * sizeof(float));
@@ -827,11 +813,11 @@ static void linear_case(int b, int in, int out, qb_rng *rng)
 {
     linear_ctx c = {b, in, out, NULL, NULL, NULL, NULL, NULL};
     size_t nx = (size_t)b * in, nw = (size_t)out * in, ny = (size_t)b * out;
-    c.x = random_floats(rng, nx, -1, 1);
-    c.w = random_floats(rng, nw, -0.5f, 0.5f);
-    c.bias = random_floats(rng, (size_t)out, -0.5f, 0.5f);
-    c.y = falloc(ny);
-    c.r = random_floats(rng, ny, -1, 1);
+    c.x = qb_test_random_floats(rng, nx, -1, 1);
+    c.w = qb_test_random_floats(rng, nw, -0.5f, 0.5f);
+    c.bias = qb_test_random_floats(rng, (size_t)out, -0.5f, 0.5f);
+    c.y = qb_test_falloc(ny);
+    c.r = qb_test_random_floats(rng, ny, -1, 1);
     linear_loss(&c, NULL);
     /* forward against the definition */
     for (int i = 0; i < b; i++)
@@ -844,11 +830,11 @@ static void linear_case(int b, int in, int out, qb_rng *rng)
             }
             assert_true(fabs(c.y[(size_t)i * out + o] - s) <= 1e-5 * a + 1e-7);
         }
-    float *dw = falloc(nw), *db = falloc((size_t)out), *dx = falloc(nx);
+    float *dw = qb_test_falloc(nw), *db = qb_test_falloc((size_t)out), *dx = qb_test_falloc(nx);
     fill_nan(dx, nx);
     qb_linear_backward(b, in, out, c.x, c.w, c.r, dw, db, dx);
     /* accumulation: a second call with dx NULL doubles dw and db */
-    float *dw2 = falloc(nw), *db2 = falloc((size_t)out);
+    float *dw2 = qb_test_falloc(nw), *db2 = qb_test_falloc((size_t)out);
     memcpy(dw2, dw, nw * sizeof(float));
     memcpy(db2, db, (size_t)out * sizeof(float));
     qb_linear_backward(b, in, out, c.x, c.w, c.r, dw2, db2, NULL);
@@ -907,8 +893,8 @@ static void test_softmax_xent(void **state)
     qb_rng_seed(&rng, 51);
     const int b = 3, classes = 5;
     const uint8_t labels[3] = {0, 4, 2};
-    xent_ctx c = {b, classes, random_floats(&rng, (size_t)b * classes, -3, 3), labels};
-    float *dz = falloc((size_t)b * classes);
+    xent_ctx c = {b, classes, qb_test_random_floats(&rng, (size_t)b * classes, -3, 3), labels};
+    float *dz = qb_test_falloc((size_t)b * classes);
     float loss = qb_softmax_xent(b, classes, c.z, labels, dz);
     /* the loss against log-sum-exp in double */
     double ref = 0.0;
@@ -920,7 +906,7 @@ static void test_softmax_xent(void **state)
     ref /= b;
     assert_true(fabs((double)loss - ref) <= 1e-6 * fabs(ref));
     /* probabilities and the gradient (softmax - onehot) / b */
-    float *pr = falloc((size_t)b * classes);
+    float *pr = qb_test_falloc((size_t)b * classes);
     qb_softmax(b, classes, c.z, pr);
     for (int i = 0; i < b; i++) {
         double sp = 0.0, sd = 0.0;
@@ -997,12 +983,12 @@ static void model_fd_case(const char *arch, int ch, int h, int w, int b, uint64_
     qb_rng rng;
     qb_rng_seed(&rng, seed);
     size_t nx = (size_t)b * ch * h * w;
-    float *x = random_floats(&rng, nx, 0, 1);
-    float *r = random_floats(&rng, (size_t)b * m.classes, -1, 1);
+    float *x = qb_test_random_floats(&rng, nx, 0, 1);
+    float *r = qb_test_random_floats(&rng, (size_t)b * m.classes, -1, 1);
 
     qb_model_ws ws;
     qb_model_ws_init(&ws, &m, b);
-    float *grads = falloc(m.n_params), *dx = falloc(nx);
+    float *grads = qb_test_falloc(m.n_params), *dx = qb_test_falloc(nx);
     fill_nan(dx, nx);
     qb_model_forward(&m, &ws, x, b, 1);
     qb_model_backward(&m, &ws, r, b, grads, dx);
@@ -1065,15 +1051,15 @@ static void fused_case(const char *arch, int ch, int h, int w, int b, uint64_t s
     qb_rng rng;
     qb_rng_seed(&rng, seed);
     size_t nx = (size_t)b * ch * h * w, nl = (size_t)b * m.classes;
-    float *x = random_floats(&rng, nx, 0, 1);
-    float *dl = random_floats(&rng, nl, -1, 1);
+    float *x = qb_test_random_floats(&rng, nx, 0, 1);
+    float *dl = qb_test_random_floats(&rng, nl, -1, 1);
     qb_model_ws wf, wu;
     qb_model_ws_init(&wf, &m, b);
     qb_model_ws_init(&wu, &m, b);
     qb_model_ws_set_fused(&wu, 0);
-    float *lf = falloc(nl), *lu = falloc(nl), *li = falloc(nl);
-    float *gf = falloc(m.n_params), *gu = falloc(m.n_params);
-    float *dxf = falloc(nx), *dxu = falloc(nx);
+    float *lf = qb_test_falloc(nl), *lu = qb_test_falloc(nl), *li = qb_test_falloc(nl);
+    float *gf = qb_test_falloc(m.n_params), *gu = qb_test_falloc(m.n_params);
+    float *dxf = qb_test_falloc(nx), *dxu = qb_test_falloc(nx);
     memcpy(li, qb_model_forward(&m, &wf, x, b, 0), nl * sizeof(float));
     memcpy(lf, qb_model_forward(&m, &wf, x, b, 1), nl * sizeof(float));
     memcpy(lu, qb_model_forward(&m, &wu, x, b, 1), nl * sizeof(float));
@@ -1095,7 +1081,7 @@ static void fused_case(const char *arch, int ch, int h, int w, int b, uint64_t s
     snprintf(what, sizeof what, "%s dx fused/unfused", arch);
     assert_bits_equal(what, dxf, dxu, nx * sizeof(float));
     /* input gradients only (grads NULL): the same dx, both workspaces */
-    float *dxn = falloc(nx);
+    float *dxn = qb_test_falloc(nx);
     qb_model_forward(&m, &wf, x, b, 1);
     qb_model_backward(&m, &wf, dl, b, NULL, dxn);
     snprintf(what, sizeof what, "%s dx without parameter gradients (fused)", arch);

@@ -64,20 +64,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static float *falloc(size_t n)
-{
-    float *p = calloc(n ? n : 1, sizeof(float));
-    assert_non_null(p);
-    return p;
-}
-
-static float *random_floats(qb_rng *r, size_t n, float lo, float hi)
-{
-    float *p = falloc(n);
-    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * qb_rng_uniform(r);
-    return p;
-}
-
 static void build(qb_model *m, const char *arch, int c, int h, int w, uint64_t seed)
 {
     qb_error err;
@@ -123,11 +109,11 @@ static void per_layer_check(const char *what, qb_qmodel *qm, const float *x, int
         const size_t nin = (size_t)b * qb_layer_in_size(l), nout = (size_t)b * qb_layer_out_size(l);
         const float *in = ws.act[i], *yi = ws.act[i + 1];
         const float *w = m->params + l->w_off, *bias = m->params + l->b_off;
-        float *scratch = falloc(nin), *ys = falloc(nout);
+        float *scratch = qb_test_falloc(nin), *ys = qb_test_falloc(nout);
         const float *xs = qm->hooks.input(qm->hooks.ctx, m, i, b, in, scratch);
         assert_ptr_equal(xs, scratch); /* activations are quantized at this layer */
         if (l->kind == QB_LAYER_CONV2D) {
-            float *work = falloc(qb_conv2d_work_size(l, b));
+            float *work = qb_test_falloc(qb_conv2d_work_size(l, b));
             qb_conv2d_forward(l, b, xs, w, bias, ys, work);
             free(work);
         } else {
@@ -222,7 +208,7 @@ static void logit_bounds(qb_qmodel *qm, const qb_model_ws *wi, const qb_model_ws
     assert_true(qm->ql[last].active && l->kind == QB_LAYER_LINEAR);
     const size_t nin = (size_t)b * qb_layer_in_size(l), nout = (size_t)b * qb_layer_out_size(l);
     const float *w = m->params + l->w_off, *bias = m->params + l->b_off;
-    float *xi = falloc(nin), *xs = falloc(nin);
+    float *xi = qb_test_falloc(nin), *xs = qb_test_falloc(nin);
     double *ri = malloc(nout * sizeof *ri), *mi = malloc(nout * sizeof *mi);
     double *rs = malloc(nout * sizeof *rs), *ms = malloc(nout * sizeof *ms);
     assert_non_null(ri);
@@ -258,13 +244,13 @@ static void integer_case(const char *arch, int c, int h, int w, const char *prec
     assert_true(qm.integer);
     qb_rng rng;
     qb_rng_seed(&rng, seed);
-    float *x = random_floats(&rng, in_elems(&fp, b), 0.0f, 1.0f);
+    float *x = qb_test_random_floats(&rng, in_elems(&fp, b), 0.0f, 1.0f);
 
     per_layer_check(what, &qm, x, b);
 
     /* Whole model, default (fused) workspaces. */
     const size_t nl = (size_t)b * fp.classes;
-    float *li = falloc(nl), *ls = falloc(nl), *lf = falloc(nl);
+    float *li = qb_test_falloc(nl), *ls = qb_test_falloc(nl), *lf = qb_test_falloc(nl);
     qb_model_ws wi, wsim, wf;
     qb_model_ws_init(&wi, &qm.model, b);
     qb_model_ws_init(&wsim, &qm.model, b);
@@ -362,9 +348,9 @@ static void test_integer_gemm_paths(void **state)
         qb_rng rng;
         qb_rng_seed(&rng, 62 + k);
         const int b = cases[k].b;
-        float *x = random_floats(&rng, in_elems(&fp, b), 0.0f, 1.0f);
+        float *x = qb_test_random_floats(&rng, in_elems(&fp, b), 0.0f, 1.0f);
         const size_t nl = (size_t)b * fp.classes;
-        float *ref = falloc(nl);
+        float *ref = qb_test_falloc(nl);
         int runs = 0;
         for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++) {
             if (!qb_gemm_s8_supported(paths[p])) continue;
@@ -667,8 +653,8 @@ static void ste_setup_init(ste_setup *s, const char *arch, int c, int h, int w, 
     s->deq.hooks = NULL;
     qb_rng_seed(&s->rng, seed);
     s->nx = in_elems(&s->fp, b);
-    s->x = random_floats(&s->rng, s->nx, 0.0f, 1.0f);
-    s->r = random_floats(&s->rng, (size_t)b * s->fp.classes, -1.0f, 1.0f);
+    s->x = qb_test_random_floats(&s->rng, s->nx, 0.0f, 1.0f);
+    s->r = qb_test_random_floats(&s->rng, (size_t)b * s->fp.classes, -1.0f, 1.0f);
 }
 
 static void ste_setup_free(ste_setup *s)
@@ -690,7 +676,7 @@ static void ste_float_act_case(const char *arch, int c, int h, int w, const char
     assert_false(st.qm.integer);
     qb_model_ws ws;
     qb_model_ws_init(&ws, &st.qm.model, b);
-    float *grads = falloc(st.fp.n_params), *dx = falloc(st.nx);
+    float *grads = qb_test_falloc(st.fp.n_params), *dx = qb_test_falloc(st.nx);
     qb_model_forward(&st.qm.model, &ws, st.x, b, 1);
     qb_model_backward(&st.qm.model, &ws, st.r, b, grads, dx);
 
@@ -749,7 +735,7 @@ static const float *frozen_input(void *ctx, const qb_model *m, int layer, int b,
     if (f->record) {
         const float *q = f->qm->hooks.input(f->qm->hooks.ctx, m, layer, b, x, scratch);
         free(f->delta[layer]);
-        f->delta[layer] = falloc(n);
+        f->delta[layer] = qb_test_falloc(n);
         for (size_t j = 0; j < n; j++) f->delta[layer][j] = q[j] - x[j];
     }
     for (size_t j = 0; j < n; j++) scratch[j] = x[j] + f->delta[layer][j];
@@ -775,7 +761,7 @@ static void ste_fake_quant_case(const char *arch, int c, int h, int w, const cha
     ste_setup_init(&st, arch, c, h, w, prec, b, seed);
     assert_true(st.qm.integer);
     const size_t np = st.fp.n_params;
-    float *gq = falloc(np), *dxq = falloc(st.nx), *gf = falloc(np), *dxf = falloc(st.nx);
+    float *gq = qb_test_falloc(np), *dxq = qb_test_falloc(st.nx), *gf = qb_test_falloc(np), *dxf = qb_test_falloc(st.nx);
     qb_model_ws wq, wf;
     qb_model_ws_init(&wq, &st.qm.model, b);
     qb_model_ws_init(&wf, &st.deq, b);
@@ -912,7 +898,7 @@ static void test_fp32_identity(void **state)
         const int b = 3;
         qb_rng rng;
         qb_rng_seed(&rng, 52);
-        float *x = random_floats(&rng, in_elems(&fp, b), 0.0f, 1.0f);
+        float *x = qb_test_random_floats(&rng, in_elems(&fp, b), 0.0f, 1.0f);
         qb_model_ws w1, w2;
         qb_model_ws_init(&w1, &fp, b);
         qb_model_ws_init(&w2, &qm.model, b);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/model.h"
+#include "core/rng.h"
 
 char *qb_test_tmpdir(void)
 {
@@ -200,4 +201,18 @@ void qb_test_layer_direct(const qb_layer *l, int b, const float *x, const float 
                     y[o] = s;
                     mag[o] = a;
                 }
+}
+
+float *qb_test_falloc(size_t n)
+{
+    float *p = calloc(n ? n : 1, sizeof(float));
+    assert_non_null(p);
+    return p;
+}
+
+float *qb_test_random_floats(qb_rng *r, size_t n, float lo, float hi)
+{
+    float *p = qb_test_falloc(n);
+    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * qb_rng_uniform(r);
+    return p;
 }

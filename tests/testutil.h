@@ -37,6 +37,12 @@ void qb_test_write_file(const char *path, const void *data, size_t len);
 /* path of a committed fixture: $QBLIND_FIXTURES/name (malloc'd). */
 char *qb_test_fixture_path(const char *name);
 
+/* n zeroed floats (asserts on failure; at least one is allocated). */
+float *qb_test_falloc(size_t n);
+struct qb_rng;
+/* n floats uniform in [lo, hi) from r (qb_test_falloc'd). */
+float *qb_test_random_floats(struct qb_rng *r, size_t n, float lo, float hi);
+
 /* Fails the test (printing both) unless e's message contains frag. */
 void qb_test_assert_msg_has(const qb_error *e, const char *frag);
 
