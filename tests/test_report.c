@@ -262,21 +262,7 @@ static int write_child(const char *path)
 
 static void write_results_file(const char *path)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        char self[4096];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n <= 0) _exit(127);
-        self[n] = '\0';
-        setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
-        char *argv[] = {self, "--write-child", (char *)path, NULL};
-        execv(self, argv);
-        _exit(127);
-    }
-    int ws;
-    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    int ws = qb_test_run_self("--write-child", path, "detect_leaks=0");
     if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) fail_msg("writer child failed (status 0x%x)", ws);
 }
 

@@ -815,21 +815,7 @@ static int crash_child(const char *path)
 /* Run this binary with `mode path`; returns the wait status. */
 static int run_child(const char *mode, const char *path)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        char self[4096];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n <= 0) _exit(127);
-        self[n] = '\0';
-        char *argv[] = {self, (char *)mode, (char *)path, NULL};
-        execv(self, argv);
-        _exit(127);
-    }
-    int ws;
-    assert_int_equal(waitpid(pid, &ws, 0), pid);
-    return ws;
+    return qb_test_run_self(mode, path, NULL);
 }
 
 static void test_flushed_rows_survive_sigkill(void **state)

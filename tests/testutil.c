@@ -8,6 +8,7 @@
 
 #include <ftw.h>
 #include <math.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,4 +216,24 @@ float *qb_test_random_floats(qb_rng *r, size_t n, float lo, float hi)
     float *p = qb_test_falloc(n);
     for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * qb_rng_uniform(r);
     return p;
+}
+
+int qb_test_run_self(const char *mode, const char *arg, const char *asan_options)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char self[4096];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n <= 0) _exit(127);
+        self[n] = '\0';
+        if (asan_options) setenv("ASAN_OPTIONS", asan_options, 1);
+        char *argv[] = {self, (char *)mode, (char *)arg, NULL};
+        execv(self, argv);
+        _exit(127);
+    }
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    return ws;
 }

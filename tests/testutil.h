@@ -43,6 +43,11 @@ struct qb_rng;
 /* n floats uniform in [lo, hi) from r (qb_test_falloc'd). */
 float *qb_test_random_floats(struct qb_rng *r, size_t n, float lo, float hi);
 
+/* Run this test program again as a child, `self mode arg` (its main
+ * dispatches on mode), with ASAN_OPTIONS set to asan_options when not
+ * NULL; returns the waitpid status. Output is flushed first. */
+int qb_test_run_self(const char *mode, const char *arg, const char *asan_options);
+
 /* Fails the test (printing both) unless e's message contains frag. */
 void qb_test_assert_msg_has(const qb_error *e, const char *frag);
 
