@@ -73,10 +73,11 @@ for h in $harnesses; do
         rm -rf "$new"
         echo "ok   fuzz_$h: $(echo "$files" | wc -l) committed inputs, then mutations (seed 1, <= 3000 runs, <= 5 s)"
     else
+        echo "== fuzz_$h, $secs s"
         # shellcheck disable=SC2086
         "$exe" $opts -max_total_time="$secs" -print_final_stats=1 \
             -artifact_prefix="$bld/artifacts/$h/" "$bld/corpus/$h" "$src/fuzz/corpus/$h" 2>&1 |
-            tee "$log" | grep -E '^#[0-9]+ +(INITED|DONE|pulse)|^stat::|ERROR|SUMMARY' || true
+            tee "$log" | grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::|ERROR|SUMMARY' || true
         grep -q 'Done [0-9]* runs' "$log" || { echo "FAIL fuzz_$h (see $log)"; fail=1; }
     fi
 done
