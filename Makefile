@@ -7,7 +7,7 @@
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build run test test-unit test-asan bench clean
+.PHONY: all deps build run test test-unit test-asan bench fuzz clean
 
 all: build
 
@@ -47,5 +47,11 @@ test-asan:
 bench: build
 	bench/train_vs_torch.sh build
 
+# libFuzzer (fuzz/README.md): build build-fuzz/ with clang and fuzz each
+# harness FUZZ_SECONDS seconds on its seed corpus.
+FUZZ_SECONDS ?= 60
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
