@@ -297,6 +297,8 @@ static int product_size(expand *x)
 static uint32_t merged_spans(const qb_spec_filter *f, qb_seed_span **out)
 {
     uint32_t nf = f->n[QB_AXIS_SEED];
+    *out = NULL;
+    if (nf == 0) return 0; /* the entry leaves seed out */
     qb_seed_span *sp = xmalloc(nf, sizeof *sp);
     memcpy(sp, f->spans, nf * sizeof *sp);
     qsort(sp, nf, sizeof *sp, cmp_span);
