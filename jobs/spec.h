@@ -103,6 +103,11 @@
 #define QB_SPEC_MAX_RANGE 1000000u
 /* Spec files larger than this are refused. */
 #define QB_SPEC_MAX_BYTES (16u << 20)
+/* Exclude matching (jobs/spec_expand.c): at most this many 64-bit words of
+ * rows (value classes x entries / 64, 256 MiB), and of work (tasks x
+ * entries / 64, a few seconds at most). */
+#define QB_SPEC_MAX_XWORDS (32ull << 20)
+#define QB_SPEC_MAX_XWORK (4ull << 30)
 
 /* A place in a spec (or in a preset: file "<preset fast>"). */
 typedef struct qb_spec_mark {

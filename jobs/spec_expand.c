@@ -7,7 +7,7 @@
  *   include_values    complete the value tables with what only include names
  *   product_size      the cartesian product's size, against QB_SPEC_MAX_TASKS
  *   qb_spec_resolve   every table value to what runs it (jobs/spec_resolve.c)
- *   exclude_masks     per entry and axis, which table values it names
+ *   exclude_rows      per axis and value, which exclude entries name it
  *   add_product       the product minus exclude (dataset outermost)
  *   add_include       include tuples that are not tasks yet
  *   assign_models     distinct (dataset, seed, trigger), in order of first use
@@ -69,16 +69,38 @@ static uint32_t seed_find(const qb_spec_axis *ax, const idxtab *t, uint64_t v, s
     return t->slot[i];
 }
 
-static int excluded(uint8_t *const *mask, size_t nf, const uint32_t *i)
+/* Exclude matching (step 3): for every axis and table value a row of
+ * x->xw words, bit e set when exclude entry e names that value or leaves the
+ * axis out. A tuple is excluded when the AND of its six rows is not zero, so
+ * a task costs xw words (entries / 64), never entries x axis size; the seed
+ * axis has a row per class of seeds no entry boundary separates, so its
+ * rows do not grow with the seed range. */
+typedef struct xrows {
+    size_t w;                        /* words per row: ceil(n_exclude / 64) */
+    uint64_t *row[QB_AXIS_COUNT];    /* (n_rows[a] * w) */
+    uint32_t *seed_class;            /* (seed table) row of each seed */
+} xrows;
+
+static const uint64_t *xrow(const xrows *r, int a, uint32_t v)
 {
-    for (size_t f = 0; f < nf; f++) {
-        uint8_t *const *m = mask + f * QB_AXIS_COUNT;
-        int all = 1;
-        for (int a = 0; a < QB_AXIS_COUNT && all; a++)
-            if (m[a] && !m[a][i[a]]) all = 0;
-        if (all) return 1;
-    }
-    return 0;
+    return r->row[a] + (size_t)(a == QB_AXIS_SEED ? r->seed_class[v] : v) * r->w;
+}
+
+/* acc = prev AND the row of value v of axis a; nonzero if any bit is left */
+static int xrow_and(const xrows *r, int a, uint32_t v, const uint64_t *prev, uint64_t *acc)
+{
+    const uint64_t *row = xrow(r, a, v);
+    uint64_t any = 0;
+    for (size_t k = 0; k < r->w; k++) any |= acc[k] = prev[k] & row[k];
+    return any != 0;
+}
+
+static int excluded(const xrows *r, const uint32_t *i, uint64_t *acc)
+{
+    memcpy(acc, xrow(r, 0, i[0]), r->w * sizeof *acc);
+    for (int a = 1; a < QB_AXIS_COUNT; a++)
+        if (!xrow_and(r, a, i[a], acc, acc)) return 0;
+    return 1;
 }
 
 static void set_tuple(qb_task *t, const uint32_t *i)
@@ -131,7 +153,7 @@ typedef struct expand {
     qb_spec *s;
     qb_error *err;
     inc_tuples *inc;        /* (n_include) include entries as table indices */
-    uint8_t **xmask;        /* (n_exclude * QB_AXIS_COUNT) NULL: any value */
+    xrows xr;               /* exclude rows (n_exclude > 0) */
     uint64_t n_product;     /* saturates at UINT64_MAX / 2 */
     uint64_t n_inc_total;   /* tuples the include entries name */
     uint64_t n_inc_seeds;   /* seeds the include entries name */
@@ -143,8 +165,8 @@ static void expand_free(expand *x)
     for (size_t e = 0; e < x->s->n_include; e++)
         for (int a = 0; a < QB_AXIS_COUNT; a++) free(x->inc[e].idx[a]);
     free(x->inc);
-    for (size_t k = 0; k < x->s->n_exclude * QB_AXIS_COUNT; k++) free(x->xmask[k]);
-    free(x->xmask);
+    for (int a = 0; a < QB_AXIS_COUNT; a++) free(x->xr.row[a]);
+    free(x->xr.seed_class);
     free(x->ids);
 }
 
@@ -271,11 +293,12 @@ static int product_size(expand *x)
                    s->axes[big].n_listed);
 }
 
-/* An exclude entry's seed mask: merged, sorted intervals; one binary
- * search per table seed. */
-static void seed_mask(const qb_spec_axis *ax, const qb_spec_filter *f, uint8_t *m)
+/* An exclude entry's seeds as merged, sorted intervals; returns their count. */
+static uint32_t merged_spans(const qb_spec_filter *f, qb_seed_span **out)
 {
     uint32_t nf = f->n[QB_AXIS_SEED];
+    *out = NULL;
+    if (nf == 0) return 0; /* the entry leaves seed out */
     qb_seed_span *sp = xmalloc(nf, sizeof *sp);
     memcpy(sp, f->spans, nf * sizeof *sp);
     qsort(sp, nf, sizeof *sp, cmp_span);
@@ -287,42 +310,119 @@ static void seed_mask(const qb_spec_axis *ax, const qb_spec_filter *f, uint8_t *
             sp[k++] = sp[j];
         }
     }
-    for (uint32_t i = 0; i < ax->n; i++) {
-        uint64_t v = ax->seeds[i];
-        uint32_t lo = 0, hi = k;
-        while (lo < hi) {
-            uint32_t mid = lo + (hi - lo) / 2;
-            if (sp[mid].hi <= v)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        m[i] = lo < k && sp[lo].lo <= v;
-    }
-    free(sp);
+    *out = sp;
+    return k;
 }
 
-/* 3. exclude masks over the value tables (NULL: any value) */
-static void exclude_masks(expand *x)
+static int cmp_u64(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+    return (*x > *y) - (*x < *y);
+}
+
+/* how many of b[0..n) are <= v */
+static size_t count_le(const uint64_t *b, size_t n, uint64_t v)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b[mid] <= v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The seed axis's rows: the entries' span ends b (sorted, distinct) cut the
+ * seeds into classes (class c: b[c-1] <= seed < b[c]); a row per class,
+ * built by toggling each entry's bit where its spans start and stop. */
+static void seed_rows(expand *x, qb_seed_span **spans, const uint32_t *nsp, uint64_t *b, size_t nb)
 {
     const qb_spec *s = x->s;
-    for (size_t e = 0; e < s->n_exclude; e++) {
-        const qb_spec_filter *f = &s->exclude[e];
-        for (int a = 0; a < QB_AXIS_COUNT; a++) {
-            if (f->n[a] == 0) continue;
-            const qb_spec_axis *ax = &s->axes[a];
-            uint8_t *m = xcalloc(ax->n ? ax->n : 1, 1);
-            x->xmask[e * QB_AXIS_COUNT + (size_t)a] = m;
-            if (a == QB_AXIS_SEED) {
-                seed_mask(ax, f, m);
-                continue;
-            }
+    xrows *r = &x->xr;
+    const qb_spec_axis *ax = &s->axes[QB_AXIS_SEED];
+    uint64_t *row = r->row[QB_AXIS_SEED];
+    for (size_t e = 0; e < s->n_exclude; e++)
+        for (uint32_t j = 0; j < nsp[e]; j++) {
+            uint64_t bit = 1ull << (e % 64);
+            row[count_le(b, nb, spans[e][j].lo) * r->w + e / 64] ^= bit;
+            row[count_le(b, nb, spans[e][j].hi) * r->w + e / 64] ^= bit;
+        }
+    for (size_t c = 1; c <= nb; c++)
+        for (size_t k = 0; k < r->w; k++) row[c * r->w + k] ^= row[(c - 1) * r->w + k];
+    for (size_t e = 0; e < s->n_exclude; e++)
+        if (s->exclude[e].n[QB_AXIS_SEED] == 0)
+            for (size_t c = 0; c <= nb; c++) row[c * r->w + e / 64] |= 1ull << (e % 64);
+    r->seed_class = xmalloc(ax->n ? ax->n : 1, sizeof *r->seed_class);
+    for (uint32_t i = 0; i < ax->n; i++) r->seed_class[i] = (uint32_t)count_le(b, nb, ax->seeds[i]);
+}
+
+/* 3. the exclude rows; their memory and the matching work are budgeted
+ *    before anything is built */
+static int exclude_rows(expand *x)
+{
+    const qb_spec *s = x->s;
+    xrows *r = &x->xr;
+    const size_t nx = s->n_exclude;
+    r->w = (nx + 63) / 64;
+    qb_seed_span **spans = xcalloc(nx, sizeof *spans);
+    uint32_t *nsp = xcalloc(nx, sizeof *nsp);
+    size_t nb = 0;
+    for (size_t e = 0; e < nx; e++) {
+        nsp[e] = merged_spans(&s->exclude[e], &spans[e]);
+        nb += 2 * (size_t)nsp[e];
+    }
+    uint64_t *b = xmalloc(nb ? nb : 1, sizeof *b);
+    nb = 0;
+    for (size_t e = 0; e < nx; e++)
+        for (uint32_t j = 0; j < nsp[e]; j++) {
+            b[nb++] = spans[e][j].lo;
+            b[nb++] = spans[e][j].hi;
+        }
+    qsort(b, nb, sizeof *b, cmp_u64);
+    size_t u = 0;
+    for (size_t j = 0; j < nb; j++)
+        if (!u || b[j] != b[u - 1]) b[u++] = b[j];
+    nb = u;
+    uint64_t n_rows = nb + 1, tasks = x->n_product + x->n_inc_total;
+    for (int a = 0; a < QB_AXIS_COUNT; a++)
+        if (a != QB_AXIS_SEED) n_rows += s->axes[a].n;
+    int rc = 0;
+    if (n_rows * r->w > QB_SPEC_MAX_XWORDS || tasks * r->w > QB_SPEC_MAX_XWORK) {
+        const qb_spec_mark m = s->exclude[0].mark;
+        rc = QB_FAIL(x->err, "the %zu exclude entries (the first at %s:%d:%d) are too many to match: "
+                             "%llu value classes and %llu tasks against them take %llu and %llu "
+                             "words; at most %llu and %llu are allowed",
+                     nx, m.file, m.line, m.col, (unsigned long long)n_rows,
+                     (unsigned long long)tasks, (unsigned long long)(n_rows * r->w),
+                     (unsigned long long)(tasks * r->w), (unsigned long long)QB_SPEC_MAX_XWORDS,
+                     (unsigned long long)QB_SPEC_MAX_XWORK);
+    }
+    if (rc == 0) {
+        r->row[QB_AXIS_SEED] = xcalloc((nb + 1) * r->w, sizeof(uint64_t));
+        seed_rows(x, spans, nsp, b, nb);
+    }
+    for (int a = 0; a < QB_AXIS_COUNT && rc == 0; a++) {
+        if (a == QB_AXIS_SEED) continue;
+        const qb_spec_axis *ax = &s->axes[a];
+        uint64_t *row = r->row[a] = xcalloc((ax->n ? ax->n : 1) * r->w, sizeof(uint64_t));
+        for (size_t e = 0; e < nx; e++) {
+            const qb_spec_filter *f = &s->exclude[e];
+            uint64_t bit = 1ull << (e % 64);
+            if (f->n[a] == 0)
+                for (uint32_t v = 0; v < ax->n; v++) row[v * r->w + e / 64] |= bit;
             for (uint32_t j = 0; j < f->n[a]; j++) {
                 uint32_t idx = find_name(ax, f->names[a][j]);
-                if (idx != UINT32_MAX) m[idx] = 1;
+                if (idx != UINT32_MAX) row[idx * r->w + e / 64] |= bit;
             }
         }
     }
+    for (size_t e = 0; e < nx; e++) free(spans[e]);
+    free(spans);
+    free(nsp);
+    free(b);
+    return rc;
 }
 
 /* 4. the product minus exclude, dataset outermost: a model's tasks (same
@@ -331,20 +431,40 @@ static void exclude_masks(expand *x)
 static void add_product(expand *x)
 {
     qb_spec *s = x->s;
-    const size_t nx = s->n_exclude;
+    const size_t nx = s->n_exclude, w = x->xr.w;
     size_t cap = (size_t)(x->n_product + x->n_inc_total), n = 0;
     s->tasks = xmalloc(cap ? cap : 1, sizeof *s->tasks);
     uint32_t nl[QB_AXIS_COUNT], i[QB_AXIS_COUNT];
     for (int a = 0; a < QB_AXIS_COUNT; a++) nl[a] = s->axes[a].n_listed;
-    for (i[0] = 0; i[0] < nl[0]; i[0]++)
-        for (i[1] = 0; i[1] < nl[1]; i[1]++)
-            for (i[2] = 0; i[2] < nl[2]; i[2]++)
-                for (i[3] = 0; i[3] < nl[3]; i[3]++)
-                    for (i[4] = 0; i[4] < nl[4]; i[4]++)
+    /* acc + a*w: the entries that match the tuple's first a+1 values; a
+     * prefix no entry matches skips the rows below it */
+    uint64_t *acc = xmalloc(nx ? QB_AXIS_COUNT * w : 1, sizeof *acc);
+    int live[QB_AXIS_COUNT] = {0};
+    for (i[0] = 0; i[0] < nl[0]; i[0]++) {
+        if (nx) {
+            memcpy(acc, xrow(&x->xr, 0, i[0]), w * sizeof *acc);
+            live[0] = 0;
+            for (size_t k = 0; k < w; k++) live[0] |= acc[k] != 0;
+        }
+        for (i[1] = 0; i[1] < nl[1]; i[1]++) {
+            if (nx) live[1] = live[0] && xrow_and(&x->xr, 1, i[1], acc, acc + w);
+            for (i[2] = 0; i[2] < nl[2]; i[2]++) {
+                if (nx) live[2] = live[1] && xrow_and(&x->xr, 2, i[2], acc + w, acc + 2 * w);
+                for (i[3] = 0; i[3] < nl[3]; i[3]++) {
+                    if (nx) live[3] = live[2] && xrow_and(&x->xr, 3, i[3], acc + 2 * w, acc + 3 * w);
+                    for (i[4] = 0; i[4] < nl[4]; i[4]++) {
+                        if (nx) live[4] = live[3] && xrow_and(&x->xr, 4, i[4], acc + 3 * w, acc + 4 * w);
                         for (i[5] = 0; i[5] < nl[5]; i[5]++) {
-                            if (nx && excluded(x->xmask, nx, i)) continue;
+                            if (nx && live[4] && xrow_and(&x->xr, 5, i[5], acc + 4 * w, acc + 5 * w))
+                                continue;
                             set_tuple(&s->tasks[n++], i);
                         }
+                    }
+                }
+            }
+        }
+    }
+    free(acc);
     s->n_tasks = n;
 }
 
@@ -359,6 +479,7 @@ static int add_include(expand *x)
     for (int a = 0; a < QB_AXIS_COUNT; a++) nl[a] = s->axes[a].n_listed;
     idxtab inctab = {NULL, 0};
     if (ni) idxtab_init(&inctab, (size_t)x->n_inc_total);
+    uint64_t *acc = xmalloc(x->xr.w ? x->xr.w : 1, sizeof *acc);
     for (size_t e = 0; e < ni; e++) {
         const inc_tuples *inc = &x->inc[e];
         uint32_t k[QB_AXIS_COUNT] = {0};
@@ -368,7 +489,7 @@ static int add_include(expand *x)
                 i[a] = inc->idx[a][k[a]];
                 listed &= i[a] < nl[a];
             }
-            if (!(listed && !(nx && excluded(x->xmask, nx, i)))) {
+            if (!(listed && !(nx && excluded(&x->xr, i, acc)))) {
                 uint64_t h = mix3((uint64_t)i[0] << 32 | i[2], (uint64_t)i[3] << 32 | i[4],
                                   (uint64_t)i[5] << 32 | i[1]);
                 size_t sl = (size_t)h & inctab.mask;
@@ -385,6 +506,7 @@ static int add_include(expand *x)
         }
     }
     free(inctab.slot);
+    free(acc);
     s->n_tasks = n;
     if (n == 0) {
         QB_ASSERT(nx > 0); /* every axis has a value: only exclude empties the product */
@@ -549,13 +671,12 @@ int qb_spec_expand(qb_spec *s, qb_error *err)
     x.s = s;
     x.err = err;
     x.inc = xcalloc(s->n_include ? s->n_include : 1, sizeof *x.inc);
-    x.xmask = xcalloc(s->n_exclude ? s->n_exclude * QB_AXIS_COUNT : 1, sizeof *x.xmask);
     int rc = include_sizes(&x);
     if (rc == 0) rc = include_values(&x);
     if (rc == 0) rc = product_size(&x);
     if (rc == 0) rc = qb_spec_resolve(s, err);
+    if (rc == 0 && s->n_exclude) rc = exclude_rows(&x);
     if (rc == 0) {
-        exclude_masks(&x);
         add_product(&x);
         rc = add_include(&x);
     }

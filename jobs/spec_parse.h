@@ -36,6 +36,8 @@ typedef struct pctx {
     int given[QB_AXIS_COUNT];
     size_t visits;            /* values read: aliases can make a small file name
                                  the same long list many times */
+    const char *entry_name;   /* the exclude/include entry being read, or NULL */
+    qb_spec_mark entry_mark;
 } pctx;
 
 #define AT "%s:%d:%d"
@@ -46,6 +48,11 @@ typedef struct pctx {
  * limits keep duplicate checks and alias-multiplied lists bounded. */
 #define MAX_KEYS 4096
 #define MAX_VISITS ((size_t)QB_SPEC_MAX_BYTES)
+/* Budgets checked while libyaml parses, before the document is built
+ * (jobs/spec_yaml.c): collections nested deeper (real specs nest 4-5 deep),
+ * and YAML events (at most a few per byte of a QB_SPEC_MAX_BYTES file). */
+#define MAX_DEPTH 32
+#define MAX_EVENTS (4 * (int)QB_SPEC_MAX_BYTES)
 
 static inline yaml_node_t *spec_node(const pctx *c, int idx)
 {

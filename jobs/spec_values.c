@@ -35,6 +35,26 @@ void spec_vl_push(vlist *v, qb_axis axis, const char *name, qb_seed_span sp, qb_
     v->marks[v->n++] = m;
 }
 
+/* The values budget, counted as values are read, before anything is built
+ * from them: a scalar counts 1, a seed range each of its seeds, and a value
+ * reached through an alias or a merge each time it is reached. */
+static int count_values(pctx *c, uint64_t k, qb_spec_mark m)
+{
+    if (k <= MAX_VISITS - c->visits) {
+        c->visits += (size_t)k;
+        return 0;
+    }
+    char at[400];
+    if (c->entry_name) /* an alias's node is where its anchor is: name the entry too */
+        snprintf(at, sizeof at, "in %s at " AT " (%llu at " AT ")", c->entry_name,
+                 MARK(c->entry_mark), (unsigned long long)k, MARK(m));
+    else
+        snprintf(at, sizeof at, "at " AT " (%llu there)", MARK(m), (unsigned long long)k);
+    return QB_FAIL(c->err, "too many values %s: the spec names more than %zu values (seed ranges "
+                           "count each seed, aliases each use); at most %zu are allowed",
+                   at, MAX_VISITS, MAX_VISITS);
+}
+
 static const char *axis_type_expected(qb_axis axis)
 {
     return axis == QB_AXIS_SEED ? "an integer, a list of integers or {range: [start, stop]}"
@@ -50,10 +70,7 @@ static int parse_value(pctx *c, qb_axis axis, const yaml_node_t *n, const char *
     if (spec_get_scalar(c, n, name, where, axis == QB_AXIS_SEED ? "an integer" : "a value", &raw))
         return -1;
     qb_spec_mark m = spec_mark_of(c, n);
-    if (++c->visits > MAX_VISITS)
-        return QB_FAIL(c->err, "too many values at " AT ": the spec names more than %zu values "
-                               "(through aliases?)",
-                       MARK(m), MAX_VISITS);
+    if (count_values(c, 1, m)) return -1;
     char canon[QB_AXIS_VALUE_MAX];
     if (qb_axis_canonical(axis, raw, canon, sizeof canon))
         return QB_FAIL(c->err, "%s %s \"%.64s\"%s at " AT "; %s",
@@ -127,6 +144,7 @@ static int parse_range(pctx *c, const yaml_node_t *map, const char *where, vlist
     if (hi - lo > QB_SPEC_MAX_RANGE)
         return QB_FAIL(c->err, "seed.range [%s, %s] at " AT " holds %llu seeds; at most %u are allowed",
                        sa, sb, MARK(ms), (unsigned long long)(hi - lo), QB_SPEC_MAX_RANGE);
+    if (count_values(c, hi - lo, ms)) return -1;
     qb_seed_span sp = {lo, hi};
     spec_vl_push(v, QB_AXIS_SEED, NULL, sp, spec_mark_of(c, map));
     return 0;
@@ -263,11 +281,17 @@ int spec_parse_filters(pctx *c, int include, const yaml_node_t *n)
         qb_spec_filter *f = &(*arr)[(*count)++];
         memset(f, 0, sizeof *f);
         f->mark = em;
+        c->entry_name = name;
+        c->entry_mark = em;
         for (yaml_node_pair_t *p = e->data.mapping.pairs.start; p < e->data.mapping.pairs.top; p++) {
             qb_axis axis;
             qb_axis_from_name(spec_sval(spec_node(c, p->key)), &axis);
             vlist v;
-            if (spec_parse_values(c, axis, spec_node(c, p->value), where, &v)) return -1;
+            int rc = spec_parse_values(c, axis, spec_node(c, p->value), where, &v);
+            if (rc) {
+                c->entry_name = NULL; /* it names a buffer of this loop */
+                return -1;
+            }
             f->n[axis] = v.n;
             if (axis == QB_AXIS_SEED) {
                 f->spans = v.spans;
@@ -278,6 +302,7 @@ int spec_parse_filters(pctx *c, int include, const yaml_node_t *n)
             }
             spec_vl_free(&v);
         }
+        c->entry_name = NULL;
         if (include) {
             char missing[128] = "";
             for (int a = 0; a < QB_AXIS_COUNT; a++)

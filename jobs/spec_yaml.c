@@ -143,10 +143,49 @@ static int yaml_fail(const yaml_parser_t *p, const char *file, const char *text,
                    (int)p->problem_mark.column + 1, problem);
 }
 
+/* Before the document is built: one pass over libyaml's events that stops
+ * at the first collection nested deeper than MAX_DEPTH, or after MAX_EVENTS
+ * events, so a few hundred KB of "[[[[" fail at once instead of building a
+ * node tree libyaml takes minutes over. Syntax errors are left to the load,
+ * which reports them the same way. Returns 0, or -1 with the budget in err. */
+static int check_nesting(const char *text, size_t len, const char *file, qb_error *err)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) qb_die_at(__FILE__, __LINE__, "out of memory");
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int depth = 0, rc = 0;
+    size_t events = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) break; /* the load reports it */
+        yaml_event_type_t type = ev.type;
+        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) {
+            if (++depth > MAX_DEPTH)
+                rc = QB_FAIL(err, "too deep at %s:%d:%d: a %s nested %d levels deep; at most %d "
+                                  "levels are allowed",
+                             file, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
+                             type == YAML_SEQUENCE_START_EVENT ? "list" : "mapping", depth,
+                             MAX_DEPTH);
+        } else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        }
+        if (rc == 0 && ++events > MAX_EVENTS)
+            rc = QB_FAIL(err, "too many YAML nodes at %s:%d:%d: more than %d; at most %d are "
+                              "allowed",
+                         file, (int)ev.start_mark.line + 1, (int)ev.start_mark.column + 1,
+                         MAX_EVENTS, MAX_EVENTS);
+        yaml_event_delete(&ev);
+        if (rc || type == YAML_STREAM_END_EVENT) break;
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
 /* Load the single document of text. Returns 0 with *doc to delete, or -1. */
 int spec_load_document(const char *text, size_t len, const char *file, yaml_document_t *doc,
                          qb_error *err)
 {
+    if (check_nesting(text, len, file, err)) return -1;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) qb_die_at(__FILE__, __LINE__, "out of memory");
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);

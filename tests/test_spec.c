@@ -790,6 +790,155 @@ static void test_error_messages(void **state)
     assert_int_equal(failures, 0);
 }
 
+/* ---- budgets (issue 13, defect 2): adversarial specs fail with the budget --- */
+
+/* A growing text; every test spec here is generated, a few KB to a few MB. */
+typedef struct gen {
+    char *p;
+    size_t n, cap;
+} gen;
+
+static void gen_add(gen *g, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char line[512];
+    int w = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    assert_true(w >= 0 && (size_t)w < sizeof line);
+    if (g->n + (size_t)w + 1 > g->cap) {
+        g->cap = 2 * (g->n + (size_t)w + 1);
+        g->p = realloc(g->p, g->cap);
+        assert_non_null(g->p);
+    }
+    memcpy(g->p + g->n, line, (size_t)w + 1);
+    g->n += (size_t)w;
+}
+
+static void gen_repeat(gen *g, const char *piece, size_t times)
+{
+    for (size_t i = 0; i < times; i++) gen_add(g, "%s", piece);
+}
+
+/* g's text fails to parse with exactly `want`; g is freed. */
+static void assert_gen_fails(gen *g, const char *want)
+{
+    qb_spec s;
+    qb_error e = {0};
+    int rc = qb_spec_parse(&s, g->p, g->n, "spec.yaml", &e);
+    if (rc != -1 || strcmp(e.msg, want))
+        print_error("--- got (rc %d):\n%s\n--- expected:\n%s\n", rc, rc ? e.msg : "(parsed)", want);
+    assert_int_equal(rc, -1);
+    assert_string_equal(e.msg, want);
+    assert_null(s.tasks);
+    free(g->p);
+    memset(g, 0, sizeof *g);
+}
+
+static void test_nesting_budget(void **state)
+{
+    (void)state;
+    gen g = {0};
+    /* 300 KB of flow lists: the 33rd level (the mapping is the first) */
+    gen_add(&g, "dataset: ");
+    gen_repeat(&g, "[", 300000);
+    assert_gen_fails(&g, "too deep at spec.yaml:1:41: a list nested 33 levels deep; at most 32 "
+                         "levels are allowed");
+    /* the same, closed: syntax would be fine, depth is not */
+    gen_add(&g, "dataset: ");
+    gen_repeat(&g, "[", 100);
+    gen_add(&g, "mnist");
+    gen_repeat(&g, "]", 100);
+    gen_add(&g, "\n");
+    assert_gen_fails(&g, "too deep at spec.yaml:1:41: a list nested 33 levels deep; at most 32 "
+                         "levels are allowed");
+    /* flow mappings */
+    gen_add(&g, "train: ");
+    gen_repeat(&g, "{a: ", 50000);
+    assert_gen_fails(&g, "too deep at spec.yaml:1:132: a mapping nested 33 levels deep; at most 32 "
+                         "levels are allowed");
+    /* block lists on one line, and block mappings one per line */
+    gen_add(&g, "dataset:\n");
+    gen_repeat(&g, "- ", 100000);
+    gen_add(&g, "mnist\n");
+    assert_gen_fails(&g, "too deep at spec.yaml:2:63: a list nested 33 levels deep; at most 32 "
+                         "levels are allowed");
+    for (int d = 0; d < 40; d++) gen_add(&g, "%*sk%d:\n", d, "", d);
+    assert_gen_fails(&g, "too deep at spec.yaml:33:33: a mapping nested 33 levels deep; at most 32 "
+                         "levels are allowed");
+    /* 32 levels are allowed: the spec's own checks speak */
+    gen_add(&g, "dataset: ");
+    gen_repeat(&g, "[", 31);
+    gen_add(&g, "mnist");
+    gen_repeat(&g, "]", 31);
+    gen_add(&g, "\n");
+    assert_gen_fails(&g, "wrong type for dataset at spec.yaml:1:11: expected a value, got a list");
+}
+
+static void test_values_budget(void **state)
+{
+    (void)state;
+    gen g = {0};
+    /* an alias of a 10^6-seed range in 5000 exclude entries (~160 KB): the
+     * 16th entry passes 2^24 values */
+    gen_add(&g, "seed: &s {range: [0, 1000000]}\ntrigger: [clean, square]\nexclude:\n");
+    gen_repeat(&g, "  - {seed: *s, trigger: square}\n", 5000);
+    assert_gen_fails(&g, "too many values in exclude entry 16 at spec.yaml:19:5 (1000000 at "
+                         "spec.yaml:1:18): the spec names more than 16777216 values (seed ranges "
+                         "count each seed, aliases each use); at most 16777216 are allowed");
+    /* the same in include entries */
+    gen_add(&g, "seed: &s {range: [0, 1000000]}\ninclude:\n");
+    gen_repeat(&g, "  - {dataset: mnist, seed: *s, trigger: square, precision: int8, mitigation: "
+                   "none, defense: none}\n", 3000);
+    assert_gen_fails(&g, "too many values in include entry 16 at spec.yaml:18:5 (1000000 at "
+                         "spec.yaml:1:18): the spec names more than 16777216 values (seed ranges "
+                         "count each seed, aliases each use); at most 16777216 are allowed");
+    /* a large range written out in many entries, no alias */
+    gen_add(&g, "trigger: [clean, square]\nexclude:\n");
+    gen_repeat(&g, "  - {seed: {range: [0, 1000000]}, trigger: square}\n", 2000);
+    assert_gen_fails(&g, "too many values in exclude entry 17 at spec.yaml:19:5 (1000000 at "
+                         "spec.yaml:19:20): the spec names more than 16777216 values (seed ranges "
+                         "count each seed, aliases each use); at most 16777216 are allowed");
+    /* an alias of a 1000-value list: 1002 values at the top, 1001 per entry;
+     * entry 16760 passes 2^24 at its 456th value (seed 455) */
+    gen_add(&g, "trigger: [clean, square]\nseed: &s [0");
+    for (int i = 1; i < 1000; i++) gen_add(&g, ", %d", i);
+    gen_add(&g, "]\nexclude:\n");
+    gen_repeat(&g, "  - {seed: *s, trigger: square}\n", 17000);
+    assert_gen_fails(&g, "too many values in exclude entry 16760 at spec.yaml:16763:5 (1 at "
+                         "spec.yaml:2:2176): the spec names more than 16777216 values (seed ranges "
+                         "count each seed, aliases each use); at most 16777216 are allowed");
+}
+
+static void test_exclude_budget(void **state)
+{
+    (void)state;
+    gen g = {0};
+    /* 10^7 tasks against 30000 distinct entries: refused before matching */
+    gen_add(&g, "seed: {range: [0, 1000000]}\nprecision: [fp32, int8, int4, w4a8, w2a8, w3a8, "
+                "w5a8, w6a8, w7a8, w2a32]\nexclude:\n");
+    for (int i = 0; i < 30000; i++) gen_add(&g, "  - {seed: %d, precision: int8}\n", 7 * i);
+    assert_gen_fails(&g, "the 30000 exclude entries (the first at spec.yaml:4:5) are too many to "
+                         "match: 60015 value classes and 10000000 tasks against them take 28147035 "
+                         "and 4690000000 words; at most 33554432 and 4294967296 are allowed");
+    /* many entries naming one range through an alias are matched in a few
+     * seed classes, not per seed: same tasks as one entry */
+    qb_spec a, b;
+    gen_add(&g, "seed: {range: [0, 20000]}\ntrigger: [clean, square]\nexclude:\n");
+    gen_add(&g, "  - {seed: &r {range: [100, 900]}, trigger: square}\n");
+    gen_repeat(&g, "  - {seed: *r, trigger: square}\n", 15);
+    parse_ok(&a, g.p);
+    free(g.p);
+    memset(&g, 0, sizeof g);
+    parse_ok(&b, "seed: {range: [0, 20000]}\ntrigger: [clean, square]\nexclude:\n"
+                 "  - {seed: {range: [100, 900]}, trigger: square}\n");
+    assert_int_equal(a.n_tasks, 40000 - 800);
+    assert_int_equal(a.n_tasks, b.n_tasks);
+    for (size_t i = 0; i < a.n_tasks; i++) assert_int_equal(a.tasks[i].id, b.tasks[i].id);
+    qb_spec_free(&a);
+    qb_spec_free(&b);
+}
+
 static void test_errors_from_files(void **state)
 {
     (void)state;
@@ -909,6 +1058,9 @@ int main(void)
         cmocka_unit_test(test_identity_stable_under_reordering),
         cmocka_unit_test(test_identity_changes_where_settings_matter),
         cmocka_unit_test(test_error_messages),
+        cmocka_unit_test(test_nesting_budget),
+        cmocka_unit_test(test_values_budget),
+        cmocka_unit_test(test_exclude_budget),
         cmocka_unit_test(test_errors_from_files),
         cmocka_unit_test(test_quickstart_config),
         cmocka_unit_test(test_million),
