@@ -36,6 +36,12 @@
 # exit 77: skipped (no mpirun; or the disk part cannot mount tmpfs, after
 # the kill part passed)
 set -eu
+# In a private mount namespace where possible, so that the tmpfs mounts go
+# away with the test even if it is killed
+if [ -z "${FAULT_IN_NAMESPACE:-}" ] && unshare --mount --propagation private true 2> /dev/null; then
+    export FAULT_IN_NAMESPACE=1
+    exec unshare --mount --propagation private sh "$0" "$@"
+fi
 # shellcheck source=tests/runner_common.sh
 . "$(dirname "$0")/runner_common.sh"
 runner_init "$1" fault
