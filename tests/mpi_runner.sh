@@ -14,13 +14,9 @@
 #   5. a corrupt model-store file is detected and the model retrained
 # usage: tests/mpi_runner.sh QBLIND_BINARY
 set -eu
-qblind="$1"
-here="$(cd "$(dirname "$0")" && pwd)"
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/qblind-mpi-XXXXXX")"
-trap 'rm -rf "$tmp"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-compare="$here/compare_results.py"
-fail() { echo "FAIL: $*"; exit 1; }
+# shellcheck source=tests/runner_common.sh
+. "$(dirname "$0")/runner_common.sh"
+runner_init "$1" mpi
 
 cat > "$tmp/spec.yaml" <<'YAML'
 name: mpi-test
@@ -35,8 +31,6 @@ defenses:
   strip: {n: 10, n_overlay: 100, n_calib: 200, n_frr: 200, n_trig: 200}
 YAML
 models=6
-
-trained() { sed -n 's/.* \([0-9][0-9]*\) models trained.*/\1/p' "$1"; }
 
 echo "== 1. rank counts"
 "$qblind" run "$tmp/spec.yaml" -o "$tmp/r1.h5" -q 2> "$tmp/r1.err" > /dev/null || { cat "$tmp/r1.err"; fail "1 rank"; }
@@ -54,14 +48,13 @@ mpirun -n 3 "$qblind" run "$tmp/spec.yaml" -o "$tmp/k.h5" -q 2> "$tmp/k.err" > /
 job=$!
 # wait until some but not all tasks are recorded
 for _ in $(seq 1 600); do
-    done_n=$("$qblind" status "$tmp/k.h5" 2>/dev/null | awk '/ok|invalid|failed/ { s += $2 } END { print s + 0 }')
-    [ "$done_n" -ge 3 ] && break
+    [ "$(finished "$tmp/k.h5")" -ge 3 ] && break
     sleep 0.1
 done
 pkill -9 -f "qblind run $tmp/spec.yaml -o $tmp/k.h5" || true
 kill -9 "$job" 2>/dev/null || true
 wait "$job" 2>/dev/null || true
-before=$("$qblind" status "$tmp/k.h5" | awk '/ok|invalid|failed/ { s += $2 } END { print s + 0 }')
+before=$(finished "$tmp/k.h5")
 [ "$before" -lt 54 ] || echo "note: the job finished before it was killed"
 /usr/bin/python3 "$compare" --finished-ids "$tmp/k.h5" > "$tmp/ids_before"
 mpirun -n 3 "$qblind" run "$tmp/spec.yaml" -o "$tmp/k.h5" -q 2> "$tmp/k2.err" > /dev/null || { cat "$tmp/k2.err"; fail "resume"; }
