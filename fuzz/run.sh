@@ -62,16 +62,23 @@ for h in $harnesses; do
     if [ $ci -eq 1 ]; then
         files=$(find "$src/fuzz/corpus/$h" "$src/fuzz/regress/$h" -type f 2>/dev/null | sort)
         new=$(mktemp -d "$bld/corpus/ci.XXXXXX")
+        # The results harness gets no mutation run in CI: libhdf5 1.10.8
+        # itself crashes on some damaged files (fuzz/known/), and what a
+        # 5-second run reaches depends on the machine's speed, so CI would
+        # fail at random on a bug that is not ours. Its committed inputs run.
+        mutate=1
+        [ "$h" = results ] && mutate=0
         # shellcheck disable=SC2086
         if ! "$exe" $opts -artifact_prefix="$bld/artifacts/$h/" $files >"$log" 2>&1 ||
-           ! "$exe" $opts -seed=1 -runs=3000 -max_total_time=5 -artifact_prefix="$bld/artifacts/$h/" \
-                 "$new" "$src/fuzz/corpus/$h" >>"$log" 2>&1; then
+           { [ $mutate -eq 1 ] &&
+             ! "$exe" $opts -seed=1 -runs=3000 -max_total_time=5 -artifact_prefix="$bld/artifacts/$h/" \
+                 "$new" "$src/fuzz/corpus/$h" >>"$log" 2>&1; }; then
             rm -rf "$new"
             echo "FAIL fuzz_$h:"; tail -40 "$log"; fail=1
             continue
         fi
         rm -rf "$new"
-        echo "ok   fuzz_$h: $(echo "$files" | wc -l) committed inputs, then mutations (seed 1, <= 3000 runs, <= 5 s)"
+        echo "ok   fuzz_$h: $(echo "$files" | wc -l) committed inputs$([ $mutate -eq 1 ] && echo ", then mutations (seed 1, <= 3000 runs, <= 5 s)")"
     else
         echo "== fuzz_$h, $secs s"
         # shellcheck disable=SC2086
