@@ -74,8 +74,8 @@ static char *gt_read_text(const char *path, size_t *len, qb_error *err)
     FILE *f = qb_file_fopen_regular(path, NULL, err);
     if (!f) return NULL;
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        QB_FAIL(err, "%s: not a regular file", path);
+    if (fstat(fileno(f), &st) != 0) { /* a regular file: qb_file_fopen_regular checked */
+        QB_FAIL(err, "%s: cannot stat: %s", path, strerror(errno));
         fclose(f);
         return NULL;
     }
