@@ -8,6 +8,7 @@
 #include <hdf5.h>
 
 #include "store/merge.h"
+#include "store/results_probe.h"
 #include "cli/cli.h"
 
 static const char merge_usage[] =
@@ -54,6 +55,14 @@ int qb_cmd_merge(int argc, char **argv)
         fputs(merge_usage, usage_rc ? stderr : stdout);
         return usage_rc;
     }
+    /* every shard is read first in a separate process (libhdf5 may crash
+     * on a damaged file), before MPI and before anything is written */
+    for (int i = optind + 1; i < argc; i++)
+        if (qb_results_probe(argv[i], QB_RESULTS_PROBE_ROWS | QB_RESULTS_PROBE_ATTRS |
+                                          QB_RESULTS_PROBE_DETAILS, &err)) {
+            qb_error_print(&err);
+            return 1;
+        }
     /* the results writer runs on MPI-IO: a singleton MPI process */
     MPI_Init(&argc, &argv);
     unsigned maj, min, rel;

@@ -10,6 +10,7 @@
 #include "report/html.h"
 #include "report/svg.h"
 #include "store/results.h"
+#include "store/results_probe.h"
 #include "cli/cli.h"
 
 static const char report_usage[] =
@@ -162,7 +163,9 @@ int qb_cmd_report(int argc, char **argv)
     }
     qb_task_row *rows = NULL;
     size_t n_rows = 0;
-    if (qb_results_read(path, &rows, &n_rows, NULL, &err)) {
+    /* read first in a separate process: libhdf5 may crash on a damaged file */
+    unsigned parts = QB_RESULTS_PROBE_ROWS | (html_path ? QB_RESULTS_PROBE_ATTRS : 0);
+    if (qb_results_probe(path, parts, &err) || qb_results_read(path, &rows, &n_rows, NULL, &err)) {
         qb_error_print(&err);
         return 1;
     }

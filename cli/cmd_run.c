@@ -13,6 +13,7 @@
 
 #include "core/train.h"
 #include "core/xalloc.h"
+#include "store/results_probe.h"
 #include "store/shard.h"
 #include "cli/cli.h"
 #include "pipeline/preflight.h"
@@ -329,9 +330,14 @@ int qb_cmd_run(int argc, char **argv)
     else
         qb_model_store_default_dir(o.out, store_dir, sizeof store_dir);
     qb_model_store store;
-    /* rank 0: what would make every task fail is an error now, not rows */
-    int ok = rank != 0 || ((o.empty_tasks || qb_spec_preflight(&spec, &err) == 0) &&
-                           qb_model_store_open(&store, store_dir, &err) == 0);
+    /* rank 0: a results file to resume is read first in a separate process
+     * (libhdf5 may crash on a damaged one), before anything is written;
+     * what would make every task fail is an error now, not rows */
+    int ok = rank != 0 ||
+             (qb_results_probe(o.out, QB_RESULTS_PROBE_ROWS | QB_RESULTS_PROBE_ATTRS |
+                                          QB_RESULTS_PROBE_DETAILS, &err) == 0 &&
+              (o.empty_tasks || qb_spec_preflight(&spec, &err) == 0) &&
+              qb_model_store_open(&store, store_dir, &err) == 0);
 
     /* rank 0 opens the results file (alone, MPI-IO on COMM_SELF) */
     qb_results *res = NULL;
@@ -468,7 +474,9 @@ int qb_cmd_status(int argc, char **argv)
     size_t counts[QB_STATUS_COUNT];
     uint64_t hash;
     qb_error err;
-    if (qb_results_count(argv[1], counts, &hash, &err)) return print_err(&err);
+    if (qb_results_probe(argv[1], QB_RESULTS_PROBE_ROWS, &err) ||
+        qb_results_count(argv[1], counts, &hash, &err))
+        return print_err(&err);
     size_t total = 0;
     for (int i = 0; i < QB_STATUS_COUNT; i++) total += counts[i];
     printf("%s (spec %016" PRIx64 "): %zu tasks\n", argv[1], hash, total);
