@@ -58,38 +58,46 @@ static int spawn_setup(posix_spawn_file_actions_t *fa, posix_spawnattr_t *at, in
            posix_spawnattr_setsigmask(at, &none) || posix_spawnattr_setsigdefault(at, &all);
 }
 
-/* Collect the child's output until EOF or the deadline; then reap it
- * (killing it at the deadline). */
+/* Append what the pipe has (waiting at most ms) to o->out; the rest of a
+ * long output is read and dropped. Returns 0 at EOF, else 1. */
+static int read_some(int fd, int ms, qb_results_probe_outcome *o)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, ms) <= 0) return 1; /* nothing yet, or EINTR: look again */
+    char sink[512];
+    size_t room = sizeof o->out - 1 - o->out_len;
+    ssize_t r = read(fd, room ? o->out + o->out_len : sink, room ? room : sizeof sink);
+    if (r > 0 && room) o->out_len += (size_t)r;
+    return r != 0;
+}
+
+/* Collect the child's output and reap it, killing it at the deadline. */
 static void wait_bounded(pid_t pid, int fd, double deadline, qb_results_probe_outcome *o)
 {
-    int eof = 0, status = 0;
-    char sink[512];
+    int open_ = 1, status = 0;
     for (;;) {
+        double left = deadline - now_s();
+        int ms = left > 0.1 ? 100 : (int)(left * 1000) + 1;
+        if (open_)
+            open_ = read_some(fd, ms, o);
+        else
+            poll(NULL, 0, ms < 2 ? ms : 2); /* EOF: it is exiting */
         pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid) break;
+        if (w == pid) { /* what it wrote before it exited */
+            struct pollfd p = {fd, POLLIN, 0};
+            while (open_ && poll(&p, 1, 0) > 0) open_ = read_some(fd, 0, o);
+            break;
+        }
         if (w < 0 && errno != EINTR) { /* someone else reaped it (ECHILD) */
-            o->exited = 0;
-            o->sig = 0;
+            o->out[o->out_len] = '\0';
             return;
         }
-        double left = deadline - now_s();
-        if (left <= 0) {
+        if (now_s() >= deadline) {
             kill(pid, SIGKILL);
             while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
             o->timed_out = 1;
             break;
         }
-        int ms = left > 0.1 ? 100 : (int)(left * 1000) + 1;
-        if (eof) {
-            poll(NULL, 0, ms < 2 ? ms : 2); /* EOF: it is exiting */
-            continue;
-        }
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, ms) <= 0) continue; /* timeout, or EINTR: look again */
-        size_t room = sizeof o->out - 1 - o->out_len;
-        ssize_t r = read(fd, room ? o->out + o->out_len : sink, room ? room : sizeof sink);
-        if (r > 0 && room) o->out_len += (size_t)r;
-        if (r == 0) eof = 1;
     }
     o->out[o->out_len] = '\0';
     o->exited = WIFEXITED(status);
