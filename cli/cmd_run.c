@@ -72,11 +72,10 @@ static int fill_pending(void *ctx, size_t index, qb_task_row *row, qb_error *err
  * mitigation, defense) with mean CA/ASR over seeds and datasets. */
 #define QB_SUMMARY_MAX_TASKS 20000
 
-static void print_summary(const qb_spec *s, const char *path)
+/* The table from rows (n; NULL when they could not be read: nothing is
+ * printed, their error was). */
+static void print_summary(const qb_spec *s, const char *path, const qb_task_row *rows, size_t n)
 {
-    qb_task_row *rows;
-    size_t n;
-    qb_error err;
     /* the table reads every row (540 bytes each) and groups them pairwise:
      * for large sweeps use `qblind status` (and the report) instead */
     if (s->n_tasks > QB_SUMMARY_MAX_TASKS) {
@@ -84,10 +83,7 @@ static void print_summary(const qb_spec *s, const char *path)
                QB_SUMMARY_MAX_TASKS, path);
         return;
     }
-    if (qb_results_read(path, &rows, &n, NULL, &err)) {
-        qb_error_print(&err);
-        return;
-    }
+    if (!rows) return;
     printf("%-14s %-8s %-12s %-13s %-9s %4s %8s %8s %9s %8s\n", "dataset", "trigger", "precision",
            "mitigation", "defense", "n", "CA", "ASR", "detected", "status");
     char *seen = xcalloc(n ? n : 1, 1);
@@ -126,7 +122,6 @@ static void print_summary(const qb_spec *s, const char *path)
                cas, asrs, dets, sts);
     }
     free(seen);
-    free(rows);
 }
 
 typedef struct run_opts {
@@ -211,28 +206,31 @@ static int open_results(const run_opts *o, const qb_spec *spec, const qb_shard *
 
 /* 1 (after saying why) when every task of the results file failed: a
  * run that measured nothing is not a success, whatever the cause. The
- * distinct messages of the first failed rows are printed (files of up to
- * QB_SUMMARY_MAX_TASKS rows). */
-static int all_failed(const char *path)
+ * distinct messages of the first failed rows are printed. rows/damaged
+ * (n) are the file's rows as read for the summary, or NULL (a large file:
+ * counted by qb_results_count, no messages). */
+static int all_failed(const char *path, const qb_task_row *rows, const uint8_t *damaged, size_t n)
 {
-    size_t counts[QB_STATUS_COUNT], total = 0;
+    size_t counts[QB_STATUS_COUNT] = {0}, total = 0;
     qb_error err;
-    if (qb_results_count(path, counts, NULL, &err)) return 0;
+    if (rows) {
+        /* as qb_results_count counts: damaged rows are pending */
+        for (size_t i = 0; i < n; i++)
+            counts[!damaged[i] && qb_task_status_finished(rows[i].status) ? rows[i].status
+                                                                            : QB_STATUS_PENDING]++;
+    } else if (qb_results_count(path, counts, NULL, &err)) {
+        return 0;
+    }
     for (int i = 0; i < QB_STATUS_COUNT; i++) total += counts[i];
     if (total == 0 || counts[QB_STATUS_FAILED] != total) return 0;
     fprintf(stderr, "qblind: error: every task failed (%zu of %zu); nothing was measured\n",
             total, total);
-    qb_task_row *rows = NULL;
-    size_t n = 0, shown = 0;
-    if (total <= QB_SUMMARY_MAX_TASKS && qb_results_read(path, &rows, &n, NULL, &err) == 0) {
-        for (size_t i = 0; i < n && shown < 3; i++) {
-            int seen = 0;
-            for (size_t j = 0; j < i && !seen; j++) seen = !strcmp(rows[j].message, rows[i].message);
-            if (seen) continue;
-            fprintf(stderr, "qblind:   %s\n", rows[i].message);
-            shown++;
-        }
-        free(rows);
+    for (size_t i = 0, shown = 0; rows && i < n && shown < 3; i++) {
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++) seen = !strcmp(rows[j].message, rows[i].message);
+        if (seen) continue;
+        fprintf(stderr, "qblind:   %s\n", rows[i].message);
+        shown++;
     }
     fprintf(stderr, "qblind: fix the cause, then `qblind run --retry-failed` runs them again\n");
     return 1;
@@ -282,12 +280,23 @@ static int run_rank0(const run_opts *o, const qb_spec *spec, const qb_shard *sha
     /* the summary prints even with --quiet (only progress is quiet) */
     fprintf(stderr, "qblind: %zu tasks ran in %.1f s; %ld models trained\n",
             prog.done - prog.done_at_start, qb_now() - t0, ctx.trainings);
-    print_summary(spec, o->out);
+    /* the file's rows, read once for the table and the all-failed check */
+    qb_task_row *rows = NULL;
+    uint8_t *damaged = NULL;
+    size_t n_rows = 0;
+    if (spec->n_tasks <= QB_SUMMARY_MAX_TASKS &&
+        qb_results_read_marked(o->out, &rows, &damaged, &n_rows, &err))
+        qb_error_print(&err);
+    print_summary(spec, o->out, rows, n_rows);
     if (ctx.drained) {
         fprintf(stderr, "qblind: stopped early; run the same command again to resume\n");
-        return QB_EXIT_RESUME;
+        rc = QB_EXIT_RESUME;
+    } else {
+        rc = all_failed(o->out, rows, damaged, n_rows);
     }
-    return all_failed(o->out);
+    free(rows);
+    free(damaged);
+    return rc;
 }
 
 int qb_cmd_run(int argc, char **argv)

@@ -278,6 +278,12 @@ int qb_results_close(qb_results *r, qb_error *err);
 int qb_results_read(const char *path, qb_task_row **rows, size_t *n_rows, uint64_t *spec_hash,
                     qb_error *err);
 
+/* qb_results_read, and whether each row is damaged (qb_task_row_validate,
+ * checked before its strings are tidied): *damaged (n_rows bytes,
+ * malloc'd, free()). One pass over the rows. */
+int qb_results_read_marked(const char *path, qb_task_row **rows, uint8_t **damaged,
+                           size_t *n_rows, qb_error *err);
+
 /* A damaged row of /tasks: its position in the file, the task id it
  * holds (itself possibly damaged) and what is wrong. */
 typedef struct qb_results_damage {

@@ -47,33 +47,59 @@ static void reader_close(reader *rd)
     qb_h5_quiet_end(&rd->quiet);
 }
 
+/* Where a scan puts the rows it reads (read_all). */
+typedef struct read_sink {
+    qb_task_row *rows;
+    uint8_t *damaged; /* NULL: not kept */
+} read_sink;
+
+static int read_batch(void *ctx, uint64_t start, size_t count, const qb_task_row *rows,
+                      const uint8_t *damaged, char (*why)[96], qb_error *err)
+{
+    (void)why;
+    (void)err;
+    read_sink *k = ctx;
+    memcpy(k->rows + start, rows, count * sizeof *rows);
+    if (k->damaged) memcpy(k->damaged + start, damaged, count);
+    return 0;
+}
+
+/* qb_results_read, with the damaged flags if damaged is not NULL. */
+static int read_all(const char *path, qb_task_row **rows, uint8_t **damaged, size_t *n_rows,
+                    uint64_t *spec_hash, qb_error *err)
+{
+    *rows = NULL;
+    if (damaged) *damaged = NULL;
+    *n_rows = 0;
+    reader rd;
+    int rc = -1;
+    if (reader_open(&rd, path, spec_hash, err) == 0) {
+        uint64_t n = rd.n_rows;
+        read_sink k = {xcalloc(n ? n : 1, sizeof *k.rows), damaged ? xcalloc(n ? n : 1, 1) : NULL};
+        if (qb_results_rows_scan(rd.tasks, n, 0, read_batch, &k, path, err) == 0) {
+            *rows = k.rows;
+            if (damaged) *damaged = k.damaged;
+            *n_rows = n;
+            rc = 0;
+        } else {
+            free(k.rows);
+            free(k.damaged);
+        }
+    }
+    reader_close(&rd);
+    return rc;
+}
+
 int qb_results_read(const char *path, qb_task_row **rows, size_t *n_rows, uint64_t *spec_hash,
                     qb_error *err)
 {
-    *rows = NULL;
-    *n_rows = 0;
-    reader rd;
-    hid_t rt = H5I_INVALID_HID;
-    int rc = -1;
-    if (reader_open(&rd, path, spec_hash, err) < 0) goto out;
-    if ((rt = qb_results_row_type(0, path, err)) < 0) goto out;
-    uint64_t n = rd.n_rows;
-    qb_task_row *buf = xcalloc(n ? n : 1, sizeof *buf);
-    for (uint64_t start = 0; start < n; start += QB_RESULTS_BATCH) {
-        uint64_t count = n - start < QB_RESULTS_BATCH ? n - start : QB_RESULTS_BATCH;
-        if (qb_results_rows_xfer(0, rd.tasks, rt, H5P_DEFAULT, start, count, buf + start, path,
-                                 err) < 0) {
-            free(buf);
-            goto out;
-        }
-    }
-    *rows = buf;
-    *n_rows = n;
-    rc = 0;
-out:
-    qb_h5_close(&rt);
-    reader_close(&rd);
-    return rc;
+    return read_all(path, rows, NULL, n_rows, spec_hash, err);
+}
+
+int qb_results_read_marked(const char *path, qb_task_row **rows, uint8_t **damaged,
+                           size_t *n_rows, qb_error *err)
+{
+    return read_all(path, rows, damaged, n_rows, NULL, err);
 }
 
 int qb_results_count(const char *path, size_t counts[QB_STATUS_COUNT], uint64_t *spec_hash,
@@ -94,48 +120,47 @@ int qb_results_count(const char *path, size_t counts[QB_STATUS_COUNT], uint64_t 
     return rc;
 }
 
+/* The damaged rows found so far (qb_results_list_damaged). */
+typedef struct damage_list {
+    qb_results_damage *list;
+    size_t n, cap;
+} damage_list;
+
+static int damage_batch(void *ctx, uint64_t start, size_t count, const qb_task_row *rows,
+                        const uint8_t *damaged, char (*why)[96], qb_error *err)
+{
+    (void)err;
+    damage_list *l = ctx;
+    for (size_t i = 0; i < count; i++) {
+        if (!damaged[i]) continue;
+        if (l->n == l->cap) {
+            l->cap = l->cap ? 2 * l->cap : 16;
+            l->list = xrealloc(l->list, l->cap, sizeof *l->list);
+        }
+        qb_results_damage *d = &l->list[l->n++];
+        d->row = start + i;
+        d->task_id = rows[i].task_id;
+        snprintf(d->why, sizeof d->why, "%s", why[i]);
+    }
+    return 0;
+}
+
 int qb_results_list_damaged(const char *path, qb_results_damage **list, size_t *n,
                             qb_error *err)
 {
     *list = NULL;
     *n = 0;
     reader rd;
-    hid_t rt = H5I_INVALID_HID;
-    qb_task_row *rows = xmalloc(QB_RESULTS_BATCH, sizeof *rows);
-    uint8_t damaged[QB_RESULTS_BATCH];
-    char(*why)[96] = xmalloc(QB_RESULTS_BATCH, sizeof *why);
-    size_t cap = 0;
+    damage_list l = {NULL, 0, 0};
     int rc = -1;
-    if (reader_open(&rd, path, NULL, err) < 0 || (rt = qb_results_row_type(0, path, err)) < 0)
-        goto out;
-    for (uint64_t start = 0; start < rd.n_rows; start += QB_RESULTS_BATCH) {
-        size_t count = (size_t)(rd.n_rows - start < QB_RESULTS_BATCH ? rd.n_rows - start
-                                                                      : QB_RESULTS_BATCH);
-        if (qb_results_rows_read_checked(rd.tasks, rt, start, count, rows, damaged, why, path,
-                                         err) < 0)
-            goto out;
-        for (size_t i = 0; i < count; i++) {
-            if (!damaged[i]) continue;
-            if (*n == cap) {
-                cap = cap ? 2 * cap : 16;
-                *list = xrealloc(*list, cap, sizeof **list);
-            }
-            qb_results_damage *d = &(*list)[(*n)++];
-            d->row = start + i;
-            d->task_id = rows[i].task_id;
-            snprintf(d->why, sizeof d->why, "%s", why[i]);
-        }
+    if (reader_open(&rd, path, NULL, err) == 0 &&
+        qb_results_rows_scan(rd.tasks, rd.n_rows, 1, damage_batch, &l, path, err) == 0) {
+        *list = l.list;
+        *n = l.n;
+        l.list = NULL;
+        rc = 0;
     }
-    rc = 0;
-out:
-    if (rc) {
-        free(*list);
-        *list = NULL;
-        *n = 0;
-    }
-    free(why);
-    free(rows);
-    qb_h5_close(&rt);
+    free(l.list);
     reader_close(&rd);
     return rc;
 }

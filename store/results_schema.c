@@ -510,27 +510,44 @@ int qb_results_rows_read_checked(hid_t dset, hid_t row_type, hsize_t start, size
     return rc;
 }
 
+int qb_results_rows_scan(hid_t dset, uint64_t n, int want_why, qb_results_batch_fn fn, void *ctx,
+                         const char *path, qb_error *err)
+{
+    hid_t rt = qb_results_row_type(0, path, err);
+    if (rt < 0) return -1;
+    qb_task_row *rows = xmalloc(QB_RESULTS_BATCH, sizeof *rows);
+    uint8_t damaged[QB_RESULTS_BATCH];
+    char(*why)[96] = want_why ? xmalloc(QB_RESULTS_BATCH, sizeof *why) : NULL;
+    int rc = 0;
+    for (uint64_t start = 0; start < n && rc == 0; start += QB_RESULTS_BATCH) {
+        size_t count = (size_t)(n - start < QB_RESULTS_BATCH ? n - start : QB_RESULTS_BATCH);
+        rc = qb_results_rows_read_checked(dset, rt, start, count, rows, damaged, why, path, err);
+        if (rc == 0) rc = fn(ctx, start, count, rows, damaged, why, err);
+    }
+    free(why);
+    free(rows);
+    H5Tclose(rt);
+    return rc;
+}
+
+static int keys_batch(void *ctx, uint64_t start, size_t count, const qb_task_row *rows,
+                      const uint8_t *damaged, char (*why)[96], qb_error *err)
+{
+    (void)why;
+    (void)err;
+    qb_results_key *k = (qb_results_key *)ctx + start;
+    for (size_t i = 0; i < count; i++)
+        k[i] = (qb_results_key){rows[i].task_id, damaged[i] ? QB_STATUS_PENDING : rows[i].status,
+                                damaged[i]};
+    return 0;
+}
+
 int qb_results_keys_read(hid_t dset, uint64_t n, qb_results_key **keys, const char *path,
                          qb_error *err)
 {
     *keys = NULL;
-    hid_t rt = qb_results_row_type(0, path, err);
-    if (rt < 0) return -1;
     qb_results_key *k = xmalloc(n ? n : 1, sizeof *k);
-    qb_task_row *rows = xmalloc(QB_RESULTS_BATCH, sizeof *rows);
-    uint8_t damaged[QB_RESULTS_BATCH];
-    int rc = 0;
-    for (uint64_t start = 0; start < n && rc == 0; start += QB_RESULTS_BATCH) {
-        size_t count = (size_t)(n - start < QB_RESULTS_BATCH ? n - start : QB_RESULTS_BATCH);
-        rc = qb_results_rows_read_checked(dset, rt, start, count, rows, damaged, NULL, path, err);
-        for (size_t i = 0; rc == 0 && i < count; i++)
-            k[start + i] = (qb_results_key){rows[i].task_id,
-                                            damaged[i] ? QB_STATUS_PENDING : rows[i].status,
-                                            damaged[i]};
-    }
-    free(rows);
-    H5Tclose(rt);
-    if (rc) {
+    if (qb_results_rows_scan(dset, n, 0, keys_batch, k, path, err)) {
         free(k);
         return -1;
     }

@@ -86,6 +86,21 @@ int qb_results_rows_read_checked(hid_t dset, hid_t row_type, hsize_t start, size
 int qb_results_rows_read_at(hid_t dset, hid_t row_type, const uint64_t *pos, qb_task_row *rows,
                             size_t k, const char *path, qb_error *err);
 
+/* One batch of a scan (qb_results_rows_scan): file rows [start, start +
+ * count) as rows[0..count), damaged[i] 1 when row i fails
+ * qb_task_row_validate, why[i] (NULL unless asked for) what is wrong.
+ * Return 0 to go on, -1 (with err set) to stop. */
+typedef int (*qb_results_batch_fn)(void *ctx, uint64_t start, size_t count,
+                                   const qb_task_row *rows, const uint8_t *damaged,
+                                   char (*why)[96], qb_error *err);
+
+/* Read the n rows of dset in batches of QB_RESULTS_BATCH, each checked
+ * before its strings are tidied (qb_results_rows_read_checked), and hand
+ * each batch to fn; why (96 bytes per row) is filled only if want_why.
+ * Every reader that scans all rows goes through here. */
+int qb_results_rows_scan(hid_t dset, uint64_t n, int want_why, qb_results_batch_fn fn, void *ctx,
+                         const char *path, qb_error *err);
+
 /* task_id and status only: scanning a file for what is finished. */
 typedef struct qb_results_key {
     uint64_t task_id;

@@ -108,5 +108,31 @@ if [ -n "$mpirun" ]; then
     grep -q "4 already finished; 2 ranks" err || fail "mpirun resume of a good file: $(head -3 err)"
 fi
 
+# A good file whose every task failed (rows rewritten with h5py): the
+# resume reads its rows once for the table and the all-failed check, says
+# so and exits 1.
+if /usr/bin/python3 -c 'import h5py' 2> /dev/null; then
+    cases=$((cases + 1))
+    cp m.h5 af.h5
+    /usr/bin/python3 - af.h5 <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    t = f["tasks"][:]
+    for i in range(len(t)):
+        t[i]["status"] = 3
+        t[i]["message"] = b"boom %d" % (i % 2)
+    f["tasks"][:] = t
+PY
+    set +e
+    "$qblind" run spec.yaml -o af.h5 --empty-tasks > out 2> err
+    rc=$?
+    set -e
+    [ "$rc" -eq 1 ] || fail "resume of an all-failed file: exit $rc"
+    grep -q "every task failed (4 of 4); nothing was measured" err &&
+        [ "$(grep -c '^qblind:   boom [01]$' err)" -eq 2 ] ||
+        fail "resume of an all-failed file: $(cat err)"
+    grep -q "0 ok +other" out || fail "resume of an all-failed file: table: $(cat out)"
+fi
+
 echo "results_probe: $cases cases, $fails failed"
 [ "$fails" -eq 0 ]
