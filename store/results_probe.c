@@ -176,9 +176,8 @@ int qb_results_probe(const char *path, unsigned parts, qb_error *err)
     else if (!o.exited)
         snprintf(how, sizeof how, "the process reading it was lost");
     else
-        snprintf(how, sizeof how, "the process reading it exited with status %d without a "
-                 "verdict (out of memory past %llu MB?)", o.exit_code,
-                 (unsigned long long)(QB_RESULTS_PROBE_MEM >> 20));
+        snprintf(how, sizeof how, "reading it stopped with exit status %d before it finished "
+                 "(its messages, if any, are above)", o.exit_code);
     return QB_FAIL(err, "results file %s is damaged: %s, in the separate process that checks "
                    "results files before qblind opens them; nothing was written", path, how);
 }
