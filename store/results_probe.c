@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -74,25 +73,27 @@ static int read_some(int fd, int ms, qb_results_probe_outcome *o)
 /* Collect the child's output and reap it, killing it at the deadline. */
 static void wait_bounded(pid_t pid, int fd, double deadline, qb_results_probe_outcome *o)
 {
-    int open_ = 1, status = 0;
+    int open_ = 1, status = 0, reaped = 0;
     for (;;) {
         double left = deadline - now_s();
-        int ms = left > 0.1 ? 100 : (int)(left * 1000) + 1;
+        int ms = left <= 0 ? 0 : left > 0.1 ? 100 : (int)(left * 1000) + 1;
         if (open_)
             open_ = read_some(fd, ms, o);
-        else
+        else if (!reaped)
             poll(NULL, 0, ms < 2 ? ms : 2); /* EOF: it is exiting */
-        pid_t w = waitpid(pid, &status, WNOHANG);
+        pid_t w = reaped ? 0 : waitpid(pid, &status, WNOHANG);
         if (w == pid) { /* what it wrote before it exited */
             struct pollfd p = {fd, POLLIN, 0};
             while (open_ && poll(&p, 1, 0) > 0) open_ = read_some(fd, 0, o);
             break;
         }
-        if (w < 0 && errno != EINTR) { /* someone else reaped it (ECHILD) */
+        if (w < 0 && errno != EINTR) reaped = 1; /* by someone else (SIGCHLD ignored) */
+        if (reaped && (!open_ || left <= 0)) { /* its output is all we know */
             o->out[o->out_len] = '\0';
+            o->reaped_elsewhere = 1;
             return;
         }
-        if (now_s() >= deadline) {
+        if (!reaped && now_s() >= deadline) {
             kill(pid, SIGKILL);
             while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
             o->timed_out = 1;
@@ -163,7 +164,7 @@ int qb_results_probe(const char *path, unsigned parts, qb_error *err)
         return -1;
     }
     int have = 0, rc = parse_verdict(&o, err, &have);
-    if (o.exited && have && (o.exit_code == 0) == (rc == 0)) return rc;
+    if (have && (o.reaped_elsewhere || (o.exited && (o.exit_code == 0) == (rc == 0)))) return rc;
     /* crashed, killed, out of bounds, or no verdict: nothing of it is used */
     char how[160];
     if (o.timed_out)
@@ -174,7 +175,7 @@ int qb_results_probe(const char *path, unsigned parts, qb_error *err)
         snprintf(how, sizeof how, "libhdf5 crashed reading it (signal %d, SIG%s)", o.sig,
                  sigabbrev_np(o.sig) ? sigabbrev_np(o.sig) : "?");
     else if (!o.exited)
-        snprintf(how, sizeof how, "the process reading it was lost");
+        snprintf(how, sizeof how, "the process reading it ended without a verdict");
     else
         snprintf(how, sizeof how, "reading it stopped with exit status %d before it finished "
                  "(its messages, if any, are above)", o.exit_code);

@@ -78,6 +78,7 @@ typedef struct qb_results_probe_outcome {
     int exit_code;
     int sig;
     int timed_out;   /* 1: still running at the wall-clock bound: killed (SIGKILL) */
+    int reaped_elsewhere; /* 1: its status was lost (SIGCHLD ignored): out is all there is */
     char out[2048];  /* its standard output, NUL-terminated, cut to fit */
     size_t out_len;
 } qb_results_probe_outcome;

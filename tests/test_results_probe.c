@@ -94,6 +94,23 @@ static void spawn_passes_no_descriptor(void **state)
     assert_string_equal(o.out, "closed\n");
 }
 
+/* With SIGCHLD ignored the kernel reaps the child itself: its output is
+ * still collected, and the loss of its status is said. */
+static void spawn_with_sigchld_ignored(void **state)
+{
+    (void)state;
+    char *argv[] = {"/bin/sh", "-c", "echo out", NULL};
+    qb_results_probe_outcome o;
+    qb_error err;
+    void (*old)(int) = signal(SIGCHLD, SIG_IGN);
+    int rc = qb_results_probe_spawn(argv, 10.0, &o, &err);
+    signal(SIGCHLD, old);
+    assert_int_equal(rc, 0);
+    assert_int_equal(o.reaped_elsewhere, 1);
+    assert_int_equal(o.timed_out, 0);
+    assert_string_equal(o.out, "out\n");
+}
+
 static void spawn_of_a_missing_program_fails(void **state)
 {
     (void)state;
@@ -200,6 +217,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(spawn_reports_a_signal),
         cmocka_unit_test(spawn_kills_at_the_wall_clock_bound),
         cmocka_unit_test(spawn_passes_no_descriptor),
+        cmocka_unit_test(spawn_with_sigchld_ignored),
         cmocka_unit_test(spawn_of_a_missing_program_fails),
         cmocka_unit_test(timeout_grows_with_the_file),
         cmocka_unit_test(a_good_file_passes),
