@@ -271,7 +271,10 @@ int qb_results_flush(qb_results *r, qb_error *err);
 int qb_results_close(qb_results *r, qb_error *err);
 
 /* Serial readers (no MPI needed; HDF5's default POSIX driver). They check
- * the file as qb_results_create_or_open does. */
+ * the file as qb_results_create_or_open does. libhdf5 1.10 itself may
+ * crash on a damaged file before any check runs: a file from elsewhere is
+ * read first in a separate process (store/results_probe.h), as every
+ * command of cli/ does. */
 
 /* All rows of /tasks in file order: *rows (malloc'd, free()), *n_rows;
  * spec_hash may be NULL. */
