@@ -1,0 +1,347 @@
+/* The driver of qb_gemm_f32: orientation, blocking, packing, threads and
+ * the choice of path. None of these choices changes a bit of the result
+ * (core/gemm_f32.h): they only decide which output lands in which vector
+ * lane and when a running sum takes a round trip through memory.
+ *
+ *   - orientation: C = A B or, computed as its transpose, C^T = B^T A^T
+ *     (fmaf(a, b, s) == fmaf(b, a, s)), whichever pads fewer lanes;
+ *   - the tile shape (MR x NR) among the path's kernels, by the same count;
+ *   - blocks of KC k, MC rows and NC columns (BLIS's loop nest): B's block
+ *     packed into NR-wide panels, A's into MR-tall panels, then one
+ *     micro-kernel call per tile; tiles at the edges, and tiles of a
+ *     transposed C, go through a small buffer;
+ *   - threads take whole tiles: contiguous ranges of panels along the
+ *     dimension with more of them. */
+#include "core/gemm_f32.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/gemm_f32_kernels.h"
+#include "core/threads.h"
+#include "core/xalloc.h"
+
+enum {
+    KC = 256,  /* k per block: a panel pair stays in L1 */
+    MC = 96,   /* rows per A block (a multiple of every MR) */
+    NC = 1024, /* columns per B block (a multiple of every NR): KC*NC floats in L2 */
+    MAX_TILE = 12 * 64,
+};
+
+/* One problem with explicit strides: op(A)(i, p) = a[i*rsa + p*csa],
+ * op(B)(p, j) = b[p*rsb + j*csb], C(i, j) = c[i*rsc + j*csc]. */
+typedef struct gemm_args {
+    int m, n, k, acc;
+    const float *a;
+    size_t rsa, csa;
+    const float *b;
+    size_t rsb, csb;
+    float *c;
+    size_t rsc, csc;
+    const qb_f32_ukernel *uk;
+} gemm_args;
+
+/* ---- the reference ------------------------------------------------------- */
+
+void qb_gemm_f32_ref(int ta, int tb, int m, int n, int k, const float *a, size_t lda,
+                     const float *b, size_t ldb, int accumulate, float *c, size_t ldc)
+{
+    const size_t rsa = ta ? 1 : lda, csa = ta ? lda : 1;
+    const size_t rsb = tb ? 1 : ldb, csb = tb ? ldb : 1;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float s = accumulate ? c[(size_t)i * ldc + j] : 0.0f;
+            for (int p = 0; p < k; p++)
+                s = fmaf(a[(size_t)i * rsa + (size_t)p * csa], b[(size_t)p * rsb + (size_t)j * csb],
+                         s);
+            c[(size_t)i * ldc + j] = s;
+        }
+}
+
+/* ---- paths ---------------------------------------------------------------- */
+
+const char *qb_gemm_f32_path_name(qb_gemm_f32_path path)
+{
+    switch (path) {
+    case QB_GEMM_F32_AUTO: return "auto";
+    case QB_GEMM_F32_PORTABLE: return "portable";
+    case QB_GEMM_F32_AVX2: return "avx2";
+    case QB_GEMM_F32_AVX512: return "avx512";
+    }
+    return "unknown";
+}
+
+int qb_gemm_f32_supported(qb_gemm_f32_path path)
+{
+    switch (path) {
+    case QB_GEMM_F32_AUTO:
+    case QB_GEMM_F32_PORTABLE: return 1;
+#if defined(__x86_64__) && defined(__GNUC__)
+    case QB_GEMM_F32_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case QB_GEMM_F32_AVX512:
+        /* gcc's cpu model also checks that the OS saves the zmm state. */
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") != 0;
+#else
+    case QB_GEMM_F32_AVX2:
+    case QB_GEMM_F32_AVX512: return 0;
+#endif
+    }
+    return 0;
+}
+
+static qb_gemm_f32_path path_from_env(void)
+{
+    qb_gemm_f32_path best = QB_GEMM_F32_PORTABLE;
+    if (qb_gemm_f32_supported(QB_GEMM_F32_AVX512))
+        best = QB_GEMM_F32_AVX512;
+    else if (qb_gemm_f32_supported(QB_GEMM_F32_AVX2))
+        best = QB_GEMM_F32_AVX2;
+    const char *scalar = getenv("QBLIND_SCALAR");
+    if (scalar && !strcmp(scalar, "1")) return QB_GEMM_F32_PORTABLE;
+    const char *force = getenv("QBLIND_GEMM_F32");
+    if (!force || !*force) return best;
+    for (int p = QB_GEMM_F32_PORTABLE; p <= QB_GEMM_F32_AVX512; p++)
+        if (!strcmp(force, qb_gemm_f32_path_name((qb_gemm_f32_path)p))) {
+            if (qb_gemm_f32_supported((qb_gemm_f32_path)p)) return (qb_gemm_f32_path)p;
+            fprintf(stderr, "qblind: warning: QBLIND_GEMM_F32=%s: this CPU cannot run it; using %s\n",
+                    force, qb_gemm_f32_path_name(best));
+            return best;
+        }
+    fprintf(stderr, "qblind: warning: QBLIND_GEMM_F32=%s is not portable, avx2 or avx512; using %s\n",
+            force, qb_gemm_f32_path_name(best));
+    return best;
+}
+
+qb_gemm_f32_path qb_gemm_f32_best(void)
+{
+    static int cached = -1; /* the same value from every thread: a benign race */
+    if (cached < 0) cached = (int)path_from_env();
+    return (qb_gemm_f32_path)cached;
+}
+
+static const qb_f32_ukernel *path_kernels(qb_gemm_f32_path path, int *count)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (path == QB_GEMM_F32_AVX512) return qb_f32_kernels_avx512(count);
+    if (path == QB_GEMM_F32_AVX2) return qb_f32_kernels_avx2(count);
+#endif
+    (void)path;
+    return qb_f32_kernels_portable(count);
+}
+
+/* ---- packing -------------------------------------------------------------- */
+
+/* ap (MR-row panels of mc rows, kc each) from op(A) rows i0.., k p0.. */
+static void pack_a(const gemm_args *g, int i0, int mc, int p0, int kc, int MR, float *ap)
+{
+    for (int ir = 0; ir < mc; ir += MR, ap += (size_t)kc * MR) {
+        int rows = mc - ir < MR ? mc - ir : MR;
+        for (int r = 0; r < MR; r++) {
+            float *dst = ap + r;
+            if (r >= rows) {
+                for (int p = 0; p < kc; p++) dst[(size_t)p * MR] = 0.0f;
+                continue;
+            }
+            const float *src = g->a + (size_t)(i0 + ir + r) * g->rsa + (size_t)p0 * g->csa;
+            for (int p = 0; p < kc; p++) dst[(size_t)p * MR] = src[(size_t)p * g->csa];
+        }
+    }
+}
+
+/* bp (NR-column panels of nc columns, kc each) from op(B) k p0.., cols j0.. */
+static void pack_b(const gemm_args *g, int p0, int kc, int j0, int nc, int NR, float *bp)
+{
+    for (int jr = 0; jr < nc; jr += NR, bp += (size_t)kc * NR) {
+        int cols = nc - jr < NR ? nc - jr : NR;
+        const float *src = g->b + (size_t)p0 * g->rsb + (size_t)(j0 + jr) * g->csb;
+        if (g->csb == 1) {
+            for (int p = 0; p < kc; p++) {
+                float *dst = bp + (size_t)p * NR;
+                memcpy(dst, src + (size_t)p * g->rsb, (size_t)cols * sizeof(float));
+                for (int j = cols; j < NR; j++) dst[j] = 0.0f;
+            }
+        } else {
+            for (int j = 0; j < NR; j++)
+                for (int p = 0; p < kc; p++)
+                    bp[(size_t)p * NR + j] =
+                        j < cols ? src[(size_t)p * g->rsb + (size_t)j * g->csb] : 0.0f;
+        }
+    }
+}
+
+/* ---- the loop nest -------------------------------------------------------- */
+
+/* C tile at (i, j), rows x cols valid, through the micro-kernel. */
+static void tile_run(const gemm_args *g, int i, int j, int rows, int cols, int kc,
+                     const float *ap, const float *bp, int load, float *buf)
+{
+    const int MR = g->uk->mr, NR = g->uk->nr;
+    float *c = g->c + (size_t)i * g->rsc + (size_t)j * g->csc;
+    if (rows == MR && cols == NR && g->csc == 1) {
+        g->uk->fn(kc, ap, bp, c, g->rsc, load);
+        return;
+    }
+    if (load)
+        for (int r = 0; r < MR; r++)
+            for (int q = 0; q < NR; q++)
+                buf[r * NR + q] = r < rows && q < cols ? c[(size_t)r * g->rsc + (size_t)q * g->csc]
+                                                       : 0.0f;
+    g->uk->fn(kc, ap, bp, buf, (size_t)NR, load);
+    for (int r = 0; r < rows; r++)
+        for (int q = 0; q < cols; q++) c[(size_t)r * g->rsc + (size_t)q * g->csc] = buf[r * NR + q];
+}
+
+/* Workspace of one thread: A block, B block, edge tile. */
+typedef struct gemm_ws {
+    float *mem;
+    size_t len;
+} gemm_ws;
+
+static gemm_ws WS[QB_THREADS_MAX];
+
+static float *ws_get(int t, size_t floats)
+{
+    if (WS[t].len < floats) {
+        free(WS[t].mem);
+        WS[t].mem = xaligned(floats, sizeof(float));
+        WS[t].len = floats;
+    }
+    return WS[t].mem;
+}
+
+static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
+
+static void gemm_serial(const gemm_args *g, int t)
+{
+    const int MR = g->uk->mr, NR = g->uk->nr;
+    const int kcmax = g->k < KC ? g->k : KC;
+    const size_t a_len = round_up((size_t)(g->m < MC ? g->m : MC), (size_t)MR) * (size_t)kcmax;
+    const size_t b_len = round_up((size_t)(g->n < NC ? g->n : NC), (size_t)NR) * (size_t)kcmax;
+    float *ws = ws_get(t, round_up(a_len, 16) + round_up(b_len, 16) + MAX_TILE);
+    float *ap = ws, *bp = ws + round_up(a_len, 16), *buf = bp + round_up(b_len, 16);
+    for (int j0 = 0; j0 < g->n; j0 += NC) {
+        const int nc = g->n - j0 < NC ? g->n - j0 : NC;
+        for (int p0 = 0; p0 < g->k; p0 += KC) {
+            const int kc = g->k - p0 < KC ? g->k - p0 : KC;
+            const int load = g->acc || p0 > 0;
+            pack_b(g, p0, kc, j0, nc, NR, bp);
+            for (int i0 = 0; i0 < g->m; i0 += MC) {
+                const int mc = g->m - i0 < MC ? g->m - i0 : MC;
+                pack_a(g, i0, mc, p0, kc, MR, ap);
+                for (int jr = 0; jr < nc; jr += NR)
+                    for (int ir = 0; ir < mc; ir += MR)
+                        tile_run(g, i0 + ir, j0 + jr, mc - ir < MR ? mc - ir : MR,
+                                 nc - jr < NR ? nc - jr : NR, kc, ap + (size_t)ir * kc,
+                                 bp + (size_t)jr * kc, load, buf);
+            }
+        }
+    }
+}
+
+/* ---- choices -------------------------------------------------------------- */
+
+/* Relative time of an (m, n) problem with kernel uk: padded lanes, times
+ * the loads per fma where they outnumber the fmas (one vector load of B
+ * and MR broadcasts per MR * NV fmas). */
+static double kernel_cost(int m, int n, const qb_f32_ukernel *uk, int width)
+{
+    const int nv = uk->nr / width;
+    double loads = (double)(uk->mr + nv) / (double)(uk->mr * nv);
+    return (double)round_up((size_t)m, (size_t)uk->mr) * (double)round_up((size_t)n, (size_t)uk->nr) *
+           (loads > 1.0 ? loads : 1.0);
+}
+
+/* The orientation and kernel for g (with m, n, k, strides set). */
+static void choose(gemm_args *g, qb_gemm_f32_path path)
+{
+    int count;
+    const qb_f32_ukernel *ks = path_kernels(path, &count);
+    const int width = path == QB_GEMM_F32_AVX512 ? 16 : path == QB_GEMM_F32_AVX2 ? 8 : 16;
+    double best = INFINITY;
+    int best_k = 0, best_t = 0;
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < count; i++) {
+            double cost = t ? kernel_cost(g->n, g->m, &ks[i], width) * 1.02
+                            : kernel_cost(g->m, g->n, &ks[i], width);
+            if (cost < best) best = cost, best_k = i, best_t = t;
+        }
+    g->uk = &ks[best_k];
+    if (best_t) { /* C^T (n, m) = op(B)^T op(A)^T */
+        gemm_args s = *g;
+        g->m = s.n, g->n = s.m;
+        g->a = s.b, g->rsa = s.csb, g->csa = s.rsb;
+        g->b = s.a, g->rsb = s.csa, g->csb = s.rsa;
+        g->rsc = s.csc, g->csc = s.rsc;
+    }
+}
+
+typedef struct split_ctx {
+    const gemm_args *g;
+} split_ctx;
+
+/* Thread t of nt: a contiguous range of whole panels along the dimension
+ * with more of them. */
+static void gemm_part(void *arg, int t, int nt)
+{
+    const gemm_args *g = ((const split_ctx *)arg)->g;
+    gemm_args s = *g;
+    const int pm = (g->m + g->uk->mr - 1) / g->uk->mr, pn = (g->n + g->uk->nr - 1) / g->uk->nr;
+    const int along_n = pn >= pm, panels = along_n ? pn : pm;
+    const int lo = (int)((long long)panels * t / nt), hi = (int)((long long)panels * (t + 1) / nt);
+    if (lo >= hi) return;
+    if (along_n) {
+        int j0 = lo * g->uk->nr, j1 = hi * g->uk->nr < g->n ? hi * g->uk->nr : g->n;
+        s.n = j1 - j0;
+        s.b = g->b + (size_t)j0 * g->csb;
+        s.c = g->c + (size_t)j0 * g->csc;
+    } else {
+        int i0 = lo * g->uk->mr, i1 = hi * g->uk->mr < g->m ? hi * g->uk->mr : g->m;
+        s.m = i1 - i0;
+        s.a = g->a + (size_t)i0 * g->rsa;
+        s.c = g->c + (size_t)i0 * g->rsc;
+    }
+    gemm_serial(&s, t);
+}
+
+static void gemm_run(qb_gemm_f32_path path, int threads, int ta, int tb, int m, int n, int k,
+                     const float *a, size_t lda, const float *b, size_t ldb, int accumulate,
+                     float *c, size_t ldc)
+{
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        if (!accumulate)
+            for (int i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    gemm_args g = {m, n, k, accumulate, a, ta ? 1 : lda, ta ? lda : 1, b, tb ? 1 : ldb,
+                   tb ? ldb : 1, c, ldc, 1, NULL};
+    choose(&g, path);
+    split_ctx ctx = {&g};
+    /* Small problems are not worth waking the workers for. */
+    if (threads > 1 && (double)m * n * k >= 65536.0)
+        qb_threads_run(gemm_part, &ctx);
+    else
+        gemm_serial(&g, 0);
+}
+
+void qb_gemm_f32(int ta, int tb, int m, int n, int k, const float *a, size_t lda,
+                 const float *b, size_t ldb, int accumulate, float *c, size_t ldc)
+{
+    gemm_run(qb_gemm_f32_best(), qb_threads_count(), ta, tb, m, n, k, a, lda, b, ldb, accumulate,
+             c, ldc);
+}
+
+void qb_gemm_f32_on(qb_gemm_f32_path path, int ta, int tb, int m, int n, int k, const float *a,
+                    size_t lda, const float *b, size_t ldb, int accumulate, float *c,
+                    size_t ldc)
+{
+    if (path == QB_GEMM_F32_AUTO) path = qb_gemm_f32_best();
+    QB_ASSERT(qb_gemm_f32_supported(path));
+    gemm_run(path, 1, ta, tb, m, n, k, a, lda, b, ldb, accumulate, c, ldc);
+}

@@ -1,0 +1,32 @@
+/* The portable micro-kernels: plain C, one fmaf per product. fmaf is
+ * correctly rounded on every C11 libm (in hardware where the CPU has FMA,
+ * in software otherwise), so these give the bits of the SIMD kernels on any
+ * CPU, only slower. The loops keep each accumulator's chain in p order;
+ * the compiler may not reassociate them (no -ffast-math). */
+#include "core/gemm_f32_kernels.h"
+
+#include <math.h>
+
+#define PORTABLE_MR 4
+#define PORTABLE_NR 16
+
+static void kernel_4x16(int kc, const float *ap, const float *bp, float *c, size_t rs_c, int load)
+{
+    float acc[PORTABLE_MR][PORTABLE_NR];
+    for (int r = 0; r < PORTABLE_MR; r++)
+        for (int j = 0; j < PORTABLE_NR; j++) acc[r][j] = load ? c[r * rs_c + j] : 0.0f;
+    for (int p = 0; p < kc; p++) {
+        const float *a = ap + (size_t)p * PORTABLE_MR, *b = bp + (size_t)p * PORTABLE_NR;
+        for (int r = 0; r < PORTABLE_MR; r++)
+            for (int j = 0; j < PORTABLE_NR; j++) acc[r][j] = fmaf(a[r], b[j], acc[r][j]);
+    }
+    for (int r = 0; r < PORTABLE_MR; r++)
+        for (int j = 0; j < PORTABLE_NR; j++) c[r * rs_c + j] = acc[r][j];
+}
+
+const qb_f32_ukernel *qb_f32_kernels_portable(int *count)
+{
+    static const qb_f32_ukernel k[] = {{PORTABLE_MR, PORTABLE_NR, kernel_4x16}};
+    *count = 1;
+    return k;
+}

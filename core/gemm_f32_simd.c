@@ -1,0 +1,103 @@
+/* The AVX2 and AVX-512 micro-kernels (core/gemm_f32_kernels.h). Each is a
+ * function with its own target attribute (the library is built for
+ * baseline x86-64) and is only called after __builtin_cpu_supports said
+ * yes. One template per instruction set, instantiated for several tile
+ * shapes: MR rows of NV vectors, MR * NV accumulators in registers, NV
+ * panel loads and MR broadcasts per k step. Every accumulator lane is one
+ * output whose fused multiply-adds run in p order, so all shapes and both
+ * widths compute the bits of the portable kernel. */
+#include "core/gemm_f32_kernels.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+#include <immintrin.h>
+
+#define MAX_MR 12
+#define MAX_NV 4
+
+#define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
+#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
+
+AVX512_INLINE void tile_avx512(const int MR, const int NV, int kc, const float *ap,
+                               const float *bp, float *c, size_t rs_c, int load)
+{
+    __m512 acc[MAX_MR][MAX_NV];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = load ? _mm512_loadu_ps(c + r * rs_c + 16 * v) : _mm512_setzero_ps();
+    for (int p = 0; p < kc; p++) {
+        const float *a = ap + (size_t)p * MR;
+        __m512 b[MAX_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) b[v] = _mm512_load_ps(bp + (size_t)p * NV * 16 + 16 * v);
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) {
+            const __m512 av = _mm512_set1_ps(a[r]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, b[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) _mm512_storeu_ps(c + r * rs_c + 16 * v, acc[r][v]);
+}
+
+AVX2_INLINE void tile_avx2(const int MR, const int NV, int kc, const float *ap, const float *bp,
+                           float *c, size_t rs_c, int load)
+{
+    __m256 acc[MAX_MR][MAX_NV];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = load ? _mm256_loadu_ps(c + r * rs_c + 8 * v) : _mm256_setzero_ps();
+    for (int p = 0; p < kc; p++) {
+        const float *a = ap + (size_t)p * MR;
+        __m256 b[MAX_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) b[v] = _mm256_load_ps(bp + (size_t)p * NV * 8 + 8 * v);
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) {
+            const __m256 av = _mm256_broadcast_ss(a + r);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm256_fmadd_ps(av, b[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) _mm256_storeu_ps(c + r * rs_c + 8 * v, acc[r][v]);
+}
+
+#define KERNEL(ISA, TARGET, MR, NV)                                                      \
+    __attribute__((noinline, target(TARGET))) static void ISA##_##MR##x##NV(            \
+        int kc, const float *ap, const float *bp, float *c, size_t rs_c, int load)     \
+    {                                                                                  \
+        tile_##ISA(MR, NV, kc, ap, bp, c, rs_c, load);                                 \
+    }
+
+KERNEL(avx512, "avx512f", 6, 4)
+KERNEL(avx512, "avx512f", 12, 2)
+KERNEL(avx512, "avx512f", 8, 1)
+KERNEL(avx2, "avx2,fma", 6, 2)
+KERNEL(avx2, "avx2,fma", 12, 1)
+
+const qb_f32_ukernel *qb_f32_kernels_avx512(int *count)
+{
+    static const qb_f32_ukernel k[] = {
+        {6, 64, avx512_6x4}, {12, 32, avx512_12x2}, {8, 16, avx512_8x1}};
+    *count = (int)(sizeof k / sizeof k[0]);
+    return k;
+}
+
+const qb_f32_ukernel *qb_f32_kernels_avx2(int *count)
+{
+    static const qb_f32_ukernel k[] = {{6, 16, avx2_6x2}, {12, 8, avx2_12x1}};
+    *count = (int)(sizeof k / sizeof k[0]);
+    return k;
+}
+
+#endif
