@@ -6,10 +6,11 @@
  *   - orientation: C = A B or, computed as its transpose, C^T = B^T A^T
  *     (fmaf(a, b, s) == fmaf(b, a, s)), whichever pads fewer lanes;
  *   - the tile shape (MR x NR) among the path's kernels, by the same count;
- *   - blocks of KC k, MC rows and NC columns (BLIS's loop nest): B's block
- *     packed into NR-wide panels, A's into MR-tall panels, then one
- *     micro-kernel call per tile; tiles at the edges, and tiles of a
- *     transposed C, go through a small buffer;
+ *   - blocks of KC k and NC columns; B panels NR wide read in place where
+ *     B's rows are contiguous, else packed; A read in place by broadcasts
+ *     (its last panel of fewer than MR rows zero-padded); one micro-kernel
+ *     call per tile; tiles at the edges, and tiles of a transposed C, go
+ *     through a small buffer;
  *   - threads take whole tiles: contiguous ranges of panels along the
  *     dimension with more of them. */
 #include "core/gemm_f32.h"
@@ -25,9 +26,8 @@
 #include "core/xalloc.h"
 
 enum {
-    KC = 256,  /* k per block: a panel pair stays in L1 */
-    MC = 96,   /* rows per A block (a multiple of every MR) */
-    NC = 1024, /* columns per B block (a multiple of every NR): KC*NC floats in L2 */
+    KC = 256,  /* k per block: a B panel (KC x NR) stays in L1 */
+    NC = 1024, /* columns per block (a multiple of every NR) */
     MAX_TILE = 12 * 64,
 };
 
@@ -135,69 +135,9 @@ static const qb_f32_ukernel *path_kernels(qb_gemm_f32_path path, int *count)
     return qb_f32_kernels_portable(count);
 }
 
-/* ---- packing -------------------------------------------------------------- */
-
-/* ap (MR-row panels of mc rows, kc each) from op(A) rows i0.., k p0.. */
-static void pack_a(const gemm_args *g, int i0, int mc, int p0, int kc, int MR, float *ap)
-{
-    for (int ir = 0; ir < mc; ir += MR, ap += (size_t)kc * MR) {
-        int rows = mc - ir < MR ? mc - ir : MR;
-        for (int r = 0; r < MR; r++) {
-            float *dst = ap + r;
-            if (r >= rows) {
-                for (int p = 0; p < kc; p++) dst[(size_t)p * MR] = 0.0f;
-                continue;
-            }
-            const float *src = g->a + (size_t)(i0 + ir + r) * g->rsa + (size_t)p0 * g->csa;
-            for (int p = 0; p < kc; p++) dst[(size_t)p * MR] = src[(size_t)p * g->csa];
-        }
-    }
-}
-
-/* bp (NR-column panels of nc columns, kc each) from op(B) k p0.., cols j0.. */
-static void pack_b(const gemm_args *g, int p0, int kc, int j0, int nc, int NR, float *bp)
-{
-    for (int jr = 0; jr < nc; jr += NR, bp += (size_t)kc * NR) {
-        int cols = nc - jr < NR ? nc - jr : NR;
-        const float *src = g->b + (size_t)p0 * g->rsb + (size_t)(j0 + jr) * g->csb;
-        if (g->csb == 1) {
-            for (int p = 0; p < kc; p++) {
-                float *dst = bp + (size_t)p * NR;
-                memcpy(dst, src + (size_t)p * g->rsb, (size_t)cols * sizeof(float));
-                for (int j = cols; j < NR; j++) dst[j] = 0.0f;
-            }
-        } else {
-            for (int j = 0; j < NR; j++)
-                for (int p = 0; p < kc; p++)
-                    bp[(size_t)p * NR + j] =
-                        j < cols ? src[(size_t)p * g->rsb + (size_t)j * g->csb] : 0.0f;
-        }
-    }
-}
-
 /* ---- the loop nest -------------------------------------------------------- */
 
-/* C tile at (i, j), rows x cols valid, through the micro-kernel. */
-static void tile_run(const gemm_args *g, int i, int j, int rows, int cols, int kc,
-                     const float *ap, const float *bp, int load, float *buf)
-{
-    const int MR = g->uk->mr, NR = g->uk->nr;
-    float *c = g->c + (size_t)i * g->rsc + (size_t)j * g->csc;
-    if (rows == MR && cols == NR && g->csc == 1) {
-        g->uk->fn(kc, ap, bp, c, g->rsc, load);
-        return;
-    }
-    if (load)
-        for (int r = 0; r < MR; r++)
-            for (int q = 0; q < NR; q++)
-                buf[r * NR + q] = r < rows && q < cols ? c[(size_t)r * g->rsc + (size_t)q * g->csc]
-                                                       : 0.0f;
-    g->uk->fn(kc, ap, bp, buf, (size_t)NR, load);
-    for (int r = 0; r < rows; r++)
-        for (int q = 0; q < cols; q++) c[(size_t)r * g->rsc + (size_t)q * g->csc] = buf[r * NR + q];
-}
-
-/* Workspace of one thread: A block, B block, edge tile. */
+/* Workspace of one thread: B panels, an A edge panel, an edge tile. */
 typedef struct gemm_ws {
     float *mem;
     size_t len;
@@ -217,28 +157,90 @@ static float *ws_get(int t, size_t floats)
 
 static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
+/* bp (kc, NR): op(B) k p0.., columns j0 .. j0+cols-1, zero past cols. */
+static void pack_b(const gemm_args *g, int p0, int kc, int j0, int cols, int NR, float *bp)
+{
+    const float *src = g->b + (size_t)p0 * g->rsb + (size_t)j0 * g->csb;
+    if (g->csb == 1) {
+        for (int p = 0; p < kc; p++) {
+            float *dst = bp + (size_t)p * NR;
+            memcpy(dst, src + (size_t)p * g->rsb, (size_t)cols * sizeof(float));
+            for (int j = cols; j < NR; j++) dst[j] = 0.0f;
+        }
+        return;
+    }
+    for (int j = 0; j < NR; j++) {
+        const float *s = src + (size_t)j * g->csb;
+        if (j < cols)
+            for (int p = 0; p < kc; p++) bp[(size_t)p * NR + j] = s[(size_t)p * g->rsb];
+        else
+            for (int p = 0; p < kc; p++) bp[(size_t)p * NR + j] = 0.0f;
+    }
+}
+
+/* ap (kc, MR) laid out [p][r]: op(A) rows i0 .. i0+rows-1, zero past rows. */
+static void pack_a_edge(const gemm_args *g, int i0, int rows, int p0, int kc, int MR, float *ap)
+{
+    for (int r = 0; r < MR; r++) {
+        const float *s = g->a + (size_t)(i0 + r) * g->rsa + (size_t)p0 * g->csa;
+        for (int p = 0; p < kc; p++) ap[(size_t)p * MR + r] = r < rows ? s[(size_t)p * g->csa] : 0.0f;
+    }
+}
+
+/* C tile at (i, j), rows x cols valid, through the micro-kernel; tiles at
+ * the edges or of a transposed C go through buf (MR x NR). */
+static void tile_run(const gemm_args *g, int i, int j, int rows, int cols, int kc,
+                     const float *a, size_t rsa, size_t csa, const float *b, size_t rsb,
+                     int load, float *buf)
+{
+    const int MR = g->uk->mr, NR = g->uk->nr;
+    float *c = g->c + (size_t)i * g->rsc + (size_t)j * g->csc;
+    if (rows == MR && cols == NR && g->csc == 1) {
+        g->uk->fn(kc, a, rsa, csa, b, rsb, c, g->rsc, load);
+        return;
+    }
+    if (load)
+        for (int r = 0; r < MR; r++)
+            for (int q = 0; q < NR; q++)
+                buf[r * NR + q] = r < rows && q < cols ? c[(size_t)r * g->rsc + (size_t)q * g->csc]
+                                                       : 0.0f;
+    g->uk->fn(kc, a, rsa, csa, b, rsb, buf, (size_t)NR, load);
+    for (int r = 0; r < rows; r++)
+        for (int q = 0; q < cols; q++) c[(size_t)r * g->rsc + (size_t)q * g->csc] = buf[r * NR + q];
+}
+
+/* One thread's problem: blocks of KC k and NC columns; B read in place
+ * where its rows are contiguous, else packed panel by panel; A read in
+ * place (broadcasts) except a last panel of fewer than MR rows. */
 static void gemm_serial(const gemm_args *g, int t)
 {
     const int MR = g->uk->mr, NR = g->uk->nr;
     const int kcmax = g->k < KC ? g->k : KC;
-    const size_t a_len = round_up((size_t)(g->m < MC ? g->m : MC), (size_t)MR) * (size_t)kcmax;
-    const size_t b_len = round_up((size_t)(g->n < NC ? g->n : NC), (size_t)NR) * (size_t)kcmax;
-    float *ws = ws_get(t, round_up(a_len, 16) + round_up(b_len, 16) + MAX_TILE);
-    float *ap = ws, *bp = ws + round_up(a_len, 16), *buf = bp + round_up(b_len, 16);
+    const size_t b_len = (size_t)NR * kcmax, a_len = (size_t)MR * kcmax;
+    float *ws = ws_get(t, round_up(b_len, 16) + round_up(a_len, 16) + MAX_TILE);
+    float *bp = ws, *aedge = ws + round_up(b_len, 16), *buf = aedge + round_up(a_len, 16);
+    const int m_full = g->m / MR * MR, rows_last = g->m - m_full;
     for (int j0 = 0; j0 < g->n; j0 += NC) {
         const int nc = g->n - j0 < NC ? g->n - j0 : NC;
         for (int p0 = 0; p0 < g->k; p0 += KC) {
             const int kc = g->k - p0 < KC ? g->k - p0 : KC;
             const int load = g->acc || p0 > 0;
-            pack_b(g, p0, kc, j0, nc, NR, bp);
-            for (int i0 = 0; i0 < g->m; i0 += MC) {
-                const int mc = g->m - i0 < MC ? g->m - i0 : MC;
-                pack_a(g, i0, mc, p0, kc, MR, ap);
-                for (int jr = 0; jr < nc; jr += NR)
-                    for (int ir = 0; ir < mc; ir += MR)
-                        tile_run(g, i0 + ir, j0 + jr, mc - ir < MR ? mc - ir : MR,
-                                 nc - jr < NR ? nc - jr : NR, kc, ap + (size_t)ir * kc,
-                                 bp + (size_t)jr * kc, load, buf);
+            if (rows_last) pack_a_edge(g, m_full, rows_last, p0, kc, MR, aedge);
+            for (int jr = 0; jr < nc; jr += NR) {
+                const int cols = nc - jr < NR ? nc - jr : NR;
+                const float *b = g->b + (size_t)p0 * g->rsb + (size_t)(j0 + jr) * g->csb;
+                size_t rsb = g->rsb;
+                if (g->csb != 1 || cols < NR) {
+                    pack_b(g, p0, kc, j0 + jr, cols, NR, bp);
+                    b = bp, rsb = (size_t)NR;
+                }
+                for (int i = 0; i < m_full; i += MR)
+                    tile_run(g, i, j0 + jr, MR, cols, kc,
+                             g->a + (size_t)i * g->rsa + (size_t)p0 * g->csa, g->rsa, g->csa, b,
+                             rsb, load, buf);
+                if (rows_last)
+                    tile_run(g, m_full, j0 + jr, rows_last, cols, kc, aedge, 1, (size_t)MR, b,
+                             rsb, load, buf);
             }
         }
     }
@@ -246,15 +248,22 @@ static void gemm_serial(const gemm_args *g, int t)
 
 /* ---- choices -------------------------------------------------------------- */
 
-/* Relative time of an (m, n) problem with kernel uk: padded lanes, times
- * the loads per fma where they outnumber the fmas (one vector load of B
- * and MR broadcasts per MR * NV fmas). */
-static double kernel_cost(int m, int n, const qb_f32_ukernel *uk, int width)
+/* Estimated cycles of an (m, n, k) problem with kernel uk: the fmas on
+ * padded tiles (two per cycle, or fewer where one vector load of B and MR
+ * broadcasts per MR * NV fmas outnumber them), B packed where its rows are
+ * not contiguous, C copied through the tile buffer where its columns are
+ * not. */
+static double kernel_cost(const gemm_args *g, int m, int n, size_t csb, size_t csc,
+                          const qb_f32_ukernel *uk, int width)
 {
     const int nv = uk->nr / width;
-    double loads = (double)(uk->mr + nv) / (double)(uk->mr * nv);
-    return (double)round_up((size_t)m, (size_t)uk->mr) * (double)round_up((size_t)n, (size_t)uk->nr) *
-           (loads > 1.0 ? loads : 1.0);
+    const double loads = (double)(uk->mr + nv) / (double)(uk->mr * nv);
+    const double pm = (double)round_up((size_t)m, (size_t)uk->mr),
+                 pn = (double)round_up((size_t)n, (size_t)uk->nr);
+    double cost = pm * pn / width * g->k * (loads > 1.0 ? loads : 1.0) / 2.0;
+    if (csb != 1) cost += (double)g->k * pn;
+    if (csc != 1) cost += 2.0 * m * n * (double)((g->k + KC - 1) / KC);
+    return cost;
 }
 
 /* The orientation and kernel for g (with m, n, k, strides set). */
@@ -267,8 +276,8 @@ static void choose(gemm_args *g, qb_gemm_f32_path path)
     int best_k = 0, best_t = 0;
     for (int t = 0; t < 2; t++)
         for (int i = 0; i < count; i++) {
-            double cost = t ? kernel_cost(g->n, g->m, &ks[i], width) * 1.02
-                            : kernel_cost(g->m, g->n, &ks[i], width);
+            double cost = t ? kernel_cost(g, g->n, g->m, g->rsa, g->rsc, &ks[i], width)
+                            : kernel_cost(g, g->m, g->n, g->csb, g->csc, &ks[i], width);
             if (cost < best) best = cost, best_k = i, best_t = t;
         }
     g->uk = &ks[best_k];

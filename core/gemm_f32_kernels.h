@@ -1,26 +1,29 @@
 /* Internal to core/gemm_f32*.c: the micro-kernels behind qb_gemm_f32.
  * Not a public header.
  *
- * A micro-kernel computes one MR x NR tile of C from packed panels:
+ * A micro-kernel computes one full MR x NR tile of C:
  *
- *   ap: (kc, MR)  ap[p*MR + r] = op(A)[i0 + r][p0 + p]   (rows past m: 0)
- *   bp: (kc, NR)  bp[p*NR + j] = op(B)[p0 + p][j0 + j]   (cols past n: 0)
- *   c:  the tile, row stride rs_c, unit column stride, all MR x NR valid
+ *   a:  op(A) rows i0.., k p0..: element (r, p) at a[r*rsa + p*csa]
+ *       (broadcast one by one, so any strides do: A is never packed)
+ *   b:  op(B) k p0.., columns j0..: element (p, j) at b[p*rsb + j], NR
+ *       contiguous floats per p (B itself where its rows are contiguous,
+ *       else a packed panel)
+ *   c:  the tile, row stride rsc, unit column stride
  *
  *   for each (r, j): s = load ? c[r][j] : +0.0f;
- *                    for p = 0 .. kc-1: s = fma(ap[p][r], bp[p][j], s);
+ *                    for p = 0 .. kc-1: s = fma(a(r, p), b(p, j), s);
  *                    c[r][j] = s
  *
  * Each (r, j) is one vector lane of one accumulator for the whole k loop,
- * so the chain of core/gemm_f32.h is kept lane by lane. Panels are 64-byte
- * aligned and NR is a multiple of the path's vector width. */
+ * so the chain of core/gemm_f32.h is kept lane by lane. NR is a multiple
+ * of the path's vector width; b needs no alignment. */
 #ifndef QB_GEMM_F32_KERNELS_H
 #define QB_GEMM_F32_KERNELS_H
 
 #include <stddef.h>
 
-typedef void (*qb_f32_ukernel_fn)(int kc, const float *ap, const float *bp, float *c,
-                                  size_t rs_c, int load);
+typedef void (*qb_f32_ukernel_fn)(int kc, const float *a, size_t rsa, size_t csa,
+                                  const float *b, size_t rsb, float *c, size_t rsc, int load);
 
 typedef struct qb_f32_ukernel {
     int mr, nr;

@@ -10,18 +10,19 @@
 #define PORTABLE_MR 4
 #define PORTABLE_NR 16
 
-static void kernel_4x16(int kc, const float *ap, const float *bp, float *c, size_t rs_c, int load)
+static void kernel_4x16(int kc, const float *a, size_t rsa, size_t csa, const float *b,
+                        size_t rsb, float *c, size_t rsc, int load)
 {
     float acc[PORTABLE_MR][PORTABLE_NR];
     for (int r = 0; r < PORTABLE_MR; r++)
-        for (int j = 0; j < PORTABLE_NR; j++) acc[r][j] = load ? c[r * rs_c + j] : 0.0f;
+        for (int j = 0; j < PORTABLE_NR; j++) acc[r][j] = load ? c[r * rsc + j] : 0.0f;
     for (int p = 0; p < kc; p++) {
-        const float *a = ap + (size_t)p * PORTABLE_MR, *b = bp + (size_t)p * PORTABLE_NR;
+        const float *ap = a + (size_t)p * csa, *bp = b + (size_t)p * rsb;
         for (int r = 0; r < PORTABLE_MR; r++)
-            for (int j = 0; j < PORTABLE_NR; j++) acc[r][j] = fmaf(a[r], b[j], acc[r][j]);
+            for (int j = 0; j < PORTABLE_NR; j++) acc[r][j] = fmaf(ap[r * rsa], bp[j], acc[r][j]);
     }
     for (int r = 0; r < PORTABLE_MR; r++)
-        for (int j = 0; j < PORTABLE_NR; j++) c[r * rs_c + j] = acc[r][j];
+        for (int j = 0; j < PORTABLE_NR; j++) c[r * rsc + j] = acc[r][j];
 }
 
 const qb_f32_ukernel *qb_f32_kernels_portable(int *count)

@@ -18,65 +18,67 @@
 #define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
 
-AVX512_INLINE void tile_avx512(const int MR, const int NV, int kc, const float *ap,
-                               const float *bp, float *c, size_t rs_c, int load)
+AVX512_INLINE void tile_avx512(const int MR, const int NV, int kc, const float *a, size_t rsa,
+                               size_t csa, const float *b, size_t rsb, float *c, size_t rsc,
+                               int load)
 {
     __m512 acc[MAX_MR][MAX_NV];
 #pragma GCC unroll 12
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++)
-            acc[r][v] = load ? _mm512_loadu_ps(c + r * rs_c + 16 * v) : _mm512_setzero_ps();
+            acc[r][v] = load ? _mm512_loadu_ps(c + r * rsc + 16 * v) : _mm512_setzero_ps();
     for (int p = 0; p < kc; p++) {
-        const float *a = ap + (size_t)p * MR;
-        __m512 b[MAX_NV];
+        const float *ap = a + (size_t)p * csa, *bp = b + (size_t)p * rsb;
+        __m512 bv[MAX_NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) b[v] = _mm512_load_ps(bp + (size_t)p * NV * 16 + 16 * v);
+        for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(bp + 16 * v);
 #pragma GCC unroll 12
         for (int r = 0; r < MR; r++) {
-            const __m512 av = _mm512_set1_ps(a[r]);
+            const __m512 av = _mm512_set1_ps(ap[r * rsa]);
 #pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, b[v], acc[r][v]);
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
         }
     }
 #pragma GCC unroll 12
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) _mm512_storeu_ps(c + r * rs_c + 16 * v, acc[r][v]);
+        for (int v = 0; v < NV; v++) _mm512_storeu_ps(c + r * rsc + 16 * v, acc[r][v]);
 }
 
-AVX2_INLINE void tile_avx2(const int MR, const int NV, int kc, const float *ap, const float *bp,
-                           float *c, size_t rs_c, int load)
+AVX2_INLINE void tile_avx2(const int MR, const int NV, int kc, const float *a, size_t rsa,
+                           size_t csa, const float *b, size_t rsb, float *c, size_t rsc, int load)
 {
     __m256 acc[MAX_MR][MAX_NV];
 #pragma GCC unroll 12
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++)
-            acc[r][v] = load ? _mm256_loadu_ps(c + r * rs_c + 8 * v) : _mm256_setzero_ps();
+            acc[r][v] = load ? _mm256_loadu_ps(c + r * rsc + 8 * v) : _mm256_setzero_ps();
     for (int p = 0; p < kc; p++) {
-        const float *a = ap + (size_t)p * MR;
-        __m256 b[MAX_NV];
+        const float *ap = a + (size_t)p * csa, *bp = b + (size_t)p * rsb;
+        __m256 bv[MAX_NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) b[v] = _mm256_load_ps(bp + (size_t)p * NV * 8 + 8 * v);
+        for (int v = 0; v < NV; v++) bv[v] = _mm256_loadu_ps(bp + 8 * v);
 #pragma GCC unroll 12
         for (int r = 0; r < MR; r++) {
-            const __m256 av = _mm256_broadcast_ss(a + r);
+            const __m256 av = _mm256_broadcast_ss(ap + r * rsa);
 #pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) acc[r][v] = _mm256_fmadd_ps(av, b[v], acc[r][v]);
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
         }
     }
 #pragma GCC unroll 12
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) _mm256_storeu_ps(c + r * rs_c + 8 * v, acc[r][v]);
+        for (int v = 0; v < NV; v++) _mm256_storeu_ps(c + r * rsc + 8 * v, acc[r][v]);
 }
 
 #define KERNEL(ISA, TARGET, MR, NV)                                                      \
     __attribute__((noinline, target(TARGET))) static void ISA##_##MR##x##NV(            \
-        int kc, const float *ap, const float *bp, float *c, size_t rs_c, int load)     \
+        int kc, const float *a, size_t rsa, size_t csa, const float *b, size_t rsb,   \
+        float *c, size_t rsc, int load)                                                \
     {                                                                                  \
-        tile_##ISA(MR, NV, kc, ap, bp, c, rs_c, load);                                 \
+        tile_##ISA(MR, NV, kc, a, rsa, csa, b, rsb, c, rsc, load);                     \
     }
 
 KERNEL(avx512, "avx512f", 6, 4)
