@@ -9,7 +9,7 @@
 /* Chunk budget: im2col (K x N) plus the GEMM output (OC x N) of one chunk
  * should stay within about 1 MiB so they remain in L2 between im2col, the
  * GEMM and the scatter. */
-#define QB_CONV_CHUNK_FLOATS (16 * 1024)
+#define QB_CONV_CHUNK_FLOATS (128 * 1024)
 
 static int conv_chunk(const qb_layer *l, int b)
 {

@@ -1,0 +1,107 @@
+#!/bin/sh
+# The same bits whatever the CPU (issue 14, README "Numerics"): one small
+# sweep (train a LeNet with a backdoor, quantize to fp32/int8, defend with
+# STRIP, AC, SS, forensics) is run once as the reference and again with
+#   - each float GEMM path this CPU can run forced (QBLIND_GEMM_F32=
+#     portable|avx2|avx512, core/gemm_f32.h), the int8 GEMM paths forced
+#     (QBLIND_GEMM_S8=ref|avx2|vnni) and QBLIND_SCALAR=1 (every reference
+#     kernel at once);
+#   - each OpenBLAS kernel set this CPU can run (OPENBLAS_CORETYPE=
+#     Prescott, Haswell, SkylakeX, Zen): OpenBLAS must not reach a result;
+#   - 2 and 4 threads per rank (`run --threads`), and 2 MPI ranks;
+# and every run must give byte-identical model files and bit-identical
+# /tasks metrics and /details arrays (tests/compare_results.py --strict).
+# A path the CPU lacks is skipped with a message (the forced variable then
+# falls back, which would test nothing). About 3 minutes on 2 cores.
+# usage: tests/numerics_paths.sh QBLIND_BINARY
+set -eu
+# shellcheck source=tests/runner_common.sh
+. "$(dirname "$0")/runner_common.sh"
+runner_init "$1" numerics
+
+cat > "$tmp/spec.yaml" <<'YAML'
+name: numerics-test
+dataset: synthetic
+seed: [3]
+trigger: [square]
+precision: [fp32, int8]
+defense: [none, strip, ac, ss, forensics]
+train: {arch: lenet, epochs: 1}
+defenses:
+  strip: {n: 10, n_overlay: 100, n_calib: 200, n_frr: 200, n_trig: 200}
+YAML
+
+has() { grep -qw "$1" /proc/cpuinfo; }
+
+# run NAME [ENV=VALUE ...] [-- EXTRA RUN ARGS]: one sweep into $tmp/NAME.h5
+run() {
+    name="$1"
+    shift
+    envs=""
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do envs="$envs $1"; shift; done
+    [ $# -eq 0 ] || shift
+    # shellcheck disable=SC2086 # envs is a list of words
+    env $envs "$qblind" run "$tmp/spec.yaml" -o "$tmp/$name.h5" -q "$@" \
+        > /dev/null 2> "$tmp/$name.err" || { cat "$tmp/$name.err"; fail "run $name"; }
+}
+
+# same NAME: NAME's results and models equal the reference's
+same() {
+    python3 "$compare" --strict "$tmp/ref.h5" "$tmp/$1.h5" > "$tmp/$1.cmp" 2>&1 ||
+        { cat "$tmp/$1.cmp"; fail "$1: results differ from the reference"; }
+    for f in "$tmp/ref.h5.models"/*.qbm; do
+        cmp "$f" "$tmp/$1.h5.models/$(basename "$f")" ||
+            fail "$1: model $(basename "$f") differs from the reference"
+    done
+    echo "ok: $1 identical"
+}
+
+echo "== reference (default paths)"
+run ref
+[ "$(stored "$tmp/ref.h5.models")" -eq 1 ] || fail "reference: expected 1 model"
+
+echo "== forced kernel paths"
+run scalar QBLIND_SCALAR=1
+same scalar
+run f32-portable QBLIND_GEMM_F32=portable
+same f32-portable
+for p in avx2 avx512; do
+    flag=$p; [ $p = avx512 ] && flag=avx512f
+    if has "$flag" && { [ $p = avx512 ] || has fma; }; then
+        run "f32-$p" QBLIND_GEMM_F32=$p
+        same "f32-$p"
+    else
+        echo "skip: float GEMM path $p (this CPU lacks $flag)"
+    fi
+done
+for p in ref avx2 vnni; do
+    flag=$p; [ $p = vnni ] && flag=avx512_vnni; [ $p = ref ] && flag=sse2
+    if has "$flag"; then
+        run "s8-$p" QBLIND_GEMM_S8=$p
+        same "s8-$p"
+    else
+        echo "skip: int8 GEMM path $p (this CPU lacks $flag)"
+    fi
+done
+
+echo "== OpenBLAS kernel sets"
+for ct in Prescott Haswell SkylakeX Zen; do
+    # OpenBLAS ignores a core type this CPU cannot run: ask it what it chose
+    got=$(OPENBLAS_CORETYPE=$ct OPENBLAS_VERBOSE=2 "$qblind" version 2>&1 |
+          sed -n 's/^Core: *//p' | head -1)
+    run "blas-$ct" OPENBLAS_CORETYPE=$ct
+    same "blas-$ct"
+    echo "   (OpenBLAS reported core: ${got:-not printed})"
+done
+
+echo "== threads and ranks"
+run threads2 -- --threads 2
+same threads2
+run threads4 -- --threads 4
+same threads4
+if command -v mpirun > /dev/null 2>&1; then
+    mpirun -n 2 "$qblind" run "$tmp/spec.yaml" -o "$tmp/ranks2.h5" -q > /dev/null \
+        2> "$tmp/ranks2.err" || { cat "$tmp/ranks2.err"; fail "2 ranks"; }
+    same ranks2
+fi
+echo "PASS"
