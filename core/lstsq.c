@@ -26,8 +26,8 @@ int qb_lstsq_solve(double *a, size_t m, size_t n, double *b, double *x, qb_error
         for (size_t i = j + 1; i < m; i++) rest += a[i * n + j] * a[i * n + j];
         double x0 = a[j * n + j], norm = sqrt(x0 * x0 + rest);
         if (!(norm > tol))
-            return QB_FAIL(err, "least squares: the %zu x %zu matrix is rank-deficient (column %zu)",
-                           m, n, j);
+            return QB_FAIL(err, "least squares: the %zu x %zu matrix is rank-deficient "
+                                "(column %zu)", m, n, j);
         double alpha = x0 > 0 ? -norm : norm; /* v_0 = x0 - alpha without cancellation */
         double v0 = x0 - alpha;
         double vtv = v0 * v0 + rest;

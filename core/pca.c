@@ -33,14 +33,16 @@ static void scatter_panels(const double *pk, size_t b, size_t np, double *s)
             const double *pl = pk + lp * b * PANEL;
             double acc[PANEL][PANEL];
             for (int t = 0; t < PANEL; t++)
-                for (int u = 0; u < PANEL; u++) acc[t][u] = s[(jp * PANEL + t) * dp + lp * PANEL + u];
+                for (int u = 0; u < PANEL; u++)
+                    acc[t][u] = s[(jp * PANEL + t) * dp + lp * PANEL + u];
             for (size_t i = 0; i < b; i++) {
                 const double *xa = pj + i * PANEL, *xb = pl + i * PANEL;
                 for (int t = 0; t < PANEL; t++)
                     for (int u = 0; u < PANEL; u++) acc[t][u] += xa[t] * xb[u];
             }
             for (int t = 0; t < PANEL; t++)
-                for (int u = 0; u < PANEL; u++) s[(jp * PANEL + t) * dp + lp * PANEL + u] = acc[t][u];
+                for (int u = 0; u < PANEL; u++)
+                    s[(jp * PANEL + t) * dp + lp * PANEL + u] = acc[t][u];
         }
     }
 }

@@ -1,8 +1,8 @@
 /* Principal axes of a set of rows: the scatter matrix and its top
  * eigenpairs in our own double-precision code (core/symeig.h), every sum
- * in a fixed order, so the axes are the same bits on every x86-64 CPU
- * (no BLAS or LAPACK involved). Used by Activation Clustering (reduction to a few
- * dimensions) and Spectral Signatures (top singular vector and the two
+ * in a fixed order, so the axes are the same bits on every x86-64 CPU (no
+ * BLAS or LAPACK involved). Used by Activation Clustering (reduction to a
+ * few dimensions) and Spectral Signatures (top singular vector and the two
  * largest singular values of a centred class). */
 #ifndef QB_PCA_H
 #define QB_PCA_H

@@ -309,7 +309,8 @@ static void tridiag_top_values(const double *diag, const double *off, size_t d, 
             pivmin = fmax(pivmin, DBL_MIN * e2[i]);
         }
         for (size_t i = 0; i < m; i++) {
-            double rad = (i > 0 ? fabs(off[s + i - 1]) : 0.0) + (i + 1 < m ? fabs(off[s + i]) : 0.0);
+            double rad = (i > 0 ? fabs(off[s + i - 1]) : 0.0) +
+                         (i + 1 < m ? fabs(off[s + i]) : 0.0);
             gl = fmin(gl, dg[i] - rad);
             gu = fmax(gu, dg[i] + rad);
         }
@@ -332,8 +333,8 @@ int qb_symeig_top(double *a, size_t d, size_t k, double *evals, double *evecs, q
     for (size_t i = 0; i < d; i++)
         for (size_t j = i; j < d; j++) {
             if (!isfinite(a[i * d + j]))
-                return QB_FAIL(err, "eigenpairs of a %zu x %zu matrix: entry (%zu, %zu) is %g",
-                               d, d, i, j, a[i * d + j]);
+                return QB_FAIL(err, "eigenpairs of a %zu x %zu matrix: entry (%zu, %zu) is not "
+                                    "finite (%g)", d, d, i, j, a[i * d + j]);
             a[j * d + i] = a[i * d + j];
         }
     double *diag = xmalloc(d, sizeof(double)), *off = xcalloc(d, sizeof(double));
