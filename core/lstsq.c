@@ -2,6 +2,13 @@
  * 4th ed., 5.3.3): A = Q R column by column, b <- Q^T b, then R x = (Q^T
  * b)[0..n) by back substitution. Sizes here are tiny (forensics: m <= 10,
  * n = 3), so there is no blocking; what matters is a fixed order. */
+/* no a*b+c fused, whatever the global flags (core/dkernel.c) */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include "core/lstsq.h"
 
 #include <float.h>

@@ -1,53 +1,33 @@
 /* PCA in our own double-precision code: the scatter matrix by a kernel
- * with a fixed per-entry summation order, its top eigenpairs by
- * core/symeig.c. No BLAS or LAPACK: the result is a pure function of the
- * input bits, whatever CPU OpenBLAS would have picked kernels for. */
+ * with a fixed per-entry summation order (core/dkernel.c), its top
+ * eigenpairs by core/symeig.c. No BLAS or LAPACK: the result is a pure
+ * function of the input bits, whatever CPU OpenBLAS would have picked
+ * kernels for. */
+
+/* no a*b+c fused, whatever the global flags (core/dkernel.c) */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 #include "core/pca.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dkernel.h"
 #include "core/symeig.h"
 #include "core/xalloc.h"
 
 /* Rows are centred and packed in blocks of this many (memory O(block * d)
- * whatever n is; a 4-column panel of a block is 8 KiB, an L1's share). */
+ * whatever n is; an 8-column panel of a block is 16 KiB, an L1's share). */
 #define PCA_ROWS 256
-/* Columns per panel: the scatter kernel's tile is PANEL x PANEL. */
-#define PANEL 4
+#define PANEL QB_DKERNEL_PANEL
 
-/* s (dp, dp) += the panels' products over b rows, for panel pairs
- * jp <= lp. pk (np, b, PANEL): pk[(p * b + i) * PANEL + t] = Xc[i][p * PANEL
- * + t]. Entry (j, l) of s is one accumulator that takes the rows in
- * ascending order: s_jl = (...((s_jl + x_0j x_0l) + x_1j x_1l) + ...), so
- * blocking over rows or panels never changes a bit, and the compiler's
- * vector code (across the tile's independent entries) gives the scalar
- * bits. */
-static void scatter_panels(const double *pk, size_t b, size_t np, double *s)
-{
-    size_t dp = np * PANEL;
-    for (size_t jp = 0; jp < np; jp++) {
-        const double *pj = pk + jp * b * PANEL;
-        for (size_t lp = jp; lp < np; lp++) {
-            const double *pl = pk + lp * b * PANEL;
-            double acc[PANEL][PANEL];
-            for (int t = 0; t < PANEL; t++)
-                for (int u = 0; u < PANEL; u++)
-                    acc[t][u] = s[(jp * PANEL + t) * dp + lp * PANEL + u];
-            for (size_t i = 0; i < b; i++) {
-                const double *xa = pj + i * PANEL, *xb = pl + i * PANEL;
-                for (int t = 0; t < PANEL; t++)
-                    for (int u = 0; u < PANEL; u++) acc[t][u] += xa[t] * xb[u];
-            }
-            for (int t = 0; t < PANEL; t++)
-                for (int u = 0; u < PANEL; u++)
-                    s[(jp * PANEL + t) * dp + lp * PANEL + u] = acc[t][u];
-        }
-    }
-}
-
-/* The upper triangle of S = Xc^T Xc (d, d), Xc = x - mean, into s. */
+/* The upper triangle of S = Xc^T Xc (d, d), Xc = x - mean, into s: entry
+ * (j, l) is one accumulator over the rows in ascending order
+ * (core/dkernel.h), so blocking over rows or columns changes no bit. */
 static void scatter(const float *x, size_t n, size_t d, const double *mean, double *s)
 {
     size_t np = (d + PANEL - 1) / PANEL, dp = np * PANEL;
@@ -61,7 +41,7 @@ static void scatter(const float *x, size_t n, size_t d, const double *mean, doub
             for (size_t j = 0; j < d; j++)
                 pk[((j / PANEL) * b + i) * PANEL + j % PANEL] = (double)xr[j] - mean[j];
         }
-        scatter_panels(pk, b, np, sp);
+        qb_dkernel_scatter(pk, b, np, sp);
     }
     for (size_t j = 0; j < d; j++) memcpy(s + j * d, sp + j * dp, d * sizeof(double));
     free(pk);

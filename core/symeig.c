@@ -16,7 +16,16 @@
  *
  * Cost: 4/3 d^3 for step 1 (the rest is O(k d^2)). Every sum has one
  * accumulator and a fixed order; the loops that gcc vectorises run across
- * independent outputs, so vector code gives the scalar bits. */
+ * independent outputs (core/dkernel.c), so vector code gives the scalar
+ * bits. */
+
+/* no a*b+c fused, whatever the global flags (core/dkernel.c) */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include "core/symeig.h"
 
 #include <float.h>
@@ -25,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dkernel.h"
 #include "core/xalloc.h"
 
 #define EPS DBL_EPSILON
@@ -63,27 +73,17 @@ static void tridiag_reduce(double *a, size_t d, double *diag, double *off, doubl
         beta[c] = b;
         off[c] = alpha * amax;
 
-        /* B = rows/cols c+1.. of a; p = b B v (columns of B = its rows) */
+        /* B = rows/cols c+1.. of a; p = b B v, w = p - (b/2)(p.v) v */
         double *bm = a + (c + 1) * d + c + 1;
-        memset(p, 0, m * sizeof(double));
-        for (size_t j = 0; j < m; j++) {
-            const double *row = bm + j * d;
-            double vj = v[j];
-            for (size_t i = 0; i < m; i++) p[i] += row[i] * vj;
-        }
+        qb_dkernel_symv(bm, d, m, v, p);
         double pv = 0.0;
         for (size_t i = 0; i < m; i++) {
             p[i] *= b;
             pv += p[i] * v[i];
         }
         double kk = 0.5 * b * pv;
-        for (size_t i = 0; i < m; i++) p[i] -= kk * v[i]; /* p is now w */
-        /* B -= v w^T + w v^T (exactly symmetric: both halves round alike) */
-        for (size_t i = 0; i < m; i++) {
-            double *row = bm + i * d;
-            double vi = v[i], wi = p[i];
-            for (size_t j = 0; j < m; j++) row[j] -= vi * p[j] + wi * v[j];
-        }
+        for (size_t i = 0; i < m; i++) p[i] -= kk * v[i];
+        qb_dkernel_syr2(bm, d, m, v, p); /* B -= v w^T + w v^T */
     }
     if (d >= 2) {
         diag[d - 2] = a[(d - 2) * d + d - 2];
