@@ -1,5 +1,6 @@
 /* The double-precision kernels (core/dkernel.h), one C source built for
- * three instruction sets. */
+ * three instruction sets. Needs GNU C (gcc, clang): vector extensions,
+ * target attributes. */
 
 /* No fused multiply-add anywhere in this file, whatever the global flags:
  * the AVX-512F build could otherwise fuse x*y+s (GCC contracts by
@@ -23,34 +24,37 @@
 #define DK_INLINE static inline
 #endif
 
-/* One tile of th rows (t0..t0+th) of the jp x lp panel pair: the
- * accumulators stay in registers over all b rows. th is a constant at each
- * call, chosen per build to fit its register file; it only changes which
- * entries share a pass, never an entry's order. */
-DK_INLINE void scatter_tile(const double *pj, const double *pl, size_t b, double *s, size_t dp,
-                            size_t t0, size_t th)
-{
-    double acc[P][P];
-    for (size_t t = 0; t < th; t++)
-        for (size_t u = 0; u < P; u++) acc[t][u] = s[(t0 + t) * dp + u];
-    for (size_t i = 0; i < b; i++) {
-        const double *xa = pj + i * P + t0, *xb = pl + i * P;
-        for (size_t t = 0; t < th; t++)
-            for (size_t u = 0; u < P; u++) acc[t][u] += xa[t] * xb[u];
-    }
-    for (size_t t = 0; t < th; t++)
-        for (size_t u = 0; u < P; u++) s[(t0 + t) * dp + u] = acc[t][u];
-}
+/* GNU C vectors of 2, 4 and 8 doubles (SSE2, AVX2, AVX-512F registers):
+ * element-wise IEEE operations, the same bits as the scalar loop; aligned
+ * to a double only, so any row offset can be loaded. A vector type may
+ * alias its element type, so reading doubles through them is defined. */
+typedef double dk_v2 __attribute__((vector_size(16), aligned(8)));
+typedef double dk_v4 __attribute__((vector_size(32), aligned(8)));
+typedef double dk_v8 __attribute__((vector_size(64), aligned(8)));
 
-DK_INLINE void scatter_body(const double *pk, size_t b, size_t np, double *s, size_t th)
-{
-    size_t dp = np * P;
-    for (size_t jp = 0; jp < np; jp++)
-        for (size_t lp = jp; lp < np; lp++)
-            for (size_t t0 = 0; t0 < P; t0 += th)
-                scatter_tile(pk + jp * b * P, pk + lp * b * P, b, s + jp * P * dp + lp * P, dp, t0,
-                             th);
-}
+/* The scatter kernel on vectors VT of W doubles: for each panel pair, W
+ * columns of the l panel at a time against all P rows of the j panel, the
+ * P accumulators (one vector each) in registers over all b rows. The tile
+ * shape only decides which entries share a pass, never an entry's order. */
+#define DK_SCATTER(name, VT, attr)                                                            \
+    attr static void name(const double *pk, size_t b, size_t np, double *s)                   \
+    {                                                                                         \
+        enum { W = sizeof(VT) / sizeof(double) };                                             \
+        size_t dp = np * P;                                                                   \
+        for (size_t jp = 0; jp < np; jp++)                                                    \
+            for (size_t lp = jp; lp < np; lp++)                                               \
+                for (size_t u0 = 0; u0 < P; u0 += W) {                                        \
+                    const double *pj = pk + jp * b * P, *pl = pk + lp * b * P + u0;           \
+                    double *st = s + jp * P * dp + lp * P + u0;                               \
+                    VT acc[P];                                                                \
+                    for (size_t t = 0; t < P; t++) acc[t] = *(const VT *)(st + t * dp);       \
+                    for (size_t i = 0; i < b; i++) {                                          \
+                        VT xb = *(const VT *)(pl + i * P);                                    \
+                        for (size_t t = 0; t < P; t++) acc[t] += pj[i * P + t] * xb;          \
+                    }                                                                         \
+                    for (size_t t = 0; t < P; t++) *(VT *)(st + t * dp) = acc[t];             \
+                }                                                                             \
+    }
 
 DK_INLINE void symv_body(const double *bm, size_t ld, size_t m, const double *v, double *p)
 {
@@ -71,13 +75,10 @@ DK_INLINE void syr2_body(double *bm, size_t ld, size_t m, const double *v, const
     }
 }
 
-/* Each build: the bodies inlined under its target (tile heights: 2 rows of
- * 8 = 8 xmm, 4 rows = 8 ymm, 8 rows = 8 zmm accumulators). */
-#define DK_BUILD(sfx, attr, th)                                                                 \
-    attr static void scatter_##sfx(const double *pk, size_t b, size_t np, double *s)           \
-    {                                                                                          \
-        scatter_body(pk, b, np, s, th);                                                        \
-    }                                                                                          \
+/* Each build: the scatter on its register width, the other bodies inlined
+ * under its target (the compiler vectorises their inner loops). */
+#define DK_BUILD(sfx, attr, VT)                                                                 \
+    DK_SCATTER(scatter_##sfx, VT, attr)                                                        \
     attr static void symv_##sfx(const double *bm, size_t ld, size_t m, const double *v,        \
                                 double *p)                                                     \
     {                                                                                          \
@@ -89,11 +90,11 @@ DK_INLINE void syr2_body(double *bm, size_t ld, size_t m, const double *v, const
         syr2_body(bm, ld, m, v, w);                                                            \
     }
 
-DK_BUILD(ref, , 2)
+DK_BUILD(ref, , dk_v2)
 #if defined(__x86_64__) && defined(__GNUC__)
 #define DK_SIMD 1
-DK_BUILD(avx2, __attribute__((target("avx2"))), 4)
-DK_BUILD(avx512, __attribute__((target("avx512f"))), 8)
+DK_BUILD(avx2, __attribute__((target("avx2"))), dk_v4)
+DK_BUILD(avx512, __attribute__((target("avx512f"))), dk_v8)
 #endif
 
 typedef struct dk_path {
@@ -104,7 +105,9 @@ typedef struct dk_path {
 } dk_path;
 
 /* The build for this CPU, chosen once (a race between threads would pick
- * the same one). */
+ * the same one): the widest the CPU runs; QBLIND_SCALAR=1 forces the
+ * baseline, QBLIND_DKERNEL=avx2 (or scalar, avx512) a narrower one for the
+ * tests (ignored when the CPU lacks it). */
 static const dk_path *dk_select(void)
 {
     static const dk_path ref = {"scalar", scatter_ref, symv_ref, syr2_ref};
@@ -114,12 +117,14 @@ static const dk_path *dk_select(void)
 #ifdef DK_SIMD
     static const dk_path avx2 = {"avx2", scatter_avx2, symv_avx2, syr2_avx2};
     static const dk_path avx512 = {"avx512", scatter_avx512, symv_avx512, syr2_avx512};
-    const char *force = getenv("QBLIND_SCALAR");
-    if (!(force && *force == '1')) {
+    const char *force = getenv("QBLIND_SCALAR"), *want = getenv("QBLIND_DKERNEL");
+    if (!(force && *force == '1') && !(want && !strcmp(want, "scalar"))) {
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f"))
+        int a512 = __builtin_cpu_supports("avx512f"), a2 = __builtin_cpu_supports("avx2");
+        if (want && !strcmp(want, "avx2")) a512 = 0;
+        if (a512)
             c = &avx512;
-        else if (__builtin_cpu_supports("avx2"))
+        else if (a2)
             c = &avx2;
     }
 #endif

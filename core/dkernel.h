@@ -1,7 +1,8 @@
 /* The double-precision kernels of PCA and the eigensolver (core/pca.c,
  * core/symeig.c), in plain C compiled three times (baseline x86-64, AVX2,
  * AVX-512F) and picked per CPU at run time; QBLIND_SCALAR=1 in the
- * environment forces the baseline build. Every output entry is one
+ * environment forces the baseline build, QBLIND_DKERNEL=avx2 the AVX2 one
+ * (for the tests; ignored where the CPU lacks AVX2). Every output entry is one
  * accumulator that takes its terms in a fixed order, the vector code runs
  * across independent entries only, and a*b+c is never fused (this file
  * turns FP contraction off for itself), so all three builds give the same

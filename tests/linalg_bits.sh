@@ -1,7 +1,8 @@
 #!/bin/sh
 # The defenses' linear algebra (PCA, the eigensolver, least squares, SS,
 # AC, forensics) gives the same bits under every OpenBLAS kernel set this
-# CPU can run and with our kernels' baseline build forced (QBLIND_SCALAR=1):
+# CPU can run and with each build of our kernels forced (QBLIND_SCALAR=1,
+# QBLIND_DKERNEL=avx2; the default is the widest the CPU runs):
 # tests/test_linalg_bits.c --print, compared line for line (issue 14).
 # With the LAPACK-based PCA of before, Prescott, Haswell and SkylakeX gave
 # three different PCA, SS and AC digests here.
@@ -23,7 +24,11 @@ check() { # name, then env assignments
     shift
     env "$@" OPENBLAS_VERBOSE=2 "$bin" --print > "$tmp/$name.txt" 2> "$tmp/$name.err"
     case "$name" in
-    scalar) ;;
+    scalar | avx2) # our kernels say which build ran
+        if ! grep -q "^kernels: $name\$" "$tmp/$name.err"; then
+            echo "FAIL: $name asked for, $(grep '^kernels' "$tmp/$name.err") ran"
+            exit 1
+        fi ;;
     *) # OpenBLAS says which core it took; a name it does not know is skipped
         if ! grep -q "^Core: $name\$" "$tmp/$name.err"; then
             echo "$name: OpenBLAS did not take this core type, skipped"
@@ -50,4 +55,5 @@ if has avx512f avx512bw avx512vl avx512dq avx512cd avx512_bf16; then
     check Cooperlake OPENBLAS_CORETYPE=Cooperlake
 fi
 check scalar QBLIND_SCALAR=1
+has avx2 && check avx2 QBLIND_DKERNEL=avx2
 echo "linalg bits: $runs configurations identical to the reference"
