@@ -1,4 +1,4 @@
-/* PCA through LAPACK (core/pca.c): axes known by construction, and
+/* PCA (core/pca.c, our own eigensolver): axes known by construction, and
  * numpy's SVD on the committed fixture (tests/fixtures/gen_cluster_fixture.py). */
 #include <stdarg.h>
 #include <stddef.h>
