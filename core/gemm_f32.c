@@ -42,6 +42,7 @@ typedef struct gemm_args {
     float *c;
     size_t rsc, csc;
     const qb_f32_ukernel *uk;
+    int simd_pack; /* 1: B panels with rsb == 1 packed by qb_f32_pack_t_avx512 */
 } gemm_args;
 
 /* ---- the reference ------------------------------------------------------- */
@@ -169,6 +170,12 @@ static void pack_b(const gemm_args *g, int p0, int kc, int j0, int cols, int NR,
         }
         return;
     }
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (g->simd_pack && g->rsb == 1) {
+        qb_f32_pack_t_avx512(src, g->csb, kc, cols, NR, bp);
+        return;
+    }
+#endif
     for (int j = 0; j < NR; j++) {
         const float *s = src + (size_t)j * g->csb;
         if (j < cols)
@@ -281,6 +288,7 @@ static void choose(gemm_args *g, qb_gemm_f32_path path)
             if (cost < best) best = cost, best_k = i, best_t = t;
         }
     g->uk = &ks[best_k];
+    g->simd_pack = path == QB_GEMM_F32_AVX512;
     if (best_t) { /* C^T (n, m) = op(B)^T op(A)^T */
         gemm_args s = *g;
         g->m = s.n, g->n = s.m;
@@ -329,7 +337,7 @@ static void gemm_run(qb_gemm_f32_path path, int threads, int ta, int tb, int m, 
         return;
     }
     gemm_args g = {m, n, k, accumulate, a, ta ? 1 : lda, ta ? lda : 1, b, tb ? 1 : ldb,
-                   tb ? ldb : 1, c, ldc, 1, NULL};
+                   tb ? ldb : 1, c, ldc, 1, NULL, 0};
     choose(&g, path);
     split_ctx ctx = {&g};
     /* Small problems are not worth waking the workers for. */

@@ -16,8 +16,8 @@
  * running sum to memory and reloads it, which is exact), so the result is a
  * function of the input bits alone: OpenBLAS's per-CPU kernels (whose
  * summation order differs between Prescott, Haswell and SkylakeX kernels)
- * are not used for anything that reaches a result. docs/ARCHITECTURE.md
- * ("Numerics") says what the guarantee covers.
+ * are not used for anything that reaches a result. README.md
+ * ("Numerics: the same bits on every CPU") says what the guarantee covers.
  *
  * Operands are row-major: op(A) = A (m, k) with row stride lda, or A^T
  * with A (k, m); op(B) = B (k, n) with row stride ldb, or B^T with B (n, k);

@@ -36,6 +36,9 @@ const qb_f32_ukernel *qb_f32_kernels_portable(int *count);
 #if defined(__x86_64__) && defined(__GNUC__)
 const qb_f32_ukernel *qb_f32_kernels_avx2(int *count);
 const qb_f32_ukernel *qb_f32_kernels_avx512(int *count);
+/* A B panel from rows contiguous along k (op(B) = B^T): dst (kc, NR) with
+ * dst[p][j] = src[j*ld + p] for j < cols, 0 for cols <= j < NR. */
+void qb_f32_pack_t_avx512(const float *src, size_t ld, int kc, int cols, int NR, float *dst);
 #endif
 
 #endif

@@ -87,6 +87,51 @@ KERNEL(avx512, "avx512f", 8, 1)
 KERNEL(avx2, "avx2,fma", 6, 2)
 KERNEL(avx2, "avx2,fma", 12, 1)
 
+/* dst (kc, NR) = the first kc floats of `cols` rows of src (row stride ld),
+ * transposed; rows cols..NR-1 of the panel are zero. 16 x 16 blocks
+ * through registers (unpack / shuffle), tails by scalar copies. */
+__attribute__((target("avx512f"))) void qb_f32_pack_t_avx512(const float *src, size_t ld,
+                                                            int kc, int cols, int NR,
+                                                            float *dst)
+{
+    int j0 = 0;
+    for (; j0 + 16 <= cols; j0 += 16) {
+        int p0 = 0;
+        for (; p0 + 16 <= kc; p0 += 16) {
+            __m512 r[16], t[16];
+            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)(j0 + i) * ld + p0);
+            for (int i = 0; i < 16; i += 2) {
+                t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+                t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+            }
+            for (int i = 0; i < 16; i += 4) {
+                r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+                r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+                r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+                r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+            }
+            for (int i = 0; i < 4; i++) {
+                t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+                t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+                t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+                t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+            }
+            for (int i = 0; i < 4; i++) {
+                r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+                r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+                r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+                r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+            }
+            /* r[q] now holds column p0 + q of the block */
+            for (int q = 0; q < 16; q++) _mm512_storeu_ps(dst + (size_t)(p0 + q) * NR + j0, r[q]);
+        }
+        for (; p0 < kc; p0++)
+            for (int i = 0; i < 16; i++) dst[(size_t)p0 * NR + j0 + i] = src[(size_t)(j0 + i) * ld + p0];
+    }
+    for (int j = j0; j < NR; j++)
+        for (int p = 0; p < kc; p++) dst[(size_t)p * NR + j] = j < cols ? src[(size_t)j * ld + p] : 0.0f;
+}
+
 const qb_f32_ukernel *qb_f32_kernels_avx512(int *count)
 {
     static const qb_f32_ukernel k[] = {
