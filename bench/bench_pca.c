@@ -123,7 +123,6 @@ int main(int argc, char **argv)
     int reps = argc > 1 ? atoi(argv[1]) : 3;
     size_t max_d = argc > 2 ? (size_t)atol(argv[2]) : 512;
     if (reps < 1) reps = 1;
-    qb_blas_single_thread();
     const char *ct = getenv("OPENBLAS_CORETYPE");
     printf("OPENBLAS_CORETYPE=%s, our kernels: %s, best of %d (CPU ms)\n", ct ? ct : "(unset)",
            qb_dkernel_path(), reps);

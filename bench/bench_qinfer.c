@@ -40,7 +40,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_qinfer: --batch and --passes must be >= 1\n");
         return 2;
     }
-    qb_blas_single_thread();
     qb_error err;
     qb_precision prec;
     if (qb_precision_parse(prec_name, &prec, &err)) {

@@ -29,7 +29,6 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    qb_blas_single_thread();
     qb_error err;
     qb_dataset train;
     if (qb_bench_data_load(arch, (size_t)images, &train, &err)) {

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <time.h>
 
-#include <cblas.h>
 #include <hdf5.h>
 
+#include "core/gemm_f32.h"
 #include "core/threads.h"
 #include "core/train.h"
 #include "core/xalloc.h"
@@ -19,7 +19,6 @@
 #include "pipeline/preflight.h"
 #include "mpi/runner.h"
 
-char *openblas_get_config(void);
 
 static int print_err(qb_error *err)
 {
@@ -209,7 +208,7 @@ static int open_results(const run_opts *o, const qb_spec *spec, const qb_shard *
     snprintf(h5v, sizeof h5v, "%u.%u.%u", maj, min, rel);
     snprintf(ranks, sizeof ranks, "%d", size);
     qb_kv prov[6] = {{"qblind_version", QBLIND_VERSION}, {"hdf5_version", h5v},
-                     {"openblas_config", openblas_get_config()}};
+                     {"gemm_f32_path", qb_gemm_f32_path_name(qb_gemm_f32_best())}};
     char shard_bufs[2][16];
     size_t n_prov = 3 + qb_shard_provenance(shard, prov + 3, shard_bufs);
     qb_results_config cfg = {o->out,  spec->text, spec->hash, o->force,
@@ -307,7 +306,6 @@ int qb_cmd_run(int argc, char **argv)
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    qb_blas_single_thread();
     qb_runner_install_signals();
 
     run_opts o;

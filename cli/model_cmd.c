@@ -256,7 +256,6 @@ static int start(int argc, char **argv, const char *usage, int wants_model, qb_m
         QB_FAIL(err, "unexpected argument \"%s\" (see --help)", o->model_path);
         return fail(err);
     }
-    qb_blas_single_thread();
     if (load_data(o, train, test, err)) return fail(err);
     default_arch(o);
     return 0;

@@ -175,7 +175,6 @@ static void test_defense_end_to_end(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     return qb_test_run_group(cmocka_unit_test(test_rule_on_blobs),
                              cmocka_unit_test(test_too_small_class),
                              cmocka_unit_test(test_defense_end_to_end));

@@ -1159,7 +1159,6 @@ static void test_pool_rows_simd_vs_reference(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pool_rows_simd_vs_reference),
         cmocka_unit_test(test_conv_forward_reference),

@@ -32,7 +32,6 @@ static fixture F;
 static int setup(void **state)
 {
     (void)state;
-    qb_blas_single_thread();
     qb_synthetic_generate(0, 600, 2000, &F.train, &F.test);
     qb_error err;
     qb_model_job_default(&F.job);

@@ -162,7 +162,6 @@ static void test_numpy_fixture(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     return qb_test_run_group(cmocka_unit_test(test_known_axes), cmocka_unit_test(test_single_row),
                              cmocka_unit_test(test_numpy_fixture));
 }

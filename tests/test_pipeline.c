@@ -258,7 +258,6 @@ static void test_preflight(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_train_once_and_reuse),
         cmocka_unit_test(test_status),

@@ -917,7 +917,6 @@ static void test_fp32_identity(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_integer_vs_simulated_lenet),
         cmocka_unit_test(test_integer_vs_simulated_cnn_small),

@@ -237,7 +237,6 @@ static void test_defense_end_to_end(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     return qb_test_run_group(cmocka_unit_test(test_planted_outliers),
                              cmocka_unit_test(test_sv_ratio_outlier),
                              cmocka_unit_test(test_detected_rule),
