@@ -2,11 +2,12 @@
 # The same bits whatever the CPU (issue 14, README "Numerics"): one small
 # sweep (train a LeNet with a backdoor, quantize to fp32/int8, defend with
 # STRIP, AC, SS, forensics) is run once as the reference and again with
+#   - QBLIND_SCALAR=1 (every reference kernel at once);
 #   - each float GEMM path this CPU can run forced (QBLIND_GEMM_F32=
-#     portable|avx2|avx512, core/gemm_f32.h), the int8 GEMM paths forced
-#     (QBLIND_GEMM_S8=ref|avx2|vnni) and QBLIND_SCALAR=1 (every reference
-#     kernel at once);
-#   - 2 and 4 threads per rank (`run --threads`), and 2 MPI ranks;
+#     portable|avx2|avx512, core/gemm_f32.h) together with an int8 GEMM
+#     path (QBLIND_GEMM_S8=ref|avx2|vnni) and 2, 3 or 4 threads per rank
+#     (`run --threads`);
+#   - 2 MPI ranks;
 # and every run must give byte-identical model files and bit-identical
 # /tasks metrics and /details arrays (tests/compare_results.py --strict).
 # A path the CPU lacks is skipped with a message (the forced variable then
@@ -62,29 +63,27 @@ echo "== reference (default paths)"
 run ref
 [ "$(stored "$tmp/ref.h5.models")" -eq 1 ] || fail "reference: expected 1 model"
 
-echo "== forced kernel paths"
+echo "== forced kernel paths and threads"
+# Each run changes several factors at once (the suite's time): a
+# difference names the run, and the factors are then tried one by one.
 run scalar QBLIND_SCALAR=1
 same scalar
-run f32-portable QBLIND_GEMM_F32=portable
-same f32-portable
-for p in avx2 avx512; do
-    flag=$p; [ $p = avx512 ] && flag=avx512f
-    if has "$flag" && { [ $p = avx512 ] || has fma; }; then
-        run "f32-$p" QBLIND_GEMM_F32=$p
-        same "f32-$p"
-    else
-        echo "skip: float GEMM path $p (this CPU lacks $flag)"
-    fi
-done
-for p in ref avx2 vnni; do
-    flag=$p; [ $p = vnni ] && flag=avx512_vnni; [ $p = ref ] && flag=sse2
-    if has "$flag"; then
-        run "s8-$p" QBLIND_GEMM_S8=$p
-        same "s8-$p"
-    else
-        echo "skip: int8 GEMM path $p (this CPU lacks $flag)"
-    fi
-done
+if has avx2 && has fma; then
+    run avx2-t2 QBLIND_GEMM_F32=avx2 QBLIND_GEMM_S8=avx2 -- --threads 2
+    same avx2-t2
+else
+    echo "skip: AVX2 paths (this CPU lacks avx2 or fma)"
+fi
+s8=ref
+has avx512_vnni && s8=vnni
+run portable-t4 QBLIND_GEMM_F32=portable QBLIND_GEMM_S8=$s8 -- --threads 4
+same portable-t4
+if has avx512f; then
+    run avx512-t3 QBLIND_GEMM_F32=avx512 QBLIND_GEMM_S8=ref -- --threads 3
+    same avx512-t3
+else
+    echo "skip: AVX-512 path (this CPU lacks avx512f)"
+fi
 
 echo "== no BLAS or LAPACK library in qblind"
 if ldd "$qblind" | grep -Ei 'openblas|lapack|libblas|mkl'; then
@@ -92,11 +91,7 @@ if ldd "$qblind" | grep -Ei 'openblas|lapack|libblas|mkl'; then
 fi
 echo "ok: no BLAS/LAPACK library loaded"
 
-echo "== threads and ranks"
-run threads2 -- --threads 2
-same threads2
-run threads4 -- --threads 4
-same threads4
+echo "== ranks"
 if command -v mpirun > /dev/null 2>&1; then
     mpirun -n 2 "$qblind" run "$tmp/spec.yaml" -o "$tmp/ranks2.h5" -q > /dev/null \
         2> "$tmp/ranks2.err" || { cat "$tmp/ranks2.err"; fail "2 ranks"; }
