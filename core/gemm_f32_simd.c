@@ -18,60 +18,37 @@
 #define AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
 
-AVX512_INLINE void tile_avx512(const int MR, const int NV, int kc, const float *a, size_t rsa,
-                               size_t csa, const float *b, size_t rsb, float *c, size_t rsc,
-                               int load)
-{
-    __m512 acc[MAX_MR][MAX_NV];
-#pragma GCC unroll 12
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = load ? _mm512_loadu_ps(c + r * rsc + 16 * v) : _mm512_setzero_ps();
-    for (int p = 0; p < kc; p++) {
-        const float *ap = a + (size_t)p * csa, *bp = b + (size_t)p * rsb;
-        __m512 bv[MAX_NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(bp + 16 * v);
-#pragma GCC unroll 12
-        for (int r = 0; r < MR; r++) {
-            const __m512 av = _mm512_set1_ps(ap[r * rsa]);
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
-        }
+/* tile_<ISA>(MR, NV, ...): the micro-kernel of core/gemm_f32_kernels.h
+ * for vectors of W floats (type V) with the ISA's load, store, zero,
+ * broadcast and fused multiply-add. */
+#define TILE_TEMPLATE(ISA, ATTR, V, W, LOADU, STOREU, ZERO, SET1, FMADD)                   \
+    ATTR void tile_##ISA(const int MR, const int NV, int kc, const float *a, size_t rsa,     \
+                         size_t csa, const float *b, size_t rsb, float *c, size_t rsc,      \
+                         int load)                                                          \
+    {                                                                                       \
+        V acc[MAX_MR][MAX_NV];                                                              \
+        _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++)                               \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                            \
+                acc[r][v] = load ? LOADU(c + r * rsc + W * v) : ZERO();                     \
+        for (int p = 0; p < kc; p++) {                                                      \
+            const float *ap = a + (size_t)p * csa, *bp = b + (size_t)p * rsb;               \
+            V bv[MAX_NV];                                                                   \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) bv[v] = LOADU(bp + W * v); \
+            _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) {                         \
+                const V av = SET1(ap[r * rsa]);                                             \
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                        \
+                    acc[r][v] = FMADD(av, bv[v], acc[r][v]);                                \
+            }                                                                               \
+        }                                                                                   \
+        _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++)                               \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                            \
+                STOREU(c + r * rsc + W * v, acc[r][v]);                                     \
     }
-#pragma GCC unroll 12
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) _mm512_storeu_ps(c + r * rsc + 16 * v, acc[r][v]);
-}
 
-AVX2_INLINE void tile_avx2(const int MR, const int NV, int kc, const float *a, size_t rsa,
-                           size_t csa, const float *b, size_t rsb, float *c, size_t rsc, int load)
-{
-    __m256 acc[MAX_MR][MAX_NV];
-#pragma GCC unroll 12
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = load ? _mm256_loadu_ps(c + r * rsc + 8 * v) : _mm256_setzero_ps();
-    for (int p = 0; p < kc; p++) {
-        const float *ap = a + (size_t)p * csa, *bp = b + (size_t)p * rsb;
-        __m256 bv[MAX_NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) bv[v] = _mm256_loadu_ps(bp + 8 * v);
-#pragma GCC unroll 12
-        for (int r = 0; r < MR; r++) {
-            const __m256 av = _mm256_broadcast_ss(ap + r * rsa);
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
-        }
-    }
-#pragma GCC unroll 12
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) _mm256_storeu_ps(c + r * rsc + 8 * v, acc[r][v]);
-}
+TILE_TEMPLATE(avx512, AVX512_INLINE, __m512, 16, _mm512_loadu_ps, _mm512_storeu_ps,
+              _mm512_setzero_ps, _mm512_set1_ps, _mm512_fmadd_ps)
+TILE_TEMPLATE(avx2, AVX2_INLINE, __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps,
+              _mm256_setzero_ps, _mm256_set1_ps, _mm256_fmadd_ps)
 
 #define KERNEL(ISA, TARGET, MR, NV)                                                      \
     __attribute__((noinline, target(TARGET))) static void ISA##_##MR##x##NV(            \
