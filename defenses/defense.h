@@ -40,6 +40,7 @@
 #include "core/model.h"
 #include "attacks/trigger.h"
 #include "core/params.h"
+#include "core/registry.h"
 #include "quant/precision.h"
 
 struct qb_qmodel;
@@ -82,10 +83,9 @@ typedef int (*qb_defense_fn)(const qb_defense_input *in, qb_defense_result *res,
  * value), its function, its parameter table (core/params.h: the keys its
  * `defenses:` block in a spec accepts, ranges, defaults). */
 typedef struct qb_defense_entry {
-    const char *name;
+    qb_registry_key key; /* name, alias_of (core/registry.h) */
     qb_defense_fn run;
     const qb_param_def *params;
-    const char *alias_of; /* NULL, or the canonical name this one spells */
 } qb_defense_entry;
 
 /* The registered defenses, NULL-name terminated: nc, ac, ss, strip, fp,

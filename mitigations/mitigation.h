@@ -31,6 +31,7 @@
 #include "core/error.h"
 #include "defenses/defense.h"
 #include "core/params.h"
+#include "core/registry.h"
 #include "quant/qmodel.h"
 
 /* Build the mitigated, deployed model into *out (a new qb_qmodel,
@@ -44,10 +45,9 @@ typedef int (*qb_mitigation_fn)(const qb_defense_input *in, qb_qmodel *out, qb_d
  * `mitigation` axis value), its function, its parameter table
  * (core/params.h: the keys its `mitigations:` block accepts). */
 typedef struct qb_mitigation_entry {
-    const char *name;
+    qb_registry_key key; /* name, alias_of (core/registry.h) */
     qb_mitigation_fn run;
     const qb_param_def *params;
-    const char *alias_of; /* NULL, or the canonical name this one spells */
 } qb_mitigation_entry;
 
 /* The registered mitigations (not `none`), NULL-name terminated: the one

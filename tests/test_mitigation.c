@@ -288,7 +288,7 @@ static void test_registry_count(void **state)
 {
     (void)state;
     size_t n_mit = 0;
-    for (const qb_mitigation_entry *e = qb_mitigations; e->name; e++) n_mit++;
+    for (const qb_mitigation_entry *e = qb_mitigations; e->key.name; e++) n_mit++;
     assert_int_equal(n_mit, 6);
 }
 
