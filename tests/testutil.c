@@ -74,11 +74,7 @@ char *qb_test_fixture_path(const char *name)
 {
     const char *dir = getenv("QBLIND_FIXTURES");
     if (!dir) dir = "tests/fixtures";
-    size_t len = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(len);
-    assert_non_null(p);
-    snprintf(p, len, "%s/%s", dir, name);
-    return p;
+    return qb_test_path_join(dir, name);
 }
 
 void qb_test_assert_msg_has(const qb_error *e, const char *frag)

@@ -1,8 +1,9 @@
-/* Test helpers shared by the storage suites (test_results, test_merge,
- * test_model_store): a path in a directory, and cmocka fixtures that give
- * each test a fresh temporary directory (tests/testutil.h) and remove it
- * afterwards. Header-only (static inline): tests/CMakeLists.txt links only
- * tests/testutil.c into each suite. Include after <cmocka.h>. */
+/* Test helpers shared by the suites of the results file (test_results,
+ * test_merge): a cmocka fixture that gives each test a fresh temporary
+ * directory (tests/testutil.h) and a results-file path in it, and the end
+ * of a main that initialised MPI. Header-only (static inline):
+ * tests/CMakeLists.txt links only tests/testutil.c into each suite.
+ * Include after <cmocka.h>. */
 #ifndef QB_TESTUTIL_RESULTS_H
 #define QB_TESTUTIL_RESULTS_H
 
@@ -12,32 +13,9 @@
 #include <sys/types.h>
 
 #include <hdf5.h>
+#include <mpi.h>
 
 #include "tests/testutil.h"
-
-/* "dir/name", malloc'd. */
-static inline char *qb_test_join(const char *dir, const char *name)
-{
-    size_t len = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(len);
-    assert_non_null(p);
-    snprintf(p, len, "%s/%s", dir, name);
-    return p;
-}
-
-/* cmocka setup/teardown: *state is a fresh temporary directory (char *). */
-static inline int qb_test_dir_setup(void **state)
-{
-    *state = qb_test_tmpdir();
-    return 0;
-}
-
-static inline int qb_test_dir_teardown(void **state)
-{
-    qb_test_tmpdir_remove(*state);
-    free(*state);
-    return 0;
-}
 
 /* A results-file test: its directory and "res.h5" in it. */
 typedef struct qb_test_results_fx {
@@ -53,7 +31,7 @@ static inline int qb_test_results_setup(void **state)
     qb_test_results_fx *fx = malloc(sizeof *fx);
     assert_non_null(fx);
     fx->dir = qb_test_tmpdir();
-    fx->path = qb_test_join(fx->dir, "res.h5");
+    fx->path = qb_test_path_join(fx->dir, "res.h5");
     *state = fx;
     return 0;
 }
@@ -70,10 +48,19 @@ static inline int qb_test_results_teardown(void **state)
     return 0;
 }
 
-/* cmocka_unit_test with one of the fixtures above. */
-#define QB_TEST_IN_DIR(f)                                                                         \
-    cmocka_unit_test_setup_teardown(f, qb_test_dir_setup, qb_test_dir_teardown)
+/* cmocka_unit_test with the fixture above. */
 #define QB_TEST_RESULTS(f)                                                                        \
     cmocka_unit_test_setup_teardown(f, qb_test_results_setup, qb_test_results_teardown)
+
+/* The end of the main of a suite that called MPI_Init (the results writer
+ * needs MPI; a plain process is a singleton): qb_test_run_group
+ * (tests/testutil.h), then MPI_Finalize. Evaluates to the number of tests
+ * that failed. */
+static inline int qb_test_mpi_finalize(int failed)
+{
+    MPI_Finalize();
+    return failed;
+}
+#define qb_test_run_group_mpi(...) qb_test_mpi_finalize(qb_test_run_group(__VA_ARGS__))
 
 #endif
