@@ -944,24 +944,6 @@ static void test_softmax_xent(void **state)
 
 /* ---- whole models -------------------------------------------------------- */
 
-typedef struct model_ctx {
-    const qb_model *m;
-    qb_model_ws ws; /* unfused: every relu output and argmax is materialised */
-    float *x;
-    const float *r;
-    int b;
-} model_ctx;
-
-/* The region signature (tests/testutil.h) makes the central difference
- * exact where it is equal at p - h, p and p + h. */
-static double model_loss(void *vctx, int32_t *sig)
-{
-    model_ctx *c = vctx;
-    const float *logits = qb_model_forward(c->m, &c->ws, c->x, c->b, 1);
-    if (sig) qb_test_region_sig(c->m, &c->ws, c->b, sig);
-    return dot_r(c->r, logits, (size_t)c->b * c->m->classes);
-}
-
 /* qb_model_backward (default, fused workspace) against finite differences
  * of L = sum(r * logits) for sampled weights and biases of every layer and
  * sampled input elements.
@@ -993,18 +975,14 @@ static void model_fd_case(const char *arch, int ch, int h, int w, int b, uint64_
     qb_model_forward(&m, &ws, x, b, 1);
     qb_model_backward(&m, &ws, r, b, grads, dx);
 
-    model_ctx c;
-    c.m = &m;
-    c.x = x;
-    c.r = r;
-    c.b = b;
-    qb_model_ws_init(&c.ws, &m, b);
-    qb_model_ws_set_fused(&c.ws, 0);
+    /* L = sum(r * logits) with the region signature (tests/testutil.h),
+     * which makes the central difference exact where it is equal at
+     * p - h, p and p + h */
+    qb_test_fd_model c;
+    qb_test_fd_model_init(&c, &m, x, r, b);
     char what[96];
-    const float *logits = qb_model_forward(&m, &c.ws, x, b, 1);
-    double mag = 0.0;
-    for (size_t i = 0; i < (size_t)b * m.classes; i++) mag += fabs((double)r[i] * logits[i]);
-    fd_check fc = {what, model_loss, &c, qb_test_region_sig_len(&m, b), 1e-2f, 1e-2, mag};
+    fd_check fc = {what, qb_test_fd_model_loss, &c, qb_test_region_sig_len(&m, b), 1e-2f, 1e-2,
+                   qb_test_fd_model_mag(&c)};
     for (int i = 0; i < m.n_layers; i++) {
         const qb_layer *l = &m.layers[i];
         if (l->w_len == 0) continue;
@@ -1016,7 +994,7 @@ static void model_fd_case(const char *arch, int ch, int h, int w, int b, uint64_
     snprintf(what, sizeof what, "%s input dx", arch);
     check_fd(&fc, &rng, x, dx, nx, 160);
 
-    qb_model_ws_free(&c.ws);
+    qb_test_fd_model_free(&c);
     qb_model_ws_free(&ws);
     free(dx);
     free(grads);

@@ -161,6 +161,42 @@ void qb_test_region_sig(const qb_model *m, const qb_model_ws *ws, int b, int32_t
 
 /* ---- exact layer outputs ------------------------------------------------- */
 
+void qb_test_fd_model_init(qb_test_fd_model *c, const qb_model *m, float *x, const float *r,
+                           int b)
+{
+    memset(c, 0, sizeof *c);
+    c->m = m;
+    c->x = x;
+    c->r = r;
+    c->b = b;
+    qb_model_ws_init(&c->ws, m, b);
+    qb_model_ws_set_fused(&c->ws, 0);
+}
+
+void qb_test_fd_model_free(qb_test_fd_model *c)
+{
+    qb_model_ws_free(&c->ws);
+}
+
+double qb_test_fd_model_loss(void *ctx, int32_t *sig)
+{
+    qb_test_fd_model *c = ctx;
+    const float *logits = qb_model_forward(c->m, &c->ws, c->x, c->b, 1);
+    if (sig) qb_test_region_sig(c->m, &c->ws, c->b, sig);
+    double s = 0.0;
+    for (size_t j = 0; j < (size_t)c->b * c->m->classes; j++) s += (double)c->r[j] * logits[j];
+    return s;
+}
+
+double qb_test_fd_model_mag(qb_test_fd_model *c)
+{
+    const float *logits = qb_model_forward(c->m, &c->ws, c->x, c->b, 1);
+    double mag = 0.0;
+    for (size_t j = 0; j < (size_t)c->b * c->m->classes; j++)
+        mag += fabs((double)c->r[j] * logits[j]);
+    return mag;
+}
+
 void qb_test_layer_direct(const qb_layer *l, int b, const float *x, const float *w,
                           const float *bias, double *y, double *mag)
 {

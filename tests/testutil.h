@@ -7,6 +7,7 @@
 
 #include "core/details.h"
 #include "core/error.h"
+#include "core/model.h"
 
 /* The end of a suite's main: runs the tests given as arguments
  * (cmocka_unit_test(...) entries) as the cmocka group "tests" without
@@ -57,8 +58,6 @@ double qb_test_detail1(const qb_details *d, const char *name);
  * bit-identical values (a defense run twice on the same input). */
 void qb_test_details_assert_equal(const qb_details *a, const qb_details *b);
 
-struct qb_model;
-struct qb_model_ws;
 /* The LeNet of the MNIST-shaped tests (1x28x28 inputs, 10 classes) with
  * its initial parameters from `seed`. Free with qb_model_free. */
 void qb_test_lenet(struct qb_model *m, uint64_t seed);
@@ -79,6 +78,27 @@ int qb_test_lenet_teardown(void **state);
 size_t qb_test_region_sig_len(const struct qb_model *m, int b);
 void qb_test_region_sig(const struct qb_model *m, const struct qb_model_ws *ws, int b,
                         int32_t *sig);
+
+/* The objective of whole-model finite-difference checks: L = sum(r *
+ * logits) in double for model m at inputs x (b samples), r (b, classes),
+ * evaluated with an unfused workspace (every ReLU output and argmax is
+ * materialised, so the region signature can read them). m, x and r are
+ * not owned: a check perturbs m's parameters or x in place. */
+typedef struct qb_test_fd_model {
+    const qb_model *m;
+    qb_model_ws ws;
+    float *x;
+    const float *r;
+    int b;
+} qb_test_fd_model;
+void qb_test_fd_model_init(qb_test_fd_model *c, const qb_model *m, float *x, const float *r,
+                           int b);
+void qb_test_fd_model_free(qb_test_fd_model *c);
+/* L at the current parameters and inputs (a qb_test_fd_model *ctx); with
+ * sig not NULL also the region signature (qb_test_region_sig_len int32). */
+double qb_test_fd_model_loss(void *ctx, int32_t *sig);
+/* sum |r * logits| at the current point: the scale of L's own rounding. */
+double qb_test_fd_model_mag(qb_test_fd_model *c);
 
 struct qb_layer;
 /* The exact (double) output y = sum_k x[k] w[k] + bias of a conv (NCHW,
