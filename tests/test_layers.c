@@ -128,13 +128,9 @@ static size_t *pick_indices(qb_rng *r, size_t n, size_t count, size_t *out_count
 
 /* ---- finite differences ------------------------------------------------- */
 
-/* Evaluates L at the current inputs/parameters; if sig is not NULL also
- * writes the piecewise-linear region's signature (sig_len int32). */
-typedef double (*loss_fn)(void *ctx, int32_t *sig);
-
 typedef struct fd_check {
     const char *what;
-    loss_fn fn;
+    qb_test_loss_fn fn; /* L; the signature has sig_len int32 */
     void *ctx;
     size_t sig_len;     /* 0: the function is smooth / linear, no pattern */
     float h;            /* largest step; down to h/8 near kinks */
@@ -178,33 +174,15 @@ static void check_fd(const fd_check *c, qb_rng *rng, float *p, const float *anal
     size_t skipped = 0, one_sided = 0;
     double scale = 0.0;
     for (size_t t = 0; t < k; t++) {
-        size_t j = idx[t];
-        const float v = p[j];
-        float hh = c->h;
-        for (int tries = 0; tries < 4 && !used[t]; tries++, hh *= 0.5f) {
-            /* the perturbations actually applied, after rounding to float */
-            const float vp = v + hh, vm = v - hh;
-            p[j] = vp;
-            double lp = c->fn(c->ctx, sig);
-            int cp = c->sig_len && memcmp(sig, sig0, c->sig_len * sizeof *sig) != 0;
-            p[j] = vm;
-            double lm = c->fn(c->ctx, sig);
-            int cm = c->sig_len && memcmp(sig, sig0, c->sig_len * sizeof *sig) != 0;
-            p[j] = v;
-            if (!cp && !cm) {
-                den[t] = (double)vp - (double)vm;
-                num[t] = (lp - lm) / den[t];
-            } else if (!cp || !cm) {
-                den[t] = cp ? (double)v - (double)vm : (double)vp - (double)v;
-                num[t] = (cp ? l0 - lm : lp - l0) / den[t];
-                one_sided++;
-            } else {
-                continue;
-            }
-            used[t] = 1;
-            if (fabs(num[t]) > scale) scale = fabs(num[t]);
+        int kind = qb_test_fd_quotient(c->fn, c->ctx, c->sig_len, sig0, sig, l0, p, idx[t], c->h,
+                                       &num[t], &den[t]);
+        if (!kind) {
+            skipped++;
+            continue;
         }
-        if (!used[t]) skipped++;
+        used[t] = 1;
+        one_sided += kind == 1;
+        if (fabs(num[t]) > scale) scale = fabs(num[t]);
     }
     c->fn(c->ctx, NULL); /* leave the forward state at the unperturbed point */
     double floor_ = 0.01 * scale > 1e-12 ? 0.01 * scale : 1e-12;

@@ -516,26 +516,8 @@ static void check_fd(const char *what, qb_test_fd_model *c, double mag, qb_rng *
     for (size_t t = 0; t < count; t++) {
         const size_t j = n == count ? t : qb_rng_below(rng, (uint32_t)n);
         idx[t] = j;
-        den[t] = 0.0;
-        const float v = p[j];
-        float h = 1e-2f;
-        for (int tries = 0; tries < 4 && den[t] == 0.0; tries++, h *= 0.5f) {
-            const float vp = v + h, vm = v - h;
-            p[j] = vp;
-            double lp = qb_test_fd_model_loss(c, sig);
-            int cp = memcmp(sig, sig0, sl * sizeof *sig) != 0;
-            p[j] = vm;
-            double lm = qb_test_fd_model_loss(c, sig);
-            int cm = memcmp(sig, sig0, sl * sizeof *sig) != 0;
-            p[j] = v;
-            if (!cp && !cm) {
-                den[t] = (double)vp - (double)vm;
-                num[t] = (lp - lm) / den[t];
-            } else if (!cp || !cm) {
-                den[t] = cp ? (double)v - (double)vm : (double)vp - (double)v;
-                num[t] = (cp ? l0 - lm : lp - l0) / den[t];
-            }
-        }
+        qb_test_fd_quotient(qb_test_fd_model_loss, c, sl, sig0, sig, l0, p, j, 1e-2f, &num[t],
+                            &den[t]);
         if (den[t] != 0.0) {
             checked++;
             if (fabs(num[t]) > scale) scale = fabs(num[t]);

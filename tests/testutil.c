@@ -161,6 +161,36 @@ void qb_test_region_sig(const qb_model *m, const qb_model_ws *ws, int b, int32_t
 
 /* ---- exact layer outputs ------------------------------------------------- */
 
+int qb_test_fd_quotient(qb_test_loss_fn loss, void *ctx, size_t sig_len, const int32_t *sig0,
+                        int32_t *sig, double l0, float *p, size_t j, float h, double *num,
+                        double *den)
+{
+    const float v = p[j];
+    *den = 0.0;
+    for (int tries = 0; tries < 4; tries++, h *= 0.5f) {
+        /* the perturbations actually applied, after rounding to float */
+        const float vp = v + h, vm = v - h;
+        p[j] = vp;
+        double lp = loss(ctx, sig);
+        int cp = sig_len && memcmp(sig, sig0, sig_len * sizeof *sig) != 0;
+        p[j] = vm;
+        double lm = loss(ctx, sig);
+        int cm = sig_len && memcmp(sig, sig0, sig_len * sizeof *sig) != 0;
+        p[j] = v;
+        if (!cp && !cm) {
+            *den = (double)vp - (double)vm;
+            *num = (lp - lm) / *den;
+            return 2;
+        }
+        if (!cp || !cm) {
+            *den = cp ? (double)v - (double)vm : (double)vp - (double)v;
+            *num = (cp ? l0 - lm : lp - l0) / *den;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void qb_test_fd_model_init(qb_test_fd_model *c, const qb_model *m, float *x, const float *r,
                            int b)
 {

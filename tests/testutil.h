@@ -79,6 +79,25 @@ size_t qb_test_region_sig_len(const struct qb_model *m, int b);
 void qb_test_region_sig(const struct qb_model *m, const struct qb_model_ws *ws, int b,
                         int32_t *sig);
 
+/* A finite-difference objective: L at the current inputs and parameters;
+ * with sig not NULL it also writes the signature of the piecewise-linear
+ * region it is on (ReLU signs, argmax indices). */
+typedef double (*qb_test_loss_fn)(void *ctx, int32_t *sig);
+
+/* One element's difference quotient of L = loss(ctx, .) in p[j], the
+ * element's perturbation applied in float (tests/test_layers.c explains
+ * the method): the largest of h, h/2, h/4, h/8 for which [p - h, p + h]
+ * holds no kink (the signature at both ends equals sig0, the one at p,
+ * where L = l0) gives the central difference; if only one side is clean,
+ * that side's one-sided difference. sig_len 0: L is smooth, no
+ * signatures (sig0 and sig unused); else sig is scratch of sig_len.
+ * *num = the quotient, *den = its denominator (the float step actually
+ * taken). Returns 2 (central), 1 (one-sided), or 0 when every step
+ * crosses a kink on both sides (then *den = 0). p[j] is restored. */
+int qb_test_fd_quotient(qb_test_loss_fn loss, void *ctx, size_t sig_len, const int32_t *sig0,
+                        int32_t *sig, double l0, float *p, size_t j, float h, double *num,
+                        double *den);
+
 /* The objective of whole-model finite-difference checks: L = sum(r *
  * logits) in double for model m at inputs x (b samples), r (b, classes),
  * evaluated with an unfused workspace (every ReLU output and argmax is
