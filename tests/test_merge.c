@@ -146,26 +146,10 @@ static void write_file(const char *path, const char *spec_text, const qb_shard *
 
 /* ---- comparing files --------------------------------------------------------- */
 
-static int same_bits(double a, double b) { return memcmp(&a, &b, sizeof a) == 0; }
-
 /* Every column but t_*, rank, host, finished_at. */
 static void assert_rows_equal_deterministic(const qb_task_row *a, const qb_task_row *b)
 {
-    assert_true(a->task_id == b->task_id);
-    assert_true(a->model_id == b->model_id);
-    assert_string_equal(a->dataset, b->dataset);
-    assert_int_equal(a->seed, b->seed);
-    assert_string_equal(a->trigger, b->trigger);
-    assert_string_equal(a->precision, b->precision);
-    assert_string_equal(a->mitigation, b->mitigation);
-    assert_string_equal(a->defense, b->defense);
-    assert_int_equal(a->status, b->status);
-    assert_string_equal(a->message, b->message);
-    assert_true(same_bits(a->ca_quant, b->ca_quant));
-    assert_true(same_bits(a->asr_quant, b->asr_quant));
-    assert_true(same_bits(a->ca_mitig, b->ca_mitig));
-    assert_true(same_bits(a->asr_mitig, b->asr_mitig));
-    assert_int_equal(a->detected, b->detected);
+    qb_test_rows_assert_same(a, b);
     assert_int_equal(a->attempts, b->attempts);
 }
 

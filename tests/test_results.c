@@ -94,21 +94,7 @@ static void assert_row_finished_as(const qb_task_row *got, size_t k)
 {
     qb_task_row want;
     finished_row(&want, k);
-    assert_true(got->task_id == want.task_id);
-    assert_true(got->model_id == want.model_id);
-    assert_string_equal(got->dataset, want.dataset);
-    assert_int_equal(got->seed, want.seed);
-    assert_string_equal(got->trigger, want.trigger);
-    assert_string_equal(got->precision, want.precision);
-    assert_string_equal(got->mitigation, want.mitigation);
-    assert_string_equal(got->defense, want.defense);
-    assert_int_equal(got->status, want.status);
-    assert_string_equal(got->message, want.message);
-    assert_true(same_double(got->ca_quant, want.ca_quant));
-    assert_true(same_double(got->asr_quant, want.asr_quant));
-    assert_true(same_double(got->ca_mitig, want.ca_mitig));
-    assert_true(same_double(got->asr_mitig, want.asr_mitig));
-    assert_int_equal(got->detected, want.detected);
+    qb_test_rows_assert_same(got, &want);
     assert_true(same_double(got->t_model, want.t_model));
     assert_true(same_double(got->t_total, want.t_total));
     assert_true(same_double(got->t_mitig, want.t_mitig));
