@@ -45,6 +45,11 @@ static const char run_usage[] =
     "      --shard-by WHAT model (default: each model's tasks in one shard, so\n"
     "                      every model is trained once) or task (finer balance;\n"
     "                      shards train the models they share again)\n"
+    "      --worker-timeout S  give up a worker rank that holds a task and has sent\n"
+    "                      nothing for S seconds (a rank or node gone silently):\n"
+    "                      its task stays pending, the others finish theirs and the\n"
+    "                      job ends (MPI_Abort) with exit 75. S must exceed the\n"
+    "                      longest task; default 0: wait for ever (docs/CLUSTER.md)\n"
     "  -q, --quiet         no progress on stderr\n"
     "      --empty-tasks   benchmark the runner: workers skip the pipeline and return\n"
     "                      ok with no metrics at once (expansion, scheduling, MPI,\n"
@@ -53,7 +58,7 @@ static const char run_usage[] =
     "Exit status: 0 all tasks finished (some may be failed or invalid: see the\n"
     "table and `qblind status`), 1 error, or every task of the file failed (their\n"
     "messages are printed), 75 stopped early by SIGTERM/SIGUSR1/SIGINT with tasks\n"
-    "left (rerun to resume).\n";
+    "left or a worker given up (rerun to resume).\n";
 
 typedef struct row_fill_ctx {
     const qb_spec *spec;
@@ -131,6 +136,7 @@ static void print_summary(const qb_spec *s, const char *path)
 typedef struct run_opts {
     const char *out, *models, *spec_path, *shard_arg, *shard_by;
     int force, quiet, empty_tasks, retry_failed;
+    double worker_timeout;
 } run_opts;
 
 /* Parse run's command line into o. Returns -1 to go on, else the exit
@@ -143,7 +149,8 @@ static int parse_run_args(int argc, char **argv, int rank, run_opts *o)
         {"force", no_argument, NULL, 'f'},       {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},        {"empty-tasks", no_argument, NULL, 'E'},
         {"shard", required_argument, NULL, 'S'}, {"shard-by", required_argument, NULL, 'B'},
-        {"retry-failed", no_argument, NULL, 'R'}, {NULL, 0, NULL, 0}};
+        {"retry-failed", no_argument, NULL, 'R'}, {"worker-timeout", required_argument, NULL, 'W'},
+        {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     optind = 1;
     opterr = 0;
@@ -158,6 +165,16 @@ static int parse_run_args(int argc, char **argv, int rank, run_opts *o)
         case 'S': o->shard_arg = optarg; break;
         case 'B': o->shard_by = optarg; break;
         case 'R': o->retry_failed = 1; break;
+        case 'W': {
+            char *end;
+            o->worker_timeout = strtod(optarg, &end);
+            if (end == optarg || *end || !(o->worker_timeout >= 0)) {
+                qb_error err;
+                QB_FAIL(&err, "--worker-timeout: expected seconds >= 0, got \"%s\"", optarg);
+                return rank == 0 ? qb_cli_usage_error("run", &err) : 2;
+            }
+            break;
+        }
         case 'h': usage_rc = 0; break;
         default: {
             qb_error err;
@@ -259,7 +276,7 @@ static int run_rank0(const run_opts *o, const qb_spec *spec, const qb_shard *sha
     qb_run_sink sink = qb_run_sink_results(res);
     qb_run_ctx ctx = {.spec = spec, .transport = &transport, .sink = &sink, .store = store,
                       .status = status, .n_ranks = size, .progress = &prog,
-                      .empty_tasks = o->empty_tasks};
+                      .empty_tasks = o->empty_tasks, .worker_timeout = o->worker_timeout};
     qb_error err;
     double t0 = qb_now();
     int rc = qb_coordinator_run(&ctx, &err);
@@ -282,6 +299,11 @@ static int run_rank0(const run_opts *o, const qb_spec *spec, const qb_shard *sha
     fprintf(stderr, "qblind: %zu tasks ran in %.1f s; %ld models trained\n",
             prog.done - prog.done_at_start, qb_now() - t0, ctx.trainings);
     print_summary(spec, o->out);
+    if (ctx.lost) { /* MPI_Finalize would wait for the lost ranks */
+        fprintf(stderr, "qblind: %d worker rank%s given up: ending the job; run the same command "
+                        "again to resume\n", ctx.lost, ctx.lost > 1 ? "s" : "");
+        MPI_Abort(MPI_COMM_WORLD, QB_EXIT_RESUME);
+    }
     if (ctx.drained) {
         fprintf(stderr, "qblind: stopped early; run the same command again to resume\n");
         return QB_EXIT_RESUME;

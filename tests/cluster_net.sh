@@ -66,7 +66,7 @@ write_slurm_conf() { # N
     for i in $(seq 1 "$1"); do names="$names${names:+,}n$i"; done
     # cred_expire: a requeued job may start again 6 s later (default 121);
     # sched_interval: pending jobs are looked at every 2 s (default 60);
-    # SlurmdTimeout: a node that stops answering is DOWN after 10 s and its
+    # SlurmdTimeout: a node that stops answering is DOWN after 6 s and its
     # jobs are requeued (default 300).
     cat > "$tmp/slurm.conf" << CONF
 ClusterName=qblindnet
@@ -98,7 +98,7 @@ SchedulerParameters=sched_interval=2
 MpiDefault=pmix
 MailProg=/bin/true
 ReturnToService=2
-SlurmdTimeout=10
+SlurmdTimeout=6
 MessageTimeout=5
 MinJobAge=3600
 KillWait=2
@@ -167,6 +167,8 @@ node_kill() { # I
     p=$(ip netns pids "$(node_ns "$1")")
     # shellcheck disable=SC2086 # one pid per word
     [ -z "$p" ] || kill -9 $p 2> /dev/null || true
+    # reap slurmd quietly (bash would report it "Killed")
+    [ -z "${slurmd_pid[$1]}" ] || { wait "${slurmd_pid[$1]}"; } 2> /dev/null || true
     slurmd_pid[$1]=""
 }
 
