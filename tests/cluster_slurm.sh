@@ -15,7 +15,7 @@
 #      (compare_results.py --strict)
 #   2. slurm/submit.sh --array 3 (2 ranks each): the shards run on
 #      different nodes, the merge job combines them: equal to the reference
-#   3. faults in one job (-N 2-3 -n 4, --requeue, --worker-timeout 30):
+#   3. faults in one job (-N 2-3 -n 4, --requeue):
 #      a. a worker rank on n2 is killed (SIGKILL): srun --kill-on-bad-exit
 #         ends the step (without it the coordinator would wait for that
 #         rank's result for ever: Open MPI under srun does not end the job
@@ -23,17 +23,18 @@
 #      b. node n3 fails: SIGKILL to every process in its namespace
 #         (slurmd, slurmstepd, ranks). Slurm finds it not responding
 #         (SlurmdTimeout 6 s), ends the job and requeues it
-#      c. then, on n1 and n2, a worker rank on n2 stops (SIGSTOP: alive
-#         but silent, like a node cut off): the coordinator gives it up
-#         after 30 s, the others finish their tasks, the job ends
-#         (MPI_Abort, exit 75) and requeues itself
 #      each attempt ends with the rows finished so far and the rest
-#      pending; the fourth attempt completes on n1 and n2: every task once
+#      pending; the third attempt completes on n1 and n2: every task once
 #      (unique task ids, none pending), equal to the reference
 #   4. the shared directory fills up mid-run (a filler file): the run
 #      stops with a clear error naming the space, the results file stays
 #      readable with the rows recorded before; the filler removed, the
-#      same job submitted again completes, equal to the reference
+#      same job submitted again (--worker-timeout 15) resumes, and one of
+#      its worker ranks stops (SIGSTOP: alive but silent, like a node cut
+#      off, which neither Open MPI nor Slurm reports): the coordinator
+#      gives it up after 15 s, the others finish their tasks, the job ends
+#      (MPI_Abort, exit 75) with that task pending and requeues itself;
+#      the next attempt completes, equal to the reference
 # Everything started here is stopped by its pid on exit; the namespaces,
 # the bridge and the mounts go with the private namespaces the test runs
 # in (unshare), and are removed explicitly as well.
@@ -167,16 +168,31 @@ import sys, h5py
 ids = h5py.File(sys.argv[1], "r")["tasks"]["task_id"]
 sys.exit(0 if len(set(ids.tolist())) == len(ids) else 1)' "$1"
 }
-# The pid of a rank (PMIX_RANK in its environment) running in node $1.
+# The pid of a worker rank (PMIX_RANK >= 1 in its environment) running in
+# node $1, or in any node without $1.
 rank_pid_on() {
-    local p
-    for p in $(ip netns pids "$(node_ns "$1")"); do
-        if tr '\0' '\n' < "/proc/$p/environ" 2> /dev/null | grep -q '^PMIX_RANK=' &&
-            grep -q qblind "/proc/$p/cmdline" 2> /dev/null; then
-            echo "$p"
-            return
-        fi
+    local p i
+    for i in ${1:-$(seq 1 "$cl_nodes")}; do
+        for p in $(ip netns pids "$(node_ns "$i")" 2> /dev/null); do
+            if tr '\0' '\n' < "/proc/$p/environ" 2> /dev/null | grep -q '^PMIX_RANK=[1-9]' &&
+                grep -q qblind "/proc/$p/cmdline" 2> /dev/null; then
+                echo "$p"
+                return
+            fi
+        done
     done
+}
+
+# A worker rank on node $1 (any node without $1); waits up to 10 s for one.
+victim_on() {
+    local v=""
+    for _ in $(seq 1 50); do
+        v=$(rank_pid_on "${1:-}")
+        [ -z "$v" ] || break
+        sleep 0.2
+    done
+    [ -n "$v" ] || fail "no worker rank found on ${1:+n}${1:-any node}"
+    echo "$v"
 }
 
 echo "== 0. the reference: mpirun -n 4 on this host (in the background)"
@@ -235,9 +251,9 @@ expect_completed "$merge" "merge job"
     fail "the merged shards differ from the single host's"
 echo "ok: 3 shards on nodes$shard_hosts, merged: equal to the single host's (strict); $(elapsed)"
 
-echo "== 3. a lost rank, a lost node, then a silent rank"
+echo "== 3. a lost rank, then a lost node"
 faults=$(sbatch --parsable -N 2-3 -n 4 --time=10 --output="$shared/faults-%j.out" \
-    "$repo/slurm/qblind.sbatch" spec.yaml faults.h5 --worker-timeout 30)
+    "$repo/slurm/qblind.sbatch" spec.yaml faults.h5)
 # Wait until attempt $1 of the fault job runs on nodes $2 and has added a row.
 attempt_running() {
     local before
@@ -267,43 +283,22 @@ requeued() { # restarts what
     echo "ok: after $2 the job ended and was requeued within $(($(date +%s) - t0)) s: $f rows finished, $p pending; $(elapsed)"
 }
 log=faults-$faults.out
-# A rank of the job on node $1 (waits up to 10 s for one to start).
-victim_on() {
-    local v=""
-    for _ in $(seq 1 50); do
-        v=$(rank_pid_on "$1")
-        [ -z "$v" ] || break
-        sleep 0.2
-    done
-    [ -n "$v" ] || fail "no rank found on n$1"
-    echo "$v"
-}
 
 # a. a worker rank dies
 attempt_running 1 "n[1-3]"
-victim=$(victim_on 2)
+victim=$(victim_on 2) || fail "no worker rank on n2"
 kill -9 "$victim"
 echo "killed rank pid $victim on n2 at $(finished faults.h5) rows"
 requeued 1 "a killed rank"
 grep -q "a rank was killed (exit 137" "$log" || fail "no lost rank reported in the job's log"
 
-# b. node n3 fails (Slurm notices within SlurmdTimeout and a ping, before
-#    the coordinator's 30 s)
+# b. node n3 fails (Slurm notices within SlurmdTimeout and a ping)
 attempt_running 2 "n[1-3]"
 node_kill 3
 echo "node n3 failed (every process in its namespace killed) at $(finished faults.h5) rows"
 requeued 2 "the node failure"
 grep -q "CANCELLED AT .* DUE TO NODE FAILURE" "$log" || fail "Slurm did not end the job for the node failure"
 echo "n3 is $(sinfo -h -n n3 -o %T)"
-
-# c. a worker rank stops answering (SIGSTOP: alive but silent, as if cut off)
-attempt_running 3 "n[1-2]"
-victim=$(victim_on 2)
-kill -STOP "$victim"
-echo "stopped rank pid $victim on n2 at $(finished faults.h5) rows"
-requeued 3 "a silent rank"
-n_given=$(grep -c "has sent nothing for .* given up" "$log" || true)
-[ "$n_given" = 1 ] || fail "expected 1 rank given up (the stopped one), the log says $n_given"
 
 wait_jobs 240 "$faults"
 expect_completed "$faults" "fault job"
@@ -313,7 +308,7 @@ expect_completed "$faults" "fault job"
 unique_ids faults.h5 || fail "faults.h5 has duplicate task ids"
 /usr/bin/python3 "$compare" --strict "$tmp/host/host.h5" faults.h5 ||
     fail "the fault job's results differ from the single host's"
-echo "ok: attempt 4 completed on n1-n2: every task once, equal to the single host's (strict); $(elapsed)"
+echo "ok: attempt 3 completed on n1-n2: every task once, equal to the single host's (strict); $(elapsed)"
 node_start 3
 
 echo "== 4. the shared directory fills up"
@@ -332,8 +327,24 @@ echo "the job failed: $(grep -m1 'error: results file' "$log")"
 "$qblind" status full.h5 > /dev/null || fail "full.h5 is not readable after the disk filled"
 [ "$(finished full.h5)" -ge "$f_fill" ] || fail "full.h5 lost rows: $(finished full.h5) < $f_fill"
 rm -f "$shared/filler"
+# the resume, with a worker that goes silent (SIGSTOP: alive, not answering)
 again=$(sbatch --parsable -N 2 -n 3 --time=10 --output="$tmp/full-%j.out" \
-    "$repo/slurm/qblind.sbatch" spec.yaml full.h5)
+    "$repo/slurm/qblind.sbatch" spec.yaml full.h5 --worker-timeout 15)
+wait_rows full.h5 $((f_fill + 1)) 120
+victim=$(victim_on) || fail "no worker rank on any node"
+vrank=$(tr '\0' '\n' < "/proc/$victim/environ" | sed -n 's/^PMIX_RANK=//p')
+kill -STOP "$victim"
+echo "resumed after space was back; stopped rank $vrank (pid $victim) at $(finished full.h5) rows"
+log=$tmp/full-$again.out
+for _ in $(seq 1 400); do
+    [ "$(job_field "$again" Restarts)" -ge 1 ] && break
+    sleep 0.2
+done
+[ "$(job_field "$again" Restarts)" -ge 1 ] || fail "the job did not end and requeue after rank $vrank went silent"
+grep -q "rank $vrank has sent nothing for .* given up" "$log" || fail "rank $vrank was not given up: $(grep -i 'given up' "$log")"
+p=$(status_of full.h5 pending)
+[ "$p" -gt 0 ] || fail "no task pending after the silent rank was given up"
+echo "ok: the silent rank was given up, the job ended with $(finished full.h5) rows, $p pending, and requeued; $(elapsed)"
 wait_jobs 180 "$again"
 expect_completed "$again" "the resubmitted job"
 [ "$(status_of full.h5 pending)" = 0 ] || fail "full.h5 has pending tasks after the resume"
