@@ -148,7 +148,7 @@ typedef struct coord {
     commit_buf cb;
     int rc;       /* the first I/O error: record nothing more */
     double *heard; /* (n_workers) when its last message came, or its task went */
-    int *busy;     /* (n_workers) holds a task */
+    int *busy;     /* (n_workers) owes a message: its first request, or a result */
     int lost;
 } coord;
 
@@ -215,14 +215,15 @@ static void start_draining(coord *k, int announce)
                 qb_sched_in_flight(k->sc));
 }
 
-/* Give up the workers that hold a task and have been silent longer than
- * the timeout: their tasks stay pending, the run drains. */
+/* Give up the workers that owe a message (their first request, or the
+ * result of their task) and have been silent longer than the timeout:
+ * their tasks stay pending, the run drains. */
 static void give_up_silent(coord *k)
 {
     double limit = k->c->worker_timeout, t = now(k->c);
     for (int w = 0; w < k->n_workers; w++) {
         if (!k->busy[w] || k->stopped[w] || t - k->heard[w] <= limit) continue;
-        fprintf(stderr, "\nqblind: rank %d has sent nothing for %.0f s while running a task: "
+        fprintf(stderr, "\nqblind: rank %d has sent nothing for %.0f s (starting or running a task): "
                         "given up (its task stays pending); finishing the others\n",
                 w + 1, t - k->heard[w]);
         k->stopped[w] = 1;
@@ -239,6 +240,11 @@ static int run_workers(qb_run_ctx *c, qb_sched *sc, int n_workers, qb_error *err
     k.stopped = xcalloc((size_t)n_workers, sizeof(int));
     k.heard = xcalloc((size_t)n_workers, sizeof(double));
     k.busy = xcalloc((size_t)n_workers, sizeof(int));
+    /* every worker owes its first request */
+    for (int w = 0; w < n_workers; w++) {
+        k.busy[w] = 1;
+        if (c->worker_timeout > 0) k.heard[w] = now(c);
+    }
     /* workers get their next task at once; rows are group-committed */
     commit_init(c, &k.cb);
     double idle_since = -1.0;

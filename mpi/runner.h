@@ -64,8 +64,8 @@ typedef struct qb_run_ctx {
     long trainings;          /* models trained in this run (all ranks) */
     int drained;             /* stopped early with work left */
     int empty_tasks;         /* benchmark: skip the pipeline, every task ok at once */
-    /* > 0: a worker that holds a task and has sent nothing for this many
-     * seconds is given up (a rank or node gone silently, which Open MPI
+    /* > 0: a worker that holds a task (or has not asked for its first) and
+     * has sent nothing for this many seconds is given up (a rank or node gone silently, which Open MPI
      * does not report): its task stays pending, no more tasks are handed
      * out, the others finish theirs; 0: wait for ever (docs/CLUSTER.md) */
     double worker_timeout;

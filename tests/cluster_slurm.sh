@@ -89,7 +89,7 @@ cleanup() {
     cluster_down
     if [ "$failed" = 1 ]; then
         echo "---- logs ($tmp)"
-        for f in "$shared"/*.out "$shared"/*.logs/*.out "$tmp/slurmctld.log" "$tmp"/nodes/*/slurmd.log; do
+        for f in "$shared"/*.out "$shared"/*.logs/*.out "$tmp"/full-*.out "$tmp/slurmctld.log" "$tmp"/nodes/*/slurmd.log; do
             [ -f "$f" ] || continue
             echo "---- $f"
             grep -v '^synthetic ' "$f" | tail -25

@@ -66,6 +66,7 @@ typedef struct fake {
     int drain_at_record;        /* ... after this many rows (1-based) */
     int fail_flush;             /* this flush (1-based) fails */
     int mute_rank;              /* this rank's results never arrive (0: none) */
+    int mute_hello_rank;        /* this rank's first request never arrives */
     double worker_timeout;      /* qb_run_ctx.worker_timeout */
     /* the log */
     int n_sent, sent_after_drain, n_stop;
@@ -89,7 +90,8 @@ static int fake_probe(void *ctx, int *rank, int *tag)
     fake *f = ctx;
     int best = 0;
     for (int r = 1; r < f->n_ranks; r++) {
-        int has = f->hello_due[r] || (f->running[r] >= 0 && r != f->mute_rank);
+        int has = (f->hello_due[r] && r != f->mute_hello_rank) ||
+                  (f->running[r] >= 0 && r != f->mute_rank);
         if (has && f->ready_at[r] <= f->clock && (!best || f->ready_at[r] < f->ready_at[best]))
             best = r;
     }
@@ -505,7 +507,7 @@ static void test_sink_error(void **state)
     run_free(&r);
 }
 
-/* A worker gone silent while it holds a task (its rank or node lost, which
+/* A worker gone silent while it holds a task, or before its first request (its rank or node lost, which
  * Open MPI under srun does not report): given up after worker_timeout, its
  * task stays pending (no row), nothing more is handed out, the others
  * stop, and the run counts as drained. */
@@ -531,6 +533,21 @@ static void test_silent_worker(void **state)
     for (int i = 0; i < N_TASKS; i++) assert_true(r.f.recorded[i] <= 1);
     assert_true(r.f.clock - 100.0 >= 0.5); /* it waited the timeout */
     check_group_commit(&r);
+    run_free(&r);
+
+    /* silent from the start (never asks): given up too, the others run
+     * every task */
+    run_init(&r, 4);
+    r.f.mute_hello_rank = 3;
+    r.f.worker_timeout = 0.5;
+    run_go(&r, 0);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.ctx.lost, 1);
+    assert_int_equal(r.ctx.drained, 1);
+    assert_true(r.f.hello_due[3] && !r.f.stopped[3]);
+    assert_int_equal(r.f.n_stop, 2);
+    assert_int_equal(r.f.n_rec, N_TASKS);
+    assert_true(r.f.clock - 100.0 >= 0.5);
     run_free(&r);
 }
 
