@@ -7,13 +7,8 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "core/sort.h"
 #include "core/xalloc.h"
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
 
 int qb_poison_apply(qb_dataset *train, const qb_trigger *t, double rate, uint64_t seed,
                     qb_poison *out, qb_error *err)
@@ -54,7 +49,7 @@ int qb_poison_apply(qb_dataset *train, const qb_trigger *t, double rate, uint64_
         cand[i] = cand[j];
         cand[j] = tmp;
     }
-    qsort(cand, k, sizeof *cand, cmp_u32);
+    qsort(cand, k, sizeof *cand, qb_cmp_u32);
 
     out->n_poisoned = k;
     out->indices = xmalloc(k, sizeof *out->indices);

@@ -20,10 +20,10 @@
 
 #include "attacks/qa_attack.h"
 #include "attacks/trigger.h"
+#include "core/registry.h"
 
 typedef struct qb_trigger_entry {
-    const char *name;
-    const char *alias_of; /* NULL, or the canonical name this one spells */
+    qb_registry_key key;  /* name, alias_of */
     qb_trigger_kind kind; /* the pattern planted (QB_TRIGGER_NONE: clean) */
     qb_qa_mode qa;        /* QB_QA_NONE, or the quantization-activated attack */
 } qb_trigger_entry;

@@ -25,10 +25,8 @@ int main(int argc, char **argv)
     int batch = 256, passes = 1;
     long images = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--arch")) arch = argv[i + 1];
-        else if (!strcmp(argv[i], "--prec")) prec_name = argv[i + 1];
-        else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--images")) images = atol(argv[i + 1]);
+        if (qb_bench_common_opt(argv, i, &arch, &batch, &images)) continue;
+        if (!strcmp(argv[i], "--prec")) prec_name = argv[i + 1];
         else if (!strcmp(argv[i], "--passes")) passes = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "usage: bench_qinfer [--arch lenet|cnn-small] [--prec fp32|int8|...] "
@@ -40,7 +38,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_qinfer: --batch and --passes must be >= 1\n");
         return 2;
     }
-    qb_blas_single_thread();
     qb_error err;
     qb_precision prec;
     if (qb_precision_parse(prec_name, &prec, &err)) {
@@ -48,17 +45,12 @@ int main(int argc, char **argv)
         return 2;
     }
     qb_dataset data;
-    size_t n = images > 0 ? (size_t)images : strcmp(arch, "lenet") ? 10000 : 0;
-    if (qb_bench_data_load(arch, n, &data, &err)) {
-        qb_error_print(&err);
-        return 1;
-    }
     qb_model m;
-    if (qb_model_build(&m, arch, data.c, data.h, data.w, data.classes, &err)) {
+    size_t n = images > 0 ? (size_t)images : strcmp(arch, "lenet") ? 10000 : 0;
+    if (qb_bench_model_load(arch, n, &data, &m, &err)) {
         qb_error_print(&err);
         return 1;
     }
-    qb_model_init_params(&m, 0);
     qb_qmodel qm;
     if (qb_qmodel_init(&qm, &m, &prec, 0.0f, 0, &err)) {
         qb_error_print(&err);

@@ -19,29 +19,21 @@ int main(int argc, char **argv)
     int batch = 64;
     long images = 60000;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--arch")) arch = argv[i + 1];
-        else if (!strcmp(argv[i], "--mode")) mode = argv[i + 1];
-        else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--images")) images = atol(argv[i + 1]);
+        if (qb_bench_common_opt(argv, i, &arch, &batch, &images)) continue;
+        if (!strcmp(argv[i], "--mode")) mode = argv[i + 1];
         else {
             fprintf(stderr, "usage: bench_train [--arch lenet|cnn-small] [--mode train|infer] "
                             "[--batch N] [--images N]\n");
             return 2;
         }
     }
-    qb_blas_single_thread();
     qb_error err;
     qb_dataset train;
-    if (qb_bench_data_load(arch, (size_t)images, &train, &err)) {
-        qb_error_print(&err);
-        return 1;
-    }
     qb_model m;
-    if (qb_model_build(&m, arch, train.c, train.h, train.w, train.classes, &err)) {
+    if (qb_bench_model_load(arch, (size_t)images, &train, &m, &err)) {
         qb_error_print(&err);
         return 1;
     }
-    qb_model_init_params(&m, 0);
     double rate;
     if (!strcmp(mode, "train")) {
         qb_train_config cfg;

@@ -2,6 +2,13 @@
 # script runs exists, the environment every measurement runs in, and the
 # median / ratio of the timings it prints.
 
+# bench_tmpdir NAME: sets tmp to a fresh directory under $TMPDIR (or /tmp),
+# removed when the script exits.
+bench_tmpdir() {
+    tmp="$(mktemp -d "${TMPDIR:-/tmp}/qblind-$1-XXXXXX")"
+    trap 'rm -rf "$tmp"' EXIT
+}
+
 # need_exe PATH: stop unless PATH is an executable (a build output).
 need_exe() {
     [ -x "$1" ] || { echo "no $1: build first (make build)" >&2; exit 1; }

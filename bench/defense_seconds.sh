@@ -6,9 +6,9 @@
 set -eu
 build="$1"
 seed="${2:-0}"
+. "$(dirname "$0")/common.sh"
 qblind="$build/qblind"
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/qblind-defbench-XXXXXX")"
-trap 'rm -rf "$tmp"' EXIT
+bench_tmpdir defbench
 "$qblind" train -q -t badnet -s "$seed" -o "$tmp/badnet.qbm" > "$tmp/train.txt"
 cat "$tmp/train.txt"
 taskset -c 0 "$qblind" defend "$tmp/badnet.qbm" -q -t badnet -s "$seed" \

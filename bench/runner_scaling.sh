@@ -17,8 +17,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 qblind="$build/qblind"
 need_exe "$qblind"
 mpi_env
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/qblind-scaling-XXXXXX")"
-trap 'rm -rf "$tmp"' EXIT
+bench_tmpdir scaling
 cp "$here/../configs/scaling.yaml" "$tmp/spec.yaml"
 run() { # ranks -> wall seconds of the whole mpirun
     rm -rf "$tmp/r.h5" "$tmp/r.h5.models"

@@ -10,34 +10,26 @@ need_exe "$QB"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT INT TERM
 
+# exclude_spec SEED N ENTRY: a two-trigger spec with `seed: SEED` and N
+# exclude entries, the i-th (from 0) printed by the function `ENTRY i`.
+exclude_spec() {
+    echo "trigger: [clean, square]"
+    echo "seed: $1"
+    echo "exclude:"
+    i=0
+    while [ $i -lt "$2" ]; do "$3" $i; i=$((i + 1)); done
+}
+alias_entry() { echo "  - {seed: *s, trigger: square}"; }
+range_entry() { echo "  - {seed: {range: [0, 1000000]}, trigger: square}"; }
+slice_entry() { echo "  - {seed: {range: [$(($1 * 200)), $(($1 * 200 + 100))]}, trigger: square}"; }
+
 # an alias of a 10^6-seed range reused in 5000 exclude entries (~160 KB)
-{
-    echo "trigger: [clean, square]"
-    echo "seed: &s {range: [0, 1000000]}"
-    echo "exclude:"
-    i=0
-    while [ $i -lt 5000 ]; do echo "  - {seed: *s, trigger: square}"; i=$((i + 1)); done
-} > "$dir/alias_exclude.yaml"
+exclude_spec "&s {range: [0, 1000000]}" 5000 alias_entry > "$dir/alias_exclude.yaml"
 # the same seed range written out (no alias) in 2000 exclude entries
-{
-    echo "trigger: [clean, square]"
-    echo "seed: {range: [0, 1000000]}"
-    echo "exclude:"
-    i=0
-    while [ $i -lt 2000 ]; do echo "  - {seed: {range: [0, 1000000]}, trigger: square}"; i=$((i + 1)); done
-} > "$dir/range_exclude.yaml"
+exclude_spec "{range: [0, 1000000]}" 2000 range_entry > "$dir/range_exclude.yaml"
 # 5000 distinct exclude entries of 100 seeds each, within the budgets: the
 # matching itself (2 * 10^6 tasks)
-{
-    echo "trigger: [clean, square]"
-    echo "seed: {range: [0, 1000000]}"
-    echo "exclude:"
-    i=0
-    while [ $i -lt 5000 ]; do
-        echo "  - {seed: {range: [$((i * 200)), $((i * 200 + 100))]}, trigger: square}"
-        i=$((i + 1))
-    done
-} > "$dir/many_exclude.yaml"
+exclude_spec "{range: [0, 1000000]}" 5000 slice_entry > "$dir/many_exclude.yaml"
 # 300 KB of nested flow lists, and 200 KB of nested block lists
 { printf 'dataset: '; head -c 300000 /dev/zero | tr '\0' '['; echo; } > "$dir/flow_nest.yaml"
 { printf 'dataset:\n'; head -c 100000 /dev/zero | tr '\0' '\1' | sed 's/\x01/- /g'; echo mnist; } \

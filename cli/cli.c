@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/threads.h"
+
 int qb_cli_int(const char *opt, const char *s, long lo, long hi, int *out, qb_error *err)
 {
     char *end;
@@ -70,6 +72,18 @@ int qb_cli_option_error(int c, char **argv, qb_error *err)
 {
     if (c == ':') return QB_FAIL(err, "option %s needs a value (see --help)", argv[optind - 1]);
     return QB_FAIL(err, "unknown option %s (see --help)", argv[optind - 1]);
+}
+
+int qb_cli_parse_threads(const char *arg, int *n, qb_error *err)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (errno || end == arg || *end || v < 1 || v > QB_THREADS_MAX)
+        return QB_FAIL(err, "--threads must be an integer in [1, %d], got \"%s\"", QB_THREADS_MAX,
+                       arg);
+    *n = (int)v;
+    return 0;
 }
 
 int qb_cli_usage_error(const char *cmd, const qb_error *err)

@@ -26,6 +26,9 @@ int qb_cli_list_each(const char *opt, const char *list, int (*fn)(const char *na
  * else -> "unknown option X"; X is the argument getopt stopped at. Always
  * returns -1 with err set. */
 int qb_cli_option_error(int c, char **argv, qb_error *err);
+/* --threads N: an integer in [1, QB_THREADS_MAX] (core/threads.h) into
+ * *n. Returns 0, or -1 with err naming the option and the range. */
+int qb_cli_parse_threads(const char *arg, int *n, qb_error *err);
 /* The usage line for a wrong command line, and exit code 2: prints err's
  * message, then "see `qblind CMD --help`", to stderr. */
 int qb_cli_usage_error(const char *cmd, const qb_error *err);

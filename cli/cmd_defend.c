@@ -85,17 +85,17 @@ static int check_defense_name(const char *name, void *ctxp)
     qb_error *err = ctxp;
     if (qb_defense_find(name)) return 0;
     char names[128] = "";
-    for (const qb_defense_entry *e = qb_defenses; e->name; e++)
+    for (const qb_defense_entry *e = qb_defenses; e->key.name; e++)
         snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
-                 e == qb_defenses ? "" : ", ", e->name);
+                 e == qb_defenses ? "" : ", ", e->key.name);
     return QB_FAIL(err, "--defense: unknown defense \"%s\"; expected one of: %s", name, names);
 }
 
 /* Every defense's parameter table: name, default, range, what it does. */
 static void print_defense_params(void)
 {
-    for (const qb_defense_entry *e = qb_defenses; e->name; e++) {
-        printf("  %s\n", e->name);
+    for (const qb_defense_entry *e = qb_defenses; e->key.name; e++) {
+        printf("  %s\n", e->key.name);
         for (const qb_param_def *d = e->params; d->key; d++) {
             char def[64];
             if (d->type == QB_PARAM_STR)

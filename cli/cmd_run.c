@@ -8,9 +8,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <cblas.h>
 #include <hdf5.h>
 
+#include "core/gemm_f32.h"
+#include "core/threads.h"
 #include "core/train.h"
 #include "core/xalloc.h"
 #include "store/shard.h"
@@ -18,7 +19,6 @@
 #include "pipeline/preflight.h"
 #include "mpi/runner.h"
 
-char *openblas_get_config(void);
 
 static int print_err(qb_error *err)
 {
@@ -45,6 +45,9 @@ static const char run_usage[] =
     "      --shard-by WHAT model (default: each model's tasks in one shard, so\n"
     "                      every model is trained once) or task (finer balance;\n"
     "                      shards train the models they share again)\n"
+    "      --threads N     threads per rank for the float GEMMs [1]; results do not\n"
+    "                      depend on it (a job with fewer models than cores can\n"
+    "                      still use every core: fewer ranks, more threads)\n"
     "      --worker-timeout S  give up a worker rank that holds a task (or has not\n"
     "                      asked for its first) and has sent nothing for S seconds\n"
     "                      (a rank or node gone silently):\n"
@@ -136,7 +139,7 @@ static void print_summary(const qb_spec *s, const char *path)
 
 typedef struct run_opts {
     const char *out, *models, *spec_path, *shard_arg, *shard_by;
-    int force, quiet, empty_tasks, retry_failed;
+    int force, quiet, empty_tasks, retry_failed, threads;
     double worker_timeout;
 } run_opts;
 
@@ -150,9 +153,11 @@ static int parse_run_args(int argc, char **argv, int rank, run_opts *o)
         {"force", no_argument, NULL, 'f'},       {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},        {"empty-tasks", no_argument, NULL, 'E'},
         {"shard", required_argument, NULL, 'S'}, {"shard-by", required_argument, NULL, 'B'},
-        {"retry-failed", no_argument, NULL, 'R'}, {"worker-timeout", required_argument, NULL, 'W'},
+        {"retry-failed", no_argument, NULL, 'R'}, {"threads", required_argument, NULL, 'T'},
+        {"worker-timeout", required_argument, NULL, 'W'},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
+    o->threads = 1;
     optind = 1;
     opterr = 0;
     int usage_rc = -1;
@@ -166,6 +171,12 @@ static int parse_run_args(int argc, char **argv, int rank, run_opts *o)
         case 'S': o->shard_arg = optarg; break;
         case 'B': o->shard_by = optarg; break;
         case 'R': o->retry_failed = 1; break;
+        case 'T': {
+            qb_error err;
+            if (qb_cli_parse_threads(optarg, &o->threads, &err))
+                return rank == 0 ? qb_cli_usage_error("run", &err) : 2;
+            break;
+        }
         case 'W': {
             char *end;
             o->worker_timeout = strtod(optarg, &end);
@@ -215,7 +226,7 @@ static int open_results(const run_opts *o, const qb_spec *spec, const qb_shard *
     snprintf(h5v, sizeof h5v, "%u.%u.%u", maj, min, rel);
     snprintf(ranks, sizeof ranks, "%d", size);
     qb_kv prov[6] = {{"qblind_version", QBLIND_VERSION}, {"hdf5_version", h5v},
-                     {"openblas_config", openblas_get_config()}};
+                     {"gemm_f32_path", qb_gemm_f32_path_name(qb_gemm_f32_best())}};
     char shard_bufs[2][16];
     size_t n_prov = 3 + qb_shard_provenance(shard, prov + 3, shard_bufs);
     qb_results_config cfg = {o->out,  spec->text, spec->hash, o->force,
@@ -318,7 +329,6 @@ int qb_cmd_run(int argc, char **argv)
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    qb_blas_single_thread();
     qb_runner_install_signals();
 
     run_opts o;
@@ -328,6 +338,11 @@ int qb_cmd_run(int argc, char **argv)
         return usage_rc;
     }
     qb_error err;
+    if (qb_threads_set(o.threads, &err)) {
+        if (rank == 0) qb_error_print(&err);
+        MPI_Finalize();
+        return 1;
+    }
     qb_shard shard = {0, 0, QB_SHARD_BY_MODEL};
     if ((o.shard_arg && qb_shard_parse(o.shard_arg, &shard, &err)) ||
         (o.shard_by && qb_shard_by_parse(o.shard_by, &shard.by, &err)) ||

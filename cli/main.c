@@ -1,5 +1,4 @@
 /* qblind: the entry point. Dispatches to subcommands. */
-#include <cblas.h>
 #include <hdf5.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -8,8 +7,8 @@
 #include <zlib.h>
 
 #include "cli/cli.h"
+#include "core/gemm_f32.h"
 
-char *openblas_get_config(void);
 
 static const char usage[] =
     "usage: qblind <command> [options]\n"
@@ -46,8 +45,10 @@ static void print_version(void)
            "debug"
 #endif
     );
-    printf("  HDF5 %u.%u.%u (parallel)\n  %s\n  libyaml %s\n  zlib %s\n  %s\n", maj, min, rel,
-           mpi_ver, yaml_get_version_string(), zlibVersion(), openblas_get_config());
+    printf("  HDF5 %u.%u.%u (parallel)\n  %s\n  libyaml %s\n  zlib %s\n"
+           "  float GEMM: %s path (core/gemm_f32.c; the same bits on every path)\n",
+           maj, min, rel, mpi_ver, yaml_get_version_string(), zlibVersion(),
+           qb_gemm_f32_path_name(qb_gemm_f32_best()));
 }
 
 int main(int argc, char **argv)

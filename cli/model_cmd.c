@@ -7,12 +7,13 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/threads.h"
 #include "core/train.h"
 
 enum { OPT_DATA_DIR = 256, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_MOMENTUM, OPT_WD, OPT_SCHEDULE,
        OPT_TRIGGER_SIZE, OPT_TRIGGER_X, OPT_TRIGGER_Y, OPT_ALPHA, OPT_TARGET, OPT_RATE,
        OPT_ARCH, OPT_PRECISION, OPT_QA_TARGET, OPT_QA_EPOCHS, OPT_QA_LR, OPT_QA_EPS,
-       OPT_QA_LAMBDA, OPT_DETAILS };
+       OPT_QA_LAMBDA, OPT_DETAILS, OPT_THREADS };
 
 static const struct option long_opts[] = {
     {"help", no_argument, NULL, 'h'},
@@ -44,6 +45,7 @@ static const struct option long_opts[] = {
     {"defense", required_argument, NULL, 'D'},
     {"param", required_argument, NULL, 'P'},
     {"details", no_argument, NULL, OPT_DETAILS},
+    {"threads", required_argument, NULL, OPT_THREADS},
     {NULL, 0, NULL, 0},
 };
 
@@ -81,6 +83,8 @@ const char qb_model_opts_help[] =
     "  -p, --precision LIST   [fp32] comma-separated precisions to evaluate at:\n"
     "                         fp32, int8, int8-linear, int4, wNaM (w4a8, w3a32, ...),\n"
     "                         suffixes -pc (per-channel), -away (round half away)\n"
+    "      --threads N        [1] threads for the float GEMMs; results do not depend\n"
+    "                         on it\n"
     "  -q, --quiet            no per-epoch progress\n"
     "  -h, --help             this help\n";
 
@@ -145,7 +149,7 @@ static int parse_opts(int argc, char **argv, qb_model_opts *o, const char *usage
     qb_trigger_default(&t, QB_TRIGGER_NONE);
     int size = -1, tx = 0, ty = 0, xset = 0, yset = 0, target = -1;
     float alpha = -1.0f;
-    int qa_epochs = -1;
+    int qa_epochs = -1, threads = 1;
     optind = 1;
     opterr = 0;
     int c;
@@ -189,6 +193,7 @@ static int parse_opts(int argc, char **argv, qb_model_opts *o, const char *usage
         case 'q': o->quiet = 1; break;
         case 'D': o->defenses = optarg; break;
         case OPT_DETAILS: o->details = 1; break;
+        case OPT_THREADS: rc = qb_cli_parse_threads(optarg, &threads, err); break;
         case 'P': {
             char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg)
@@ -214,6 +219,7 @@ static int parse_opts(int argc, char **argv, qb_model_opts *o, const char *usage
     if (target >= 0) o->job.trigger.target = target;
     o->job.train.progress = !o->quiet;
     o->job.qa.epochs = qa_epochs >= 0 ? qa_epochs : qa_default_epochs(o->job.qa.mode);
+    if (qb_threads_set(threads, err)) return -1;
     return qb_precision_list_each(o->precisions, NULL, NULL, err);
 }
 
@@ -256,7 +262,6 @@ static int start(int argc, char **argv, const char *usage, int wants_model, qb_m
         QB_FAIL(err, "unexpected argument \"%s\" (see --help)", o->model_path);
         return fail(err);
     }
-    qb_blas_single_thread();
     if (load_data(o, train, test, err)) return fail(err);
     default_arch(o);
     return 0;

@@ -1,6 +1,6 @@
 #include "core/conv2d.h"
 
-#include <cblas.h>
+#include "core/gemm_f32.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,7 +9,7 @@
 /* Chunk budget: im2col (K x N) plus the GEMM output (OC x N) of one chunk
  * should stay within about 1 MiB so they remain in L2 between im2col, the
  * GEMM and the scatter. */
-#define QB_CONV_CHUNK_FLOATS (16 * 1024)
+#define QB_CONV_CHUNK_FLOATS (128 * 1024)
 
 static int conv_chunk(const qb_layer *l, int b)
 {
@@ -381,8 +381,7 @@ void qb_conv2d_forward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b, 
         float *col = ep->col_cache ? ep->col_cache + (size_t)i0 * K * ohw : work; /* (K, n) */
         float *tmp = work + (size_t)K * n;   /* (OC, n) */
         qb_im2col(l, nb, x + (size_t)i0 * in_size, col);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)n, K, 1.0f, w, K, col,
-                    (int)n, 0.0f, tmp, (int)n);
+        qb_gemm_f32(QB_GEMM_N, QB_GEMM_N, OC, (int)n, K, w, (size_t)K, col, n, 0, tmp, n);
         if (ep->pool)
             scatter_pool(OC, l->out_h, l->out_w, n, nb, ep->relu, tmp, bias,
                          y + (size_t)i0 * y_size, argmax ? argmax + (size_t)i0 * y_size : NULL);
@@ -425,13 +424,11 @@ void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b,
             else
                 qb_im2col(l, nb, x + (size_t)i0 * in_size, col);
             /* dw (OC, K) += dyt (OC, n) * col^T (n, K) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, K, (int)n, 1.0f, dyt, (int)n,
-                        xcol, (int)n, 1.0f, dw, K);
+            qb_gemm_f32(QB_GEMM_N, QB_GEMM_T, OC, K, (int)n, dyt, n, xcol, n, 1, dw, (size_t)K);
         }
         if (dx) {
             /* dcol (K, n) = w^T (K, OC) * dyt (OC, n) */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)n, OC, 1.0f, w, K, dyt,
-                        (int)n, 0.0f, col, (int)n);
+            qb_gemm_f32(QB_GEMM_T, QB_GEMM_N, K, (int)n, OC, w, (size_t)K, dyt, n, 0, col, n);
             qb_col2im(l, nb, col, dx + (size_t)i0 * in_size);
         }
     }

@@ -191,25 +191,31 @@ static int dataset_present(const char *name, const char *dir)
     return 0;
 }
 
+/* What to do to get each dataset that is read from disk ("<dir>": the data
+ * directory), for the "not found" message. */
+static const struct {
+    const char *name, *how;
+} how_to_get_them[] = {
+    {"fashion-mnist",
+     "install the Debian package (apt-get install dataset-fashion-mnist), or place "
+     "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+     "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz in <dir>/fashion-mnist/"},
+    {"mnist", "download the four MNIST IDX files (train-images-idx3-ubyte.gz, "
+              "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) "
+              "from a yann.lecun.com/exdb/mnist mirror and place them in <dir>/mnist/"},
+    {"cifar10", "download the \"CIFAR-10 binary version\" (cifar-10-binary.tar.gz) from "
+                "https://www.cs.toronto.edu/~kriz/cifar.html and extract it into <dir>/cifar10/ "
+                "(data_batch_1.bin .. data_batch_5.bin, test_batch.bin)"},
+    {"gtsrb", "download GTSRB_Final_Training_Images.zip, GTSRB_Final_Test_Images.zip and "
+              "GTSRB_Final_Test_GT.zip (https://benchmark.ini.rub.de/gtsrb_dataset.html), unzip "
+              "the first two into <dir>/gtsrb/ and put GT-final_test.csv from the third into "
+              "<dir>/gtsrb/GTSRB/Final_Test/Images/"},
+};
+
 static const char *how_to_get(const char *name)
 {
-    if (strcmp(name, "fashion-mnist") == 0)
-        return "install the Debian package (apt-get install dataset-fashion-mnist), or place "
-               "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-               "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz in <dir>/fashion-mnist/";
-    if (strcmp(name, "mnist") == 0)
-        return "download the four MNIST IDX files (train-images-idx3-ubyte.gz, "
-               "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) "
-               "from a yann.lecun.com/exdb/mnist mirror and place them in <dir>/mnist/";
-    if (strcmp(name, "cifar10") == 0)
-        return "download the \"CIFAR-10 binary version\" (cifar-10-binary.tar.gz) from "
-               "https://www.cs.toronto.edu/~kriz/cifar.html and extract it into <dir>/cifar10/ "
-               "(data_batch_1.bin .. data_batch_5.bin, test_batch.bin)";
-    if (strcmp(name, "gtsrb") == 0)
-        return "download GTSRB_Final_Training_Images.zip, GTSRB_Final_Test_Images.zip and "
-               "GTSRB_Final_Test_GT.zip (https://benchmark.ini.rub.de/gtsrb_dataset.html), unzip "
-               "the first two into <dir>/gtsrb/ and put GT-final_test.csv from the third into "
-               "<dir>/gtsrb/GTSRB/Final_Test/Images/";
+    for (size_t i = 0; i < sizeof how_to_get_them / sizeof how_to_get_them[0]; i++)
+        if (strcmp(name, how_to_get_them[i].name) == 0) return how_to_get_them[i].how;
     return "";
 }
 

@@ -10,10 +10,6 @@
 #include "core/softmax_xent.h"
 #include "core/xalloc.h"
 
-void openblas_set_num_threads(int num_threads);
-
-void qb_blas_single_thread(void) { openblas_set_num_threads(1); }
-
 double qb_now(void)
 {
     struct timespec ts;

@@ -1,8 +1,8 @@
 /* Mini-batch SGD training of a qb_model on a qb_dataset.
  *
- * Single-threaded and bit-reproducible: the batch order comes from
- * cfg->seed only, OpenBLAS is held to one thread by the caller
- * (qb_blas_single_thread), and every reduction runs in a fixed order. */
+ * Bit-reproducible on every CPU: the batch order comes from cfg->seed
+ * only, and every reduction runs in a fixed order (the GEMMs' is
+ * core/gemm_f32.h's, whatever the thread count of core/threads.h). */
 #ifndef QB_TRAIN_H
 #define QB_TRAIN_H
 
@@ -41,10 +41,6 @@ int qb_train_config_validate(const qb_train_config *cfg, qb_error *err);
  * training and stats->final_loss is NaN. stats may be NULL. */
 int qb_train(qb_model *m, const qb_dataset *train, const qb_train_config *cfg,
              qb_train_stats *stats, qb_error *err);
-
-/* Hold OpenBLAS to one thread: ranks are the parallelism, and a fixed
- * thread count keeps sgemm's summation order (and so results) fixed. */
-void qb_blas_single_thread(void);
 
 /* Wall-clock seconds (monotonic). */
 double qb_now(void);

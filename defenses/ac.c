@@ -3,7 +3,7 @@
  * Representation: the penultimate layer's output (after its ReLU) for every
  * training sample, as trained on (poisoned copies with their poisoned
  * labels), grouped by that training label. Per class:
- *   1. reduce to `dims` (10) dimensions by PCA (core/pca.c, LAPACK).
+ *   1. reduce to `dims` (10) dimensions by PCA (core/pca.c, our own code).
  *      ART's implementation (the reference most papers run) uses FastICA
  *      by default; Chen et al. mention both ICA and PCA. We use PCA: a
  *      deterministic linear-algebra result with no iterative non-convex

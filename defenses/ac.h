@@ -42,7 +42,7 @@ typedef struct qb_ac_class {
  * Outputs: cls (classes); in_small (n) 1 where the sample is in the
  * smaller cluster of its class (equal halves: cluster 1 counts as the
  * smaller), else 0. Returns -1 with err when a class has fewer than 3
- * samples or LAPACK fails. */
+ * samples or the eigensolver fails (core/pca.h). */
 int qb_ac_analyze(const float *act, size_t n, size_t dim, const uint8_t *labels, int classes,
                   const qb_ac_config *cfg, qb_ac_class *cls, uint8_t *in_small, qb_error *err);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/sort.h"
 #include "core/xalloc.h"
 
 float *qb_defense_activations(const qb_model *m, const qb_dataset *d, const uint32_t *idx,
@@ -52,18 +53,12 @@ int qb_model_last_conv(const qb_model *m)
     return -1;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 double qb_median(const double *v, size_t n)
 {
     QB_ASSERT(n >= 1);
     double *t = xmalloc(n, sizeof(double));
     memcpy(t, v, n * sizeof(double));
-    qsort(t, n, sizeof(double), cmp_double);
+    qsort(t, n, sizeof(double), qb_cmp_double);
     double m = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
     free(t);
     return m;

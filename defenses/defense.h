@@ -40,6 +40,7 @@
 #include "core/model.h"
 #include "attacks/trigger.h"
 #include "core/params.h"
+#include "core/registry.h"
 #include "quant/precision.h"
 
 struct qb_qmodel;
@@ -76,16 +77,15 @@ typedef struct qb_defense_result {
     char summary[160];     /* one line for logs: "flagged label 0 (index 3.2)" */
 } qb_defense_result;
 
-typedef int (*qb_defense_fn)(const qb_defense_input *in, qb_defense_result *res, qb_error *err);
+typedef int qb_defense_fn(const qb_defense_input *in, qb_defense_result *res, qb_error *err);
 
 /* One registered defense (defenses/registry.c): name (the `defense` axis
  * value), its function, its parameter table (core/params.h: the keys its
  * `defenses:` block in a spec accepts, ranges, defaults). */
 typedef struct qb_defense_entry {
-    const char *name;
-    qb_defense_fn run;
+    qb_registry_key key; /* name, alias_of (core/registry.h) */
+    qb_defense_fn *run;
     const qb_param_def *params;
-    const char *alias_of; /* NULL, or the canonical name this one spells */
 } qb_defense_entry;
 
 /* The registered defenses, NULL-name terminated: nc, ac, ss, strip, fp,
@@ -95,13 +95,10 @@ extern const qb_defense_entry qb_defenses[];
 /* The canonical entry of a name (aliases resolved), or NULL. */
 const qb_defense_entry *qb_defense_find(const char *name);
 
-/* The defenses (one file each) and their parameter tables. */
-int qb_defense_nc(const qb_defense_input *in, qb_defense_result *res, qb_error *err);
-int qb_defense_ac(const qb_defense_input *in, qb_defense_result *res, qb_error *err);
-int qb_defense_ss(const qb_defense_input *in, qb_defense_result *res, qb_error *err);
-int qb_defense_strip(const qb_defense_input *in, qb_defense_result *res, qb_error *err);
-int qb_defense_fp(const qb_defense_input *in, qb_defense_result *res, qb_error *err);
-int qb_defense_forensics(const qb_defense_input *in, qb_defense_result *res, qb_error *err);
+/* The defenses (one file each, each a qb_defense_fn) and their parameter
+ * tables. */
+qb_defense_fn qb_defense_nc, qb_defense_ac, qb_defense_ss, qb_defense_strip, qb_defense_fp,
+    qb_defense_forensics;
 extern const qb_param_def qb_nc_params[], qb_ac_params[], qb_ss_params[], qb_strip_params[],
     qb_fp_params[], qb_forensics_params[];
 

@@ -19,10 +19,10 @@
  *    |u| in (1/2 - b, 1/2] and inner (1/2 - 2b, 1/2 - b], on the grid of
  *    scale c*s. A smooth density gives a p(c) that is smooth in c; an
  *    attack tied to the real grid shows up at c = 1 only. p0 = a quadratic
- *    least-squares fit (LAPACK dgels) of p(c) over c in 0.70..0.90 and
- *    1.10..1.30 (steps of 0.05), evaluated at c = 1; z = (p(1) - p0) / sd
- *    with sd^2 = the fit's residual variance + p0(1 - p0)/n; two-sided
- *    normal p-value. Band widths b = 0.025, 0.05, 0.1, 0.2, Bonferroni
+ *    least-squares fit (our Householder QR, core/lstsq.c) of p(c) over c in
+ *    0.70..0.90 and 1.10..1.30 (steps of 0.05), evaluated at c = 1;
+ *    z = (p(1) - p0) / sd with sd^2 = the fit's residual variance +
+ *    p0(1 - p0)/n; two-sided normal p-value. Band widths b = 0.025, 0.05, 0.1, 0.2, Bonferroni
  *    corrected minimum: p_cell. Weights with code 0 (the density's peak is
  *    folded there) and at the clamp (|code| = qmax, the pinned max) are
  *    left out. Bands with no weights on the real grid are skipped.
@@ -43,8 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <lapacke.h>
-
+#include "core/lstsq.h"
 #include "core/model_io.h"
 #include "core/xalloc.h"
 #include "defenses/defense.h"
@@ -145,26 +144,25 @@ static int cell_finish(cell_stats *st, qb_error *err)
         }
         long n1 = st->real.outer[b] + st->real.inner[b];
         if (m < 5 || n1 == 0) continue; /* nothing to compare */
-        int r = 0; /* design matrix (m, 3), column-major: 1, c - 1, (c - 1)^2 */
+        int r = 0; /* design matrix (m, 3), row-major: 1, c - 1, (c - 1)^2 */
         for (int k = 0; k < N_SCALES; k++) {
             if (isnan(outer_share(&st->scaled[k], b))) continue;
             double dc = null_scale[k] - 1.0;
-            a[r] = 1.0;
-            a[m + r] = dc;
-            a[2 * m + r] = dc * dc;
+            a[3 * r] = 1.0;
+            a[3 * r + 1] = dc;
+            a[3 * r + 2] = dc * dc;
             r++;
         }
-        double yy[N_SCALES];
+        double yy[N_SCALES], coef[3];
         memcpy(yy, y, sizeof(double) * (size_t)m);
-        lapack_int info = LAPACKE_dgels(LAPACK_COL_MAJOR, 'N', m, 3, 1, a, m, yy, m);
-        if (info != 0)
-            return QB_FAIL(err, "forensics: least-squares fit failed (LAPACK dgels info %d)",
-                           (int)info);
-        double p0 = yy[0], rss = 0.0;
+        if (qb_lstsq_solve(a, (size_t)m, 3, yy, coef, err))
+            return qb_error_prefix(err, "forensics, band %d: ", b);
+        double p0 = coef[0], rss = 0.0;
         r = 0;
         for (int k = 0; k < N_SCALES; k++) {
             if (isnan(outer_share(&st->scaled[k], b))) continue;
-            double dc = null_scale[k] - 1.0, e = y[r++] - (yy[0] + yy[1] * dc + yy[2] * dc * dc);
+            double dc = null_scale[k] - 1.0;
+            double e = y[r++] - (coef[0] + coef[1] * dc + coef[2] * dc * dc);
             rss += e * e;
         }
         double q0 = fmin(fmax(p0, 1e-6), 1.0 - 1e-6);

@@ -3,8 +3,9 @@
  * Representation: the penultimate layer's output (after its ReLU) for every
  * training sample as trained on, grouped by training label. Per class the
  * representations are centred, the top right singular vector v of the
- * centred matrix is computed (LAPACK's dsyevr on the scatter matrix,
- * core/pca.c: deterministic, and it gives sigma1 and sigma2 too), the
+ * centred matrix is computed (the top eigenpairs of the scatter matrix by
+ * our own fixed-order code, core/pca.c: the same bits on every CPU, and it
+ * gives sigma1 and sigma2 too), the
  * outlier score is the squared projection onto v, and the top
  * round(1.5 * eps * n_c) scores of the class are removed. eps is the
  * defender's bound on the poisoned fraction, taken per class (the

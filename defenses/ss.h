@@ -34,12 +34,13 @@ typedef struct qb_ss_class {
 /* Run the per-class analysis on representations act (n, dim), dim >= 2,
  * with labels (n) in [0, classes) and ground truth is_poisoned (n; NULL:
  * nothing poisoned). Per class: centre, top right singular vector v of the
- * centred matrix (LAPACK, core/pca.c), score_i = ((r_i - mean) . v)^2,
+ * centred matrix (core/pca.c), score_i = ((r_i - mean) . v)^2,
  * remove the round(1.5 * eps * n_c) highest scores (ties: lower sample
  * index first). Outputs: cls (classes); score (n) or NULL; removed (n)
  * 1 where removed. Returns -1 with err when a class has fewer than 3
  * samples or all its representations coincide (no singular direction),
- * or LAPACK fails. Deterministic (no random draws). */
+ * or the eigensolver fails. Deterministic (no random draws; the same bits
+ * on every CPU, core/pca.h). */
 int qb_ss_analyze(const float *act, size_t n, size_t dim, const uint8_t *labels, int classes,
                   const uint8_t *is_poisoned, double eps, qb_ss_class *cls, double *score,
                   uint8_t *removed, qb_error *err);

@@ -42,6 +42,7 @@
 
 #include "attacks/poison.h"
 #include "core/rng.h"
+#include "core/sort.h"
 #include "core/xalloc.h"
 #include "defenses/defense.h"
 #include "defenses/verdict.h"
@@ -102,17 +103,11 @@ void qb_strip_superimpose(const float *x, const float *o, size_t len, int clip, 
         for (size_t i = 0; i < len; i++) out[i] = x[i] + o[i];
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double *sorted_copy(const double *v, size_t n)
 {
     double *t = xmalloc(n ? n : 1, sizeof(double));
     if (n) memcpy(t, v, n * sizeof(double));
-    qsort(t, n, sizeof(double), cmp_double);
+    qsort(t, n, sizeof(double), qb_cmp_double);
     return t;
 }
 

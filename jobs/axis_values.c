@@ -19,15 +19,12 @@ int qb_axis_value_at(qb_axis axis, size_t i, qb_axis_value *out)
     memset(out, 0, sizeof *out);
     out->axis = axis;
     switch (axis) {
-    case QB_AXIS_TRIGGER:
-        for (size_t k = 0; qb_triggers[k].name; k++)
-            if (k == i) {
-                out->name = qb_triggers[k].name;
-                out->alias_of = qb_triggers[k].alias_of;
-                out->entry = &qb_triggers[k];
-                return 0;
-            }
-        return -1;
+    case QB_AXIS_TRIGGER: {
+        const qb_trigger_entry *e = qb_registry_at(qb_triggers, sizeof *qb_triggers, i);
+        if (!e) return -1;
+        *out = (qb_axis_value){axis, e->key.name, e->key.alias_of, NULL, e};
+        return 0;
+    }
     case QB_AXIS_MITIGATION:
     case QB_AXIS_DEFENSE:
         if (i == 0) {
@@ -35,21 +32,16 @@ int qb_axis_value_at(qb_axis axis, size_t i, qb_axis_value *out)
             return 0;
         }
         if (axis == QB_AXIS_MITIGATION) {
-            for (size_t k = 0; qb_mitigations[k].name; k++)
-                if (k == i - 1) {
-                    const qb_mitigation_entry *e = &qb_mitigations[k];
-                    *out = (qb_axis_value){axis, e->name, e->alias_of, e->params, e};
-                    return 0;
-                }
+            const qb_mitigation_entry *e =
+                qb_registry_at(qb_mitigations, sizeof *qb_mitigations, i - 1);
+            if (!e) return -1;
+            *out = (qb_axis_value){axis, e->key.name, e->key.alias_of, e->params, e};
         } else {
-            for (size_t k = 0; qb_defenses[k].name; k++)
-                if (k == i - 1) {
-                    const qb_defense_entry *e = &qb_defenses[k];
-                    *out = (qb_axis_value){axis, e->name, e->alias_of, e->params, e};
-                    return 0;
-                }
+            const qb_defense_entry *e = qb_registry_at(qb_defenses, sizeof *qb_defenses, i - 1);
+            if (!e) return -1;
+            *out = (qb_axis_value){axis, e->key.name, e->key.alias_of, e->params, e};
         }
-        return -1;
+        return 0;
     default: return -1;
     }
 }

@@ -54,13 +54,13 @@ typedef struct emitter {
     size_t cap, len;
 } emitter;
 
-static void em_init(emitter *e, uint64_t h, char *buf, size_t cap)
+/* An emitter continuing hash state h and writing text into buf (cap
+ * bytes, kept NUL-terminated; buf NULL: hash only). */
+static emitter em_start(uint64_t h, char *buf, size_t cap)
 {
-    e->h = h;
-    e->buf = buf;
-    e->cap = buf ? cap : 0;
-    e->len = 0;
-    if (e->cap) buf[0] = '\0';
+    emitter e = {h, buf, buf ? cap : 0, 0};
+    if (e.cap) buf[0] = '\0';
+    return e;
 }
 
 static void em_put(emitter *e, const char *p, size_t n)
@@ -230,11 +230,10 @@ static void em_task_line(emitter *e, const qb_spec *s, qb_axis axis, uint32_t id
 /* A task line as a string, for the per-task fast path. */
 static char *task_line(const qb_spec *s, qb_axis axis, uint32_t idx, size_t *len)
 {
-    emitter e;
-    em_init(&e, QB_HASH_INIT, NULL, 0);
+    emitter e = em_start(QB_HASH_INIT, NULL, 0);
     em_task_line(&e, s, axis, idx);
     char *buf = xmalloc(e.len + 1, 1);
-    em_init(&e, QB_HASH_INIT, buf, e.len + 1);
+    e = em_start(QB_HASH_INIT, buf, e.len + 1);
     em_task_line(&e, s, axis, idx);
     *len = e.len;
     return buf;
@@ -248,8 +247,7 @@ size_t qb_spec_model_identity(const qb_spec *s, size_t model, char *buf, size_t 
 {
     QB_ASSERT(model < s->n_models);
     const qb_spec_model *m = &s->models[model];
-    emitter e;
-    em_init(&e, QB_HASH_INIT, buf, n);
+    emitter e = em_start(QB_HASH_INIT, buf, n);
     em_model_prefix(&e, s, m->dataset, m->trigger);
     em_model_seed(&e, s->axes[QB_AXIS_SEED].seeds[m->seed]);
     return em_done(&e);
@@ -259,8 +257,7 @@ size_t qb_spec_task_identity(const qb_spec *s, size_t task, char *buf, size_t n)
 {
     QB_ASSERT(task < s->n_tasks);
     const qb_task *t = &s->tasks[task];
-    emitter e;
-    em_init(&e, QB_HASH_INIT, buf, n);
+    emitter e = em_start(QB_HASH_INIT, buf, n);
     em_task_prefix(&e, s->models[t->model].id);
     em_task_line(&e, s, QB_AXIS_PRECISION, t->precision);
     em_task_line(&e, s, QB_AXIS_MITIGATION, t->mitigation);
@@ -272,8 +269,7 @@ size_t qb_spec_task_tuple(const qb_spec *s, size_t task, char *buf, size_t n)
 {
     QB_ASSERT(task < s->n_tasks);
     const qb_task *t = &s->tasks[task];
-    emitter e;
-    em_init(&e, QB_HASH_INIT, buf, n);
+    emitter e = em_start(QB_HASH_INIT, buf, n);
     for (int a = 0; a < QB_AXIS_COUNT; a++) {
         char v[QB_AXIS_VALUE_MAX];
         em_fmt(&e, "%s%s=%s", a ? " " : "", qb_axis_name((qb_axis)a),
@@ -297,8 +293,7 @@ static void em_settings(emitter *e, const qb_spec *s)
 
 size_t qb_spec_settings_text(const qb_spec *s, char *buf, size_t n)
 {
-    emitter e;
-    em_init(&e, QB_HASH_INIT, buf, n);
+    emitter e = em_start(QB_HASH_INIT, buf, n);
     em_settings(&e, s);
     return em_done(&e);
 }
@@ -308,24 +303,21 @@ size_t qb_spec_settings_text(const qb_spec *s, char *buf, size_t n)
 
 uint64_t qb_id_model_prefix(const qb_spec *s, uint32_t dataset, uint32_t trigger)
 {
-    emitter e;
-    em_init(&e, QB_HASH_INIT, NULL, 0);
+    emitter e = em_start(QB_HASH_INIT, NULL, 0);
     em_model_prefix(&e, s, dataset, trigger);
     return e.h;
 }
 
 uint64_t qb_id_model(uint64_t prefix, uint64_t seed)
 {
-    emitter e;
-    em_init(&e, prefix, NULL, 0);
+    emitter e = em_start(prefix, NULL, 0);
     em_model_seed(&e, seed);
     return qb_hash_finish(e.h);
 }
 
 uint64_t qb_id_task_prefix(uint64_t model_id)
 {
-    emitter e;
-    em_init(&e, QB_HASH_INIT, NULL, 0);
+    emitter e = em_start(QB_HASH_INIT, NULL, 0);
     em_task_prefix(&e, model_id);
     return e.h;
 }
@@ -337,8 +329,7 @@ char *qb_id_task_line(const qb_spec *s, qb_axis axis, uint32_t idx, size_t *len)
 
 uint64_t qb_id_spec_prefix(const qb_spec *s, size_t n_tasks)
 {
-    emitter e;
-    em_init(&e, QB_HASH_INIT, NULL, 0);
+    emitter e = em_start(QB_HASH_INIT, NULL, 0);
     em_str(&e, "qblind-spec-v1\n");
     em_settings(&e, s);
     em_fmt(&e, "tasks=%zu\n", n_tasks);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/sort.h"
 #include "core/xalloc.h"
 #include "jobs/identity.h"
 #include "jobs/spec.h"
@@ -121,17 +122,6 @@ static int same_tuple(const qb_task *t, const uint32_t *i)
     return 1;
 }
 
-typedef struct id_pos {
-    uint64_t id;
-    uint32_t pos;
-} id_pos;
-
-static int cmp_id_pos(const void *a, const void *b)
-{
-    const id_pos *x = a, *y = b;
-    return (x->id > y->id) - (x->id < y->id);
-}
-
 /* Where the product's size comes from, for messages: the largest given axis. */
 static qb_spec_mark largest_axis(const qb_spec *s, int *axis)
 {
@@ -157,7 +147,7 @@ typedef struct expand {
     uint64_t n_product;     /* saturates at UINT64_MAX / 2 */
     uint64_t n_inc_total;   /* tuples the include entries name */
     uint64_t n_inc_seeds;   /* seeds the include entries name */
-    id_pos *ids;            /* (n_tasks) */
+    qb_u64_pos *ids;        /* (n_tasks) task id, position */
 } expand;
 
 static void expand_free(expand *x)
@@ -314,12 +304,6 @@ static uint32_t merged_spans(const qb_spec_filter *f, qb_seed_span **out)
     return k;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    const uint64_t *x = a, *y = b;
-    return (*x > *y) - (*x < *y);
-}
-
 /* how many of b[0..n) are <= v */
 static size_t count_le(const uint64_t *b, size_t n, uint64_t v)
 {
@@ -380,7 +364,7 @@ static int exclude_rows(expand *x)
             b[nb++] = spans[e][j].lo;
             b[nb++] = spans[e][j].hi;
         }
-    qsort(b, nb, sizeof *b, cmp_u64);
+    qsort(b, nb, sizeof *b, qb_cmp_u64);
     size_t u = 0;
     for (size_t j = 0; j < nb; j++)
         if (!u || b[j] != b[u - 1]) b[u++] = b[j];
@@ -616,7 +600,7 @@ static void task_ids(expand *x)
         h = qb_hash_bytes(h, tline[QB_AXIS_MITIGATION][tk->mitigation], tlen[QB_AXIS_MITIGATION][tk->mitigation]);
         h = qb_hash_bytes(h, tline[QB_AXIS_DEFENSE][tk->defense], tlen[QB_AXIS_DEFENSE][tk->defense]);
         tk->id = qb_hash_finish(h);
-        x->ids[t].id = tk->id;
+        x->ids[t].v = tk->id;
         x->ids[t].pos = (uint32_t)t;
     }
     for (int j = 0; j < 3; j++) {
@@ -633,20 +617,20 @@ static int sorted_index(expand *x)
 {
     qb_spec *s = x->s;
     const size_t n = s->n_tasks;
-    id_pos *ids = x->ids;
-    qsort(ids, n, sizeof *ids, cmp_id_pos);
+    qb_u64_pos *ids = x->ids;
+    qsort(ids, n, sizeof *ids, qb_cmp_u64_pos);
     for (size_t t = 1; t < n; t++)
-        if (ids[t].id == ids[t - 1].id) {
+        if (ids[t].v == ids[t - 1].v) {
             char a[256], b[256];
             qb_spec_task_tuple(s, ids[t - 1].pos, a, sizeof a);
             qb_spec_task_tuple(s, ids[t].pos, b, sizeof b);
             return QB_FAIL(x->err, "%s: tasks (%s) and (%s) have the same id %016llx; please report this",
-                           s->path, a, b, (unsigned long long)ids[t].id);
+                           s->path, a, b, (unsigned long long)ids[t].v);
         }
     s->sorted_ids = xmalloc(n, sizeof *s->sorted_ids);
     s->sorted_pos = xmalloc(n, sizeof *s->sorted_pos);
     for (size_t t = 0; t < n; t++) {
-        s->sorted_ids[t] = ids[t].id;
+        s->sorted_ids[t] = ids[t].v;
         s->sorted_pos[t] = ids[t].pos;
     }
     return 0;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/sort.h"
 #include "core/xalloc.h"
 
 /* ---- value lists ----------------------------------------------------------- */
@@ -150,18 +151,6 @@ static int parse_range(pctx *c, const yaml_node_t *map, const char *where, vlist
     return 0;
 }
 
-typedef struct seed_ref {
-    uint64_t v;
-    uint32_t i;
-} seed_ref;
-
-static int cmp_seed_ref(const void *a, const void *b)
-{
-    const seed_ref *x = a, *y = b;
-    if (x->v != y->v) return x->v < y->v ? -1 : 1;
-    return (x->i > y->i) - (x->i < y->i);
-}
-
 /* The first value (in document order) that repeats an earlier one. */
 static int check_duplicates(pctx *c, qb_axis axis, const vlist *v, const yaml_node_t **nodes,
                             const char *where)
@@ -169,16 +158,16 @@ static int check_duplicates(pctx *c, qb_axis axis, const vlist *v, const yaml_no
     long dup = -1, first = -1;
     if (axis == QB_AXIS_SEED) {
         if (v->n < 2) return 0;
-        seed_ref *r = xmalloc(v->n, sizeof *r);
-        for (uint32_t i = 0; i < v->n; i++) r[i] = (seed_ref){v->spans[i].lo, i};
-        qsort(r, v->n, sizeof *r, cmp_seed_ref);
+        qb_u64_pos *r = xmalloc(v->n, sizeof *r);
+        for (uint32_t i = 0; i < v->n; i++) r[i] = (qb_u64_pos){v->spans[i].lo, i};
+        qsort(r, v->n, sizeof *r, qb_cmp_u64_pos);
         for (uint32_t i = 1; i < v->n; i++) {
             if (r[i].v != r[i - 1].v) continue;
             uint32_t g = i - 1; /* r[g] is the group's first occurrence */
             while (g > 0 && r[g - 1].v == r[i].v) g--;
-            if (dup < 0 || r[i].i < (uint32_t)dup) {
-                dup = r[i].i;
-                first = r[g].i;
+            if (dup < 0 || r[i].pos < (uint32_t)dup) {
+                dup = r[i].pos;
+                first = r[g].pos;
             }
         }
         free(r);

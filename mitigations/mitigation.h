@@ -31,23 +31,23 @@
 #include "core/error.h"
 #include "defenses/defense.h"
 #include "core/params.h"
+#include "core/registry.h"
 #include "quant/qmodel.h"
 
 /* Build the mitigated, deployed model into *out (a new qb_qmodel,
  * qb_qmodel_free) from in->fp32 / in->qmodel (the model deployed without
  * mitigation); raw results go to `details` ("<mitigation>.<field>").
  * Returns -1 with err set when it cannot run (then nothing is allocated). */
-typedef int (*qb_mitigation_fn)(const qb_defense_input *in, qb_qmodel *out, qb_details *details,
-                                qb_error *err);
+typedef int qb_mitigation_fn(const qb_defense_input *in, qb_qmodel *out, qb_details *details,
+                             qb_error *err);
 
 /* One registered mitigation (mitigations/registry.c): name (the
  * `mitigation` axis value), its function, its parameter table
  * (core/params.h: the keys its `mitigations:` block accepts). */
 typedef struct qb_mitigation_entry {
-    const char *name;
-    qb_mitigation_fn run;
+    qb_registry_key key; /* name, alias_of (core/registry.h) */
+    qb_mitigation_fn *run;
     const qb_param_def *params;
-    const char *alias_of; /* NULL, or the canonical name this one spells */
 } qb_mitigation_entry;
 
 /* The registered mitigations (not `none`), NULL-name terminated: the one
@@ -56,18 +56,10 @@ extern const qb_mitigation_entry qb_mitigations[];
 /* The canonical entry of a name (aliases resolved), or NULL. */
 const qb_mitigation_entry *qb_mitigation_find(const char *name);
 
-int qb_mitigate_finetune(const qb_defense_input *in, qb_qmodel *out, qb_details *details,
-                         qb_error *err);
-int qb_mitigate_requant_pc(const qb_defense_input *in, qb_qmodel *out, qb_details *details,
-                           qb_error *err);
-int qb_mitigate_requant_round(const qb_defense_input *in, qb_qmodel *out, qb_details *details,
-                              qb_error *err);
-int qb_mitigate_requant_bits(const qb_defense_input *in, qb_qmodel *out, qb_details *details,
-                             qb_error *err);
-int qb_mitigate_requant_noise(const qb_defense_input *in, qb_qmodel *out, qb_details *details,
-                              qb_error *err);
-int qb_mitigate_fineprune(const qb_defense_input *in, qb_qmodel *out, qb_details *details,
-                          qb_error *err);
+/* The mitigations (one file per family, each a qb_mitigation_fn) and their
+ * parameter tables. */
+qb_mitigation_fn qb_mitigate_finetune, qb_mitigate_requant_pc, qb_mitigate_requant_round,
+    qb_mitigate_requant_bits, qb_mitigate_requant_noise, qb_mitigate_fineprune;
 extern const qb_param_def qb_finetune_params[], qb_requant_bits_params[],
     qb_requant_noise_params[];
 

@@ -2,28 +2,25 @@
  * `none`, which is the pipeline's own). The one list: the spec parser
  * (jobs/axis_values.c) reads its names and parameter tables from here. */
 #include <math.h>
-#include <string.h>
 
 #include "core/xalloc.h"
 #include "core/params.h"
 #include "mitigations/mitigation.h"
 
 const qb_mitigation_entry qb_mitigations[] = {
-    /* name           function                   parameters            alias_of */
-    {"finetune", qb_mitigate_finetune, qb_finetune_params, NULL},
-    {"requant-pc", qb_mitigate_requant_pc, qb_no_params, NULL},
-    {"requant-round", qb_mitigate_requant_round, qb_no_params, NULL},
-    {"requant-bits", qb_mitigate_requant_bits, qb_requant_bits_params, NULL},
-    {"requant-noise", qb_mitigate_requant_noise, qb_requant_noise_params, NULL},
-    {"fineprune", qb_mitigate_fineprune, qb_fp_params, NULL},
-    {NULL, NULL, NULL, NULL},
+    /* name, alias_of          function                   parameters */
+    {{"finetune", NULL}, qb_mitigate_finetune, qb_finetune_params},
+    {{"requant-pc", NULL}, qb_mitigate_requant_pc, qb_no_params},
+    {{"requant-round", NULL}, qb_mitigate_requant_round, qb_no_params},
+    {{"requant-bits", NULL}, qb_mitigate_requant_bits, qb_requant_bits_params},
+    {{"requant-noise", NULL}, qb_mitigate_requant_noise, qb_requant_noise_params},
+    {{"fineprune", NULL}, qb_mitigate_fineprune, qb_fp_params},
+    {{NULL, NULL}, NULL, NULL},
 };
 
 const qb_mitigation_entry *qb_mitigation_find(const char *name)
 {
-    for (const qb_mitigation_entry *e = qb_mitigations; e->name; e++)
-        if (!strcmp(e->name, name)) return e->alias_of ? qb_mitigation_find(e->alias_of) : e;
-    return NULL;
+    return qb_registry_find(qb_mitigations, sizeof *qb_mitigations, name);
 }
 
 double qb_mitigation_weights_changed(const qb_model *a, const qb_model *b)

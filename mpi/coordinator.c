@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/sort.h"
 #include "core/xalloc.h"
 #include "mpi/scheduler.h"
 #include "mpi/runner.h"
@@ -70,12 +71,6 @@ static int commit_maybe_flush(qb_run_ctx *c, commit_buf *cb, int now_anyway, qb_
     return 0;
 }
 
-static int cmp_id(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 static qb_sched *make_sched(qb_run_ctx *c, int n_workers)
 {
     const qb_spec *s = c->spec;
@@ -91,7 +86,8 @@ static qb_sched *make_sched(qb_run_ctx *c, int n_workers)
     qb_error lerr;
     if (c->store && qb_model_store_list(c->store, &have, &n_have, &lerr) == 0) {
         for (size_t m = 0; m < s->n_models; m++)
-            model_stored[m] = bsearch(&s->models[m].id, have, n_have, sizeof *have, cmp_id) != NULL;
+            model_stored[m] =
+                bsearch(&s->models[m].id, have, n_have, sizeof *have, qb_cmp_u64) != NULL;
         free(have);
     }
     for (size_t i = 0; i < n; i++) {

@@ -131,14 +131,14 @@ static int defend(qb_worker *w, const qb_task_params *p, const qb_qmodel *qm,
 {
     const qb_defense_entry *e = p->defense;
     if (!e) return 0; /* none */
-    if (!e->run) return QB_FAIL(err, "unknown defense \"%s\"", e->name); /* not a registered one */
+    if (!e->run) return QB_FAIL(err, "unknown defense \"%s\"", e->key.name); /* not a registered one */
     qb_defense_input in;
     if (stage_input(w, p, qm, &p->defense_params, e->params, &in, err)) return -1;
     qb_defense_result r;
     memset(&r, 0, sizeof r);
     r.detected = QB_DETECTED_NA;
     r.details = &out->details;
-    if (e->run(&in, &r, err)) return qb_error_prefix(err, "%s: ", e->name);
+    if (e->run(&in, &r, err)) return qb_error_prefix(err, "%s: ", e->key.name);
     out->detected = r.detected;
     return 0;
 }
@@ -151,10 +151,10 @@ static int mitigate(qb_worker *w, const qb_task_params *p, const qb_qmodel *qm, 
                     qb_task_outcome *out, qb_error *err)
 {
     const qb_mitigation_entry *e = p->mitigation;
-    if (!e->run) return QB_FAIL(err, "unknown mitigation \"%s\"", e->name); /* not a registered one */
+    if (!e->run) return QB_FAIL(err, "unknown mitigation \"%s\"", e->key.name); /* not a registered one */
     qb_defense_input in;
     if (stage_input(w, p, qm, &p->mitigation_params, e->params, &in, err)) return -1;
-    if (e->run(&in, mq, &out->details, err)) return qb_error_prefix(err, "%s: ", e->name);
+    if (e->run(&in, mq, &out->details, err)) return qb_error_prefix(err, "%s: ", e->key.name);
     const qb_defense_env *env = &w->env;
     qb_dataset ev, ev_trig;
     qb_dataset_subset(&ev, env->test, env->pool + env->eval_from, env->n_pool - env->eval_from);

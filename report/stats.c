@@ -6,6 +6,7 @@
 #include <gsl/gsl_cdf.h>
 
 #include "core/rng.h"
+#include "core/sort.h"
 #include "core/xalloc.h"
 
 void qb_stats_wilson(size_t k, size_t n, double level, double *lo, double *hi)
@@ -39,12 +40,6 @@ void qb_stats_mean_std(const double *x, size_t n, double *mean, double *std)
     *std = n > 1 ? sqrt(ss / (double)(n - 1)) : NAN;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double percentile_sorted(const double *m, size_t n, double q)
 {
     double h = (double)(n - 1) * q;
@@ -68,7 +63,7 @@ void qb_stats_bootstrap_mean(const double *x, size_t n, size_t n_resamples, uint
         for (size_t i = 0; i < n; i++) s += x[qb_rng_below(&rng, (uint32_t)n)];
         means[b] = s / (double)n;
     }
-    qsort(means, n_resamples, sizeof *means, cmp_double);
+    qsort(means, n_resamples, sizeof *means, qb_cmp_double);
     double a = 0.5 * (1.0 - level);
     *lo = percentile_sorted(means, n_resamples, a);
     *hi = percentile_sorted(means, n_resamples, 1.0 - a);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/model_io.h"
+#include "core/sort.h"
 #include "core/xalloc.h"
 
 int qb_model_store_open(qb_model_store *s, const char *dir, qb_error *err)
@@ -80,12 +81,6 @@ int qb_model_store_put(const qb_model_store *s, uint64_t id, const char *key, co
     return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 int qb_model_store_list(const qb_model_store *s, uint64_t **ids, size_t *n, qb_error *err)
 {
     DIR *d = opendir(s->dir);
@@ -109,7 +104,7 @@ int qb_model_store_list(const qb_model_store *s, uint64_t **ids, size_t *n, qb_e
         v[k++] = id;
     }
     closedir(d);
-    qsort(v, k, sizeof *v, cmp_u64);
+    qsort(v, k, sizeof *v, qb_cmp_u64);
     *ids = v;
     *n = k;
     return 0;

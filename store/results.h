@@ -27,7 +27,7 @@
  *                   (16 hex digits), spec_hash_u64 (uint64), n_ranks (int32),
  *                   started_at, updated_at (ISO 8601 UTC strings), and the
  *                   caller's provenance key/value strings (qblind_version,
- *                   hdf5_version, mpi_version, openblas_config, ...).
+ *                   hdf5_version, gemm_f32_path, ...).
  *                   Strings are variable-length UTF-8 (h5py returns str).
  *
  * Loading /tasks with h5py (Debian python3-h5py) into pandas:

@@ -24,6 +24,7 @@
 #include <mpi.h>
 
 #include "core/file.h"
+#include "core/sort.h"
 #include "core/xalloc.h"
 #include "store/hdf5_util.h"
 #include "store/results_schema.h"
@@ -247,12 +248,6 @@ static int cmp_file_key(const void *a, const void *b)
     return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* First entry with this id, or NULL. */
 static file_key *find_key(file_key *keys, size_t n, uint64_t id)
 {
@@ -351,7 +346,7 @@ static int add_missing(qb_results *r, const row_source *src, const file_key *key
     for (uint64_t j = 0; j < n_file && n_slots < n_missing; j++)
         if (!keys[j].claimed && !qb_task_status_finished(keys[j].status))
             slots[n_slots++] = keys[j].pos;
-    qsort(slots, n_slots, sizeof *slots, cmp_u64);
+    qsort(slots, n_slots, sizeof *slots, qb_cmp_u64);
     uint64_t n_new = n_file + (n_missing - n_slots);
     if (n_new > n_file) {
         hsize_t dims = n_new;
@@ -561,7 +556,7 @@ int qb_results_create_or_open_fn(qb_results **out, const qb_results_config *cfg,
     }
     uint64_t *sorted = xmalloc(n_rows ? n_rows : 1, sizeof *sorted);
     memcpy(sorted, r->ids, n_rows * sizeof *sorted);
-    qsort(sorted, n_rows, sizeof *sorted, cmp_u64);
+    qsort(sorted, n_rows, sizeof *sorted, qb_cmp_u64);
     for (size_t i = 1; i < n_rows; i++) {
         if (sorted[i] == sorted[i - 1]) {
             QB_FAIL(err, "results file %s: task id %016" PRIx64 " appears twice in the task list",

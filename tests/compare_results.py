@@ -83,6 +83,23 @@ def load_details(path):
     return out
 
 
+def report_differences(a, b, tasks, da, db):
+    """Compare the rows a[t], b[t] of the given tasks and the detail arrays
+    da, db (load_details); print the first five of each kind of difference.
+    Returns 1 if a row differs or is pending, or the detail arrays differ,
+    else 0."""
+    bad = [t for t in tasks if not same(a[t], b[t]) or a[t]["status"] == 0]
+    for t in bad[:5]:
+        print("differs or pending:", t, a[t][METRICS[:5]], b[t][METRICS[:5]])
+    if da.keys() != db.keys():
+        print("different detail arrays:", sorted(set(da) ^ set(db))[:5])
+        return 1
+    dbad = [k for k in da if da[k] != db[k]]
+    for k in dbad[:5]:
+        print("detail differs:", k)
+    return 1 if bad or dbad else 0
+
+
 def main():
     if sys.argv[1] == "--finished-ids":
         for tid, r in load(sys.argv[2]).items():
@@ -112,20 +129,11 @@ def main():
         return 1
     if strict and not strict_same(args[0], args[1], subset):
         return 1
-    bad = [t for t in a if not same(a[t], b[t]) or a[t]["status"] == 0]
-    for t in bad[:5]:
-        print("differs or pending:", t, a[t][METRICS[:5]], b[t][METRICS[:5]])
     da, db = load_details(args[0]), load_details(args[1])
     if subset:
         hexids = {format(t, "016x") for t in a}
         db = {k: v for k, v in db.items() if k[1] in hexids}
-    if da.keys() != db.keys():
-        print("different detail arrays:", sorted(set(da) ^ set(db))[:5])
-        return 1
-    dbad = [k for k in da if da[k] != db[k]]
-    for k in dbad[:5]:
-        print("detail differs:", k)
-    return 1 if bad or dbad else 0
+    return report_differences(a, b, list(a), da, db)
 
 
 if __name__ == "__main__":

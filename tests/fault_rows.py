@@ -33,19 +33,10 @@ def same_except(path_a, path_b, path_list):
     if a.keys() != b.keys():
         print("different task sets")
         return 1
-    bad = [t for t in a if t not in skip and (not cr.same(a[t], b[t]) or a[t]["status"] == 0)]
-    for t in bad[:5]:
-        print("differs or pending:", t, a[t][cr.METRICS[:5]], b[t][cr.METRICS[:5]])
     hexskip = {format(t, "016x") for t in skip}
     da = {k: v for k, v in cr.load_details(path_a).items() if k[1] not in hexskip}
     db = {k: v for k, v in cr.load_details(path_b).items() if k[1] not in hexskip}
-    if da.keys() != db.keys():
-        print("different detail arrays:", sorted(set(da) ^ set(db))[:5])
-        return 1
-    dbad = [k for k in da if da[k] != db[k]]
-    for k in dbad[:5]:
-        print("detail differs:", k)
-    return 1 if bad or dbad else 0
+    return cr.report_differences(a, b, [t for t in a if t not in skip], da, db)
 
 
 def main():

@@ -126,7 +126,7 @@ static void test_registry_params(void **state)
 {
     (void)state;
     size_t n_def = 0;
-    for (const qb_defense_entry *e = qb_defenses; e->name; e++) {
+    for (const qb_defense_entry *e = qb_defenses; e->key.name; e++) {
         n_def++;
         /* every parameter has a valid default and documentation */
         for (const qb_param_def *d = e->params; d->key; d++) {

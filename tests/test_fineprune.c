@@ -456,7 +456,6 @@ static void test_defense_fp(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     return qb_test_run_group(cmocka_unit_test(test_zero_channel_outputs),
                              cmocka_unit_test(test_rank_hand_list),
                              cmocka_unit_test(test_channel_means_constructed),

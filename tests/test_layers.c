@@ -128,13 +128,9 @@ static size_t *pick_indices(qb_rng *r, size_t n, size_t count, size_t *out_count
 
 /* ---- finite differences ------------------------------------------------- */
 
-/* Evaluates L at the current inputs/parameters; if sig is not NULL also
- * writes the piecewise-linear region's signature (sig_len int32). */
-typedef double (*loss_fn)(void *ctx, int32_t *sig);
-
 typedef struct fd_check {
     const char *what;
-    loss_fn fn;
+    qb_test_loss_fn fn; /* L; the signature has sig_len int32 */
     void *ctx;
     size_t sig_len;     /* 0: the function is smooth / linear, no pattern */
     float h;            /* largest step; down to h/8 near kinks */
@@ -178,33 +174,15 @@ static void check_fd(const fd_check *c, qb_rng *rng, float *p, const float *anal
     size_t skipped = 0, one_sided = 0;
     double scale = 0.0;
     for (size_t t = 0; t < k; t++) {
-        size_t j = idx[t];
-        const float v = p[j];
-        float hh = c->h;
-        for (int tries = 0; tries < 4 && !used[t]; tries++, hh *= 0.5f) {
-            /* the perturbations actually applied, after rounding to float */
-            const float vp = v + hh, vm = v - hh;
-            p[j] = vp;
-            double lp = c->fn(c->ctx, sig);
-            int cp = c->sig_len && memcmp(sig, sig0, c->sig_len * sizeof *sig) != 0;
-            p[j] = vm;
-            double lm = c->fn(c->ctx, sig);
-            int cm = c->sig_len && memcmp(sig, sig0, c->sig_len * sizeof *sig) != 0;
-            p[j] = v;
-            if (!cp && !cm) {
-                den[t] = (double)vp - (double)vm;
-                num[t] = (lp - lm) / den[t];
-            } else if (!cp || !cm) {
-                den[t] = cp ? (double)v - (double)vm : (double)vp - (double)v;
-                num[t] = (cp ? l0 - lm : lp - l0) / den[t];
-                one_sided++;
-            } else {
-                continue;
-            }
-            used[t] = 1;
-            if (fabs(num[t]) > scale) scale = fabs(num[t]);
+        int kind = qb_test_fd_quotient(c->fn, c->ctx, c->sig_len, sig0, sig, l0, p, idx[t], c->h,
+                                       &num[t], &den[t]);
+        if (!kind) {
+            skipped++;
+            continue;
         }
-        if (!used[t]) skipped++;
+        used[t] = 1;
+        one_sided += kind == 1;
+        if (fabs(num[t]) > scale) scale = fabs(num[t]);
     }
     c->fn(c->ctx, NULL); /* leave the forward state at the unperturbed point */
     double floor_ = 0.01 * scale > 1e-12 ? 0.01 * scale : 1e-12;
@@ -944,24 +922,6 @@ static void test_softmax_xent(void **state)
 
 /* ---- whole models -------------------------------------------------------- */
 
-typedef struct model_ctx {
-    const qb_model *m;
-    qb_model_ws ws; /* unfused: every relu output and argmax is materialised */
-    float *x;
-    const float *r;
-    int b;
-} model_ctx;
-
-/* The region signature (tests/testutil.h) makes the central difference
- * exact where it is equal at p - h, p and p + h. */
-static double model_loss(void *vctx, int32_t *sig)
-{
-    model_ctx *c = vctx;
-    const float *logits = qb_model_forward(c->m, &c->ws, c->x, c->b, 1);
-    if (sig) qb_test_region_sig(c->m, &c->ws, c->b, sig);
-    return dot_r(c->r, logits, (size_t)c->b * c->m->classes);
-}
-
 /* qb_model_backward (default, fused workspace) against finite differences
  * of L = sum(r * logits) for sampled weights and biases of every layer and
  * sampled input elements.
@@ -993,18 +953,14 @@ static void model_fd_case(const char *arch, int ch, int h, int w, int b, uint64_
     qb_model_forward(&m, &ws, x, b, 1);
     qb_model_backward(&m, &ws, r, b, grads, dx);
 
-    model_ctx c;
-    c.m = &m;
-    c.x = x;
-    c.r = r;
-    c.b = b;
-    qb_model_ws_init(&c.ws, &m, b);
-    qb_model_ws_set_fused(&c.ws, 0);
+    /* L = sum(r * logits) with the region signature (tests/testutil.h),
+     * which makes the central difference exact where it is equal at
+     * p - h, p and p + h */
+    qb_test_fd_model c;
+    qb_test_fd_model_init(&c, &m, x, r, b);
     char what[96];
-    const float *logits = qb_model_forward(&m, &c.ws, x, b, 1);
-    double mag = 0.0;
-    for (size_t i = 0; i < (size_t)b * m.classes; i++) mag += fabs((double)r[i] * logits[i]);
-    fd_check fc = {what, model_loss, &c, qb_test_region_sig_len(&m, b), 1e-2f, 1e-2, mag};
+    fd_check fc = {what, qb_test_fd_model_loss, &c, qb_test_region_sig_len(&m, b), 1e-2f, 1e-2,
+                   qb_test_fd_model_mag(&c)};
     for (int i = 0; i < m.n_layers; i++) {
         const qb_layer *l = &m.layers[i];
         if (l->w_len == 0) continue;
@@ -1016,7 +972,7 @@ static void model_fd_case(const char *arch, int ch, int h, int w, int b, uint64_
     snprintf(what, sizeof what, "%s input dx", arch);
     check_fd(&fc, &rng, x, dx, nx, 160);
 
-    qb_model_ws_free(&c.ws);
+    qb_test_fd_model_free(&c);
     qb_model_ws_free(&ws);
     free(dx);
     free(grads);
@@ -1159,7 +1115,6 @@ static void test_pool_rows_simd_vs_reference(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pool_rows_simd_vs_reference),
         cmocka_unit_test(test_conv_forward_reference),

@@ -146,26 +146,10 @@ static void write_file(const char *path, const char *spec_text, const qb_shard *
 
 /* ---- comparing files --------------------------------------------------------- */
 
-static int same_bits(double a, double b) { return memcmp(&a, &b, sizeof a) == 0; }
-
 /* Every column but t_*, rank, host, finished_at. */
 static void assert_rows_equal_deterministic(const qb_task_row *a, const qb_task_row *b)
 {
-    assert_true(a->task_id == b->task_id);
-    assert_true(a->model_id == b->model_id);
-    assert_string_equal(a->dataset, b->dataset);
-    assert_int_equal(a->seed, b->seed);
-    assert_string_equal(a->trigger, b->trigger);
-    assert_string_equal(a->precision, b->precision);
-    assert_string_equal(a->mitigation, b->mitigation);
-    assert_string_equal(a->defense, b->defense);
-    assert_int_equal(a->status, b->status);
-    assert_string_equal(a->message, b->message);
-    assert_true(same_bits(a->ca_quant, b->ca_quant));
-    assert_true(same_bits(a->asr_quant, b->asr_quant));
-    assert_true(same_bits(a->ca_mitig, b->ca_mitig));
-    assert_true(same_bits(a->asr_mitig, b->asr_mitig));
-    assert_int_equal(a->detected, b->detected);
+    qb_test_rows_assert_same(a, b);
     assert_int_equal(a->attempts, b->attempts);
 }
 
@@ -292,7 +276,7 @@ static int merge(const char *out, const char *const *in, size_t n, int force,
 static void test_merge_equals_single_job(void **state)
 {
     const char *dir = *state;
-    char *single = qb_test_join(dir, "single.h5");
+    char *single = qb_test_path_join(dir, "single.h5");
     qb_shard none = {0, 0, QB_SHARD_BY_MODEL};
     write_file(single, SPEC_A, &none, &none, 0, all_tasks);
     static const uint32_t counts[] = {1, 3, 4};
@@ -304,12 +288,12 @@ static void test_merge_equals_single_job(void **state)
             for (uint32_t i = 0; i < n; i++) {
                 char name[64];
                 snprintf(name, sizeof name, "s-%d-%u-%u.h5", by, i, n);
-                paths[i] = qb_test_join(dir, name);
+                paths[i] = qb_test_path_join(dir, name);
                 qb_shard sh = {i, n, (qb_shard_by)by};
                 write_file(paths[i], SPEC_A, &sh, &sh, 1 + (int)i, all_tasks);
                 in[n - 1 - i] = paths[i]; /* any order */
             }
-            char *out = qb_test_join(dir, "merged.h5");
+            char *out = qb_test_path_join(dir, "merged.h5");
             qb_merge_report rep;
             qb_error e;
             if (merge(out, in, n, 1, &rep, &e)) fail_msg("%s", e.msg);
@@ -345,8 +329,8 @@ static void test_merge_equals_single_job(void **state)
 static void test_missing_shard_and_pending_reported(void **state)
 {
     const char *dir = *state;
-    char *s0 = qb_test_join(dir, "s0.h5"), *s2 = qb_test_join(dir, "s2.h5");
-    char *out = qb_test_join(dir, "m.h5");
+    char *s0 = qb_test_path_join(dir, "s0.h5"), *s2 = qb_test_path_join(dir, "s2.h5");
+    char *out = qb_test_path_join(dir, "m.h5");
     qb_shard sh0 = {0, 3, QB_SHARD_BY_TASK}, sh2 = {2, 3, QB_SHARD_BY_TASK};
     write_file(s0, SPEC_A, &sh0, &sh0, 1, all_tasks);
     write_file(s2, SPEC_A, &sh2, &sh2, 2, most_tasks);
@@ -435,12 +419,12 @@ static void copy_file(const char *from, const char *to)
 static void test_refusals(void **state)
 {
     const char *dir = *state;
-    char *a0 = qb_test_join(dir, "a0.h5"), *a1 = qb_test_join(dir, "a1.h5");
-    char *b1 = qb_test_join(dir, "b1.h5"), *c1 = qb_test_join(dir, "c1of3.h5");
-    char *t1 = qb_test_join(dir, "t1.h5"), *dup = qb_test_join(dir, "dup0.h5");
-    char *whole = qb_test_join(dir, "whole.h5"), *junk = qb_test_join(dir, "junk.h5");
-    char *forged = qb_test_join(dir, "forged.h5");
-    char *out = qb_test_join(dir, "out.h5");
+    char *a0 = qb_test_path_join(dir, "a0.h5"), *a1 = qb_test_path_join(dir, "a1.h5");
+    char *b1 = qb_test_path_join(dir, "b1.h5"), *c1 = qb_test_path_join(dir, "c1of3.h5");
+    char *t1 = qb_test_path_join(dir, "t1.h5"), *dup = qb_test_path_join(dir, "dup0.h5");
+    char *whole = qb_test_path_join(dir, "whole.h5"), *junk = qb_test_path_join(dir, "junk.h5");
+    char *forged = qb_test_path_join(dir, "forged.h5");
+    char *out = qb_test_path_join(dir, "out.h5");
     qb_shard m0 = {0, 2, QB_SHARD_BY_MODEL}, m1 = {1, 2, QB_SHARD_BY_MODEL};
     qb_shard c13 = {1, 3, QB_SHARD_BY_MODEL}, t12 = {1, 2, QB_SHARD_BY_TASK};
     qb_shard none = {0, 0, QB_SHARD_BY_MODEL};
@@ -504,7 +488,7 @@ static void test_refusals(void **state)
 static void test_run_shard_check(void **state)
 {
     const char *dir = *state;
-    char *s = qb_test_join(dir, "s.h5"), *w = qb_test_join(dir, "w.h5");
+    char *s = qb_test_path_join(dir, "s.h5"), *w = qb_test_path_join(dir, "w.h5");
     qb_shard m1 = {1, 3, QB_SHARD_BY_MODEL}, none = {0, 0, QB_SHARD_BY_MODEL};
     qb_error e;
     assert_int_equal(qb_shard_check_file(s, &m1, &e), 0); /* absent: a new file */
@@ -541,13 +525,8 @@ static void test_run_shard_check(void **state)
 int main(void)
 {
     MPI_Init(NULL, NULL);
-    const struct CMUnitTest tests[] = {
-        QB_TEST_IN_DIR(test_merge_equals_single_job),
-        QB_TEST_IN_DIR(test_missing_shard_and_pending_reported),
-        QB_TEST_IN_DIR(test_refusals),
-        QB_TEST_IN_DIR(test_run_shard_check),
-    };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    MPI_Finalize();
-    return rc;
+    return qb_test_run_group_mpi(qb_test_with_tmpdir(test_merge_equals_single_job),
+                                 qb_test_with_tmpdir(test_missing_shard_and_pending_reported),
+                                 qb_test_with_tmpdir(test_refusals),
+                                 qb_test_with_tmpdir(test_run_shard_check));
 }

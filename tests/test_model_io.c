@@ -621,7 +621,6 @@ static void test_save_replaces_existing(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     return qb_test_run_group(qb_test_with_tmpdir(test_save_load_round_trip),
                              qb_test_with_tmpdir(test_encode_decode),
                              cmocka_unit_test(test_non_finite_parameters_refused),

@@ -13,7 +13,6 @@
 
 #include "store/model_store.h"
 #include "tests/testutil.h"
-#include "tests/testutil_results.h"
 
 static void small_model(qb_model *m, uint64_t seed)
 {
@@ -109,10 +108,6 @@ static void test_open_errors(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        QB_TEST_IN_DIR(test_put_get),
-        QB_TEST_IN_DIR(test_list),
-        QB_TEST_IN_DIR(test_open_errors),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return qb_test_run_group(qb_test_with_tmpdir(test_put_get), qb_test_with_tmpdir(test_list),
+                             qb_test_with_tmpdir(test_open_errors));
 }

@@ -481,7 +481,6 @@ static void test_error_pool_too_small(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     return qb_test_run_group(cmocka_unit_test(test_flag_rule),
                              cmocka_unit_test(test_objective_gradient),
                              cmocka_unit_test(test_adam_two_steps), cmocka_unit_test(test_schedule),

@@ -1,4 +1,4 @@
-/* PCA through LAPACK (core/pca.c): axes known by construction, and
+/* PCA (core/pca.c, our own eigensolver): axes known by construction, and
  * numpy's SVD on the committed fixture (tests/fixtures/gen_cluster_fixture.py). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -162,7 +162,6 @@ static void test_numpy_fixture(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     return qb_test_run_group(cmocka_unit_test(test_known_axes), cmocka_unit_test(test_single_row),
                              cmocka_unit_test(test_numpy_fixture));
 }

@@ -25,8 +25,8 @@ static size_t trigger_key(const void *trigger, size_t model, char *buf, size_t n
 
 /* Entries that name no registered stage (what a task with an unknown name
  * would carry). */
-static const qb_defense_entry unknown_defense = {"nc2", NULL, NULL, NULL};
-static const qb_mitigation_entry unknown_mitigation = {"retrain", NULL, NULL, NULL};
+static const qb_defense_entry unknown_defense = {{"nc2", NULL}, NULL, NULL};
+static const qb_mitigation_entry unknown_mitigation = {{"retrain", NULL}, NULL, NULL};
 
 static void params(qb_task_params *p, const char *trigger, const char *prec, uint64_t model_id,
                    int epochs)
@@ -258,7 +258,6 @@ static void test_preflight(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_train_once_and_reuse),
         cmocka_unit_test(test_status),

@@ -116,7 +116,6 @@ static void test_loss_deterministic(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     return qb_test_run_group(qb_test_with_lenet(test_pgd_keeps_codes),
                              cmocka_unit_test(test_loss_deterministic));
 }

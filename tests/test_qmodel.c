@@ -489,36 +489,20 @@ static void test_conv_by_hand(void **state)
 /* ---- straight-through gradients ----------------------------------------- */
 
 /* Finite differences as in tests/test_layers.c (see its header for the
- * reasoning): L = sum(r * logits) in double, steps h .. h/8 avoiding ReLU
+ * reasoning): L = sum(r * logits) in double (qb_test_fd_model,
+ * tests/testutil.h), steps h .. h/8 avoiding ReLU
  * and max-pool kinks detected through a signature of the forward pass,
  * err_j = |analytic - numeric| / max(|numeric|, 1% of the largest), less
  * an allowance of 8 eps sum|r * logits| / step for the rounding of L;
  * bound 1e-2. */
-typedef struct fd_model {
-    const qb_model *m; /* the de-quantized float model (no hooks) */
-    qb_model_ws ws;    /* unfused: every relu output and argmax is visible */
-    float *x;
-    const float *r;
-    int b;
-} fd_model;
-
-static double fd_loss(fd_model *c, int32_t *sig)
-{
-    const float *logits = qb_model_forward(c->m, &c->ws, c->x, c->b, 1);
-    if (sig) qb_test_region_sig(c->m, &c->ws, c->b, sig);
-    double s = 0.0;
-    for (size_t j = 0; j < (size_t)c->b * c->m->classes; j++) s += (double)c->r[j] * logits[j];
-    return s;
-}
-
-static void check_fd(const char *what, fd_model *c, double mag, qb_rng *rng, float *p,
+static void check_fd(const char *what, qb_test_fd_model *c, double mag, qb_rng *rng, float *p,
                      const float *analytic, size_t n, size_t count)
 {
     const size_t sl = qb_test_region_sig_len(c->m, c->b);
     int32_t *sig0 = calloc(sl, sizeof *sig0), *sig = calloc(sl, sizeof *sig);
     assert_non_null(sig0);
     assert_non_null(sig);
-    const double l0 = fd_loss(c, sig0);
+    const double l0 = qb_test_fd_model_loss(c, sig0);
     if (count > n) count = n;
     size_t checked = 0;
     double worst = 0.0, raw = 0.0, scale = 0.0;
@@ -532,32 +516,14 @@ static void check_fd(const char *what, fd_model *c, double mag, qb_rng *rng, flo
     for (size_t t = 0; t < count; t++) {
         const size_t j = n == count ? t : qb_rng_below(rng, (uint32_t)n);
         idx[t] = j;
-        den[t] = 0.0;
-        const float v = p[j];
-        float h = 1e-2f;
-        for (int tries = 0; tries < 4 && den[t] == 0.0; tries++, h *= 0.5f) {
-            const float vp = v + h, vm = v - h;
-            p[j] = vp;
-            double lp = fd_loss(c, sig);
-            int cp = memcmp(sig, sig0, sl * sizeof *sig) != 0;
-            p[j] = vm;
-            double lm = fd_loss(c, sig);
-            int cm = memcmp(sig, sig0, sl * sizeof *sig) != 0;
-            p[j] = v;
-            if (!cp && !cm) {
-                den[t] = (double)vp - (double)vm;
-                num[t] = (lp - lm) / den[t];
-            } else if (!cp || !cm) {
-                den[t] = cp ? (double)v - (double)vm : (double)vp - (double)v;
-                num[t] = (cp ? l0 - lm : lp - l0) / den[t];
-            }
-        }
+        qb_test_fd_quotient(qb_test_fd_model_loss, c, sl, sig0, sig, l0, p, j, 1e-2f, &num[t],
+                            &den[t]);
         if (den[t] != 0.0) {
             checked++;
             if (fabs(num[t]) > scale) scale = fabs(num[t]);
         }
     }
-    fd_loss(c, NULL);
+    qb_test_fd_model_loss(c, NULL);
     const double floor_ = 0.01 * scale > 1e-12 ? 0.01 * scale : 1e-12;
     for (size_t t = 0; t < count; t++) {
         if (den[t] == 0.0) continue;
@@ -584,31 +550,15 @@ static void check_fd(const char *what, fd_model *c, double mag, qb_rng *rng, flo
     free(sig0);
 }
 
-/* fc (unfused workspace) for model m at input x (b samples), L = sum(r *
- * logits). */
-static void fd_model_init(fd_model *fc, const qb_model *m, float *x, const float *r, int b)
-{
-    memset(fc, 0, sizeof *fc);
-    fc->m = m;
-    fc->x = x;
-    fc->r = r;
-    fc->b = b;
-    qb_model_ws_init(&fc->ws, m, b);
-    qb_model_ws_set_fused(&fc->ws, 0);
-}
-
 /* check_fd on count_w sampled weights and count_b biases of every layer of
  * fc's model (analytic gradients grads, laid out as its params) and on
  * count_x input elements (analytic dx); mag = sum|r * logits| at the
  * current point. Messages are "<tag> layer <i> weight" and so on. */
-static void check_model_fd(const char *tag, fd_model *fc, qb_rng *rng, const float *grads,
+static void check_model_fd(const char *tag, qb_test_fd_model *fc, qb_rng *rng, const float *grads,
                            const float *dx, size_t count_w, size_t count_b, size_t count_x)
 {
     const qb_model *m = fc->m;
-    const float *logits = qb_model_forward(m, &fc->ws, fc->x, fc->b, 1);
-    double mag = 0.0;
-    for (size_t j = 0; j < (size_t)fc->b * m->classes; j++)
-        mag += fabs((double)fc->r[j] * logits[j]);
+    const double mag = qb_test_fd_model_mag(fc);
     char what[96];
     for (int i = 0; i < m->n_layers; i++) {
         const qb_layer *l = &m->layers[i];
@@ -680,13 +630,13 @@ static void ste_float_act_case(const char *arch, int c, int h, int w, const char
     qb_model_forward(&st.qm.model, &ws, st.x, b, 1);
     qb_model_backward(&st.qm.model, &ws, st.r, b, grads, dx);
 
-    fd_model fc;
-    fd_model_init(&fc, &st.deq, st.x, st.r, b);
+    qb_test_fd_model fc;
+    qb_test_fd_model_init(&fc, &st.deq, st.x, st.r, b);
     char tag[64];
     snprintf(tag, sizeof tag, "%s %s", arch, prec);
     check_model_fd(tag, &fc, &st.rng, grads, dx, 24, 8, 64);
 
-    qb_model_ws_free(&fc.ws);
+    qb_test_fd_model_free(&fc);
     qb_model_ws_free(&ws);
     free(dx);
     free(grads);
@@ -784,14 +734,14 @@ static void ste_fake_quant_case(const char *arch, int c, int h, int w, const cha
     qb_model fzm;
     qb_model_copy(&fzm, &st.qm.model);
     fzm.hooks = &fh;
-    fd_model fc;
-    fd_model_init(&fc, &fzm, st.x, st.r, b);
+    qb_test_fd_model fc;
+    qb_test_fd_model_init(&fc, &fzm, st.x, st.r, b);
     qb_model_forward(&fzm, &fc.ws, st.x, b, 1); /* records the noise */
     fz.record = 0;
     char tag[64];
     snprintf(tag, sizeof tag, "%s %s", arch, prec);
     check_model_fd(tag, &fc, &st.rng, gq, dxq, 16, 4, 48);
-    qb_model_ws_free(&fc.ws);
+    qb_test_fd_model_free(&fc);
     for (int i = 0; i < QB_MAX_LAYERS; i++) free(fz.delta[i]);
     qb_model_free(&fzm);
 
@@ -917,7 +867,6 @@ static void test_fp32_identity(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_integer_vs_simulated_lenet),
         cmocka_unit_test(test_integer_vs_simulated_cnn_small),

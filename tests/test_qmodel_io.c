@@ -174,6 +174,5 @@ static void test_corrupt(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     return qb_test_run_group(qb_test_with_tmpdir(test_round_trip), cmocka_unit_test(test_corrupt));
 }

@@ -102,7 +102,6 @@ static void test_noise_reproducible(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     return qb_test_run_group(cmocka_unit_test(test_same_parameters_identity),
                              cmocka_unit_test(test_other_granularity_changes),
                              cmocka_unit_test(test_noise_reproducible));

@@ -94,21 +94,7 @@ static void assert_row_finished_as(const qb_task_row *got, size_t k)
 {
     qb_task_row want;
     finished_row(&want, k);
-    assert_true(got->task_id == want.task_id);
-    assert_true(got->model_id == want.model_id);
-    assert_string_equal(got->dataset, want.dataset);
-    assert_int_equal(got->seed, want.seed);
-    assert_string_equal(got->trigger, want.trigger);
-    assert_string_equal(got->precision, want.precision);
-    assert_string_equal(got->mitigation, want.mitigation);
-    assert_string_equal(got->defense, want.defense);
-    assert_int_equal(got->status, want.status);
-    assert_string_equal(got->message, want.message);
-    assert_true(same_double(got->ca_quant, want.ca_quant));
-    assert_true(same_double(got->asr_quant, want.asr_quant));
-    assert_true(same_double(got->ca_mitig, want.ca_mitig));
-    assert_true(same_double(got->asr_mitig, want.asr_mitig));
-    assert_int_equal(got->detected, want.detected);
+    qb_test_rows_assert_same(got, &want);
     assert_true(same_double(got->t_model, want.t_model));
     assert_true(same_double(got->t_total, want.t_total));
     assert_true(same_double(got->t_mitig, want.t_mitig));
@@ -634,7 +620,7 @@ static void test_broken_and_foreign_files_refused(void **state)
     qb_error err;
 
     /* A good file to break. */
-    char *good = qb_test_join(dir, "good.h5");
+    char *good = qb_test_path_join(dir, "good.h5");
     size_t *list = iota(0, 300);
     qb_results *r;
     if (open_list(&r, good, HASH_A, 0, list, 300, NULL, &err) != 0) fail_msg("%s", err.msg);
@@ -643,17 +629,17 @@ static void test_broken_and_foreign_files_refused(void **state)
     size_t len;
     uint8_t *bytes = slurp(good, &len);
 
-    char *p = qb_test_join(dir, "truncated.h5");
+    char *p = qb_test_path_join(dir, "truncated.h5");
     qb_test_write_file(p, bytes, len / 2);
     assert_refused(p, "H5Fopen");
     free(p);
 
-    p = qb_test_join(dir, "truncated-tail.h5"); /* loses only the last bytes */
+    p = qb_test_path_join(dir, "truncated-tail.h5"); /* loses only the last bytes */
     qb_test_write_file(p, bytes, len - 100);
     assert_refused(p, NULL);
     free(p);
 
-    p = qb_test_join(dir, "garbage.h5");
+    p = qb_test_path_join(dir, "garbage.h5");
     uint64_t x = 88172645463325252ull;
     for (size_t i = 0; i < len; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
@@ -663,39 +649,39 @@ static void test_broken_and_foreign_files_refused(void **state)
     assert_refused(p, "H5Fopen");
     free(p);
 
-    p = qb_test_join(dir, "empty.h5");
+    p = qb_test_path_join(dir, "empty.h5");
     qb_test_write_file(p, "", 0);
     assert_refused(p, NULL);
     free(p);
 
-    p = qb_test_join(dir, "foreign-noattr.h5");
+    p = qb_test_path_join(dir, "foreign-noattr.h5");
     make_foreign(p, -1, 24);
     assert_refused(p, "not a qblind results file (no format_version");
     free(p);
 
-    p = qb_test_join(dir, "foreign-version.h5");
+    p = qb_test_path_join(dir, "foreign-version.h5");
     make_foreign(p, 2, 24);
     assert_refused(p, "format_version 2");
     free(p);
 
-    p = qb_test_join(dir, "foreign-2cols.h5");
+    p = qb_test_path_join(dir, "foreign-2cols.h5");
     make_foreign(p, 1, 2);
     assert_refused(p, "/tasks has 2 columns, expected 24");
     free(p);
 
-    p = qb_test_join(dir, "foreign-types.h5");
+    p = qb_test_path_join(dir, "foreign-types.h5");
     make_foreign(p, 1, 24);
     assert_refused(p, "column 'task_id' of /tasks has a different type (float of 8 bytes, "
                       "expected integer of 8)");
     free(p);
 
-    p = qb_test_join(dir, "foreign-ints.h5");
+    p = qb_test_path_join(dir, "foreign-ints.h5");
     make_foreign(p, 1, 0);
     assert_refused(p, "/tasks is not a table");
     free(p);
 
     /* A directory that does not exist: creation fails, naming the file. */
-    p = qb_test_join(dir, "no/such/dir/res.h5");
+    p = qb_test_path_join(dir, "no/such/dir/res.h5");
     assert_int_equal(open_list(&r, p, HASH_A, 0, list, 3, NULL, &err), -1);
     assert_non_null(strstr(err.msg, p));
     free(p);
@@ -758,7 +744,7 @@ static void test_readable_by_h5py_and_h5dump(void **state)
              "assert list(d) == [0.25, 0.5, 0.75]\n",
              task_id_of(1), "'task 3: training diverged (loss NaN)'", want1.ca_quant,
              want1.detected, task_id_of(1));
-    char *spath = qb_test_join(dir, "check.py");
+    char *spath = qb_test_path_join(dir, "check.py");
     qb_test_write_file(spath, script, strlen(script));
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s", spath, path);
@@ -1099,20 +1085,15 @@ int main(int argc, char **argv)
     MPI_Init(NULL, NULL);
     if (argc == 3 && strcmp(argv[1], "--crash-child") == 0) return crash_child(argv[2]);
     if (argc == 3 && strcmp(argv[1], "--fsize-child") == 0) return fsize_child(argv[2]);
-    const struct CMUnitTest tests[] = {
-        QB_TEST_RESULTS(test_create_record_reopen),
-        QB_TEST_RESULTS(test_rows_api_details_and_new_tasks),
-        QB_TEST_RESULTS(test_different_spec_refused),
-        QB_TEST_RESULTS(test_force_keeps_finished_of_existing_tasks),
-        QB_TEST_RESULTS(test_interrupted_operations_recovered),
-        QB_TEST_RESULTS(test_broken_and_foreign_files_refused),
-        QB_TEST_RESULTS(test_readable_by_h5py_and_h5dump),
-        QB_TEST_RESULTS(test_flushed_rows_survive_sigkill),
-        QB_TEST_RESULTS(test_full_disk_reported_rows_kept),
-        QB_TEST_RESULTS(test_damaged_rows_reported_and_rerun),
-        QB_TEST_RESULTS(test_retry_failed),
-    };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    MPI_Finalize();
-    return rc;
+    return qb_test_run_group_mpi(QB_TEST_RESULTS(test_create_record_reopen),
+                                 QB_TEST_RESULTS(test_rows_api_details_and_new_tasks),
+                                 QB_TEST_RESULTS(test_different_spec_refused),
+                                 QB_TEST_RESULTS(test_force_keeps_finished_of_existing_tasks),
+                                 QB_TEST_RESULTS(test_interrupted_operations_recovered),
+                                 QB_TEST_RESULTS(test_broken_and_foreign_files_refused),
+                                 QB_TEST_RESULTS(test_readable_by_h5py_and_h5dump),
+                                 QB_TEST_RESULTS(test_flushed_rows_survive_sigkill),
+                                 QB_TEST_RESULTS(test_full_disk_reported_rows_kept),
+                                 QB_TEST_RESULTS(test_damaged_rows_reported_and_rerun),
+                                 QB_TEST_RESULTS(test_retry_failed));
 }

@@ -189,17 +189,10 @@ static void test_defense_end_to_end(void **state)
     qb_test_train_case_run(&c, qb_defense_ss, 0);
     qb_test_train_case_run(&c, qb_defense_ss, 1);
     qb_test_run *r1 = &c.run[0], *r2 = &c.run[1];
-    const char *names[] = {"ss.tpr", "ss.fpr", "ss.sv_ratio", "ss.sv_anomaly", "ss.sv_flagged",
-                           "ss.removed", "ss.target_recall", "ss.confusion"};
-    const size_t lens[] = {10, 10, 10, 10, 10, 10, 1, 4};
-    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-        const qb_detail *a = qb_details_find(&r1->det, names[k]);
-        const qb_detail *b = qb_details_find(&r2->det, names[k]);
-        assert_non_null(a);
-        assert_int_equal(a->n, lens[k]);
-        assert_memory_equal(a->v, b->v, a->n * sizeof(double));
-    }
-    assert_int_equal(r1->res.detected, r2->res.detected);
+    static const qb_test_detail_len written[] = {
+        {"ss.tpr", 10}, {"ss.fpr", 10}, {"ss.sv_ratio", 10}, {"ss.sv_anomaly", 10},
+        {"ss.sv_flagged", 10}, {"ss.removed", 10}, {"ss.target_recall", 1}, {"ss.confusion", 4}};
+    qb_test_train_case_assert_same(&c, written, sizeof written / sizeof written[0]);
     const qb_detail *rem = qb_details_find(&r1->det, "ss.removed");
     const qb_detail *tpr = qb_details_find(&r1->det, "ss.tpr");
     const qb_detail *conf = qb_details_find(&r1->det, "ss.confusion");
@@ -237,7 +230,6 @@ static void test_defense_end_to_end(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     return qb_test_run_group(cmocka_unit_test(test_planted_outliers),
                              cmocka_unit_test(test_sv_ratio_outlier),
                              cmocka_unit_test(test_detected_rule),

@@ -411,7 +411,6 @@ static void test_defense_too_little_data(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     return qb_test_run_group(cmocka_unit_test(test_entropy_constant_and_uniform),
                              cmocka_unit_test(test_superimpose),
                              cmocka_unit_test(test_threshold_rule),

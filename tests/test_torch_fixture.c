@@ -279,6 +279,5 @@ static void test_lenet_matches_torch(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     return qb_test_run_group(cmocka_unit_test(test_lenet_matches_torch));
 }

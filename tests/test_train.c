@@ -392,7 +392,6 @@ static void test_lr_schedules(void **state)
 
 int main(void)
 {
-    qb_blas_single_thread();
     return qb_test_run_group(cmocka_unit_test(test_deterministic),
                              cmocka_unit_test(test_loss_decreases),
                              qb_test_with_lenet(test_rejects_mismatched_dataset),

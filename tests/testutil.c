@@ -74,11 +74,7 @@ char *qb_test_fixture_path(const char *name)
 {
     const char *dir = getenv("QBLIND_FIXTURES");
     if (!dir) dir = "tests/fixtures";
-    size_t len = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(len);
-    assert_non_null(p);
-    snprintf(p, len, "%s/%s", dir, name);
-    return p;
+    return qb_test_path_join(dir, name);
 }
 
 void qb_test_assert_msg_has(const qb_error *e, const char *frag)
@@ -164,6 +160,72 @@ void qb_test_region_sig(const qb_model *m, const qb_model_ws *ws, int b, int32_t
 }
 
 /* ---- exact layer outputs ------------------------------------------------- */
+
+int qb_test_fd_quotient(qb_test_loss_fn loss, void *ctx, size_t sig_len, const int32_t *sig0,
+                        int32_t *sig, double l0, float *p, size_t j, float h, double *num,
+                        double *den)
+{
+    const float v = p[j];
+    *den = 0.0;
+    for (int tries = 0; tries < 4; tries++, h *= 0.5f) {
+        /* the perturbations actually applied, after rounding to float */
+        const float vp = v + h, vm = v - h;
+        p[j] = vp;
+        double lp = loss(ctx, sig);
+        int cp = sig_len && memcmp(sig, sig0, sig_len * sizeof *sig) != 0;
+        p[j] = vm;
+        double lm = loss(ctx, sig);
+        int cm = sig_len && memcmp(sig, sig0, sig_len * sizeof *sig) != 0;
+        p[j] = v;
+        if (!cp && !cm) {
+            *den = (double)vp - (double)vm;
+            *num = (lp - lm) / *den;
+            return 2;
+        }
+        if (!cp || !cm) {
+            *den = cp ? (double)v - (double)vm : (double)vp - (double)v;
+            *num = (cp ? l0 - lm : lp - l0) / *den;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void qb_test_fd_model_init(qb_test_fd_model *c, const qb_model *m, float *x, const float *r,
+                           int b)
+{
+    memset(c, 0, sizeof *c);
+    c->m = m;
+    c->x = x;
+    c->r = r;
+    c->b = b;
+    qb_model_ws_init(&c->ws, m, b);
+    qb_model_ws_set_fused(&c->ws, 0);
+}
+
+void qb_test_fd_model_free(qb_test_fd_model *c)
+{
+    qb_model_ws_free(&c->ws);
+}
+
+double qb_test_fd_model_loss(void *ctx, int32_t *sig)
+{
+    qb_test_fd_model *c = ctx;
+    const float *logits = qb_model_forward(c->m, &c->ws, c->x, c->b, 1);
+    if (sig) qb_test_region_sig(c->m, &c->ws, c->b, sig);
+    double s = 0.0;
+    for (size_t j = 0; j < (size_t)c->b * c->m->classes; j++) s += (double)c->r[j] * logits[j];
+    return s;
+}
+
+double qb_test_fd_model_mag(qb_test_fd_model *c)
+{
+    const float *logits = qb_model_forward(c->m, &c->ws, c->x, c->b, 1);
+    double mag = 0.0;
+    for (size_t j = 0; j < (size_t)c->b * c->m->classes; j++)
+        mag += fabs((double)c->r[j] * logits[j]);
+    return mag;
+}
 
 void qb_test_layer_direct(const qb_layer *l, int b, const float *x, const float *w,
                           const float *bias, double *y, double *mag)

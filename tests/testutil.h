@@ -7,6 +7,7 @@
 
 #include "core/details.h"
 #include "core/error.h"
+#include "core/model.h"
 
 /* The end of a suite's main: runs the tests given as arguments
  * (cmocka_unit_test(...) entries) as the cmocka group "tests" without
@@ -57,8 +58,6 @@ double qb_test_detail1(const qb_details *d, const char *name);
  * bit-identical values (a defense run twice on the same input). */
 void qb_test_details_assert_equal(const qb_details *a, const qb_details *b);
 
-struct qb_model;
-struct qb_model_ws;
 /* The LeNet of the MNIST-shaped tests (1x28x28 inputs, 10 classes) with
  * its initial parameters from `seed`. Free with qb_model_free. */
 void qb_test_lenet(struct qb_model *m, uint64_t seed);
@@ -79,6 +78,46 @@ int qb_test_lenet_teardown(void **state);
 size_t qb_test_region_sig_len(const struct qb_model *m, int b);
 void qb_test_region_sig(const struct qb_model *m, const struct qb_model_ws *ws, int b,
                         int32_t *sig);
+
+/* A finite-difference objective: L at the current inputs and parameters;
+ * with sig not NULL it also writes the signature of the piecewise-linear
+ * region it is on (ReLU signs, argmax indices). */
+typedef double (*qb_test_loss_fn)(void *ctx, int32_t *sig);
+
+/* One element's difference quotient of L = loss(ctx, .) in p[j], the
+ * element's perturbation applied in float (tests/test_layers.c explains
+ * the method): the largest of h, h/2, h/4, h/8 for which [p - h, p + h]
+ * holds no kink (the signature at both ends equals sig0, the one at p,
+ * where L = l0) gives the central difference; if only one side is clean,
+ * that side's one-sided difference. sig_len 0: L is smooth, no
+ * signatures (sig0 and sig unused); else sig is scratch of sig_len.
+ * *num = the quotient, *den = its denominator (the float step actually
+ * taken). Returns 2 (central), 1 (one-sided), or 0 when every step
+ * crosses a kink on both sides (then *den = 0). p[j] is restored. */
+int qb_test_fd_quotient(qb_test_loss_fn loss, void *ctx, size_t sig_len, const int32_t *sig0,
+                        int32_t *sig, double l0, float *p, size_t j, float h, double *num,
+                        double *den);
+
+/* The objective of whole-model finite-difference checks: L = sum(r *
+ * logits) in double for model m at inputs x (b samples), r (b, classes),
+ * evaluated with an unfused workspace (every ReLU output and argmax is
+ * materialised, so the region signature can read them). m, x and r are
+ * not owned: a check perturbs m's parameters or x in place. */
+typedef struct qb_test_fd_model {
+    const qb_model *m;
+    qb_model_ws ws;
+    float *x;
+    const float *r;
+    int b;
+} qb_test_fd_model;
+void qb_test_fd_model_init(qb_test_fd_model *c, const qb_model *m, float *x, const float *r,
+                           int b);
+void qb_test_fd_model_free(qb_test_fd_model *c);
+/* L at the current parameters and inputs (a qb_test_fd_model *ctx); with
+ * sig not NULL also the region signature (qb_test_region_sig_len int32). */
+double qb_test_fd_model_loss(void *ctx, int32_t *sig);
+/* sum |r * logits| at the current point: the scale of L's own rounding. */
+double qb_test_fd_model_mag(qb_test_fd_model *c);
 
 struct qb_layer;
 /* The exact (double) output y = sum_k x[k] w[k] + bias of a conv (NCHW,

@@ -102,6 +102,21 @@ void qb_test_train_case_run(qb_test_train_case *c, qb_defense_fn defense, int i)
     assert_int_equal(defense(&c->in, &c->run[i].res, &err), 0);
 }
 
+void qb_test_train_case_assert_same(const qb_test_train_case *c, const qb_test_detail_len *want,
+                                    size_t n_want)
+{
+    for (size_t k = 0; k < n_want; k++) {
+        const qb_detail *a = qb_details_find(&c->run[0].det, want[k].name);
+        const qb_detail *b = qb_details_find(&c->run[1].det, want[k].name);
+        assert_non_null(a);
+        assert_int_equal(a->n, want[k].n);
+        assert_non_null(b);
+        assert_int_equal(a->n, b->n);
+        assert_memory_equal(a->v, b->v, a->n * sizeof(double));
+    }
+    assert_int_equal(c->run[0].res.detected, c->run[1].res.detected);
+}
+
 void qb_test_train_case_unpoisoned(qb_test_train_case *c)
 {
     c->in.is_poisoned = NULL;

@@ -65,6 +65,16 @@ void qb_test_train_case_init(qb_test_train_case *c, size_t stride, const qb_para
 /* Runs `defense` on c->in into c->run[i] (emptied first); fails the test
  * unless it succeeds. */
 void qb_test_train_case_run(qb_test_train_case *c, qb_defense_fn defense, int i);
+/* A detail a defense must write, and its number of values. */
+typedef struct qb_test_detail_len {
+    const char *name;
+    size_t n;
+} qb_test_detail_len;
+/* c->run[0] and c->run[1] (the same defense run twice on c->in) agree:
+ * each of the n_want details is in run[0] with want[k].n values and in
+ * run[1] bit for bit the same; both runs gave the same verdict. */
+void qb_test_train_case_assert_same(const qb_test_train_case *c, const qb_test_detail_len *want,
+                                    size_t n_want);
 /* The same model defended as a clean one: no poisoned samples. */
 void qb_test_train_case_unpoisoned(qb_test_train_case *c);
 void qb_test_train_case_free(qb_test_train_case *c);
