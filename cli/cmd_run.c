@@ -49,6 +49,12 @@ static const char run_usage[] =
     "      --threads N     threads per rank for the float GEMMs [1]; results do not\n"
     "                      depend on it (a job with fewer models than cores can\n"
     "                      still use every core: fewer ranks, more threads)\n"
+    "      --worker-timeout S  give up a worker rank that holds a task (or has not\n"
+    "                      asked for its first) and has sent nothing for S seconds\n"
+    "                      (a rank or node gone silently):\n"
+    "                      its task stays pending, the others finish theirs and the\n"
+    "                      job ends (MPI_Abort) with exit 75. S must exceed the\n"
+    "                      longest task; default 0: wait for ever (docs/CLUSTER.md)\n"
     "  -q, --quiet         no progress on stderr\n"
     "      --empty-tasks   benchmark the runner: workers skip the pipeline and return\n"
     "                      ok with no metrics at once (expansion, scheduling, MPI,\n"
@@ -57,7 +63,7 @@ static const char run_usage[] =
     "Exit status: 0 all tasks finished (some may be failed or invalid: see the\n"
     "table and `qblind status`), 1 error, or every task of the file failed (their\n"
     "messages are printed), 75 stopped early by SIGTERM/SIGUSR1/SIGINT with tasks\n"
-    "left (rerun to resume).\n";
+    "left or a worker given up (rerun to resume).\n";
 
 typedef struct row_fill_ctx {
     const qb_spec *spec;
@@ -130,6 +136,7 @@ static void print_summary(const qb_spec *s, const char *path, const qb_task_row 
 typedef struct run_opts {
     const char *out, *models, *spec_path, *shard_arg, *shard_by;
     int force, quiet, empty_tasks, retry_failed, threads;
+    double worker_timeout;
 } run_opts;
 
 /* Parse run's command line into o. Returns -1 to go on, else the exit
@@ -143,6 +150,7 @@ static int parse_run_args(int argc, char **argv, int rank, run_opts *o)
         {"help", no_argument, NULL, 'h'},        {"empty-tasks", no_argument, NULL, 'E'},
         {"shard", required_argument, NULL, 'S'}, {"shard-by", required_argument, NULL, 'B'},
         {"retry-failed", no_argument, NULL, 'R'}, {"threads", required_argument, NULL, 'T'},
+        {"worker-timeout", required_argument, NULL, 'W'},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     o->threads = 1;
@@ -163,6 +171,16 @@ static int parse_run_args(int argc, char **argv, int rank, run_opts *o)
             qb_error err;
             if (qb_cli_parse_threads(optarg, &o->threads, &err))
                 return rank == 0 ? qb_cli_usage_error("run", &err) : 2;
+            break;
+        }
+        case 'W': {
+            char *end;
+            o->worker_timeout = strtod(optarg, &end);
+            if (end == optarg || *end || !(o->worker_timeout >= 0)) {
+                qb_error err;
+                QB_FAIL(&err, "--worker-timeout: expected seconds >= 0, got \"%s\"", optarg);
+                return rank == 0 ? qb_cli_usage_error("run", &err) : 2;
+            }
             break;
         }
         case 'h': usage_rc = 0; break;
@@ -269,7 +287,7 @@ static int run_rank0(const run_opts *o, const qb_spec *spec, const qb_shard *sha
     qb_run_sink sink = qb_run_sink_results(res);
     qb_run_ctx ctx = {.spec = spec, .transport = &transport, .sink = &sink, .store = store,
                       .status = status, .n_ranks = size, .progress = &prog,
-                      .empty_tasks = o->empty_tasks};
+                      .empty_tasks = o->empty_tasks, .worker_timeout = o->worker_timeout};
     qb_error err;
     double t0 = qb_now();
     int rc = qb_coordinator_run(&ctx, &err);
@@ -299,6 +317,11 @@ static int run_rank0(const run_opts *o, const qb_spec *spec, const qb_shard *sha
         qb_results_read_marked(o->out, &rows, &damaged, &n_rows, &err))
         qb_error_print(&err);
     print_summary(spec, o->out, rows, n_rows);
+    if (ctx.lost) { /* MPI_Finalize would wait for the lost ranks */
+        fprintf(stderr, "qblind: %d worker rank%s given up: ending the job; run the same command "
+                        "again to resume\n", ctx.lost, ctx.lost > 1 ? "s" : "");
+        MPI_Abort(MPI_COMM_WORLD, QB_EXIT_RESUME);
+    }
     if (ctx.drained) {
         fprintf(stderr, "qblind: stopped early; run the same command again to resume\n");
         rc = QB_EXIT_RESUME;

@@ -139,10 +139,13 @@ typedef struct coord {
     qb_sched *sc;
     int n_workers;
     int *waiting; /* (n_workers) asked, no reply yet */
-    int *stopped; /* (n_workers) told to stop */
+    int *stopped; /* (n_workers) told to stop (or given up) */
     int n_stopped, draining;
     commit_buf cb;
     int rc;       /* the first I/O error: record nothing more */
+    double *heard; /* (n_workers) when its last message came, or its task went */
+    int *busy;     /* (n_workers) owes a message: its first request, or a result */
+    int lost;
 } coord;
 
 /* A RESULT from `rank`: record it (unless an I/O error came before). */
@@ -175,6 +178,8 @@ static int take_messages(coord *k, qb_error *err)
         else
             t->recv_request(t->ctx, rank);
         k->waiting[rank - 1] = 1;
+        k->busy[rank - 1] = 0;
+        if (k->c->worker_timeout > 0) k->heard[rank - 1] = now(k->c);
         got++;
     }
     return got;
@@ -191,6 +196,8 @@ static int reply(coord *k, int w)
         t->send_stop(t->ctx, w + 1);
     } else {
         t->send_task(t->ctx, w + 1, task);
+        k->busy[w] = 1;
+        if (k->c->worker_timeout > 0) k->heard[w] = now(k->c);
     }
     return 1;
 }
@@ -204,11 +211,36 @@ static void start_draining(coord *k, int announce)
                 qb_sched_in_flight(k->sc));
 }
 
+/* Give up the workers that owe a message (their first request, or the
+ * result of their task) and have been silent longer than the timeout:
+ * their tasks stay pending, the run drains. */
+static void give_up_silent(coord *k)
+{
+    double limit = k->c->worker_timeout, t = now(k->c);
+    for (int w = 0; w < k->n_workers; w++) {
+        if (!k->busy[w] || k->stopped[w] || t - k->heard[w] <= limit) continue;
+        fprintf(stderr, "\nqblind: rank %d has sent nothing for %.0f s (starting or running a task): "
+                        "given up (its task stays pending); finishing the others\n",
+                w + 1, t - k->heard[w]);
+        k->stopped[w] = 1;
+        k->n_stopped++;
+        k->lost++;
+        if (!k->draining) start_draining(k, 0);
+    }
+}
+
 static int run_workers(qb_run_ctx *c, qb_sched *sc, int n_workers, qb_error *err)
 {
-    coord k = {c, sc, n_workers, NULL, NULL, 0, 0, {NULL, 0, 0, 0.0}, 0};
+    coord k = {c, sc, n_workers, NULL, NULL, 0, 0, {NULL, 0, 0, 0.0}, 0, NULL, NULL, 0};
     k.waiting = xcalloc((size_t)n_workers, sizeof(int));
     k.stopped = xcalloc((size_t)n_workers, sizeof(int));
+    k.heard = xcalloc((size_t)n_workers, sizeof(double));
+    k.busy = xcalloc((size_t)n_workers, sizeof(int));
+    /* every worker owes its first request */
+    for (int w = 0; w < n_workers; w++) {
+        k.busy[w] = 1;
+        if (c->worker_timeout > 0) k.heard[w] = now(c);
+    }
     /* workers get their next task at once; rows are group-committed */
     commit_init(c, &k.cb);
     double idle_since = -1.0;
@@ -222,6 +254,7 @@ static int run_workers(qb_run_ctx *c, qb_sched *sc, int n_workers, qb_error *err
                 k.waiting[w] = 0;
                 k.n_stopped += k.stopped[w];
             }
+        if (c->worker_timeout > 0) give_up_silent(&k);
         if (k.rc == 0) k.rc = commit_maybe_flush(c, &k.cb, k.n_stopped == n_workers, err);
         double t = now(c);
         if (got) {
@@ -241,6 +274,9 @@ static int run_workers(qb_run_ctx *c, qb_sched *sc, int n_workers, qb_error *err
     free(k.cb.status);
     free(k.waiting);
     free(k.stopped);
+    free(k.heard);
+    free(k.busy);
+    c->lost = k.lost;
     return rc;
 }
 
@@ -249,7 +285,8 @@ int qb_coordinator_run(qb_run_ctx *c, qb_error *err)
     int n_workers = c->n_ranks > 1 ? c->n_ranks - 1 : 1;
     qb_sched *sc = make_sched(c, n_workers);
     int rc = c->n_ranks == 1 ? run_alone(c, sc, err) : run_workers(c, sc, n_workers, err);
-    c->drained = qb_sched_pending(sc) > 0;
+    /* a lost worker's task was handed out, never finished */
+    c->drained = qb_sched_pending(sc) > 0 || c->lost > 0;
     qb_sched_free(sc);
     return rc;
 }

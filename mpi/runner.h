@@ -50,7 +50,9 @@ void qb_progress_print(qb_progress *p, int force);
 
 /* Rank 0 with workers 1..n_ranks-1 (n_ranks >= 2), or alone (n_ranks 1:
  * rank 0 runs the tasks itself). Records each result and flushes before it
- * counts as done. Returns 0, or -1 with err on an I/O error (of the sink). */
+ * counts as done. Returns 0, or -1 with err on an I/O error (of the sink).
+ * With ctx->lost > 0 the lost ranks never got STOP: the caller must not
+ * wait for them (MPI_Finalize would). */
 typedef struct qb_run_ctx {
     const qb_spec *spec;
     const qb_transport *transport; /* messages (with workers) and clock */
@@ -62,6 +64,12 @@ typedef struct qb_run_ctx {
     long trainings;          /* models trained in this run (all ranks) */
     int drained;             /* stopped early with work left */
     int empty_tasks;         /* benchmark: skip the pipeline, every task ok at once */
+    /* > 0: a worker that holds a task (or has not asked for its first) and
+     * has sent nothing for this many seconds is given up (a rank or node gone silently, which Open MPI
+     * does not report): its task stays pending, no more tasks are handed
+     * out, the others finish theirs; 0: wait for ever (docs/CLUSTER.md) */
+    double worker_timeout;
+    int lost;                /* workers given up (then drained is set) */
 } qb_run_ctx;
 int qb_coordinator_run(qb_run_ctx *ctx, qb_error *err);
 /* Ranks >= 1: pull tasks until told to stop. empty_tasks (benchmark):

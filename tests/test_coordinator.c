@@ -65,6 +65,9 @@ typedef struct fake {
     int drain_at_flush;         /* set qb_drain_requested in this flush (1-based) */
     int drain_at_record;        /* ... after this many rows (1-based) */
     int fail_flush;             /* this flush (1-based) fails */
+    int mute_rank;              /* this rank's results never arrive (0: none) */
+    int mute_hello_rank;        /* this rank's first request never arrives */
+    double worker_timeout;      /* qb_run_ctx.worker_timeout */
     /* the log */
     int n_sent, sent_after_drain, n_stop;
     long sent[MAX_LOG];
@@ -87,7 +90,8 @@ static int fake_probe(void *ctx, int *rank, int *tag)
     fake *f = ctx;
     int best = 0;
     for (int r = 1; r < f->n_ranks; r++) {
-        int has = f->hello_due[r] || f->running[r] >= 0;
+        int has = (f->hello_due[r] && r != f->mute_hello_rank) ||
+                  (f->running[r] >= 0 && r != f->mute_rank);
         if (has && f->ready_at[r] <= f->clock && (!best || f->ready_at[r] < f->ready_at[best]))
             best = r;
     }
@@ -268,7 +272,7 @@ static void run_go(run *r, int empty_tasks)
     qb_run_sink sink = {&r->f, sink_write_detail, sink_record, sink_flush};
     r->ctx = (qb_run_ctx){.spec = &r->spec, .transport = &t, .sink = &sink, .store = NULL,
                           .status = r->status, .n_ranks = r->f.n_ranks, .progress = &r->progress,
-                          .empty_tasks = empty_tasks};
+                          .empty_tasks = empty_tasks, .worker_timeout = r->f.worker_timeout};
     r->rc = qb_coordinator_run(&r->ctx, &r->err);
     r->ctx.transport = NULL;
     r->ctx.sink = NULL;
@@ -503,6 +507,50 @@ static void test_sink_error(void **state)
     run_free(&r);
 }
 
+/* A worker gone silent while it holds a task, or before its first request (its rank or node lost, which
+ * Open MPI under srun does not report): given up after worker_timeout, its
+ * task stays pending (no row), nothing more is handed out, the others
+ * stop, and the run counts as drained. */
+static void test_silent_worker(void **state)
+{
+    (void)state;
+    run r;
+    run_init(&r, 4);
+    r.f.mute_rank = 2;
+    r.f.worker_timeout = 0.5;
+    run_go(&r, 0);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.ctx.lost, 1);
+    assert_int_equal(r.ctx.drained, 1);
+    long t = r.f.running[2];
+    assert_true(t >= 0);
+    assert_int_equal(r.f.recorded[t], 0);
+    assert_false(r.f.stopped[2]);
+    assert_true(r.f.stopped[1] && r.f.stopped[3]);
+    assert_int_equal(r.f.n_stop, 2);
+    assert_int_equal(r.f.n_rec, r.f.n_sent - 1);
+    assert_true(r.f.n_rec < N_TASKS);
+    for (int i = 0; i < N_TASKS; i++) assert_true(r.f.recorded[i] <= 1);
+    assert_true(r.f.clock - 100.0 >= 0.5); /* it waited the timeout */
+    check_group_commit(&r);
+    run_free(&r);
+
+    /* silent from the start (never asks): given up too, the others run
+     * every task */
+    run_init(&r, 4);
+    r.f.mute_hello_rank = 3;
+    r.f.worker_timeout = 0.5;
+    run_go(&r, 0);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.ctx.lost, 1);
+    assert_int_equal(r.ctx.drained, 1);
+    assert_true(r.f.hello_due[3] && !r.f.stopped[3]);
+    assert_int_equal(r.f.n_stop, 2);
+    assert_int_equal(r.f.n_rec, N_TASKS);
+    assert_true(r.f.clock - 100.0 >= 0.5);
+    run_free(&r);
+}
+
 /* One rank: the coordinator runs the (empty) tasks itself, rank 0, with
  * resume, group commit and drain as with workers. */
 static void test_alone(void **state)
@@ -546,7 +594,7 @@ int main(void)
         cmocka_unit_test(test_full_sweep),  cmocka_unit_test(test_resume),
         cmocka_unit_test(test_failure_rows), cmocka_unit_test(test_group_commit),
         cmocka_unit_test(test_drain),       cmocka_unit_test(test_sink_error),
-        cmocka_unit_test(test_alone),
+        cmocka_unit_test(test_alone),       cmocka_unit_test(test_silent_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
