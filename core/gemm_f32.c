@@ -4,8 +4,9 @@
  * lane and when a running sum takes a round trip through memory.
  *
  *   - orientation: C = A B or, computed as its transpose, C^T = B^T A^T
- *     (fmaf(a, b, s) == fmaf(b, a, s)), whichever pads fewer lanes;
- *   - the tile shape (MR x NR) among the path's kernels, by the same count;
+ *     (fmaf(a, b, s) == fmaf(b, a, s)), and the tile shape (MR x NR) among
+ *     the path's kernels: the pair with the lowest estimate of padded
+ *     lanes, packing and copies (kernel_cost);
  *   - blocks of KC k and NC columns; B panels NR wide read in place where
  *     B's rows are contiguous, else packed; A read in place by broadcasts
  *     (its last panel of fewer than MR rows zero-padded); one micro-kernel
