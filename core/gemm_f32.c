@@ -268,9 +268,15 @@ static double kernel_cost(const gemm_args *g, int m, int n, size_t csb, size_t c
     const double loads = (double)(uk->mr + nv) / (double)(uk->mr * nv);
     const double pm = (double)round_up((size_t)m, (size_t)uk->mr),
                  pn = (double)round_up((size_t)n, (size_t)uk->nr);
+    const double kblocks = (double)((g->k + KC - 1) / KC), tile = (double)uk->mr * uk->nr;
     double cost = pm * pn / width * g->k * (loads > 1.0 ? loads : 1.0) / 2.0;
     if (csb != 1) cost += (double)g->k * pn;
-    if (csc != 1) cost += 2.0 * m * n * (double)((g->k + KC - 1) / KC);
+    if (csc != 1) {
+        cost += 2.0 * pm * pn * kblocks;
+    } else { /* edge tiles go through the buffer: copied in and out */
+        if (m % uk->mr) cost += 2.0 * tile * (pn / uk->nr) * kblocks;
+        if (n % uk->nr) cost += 2.0 * tile * (pm / uk->mr) * kblocks;
+    }
     return cost;
 }
 

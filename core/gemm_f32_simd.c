@@ -61,8 +61,11 @@ TILE_TEMPLATE(avx2, AVX2_INLINE, __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps,
 KERNEL(avx512, "avx512f", 6, 4)
 KERNEL(avx512, "avx512f", 12, 2)
 KERNEL(avx512, "avx512f", 8, 1)
+KERNEL(avx512, "avx512f", 8, 2)
+KERNEL(avx512, "avx512f", 4, 4)
 KERNEL(avx2, "avx2,fma", 6, 2)
 KERNEL(avx2, "avx2,fma", 12, 1)
+KERNEL(avx2, "avx2,fma", 4, 2)
 
 /* dst (kc, NR) = the first kc floats of `cols` rows of src (row stride ld),
  * transposed; rows cols..NR-1 of the panel are zero. 16 x 16 blocks
@@ -112,14 +115,15 @@ __attribute__((target("avx512f"))) void qb_f32_pack_t_avx512(const float *src, s
 const qb_f32_ukernel *qb_f32_kernels_avx512(int *count)
 {
     static const qb_f32_ukernel k[] = {
-        {6, 64, avx512_6x4}, {12, 32, avx512_12x2}, {8, 16, avx512_8x1}};
+        {6, 64, avx512_6x4}, {12, 32, avx512_12x2}, {8, 16, avx512_8x1},
+        {8, 32, avx512_8x2}, {4, 64, avx512_4x4}};
     *count = (int)(sizeof k / sizeof k[0]);
     return k;
 }
 
 const qb_f32_ukernel *qb_f32_kernels_avx2(int *count)
 {
-    static const qb_f32_ukernel k[] = {{6, 16, avx2_6x2}, {12, 8, avx2_12x1}};
+    static const qb_f32_ukernel k[] = {{6, 16, avx2_6x2}, {12, 8, avx2_12x1}, {4, 16, avx2_4x2}};
     *count = (int)(sizeof k / sizeof k[0]);
     return k;
 }
