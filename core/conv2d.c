@@ -1,14 +1,16 @@
 #include "core/conv2d.h"
 
-#include "core/gemm_f32.h"
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/gemm_f32.h"
 #include "core/simd.h"
 
-/* Chunk budget: im2col (K x N) plus the GEMM output (OC x N) of one chunk
- * should stay within about 1 MiB so they remain in L2 between im2col, the
- * GEMM and the scatter. */
+/* Chunk budget: im2col (K x N) plus the GEMM output (OC x N) of one chunk,
+ * 512 KiB: they stay in L2 between im2col, the GEMM and the scatter, and
+ * each GEMM gets several images (its per-call costs amortised). The chunk
+ * never changes a bit: a chunk boundary only stores the weight gradient's
+ * running sums and reloads them (core/gemm_f32.h). */
 #define QB_CONV_CHUNK_FLOATS (128 * 1024)
 
 static int conv_chunk(const qb_layer *l, int b)

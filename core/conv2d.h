@@ -1,5 +1,5 @@
 /* 2-D convolution (cross-correlation, as PyTorch), NCHW, square kernel,
- * stride and zero padding, via im2col + OpenBLAS sgemm.
+ * stride and zero padding, via im2col + qb_gemm_f32 (core/gemm_f32.h).
  *
  * The batch is processed in chunks of images whose im2col matrix fits in
  * the L2 cache; each chunk is one GEMM:
