@@ -238,7 +238,11 @@ static void gemm_serial(const gemm_args *g, int t)
                 const int cols = nc - jr < NR ? nc - jr : NR;
                 const float *b = g->b + (size_t)p0 * g->rsb + (size_t)(j0 + jr) * g->csb;
                 size_t rsb = g->rsb;
-                if (g->csb != 1 || cols < NR) {
+                /* in place unless its rows are strided, it is an edge, or
+                 * (read again for every row panel) its kc rows, each on its
+                 * own cache lines, overflow a 32 KiB share of L1 */
+                if (g->csb != 1 || cols < NR ||
+                    (g->m > MR && (size_t)kc * NR * sizeof(float) > 32768)) {
                     pack_b(g, p0, kc, j0 + jr, cols, NR, bp);
                     b = bp, rsb = (size_t)NR;
                 }
