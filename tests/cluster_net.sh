@@ -29,18 +29,8 @@ declare -A slurmd_pid=()
 node_ns() { echo "$ns_prefix-n$1"; }
 node_addr() { echo "$net_prefix.$((10 + $1))"; }
 
-stop_pid() { # pid name: TERM, wait up to 10 s, then KILL
-    local pid=$1 i
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2> /dev/null || return 0
-    kill "$pid" 2> /dev/null || true
-    for i in $(seq 1 100); do
-        kill -0 "$pid" 2> /dev/null || return 0
-        [ "$i" = 100 ] || sleep 0.1
-    done
-    echo "note: $2 (pid $pid) ignored SIGTERM: killing it"
-    kill -9 "$pid" 2> /dev/null || true
-}
+# shellcheck source=slurm_common.sh
+. "$here/slurm_common.sh"
 
 net_up() { # N: bridge, N namespaces with a veth each
     local i ns

@@ -128,24 +128,6 @@ train: {arch: lenet, epochs: 0}
 YAML
 n_tasks=24
 
-job_field() { scontrol show job "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
-wait_jobs() { # seconds ids...: until none is pending or running
-    local limit=$1 t0 active
-    shift
-    t0=$(date +%s)
-    while :; do
-        active=$(squeue -h -j "$(IFS=,; echo "$*")" -o "%i %T %r" 2> /dev/null | grep -v DependencyNeverSatisfied || true)
-        [ -z "$active" ] && return 0
-        [ $(($(date +%s) - t0)) -lt "$limit" ] || fail "jobs still active after $limit s: $active"
-        sleep 1
-    done
-}
-expect_completed() { # id name
-    local st ec
-    st=$(job_field "$1" JobState)
-    ec=$(job_field "$1" ExitCode)
-    if [ "$st" != COMPLETED ] || [ "$ec" != 0:0 ]; then fail "$2 (job $1): state $st, exit $ec"; fi
-}
 status_of() { "$qblind" status "$1" 2> /dev/null | awk -v k="$2" '$1 == k { print $2 }'; }
 finished() { "$qblind" status "$1" 2> /dev/null | awk '/ok|invalid|failed/ { s += $2 } END { print s + 0 }'; }
 wait_rows() { # file n seconds: until n rows are finished

@@ -56,18 +56,8 @@ fail() {
 }
 elapsed() { echo "$(($(date +%s) - t_start)) s"; }
 
-stop_pid() { # pid name: TERM, wait up to 10 s, then KILL
-    local pid=$1 i
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2> /dev/null || return 0
-    kill "$pid" 2> /dev/null || true
-    for i in $(seq 1 100); do
-        kill -0 "$pid" 2> /dev/null || return 0
-        [ "$i" = 100 ] || sleep 0.1
-    done
-    echo "note: $2 (pid $pid) ignored SIGTERM: killing it"
-    kill -9 "$pid" 2> /dev/null || true
-}
+# shellcheck source=slurm_common.sh
+. "$here/slurm_common.sh"
 
 cleanup() {
     set +e
@@ -108,7 +98,7 @@ trap 'exit 1' INT TERM
 echo "== 0. shellcheck"
 command -v shellcheck > /dev/null 2>&1 ||
     fail "shellcheck not found (Debian package shellcheck; scripts/install-deps.sh installs it)"
-shellcheck "$repo/slurm/submit.sh" "$repo/slurm/qblind.sbatch" "$repo/slurm/array.sbatch" "$0" ||
+shellcheck -x --source-path=SCRIPTDIR "$repo/slurm/submit.sh" "$repo/slurm/qblind.sbatch" "$repo/slurm/array.sbatch" "$0" ||
     fail "shellcheck reports the scripts above"
 echo "ok: shellcheck clean"
 
@@ -208,26 +198,6 @@ spec_text 3 > spec.yaml
 n_tasks=36
 models=6
 
-# Wait until none of the jobs is pending or running (a job whose
-# dependency failed counts as ended). $1: seconds at most.
-wait_jobs() {
-    local limit=$1 t0 active
-    shift
-    t0=$(date +%s)
-    while :; do
-        active=$(squeue -h -j "$(IFS=,; echo "$*")" -o "%i %T %r" 2> /dev/null | grep -v DependencyNeverSatisfied || true)
-        [ -z "$active" ] && return 0
-        [ $(($(date +%s) - t0)) -lt "$limit" ] || fail "jobs still active after $limit s: $active"
-        sleep 1
-    done
-}
-job_field() { scontrol show job "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
-expect_completed() { # id name
-    local st ec
-    st=$(job_field "$1" JobState)
-    ec=$(job_field "$1" ExitCode)
-    if [ "$st" != COMPLETED ] || [ "$ec" != 0:0 ]; then fail "$2 (job $1): state $st, exit $ec"; fi
-}
 status_of() { "$qblind" status "$1" | awk -v k="$2" '$1 == k { print $2 }'; }
 total_of() { "$qblind" status "$1" | sed -n 's/.*: \([0-9][0-9]*\) tasks$/\1/p'; }
 sum_of() { sed -n "s/$2/\1/p" "$1" | awk '{ s += $1 } END { print s + 0 }'; }
