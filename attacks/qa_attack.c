@@ -193,7 +193,7 @@ int qb_qa_attack(qb_model *m, const qb_qa_config *cfg, const qb_dataset *clean,
     qb_model_ws ws;
     qb_model_ws_init(&ws, m, 2 * B);
     qb_sgd sgd;
-    qb_sgd_init(&sgd, m->n_params, 0.9f, 0.0f);
+    qb_sgd_init(&sgd, m->n_train, 0.9f, 0.0f);
     /* qa-loss: a copy of m at each target precision, re-quantized from m
      * every step (a zeroed qb_qmodel is safe to free) */
     int nq = cfg->mode == QB_QA_LOSS ? cfg->n_targets : 0;

@@ -1,10 +1,14 @@
-/* A sequential CNN: a layer table and ONE parameter buffer.
+/* A CNN: a layer graph (core/layer.h: a table in topological order) and
+ * ONE parameter buffer.
  *
  * All weights and biases live in model->params, each layer owning a slice
  * (weight then bias, layers in order: the order of PyTorch's state_dict for
- * the same nn.Sequential). Gradients and optimizer state use the same
- * layout, so an optimizer step, a checkpoint and an MPI message are each one
- * flat loop or one buffer.
+ * the same nn.Sequential; batch norm: gamma then beta). After the trained
+ * parameters, [n_train, n_params) holds what training does not optimise:
+ * the running mean and variance of every batch norm, in layer order.
+ * Gradients and optimizer state use the same layout, so an optimizer step,
+ * a checkpoint and an MPI message are each one flat loop or one buffer.
+ * Architectures are text (core/arch.h).
  *
  * Activations live in a qb_model_ws sized for a maximum batch: a model can
  * be shared read-only by several workspaces. */
@@ -17,7 +21,7 @@
 #include "core/error.h"
 #include "core/layer.h"
 
-#define QB_MAX_LAYERS 32
+#define QB_MAX_LAYERS 160
 #define QB_ARCH_NAME_MAX 32
 
 struct qb_model;
@@ -50,17 +54,17 @@ typedef struct qb_model {
     int n_layers;
     qb_layer layers[QB_MAX_LAYERS];
     size_t n_params;
+    size_t n_train;  /* parameters [0, n_train) are trained; the rest are
+                        batch-norm running statistics */
     float *params; /* (n_params), owned */
     const qb_layer_hooks *hooks; /* NULL, or overrides owned by whoever set
                                     them (a qb_qmodel); copies share them */
 } qb_model;
 
-/* Architecture presets, NULL-terminated: lenet, cnn-small. */
-extern const char *const qb_arch_names[];
-
-/* Build `arch` for inputs (c, h, w) and `classes` outputs, parameters
- * zeroed. Fails (with the reason) for unknown names or inputs too small
- * for the architecture. On success free with qb_model_free. */
+/* Build `arch` (a preset of core/arch.h or a declared architecture) for
+ * inputs (c, h, w) and `classes` outputs, parameters zeroed. Fails (with
+ * the reason) for unknown names or inputs too small for the architecture.
+ * On success free with qb_model_free. */
 int qb_model_build(qb_model *m, const char *arch, int c, int h, int w, int classes,
                    qb_error *err);
 /* As qb_model_build but allocates nothing: fills the layer table and
@@ -75,12 +79,21 @@ void qb_model_free(qb_model *m);
 void qb_model_copy(qb_model *dst, const qb_model *src);
 
 /* PyTorch's default initialisation: weights and biases uniform in
- * +-1/sqrt(fan_in) (kaiming_uniform with a = sqrt(5)), from `seed`. */
+ * +-1/sqrt(fan_in) (kaiming_uniform with a = sqrt(5)), from `seed`; batch
+ * norms gamma 1, beta 0, running mean 0, running variance 1. */
 void qb_model_init_params(qb_model *m, uint64_t seed);
 
-/* Index of the last layer before the classifier head's final linear layer
- * whose output is the "penultimate representation" used by defenses. */
+/* Index of the layer whose output is the "penultimate representation"
+ * used by defenses: the input of the last linear layer (through a
+ * flatten). */
 int qb_model_penultimate_layer(const qb_model *m);
+
+/* 1 if the model has a batch norm or a residual addition. */
+int qb_model_has_graph_layers(const qb_model *m);
+
+/* The node a layer's output feeds when it is used exactly once by a layer
+ * of kind `kind`: that layer's index, else -1. */
+int qb_model_sole_consumer(const qb_model *m, int layer, qb_layer_kind kind);
 
 /* Activation buffers for batches of up to max_batch samples. */
 typedef struct qb_model_ws {
@@ -90,7 +103,17 @@ typedef struct qb_model_ws {
                                       and a flatten layer's output is its input */
     float *owned[QB_MAX_LAYERS + 1]; /* the buffers behind act, owned */
     int32_t *argmax[QB_MAX_LAYERS]; /* maxpool layers: (b, out_size) */
-    float *grad_a, *grad_b;         /* ping-pong activation gradients (b, max size) */
+    float *bn_stat[QB_MAX_LAYERS];  /* batch norm in training mode: (2C) the
+                                       batch mean and 1/sqrt(var + eps) */
+    float *bn_var[QB_MAX_LAYERS];   /* ... and the unbiased batch variance (C) */
+    float *gslot[8];                /* activation gradients (b, act_max), by
+                                       liveness (core/model_run.c) */
+    float *zero_bias;               /* (largest out_c) zeros: convs without bias */
+    int uses[QB_MAX_LAYERS + 1];    /* consumers of every node */
+    size_t col_budget;              /* floats of im2col cache still allowed */
+    int trained_bn;                 /* the last forward used batch statistics */
+    int bn_training;                /* 1: batch norms use and update batch
+                                       statistics (qb_model_ws_set_bn_training) */
     float *work;                    /* conv scratch */
     float *col_cache[QB_MAX_LAYERS]; /* conv layers: im2col kept from a training
                                         forward for the backward pass */
@@ -111,6 +134,17 @@ void qb_model_ws_free(qb_model_ws *ws);
  * separate layers. qb_model_ws_set_fused(ws, 0) materialises every layer
  * (for code that inspects intermediate activations, and for the tests). */
 void qb_model_ws_set_fused(qb_model_ws *ws, int fused);
+
+/* Batch norms in training mode (1: normalise with the batch's statistics,
+ * as PyTorch's model.train()) or evaluation mode (0, the default:
+ * the running statistics, as model.eval()). Training mode needs batches of
+ * more than one value per channel. */
+void qb_model_ws_set_bn_training(qb_model_ws *ws, int on);
+
+/* After a forward pass in batch-norm training mode: move every batch
+ * norm's running statistics towards the batch's (momentum QB_BN_MOMENTUM,
+ * unbiased variance), as PyTorch does in the forward pass. */
+void qb_model_bn_update(qb_model *m, const qb_model_ws *ws);
 
 /* Forward b <= max_batch samples x (b, in_c, in_h, in_w). Returns the
  * logits (b, classes), valid until the next call with this workspace. If

@@ -6,11 +6,13 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "core/arch.h"
 #include "core/file.h"
 #include "core/xalloc.h"
 
 static const char magic[8] = {'Q', 'B', 'L', 'M', 'O', 'D', 'E', 'L'};
-#define LAYER_FIELDS 10
+#define LAYER_FIELDS 10    /* version 1 */
+#define LAYER_FIELDS_V2 12 /* + src, src2 + 1 */
 #define FIXED_HEADER (32 + 4 * 5 + 8 + 4)
 
 /* ---- little-endian byte cursor ------------------------------------------- */
@@ -44,11 +46,19 @@ static uint32_t crc_of(const uint8_t *buf, size_t len)
     return (uint32_t)crc;
 }
 
-static void layer_fields(const qb_layer *l, uint32_t f[LAYER_FIELDS])
+static void layer_fields(const qb_layer *l, uint32_t f[LAYER_FIELDS_V2])
 {
-    const int v[LAYER_FIELDS] = {(int)l->kind, l->in_c, l->in_h, l->in_w, l->out_c,
-                                 l->out_h, l->out_w, l->k, l->stride, l->pad};
-    for (int i = 0; i < LAYER_FIELDS; i++) f[i] = (uint32_t)v[i];
+    const int v[LAYER_FIELDS_V2] = {(int)l->kind, l->in_c,   l->in_h,  l->in_w,
+                                    l->out_c,     l->out_h,  l->out_w, l->k,
+                                    l->stride,    l->pad,    l->src,   l->src2 + 1};
+    for (int i = 0; i < LAYER_FIELDS_V2; i++) f[i] = (uint32_t)v[i];
+}
+
+/* Version 1 holds the chains of the first presets; everything else needs
+ * version 2's links and architecture text. */
+static int needs_v2(const qb_model *m)
+{
+    return strcmp(m->arch, "lenet") != 0 && strcmp(m->arch, "cnn-small") != 0;
 }
 
 /* ---- encode -------------------------------------------------------------- */
@@ -60,12 +70,19 @@ int qb_model_encode(const qb_model *m, const char *meta, uint8_t **buf, size_t *
     if (meta_len > QB_MODEL_META_MAX)
         return QB_FAIL(err, "model metadata is %zu bytes; the limit is %u", meta_len,
                        QB_MODEL_META_MAX);
-    size_t header = FIXED_HEADER + (size_t)m->n_layers * LAYER_FIELDS * 4 + meta_len;
+    const int v2 = needs_v2(m);
+    const int nf = v2 ? LAYER_FIELDS_V2 : LAYER_FIELDS;
+    const char *text = v2 ? qb_arch_text(m->arch) : "";
+    if (!text)
+        return QB_FAIL(err, "model architecture \"%s\" is not declared: its layers cannot be saved",
+                       m->arch);
+    size_t text_len = v2 ? 4 + strlen(text) : 0;
+    size_t header = FIXED_HEADER + (size_t)m->n_layers * nf * 4 + text_len + meta_len;
     size_t total = 16 + header + 4 * m->n_params + 4;
     uint8_t *b = xmalloc(total, 1), *p = b;
     memcpy(p, magic, 8);
     p += 8;
-    put_u32(&p, QB_MODEL_FORMAT_VERSION);
+    put_u32(&p, v2 ? 2u : 1u);
     put_u32(&p, (uint32_t)header);
     memset(p, 0, 32);
     memcpy(p, m->arch, strlen(m->arch));
@@ -76,9 +93,14 @@ int qb_model_encode(const qb_model *m, const char *meta, uint8_t **buf, size_t *
     put_u32(&p, (uint32_t)m->classes);
     put_u32(&p, (uint32_t)m->n_layers);
     for (int i = 0; i < m->n_layers; i++) {
-        uint32_t f[LAYER_FIELDS];
+        uint32_t f[LAYER_FIELDS_V2];
         layer_fields(&m->layers[i], f);
-        for (int j = 0; j < LAYER_FIELDS; j++) put_u32(&p, f[j]);
+        for (int j = 0; j < nf; j++) put_u32(&p, f[j]);
+    }
+    if (v2) {
+        put_u32(&p, (uint32_t)strlen(text));
+        memcpy(p, text, strlen(text));
+        p += strlen(text);
     }
     put_u64(&p, (uint64_t)m->n_params);
     put_u32(&p, (uint32_t)meta_len);
@@ -109,9 +131,10 @@ int qb_model_decode(const uint8_t *buf, size_t len, const char *what, qb_model *
     if (memcmp(buf, magic, 8) != 0)
         return QB_FAIL(err, "%s: not a qblind model file (bad magic at offset 0)", what);
     uint32_t version = get_u32(buf + 8);
-    if (version != QB_MODEL_FORMAT_VERSION)
-        return QB_FAIL(err, "%s: model format version %u at offset 8; this qblind reads version %u",
+    if (version != 1 && version != QB_MODEL_FORMAT_VERSION)
+        return QB_FAIL(err, "%s: model format version %u at offset 8; this qblind reads versions 1 and %u",
                        what, version, QB_MODEL_FORMAT_VERSION);
+    const int nf = version == 1 ? LAYER_FIELDS : LAYER_FIELDS_V2;
     uint64_t header = get_u32(buf + 12);
     if (header < FIXED_HEADER || 16 + header + 4 > len)
         return QB_FAIL(err, "%s: header length %llu at offset 12 does not fit the file (%zu bytes): truncated or corrupt",
@@ -130,34 +153,80 @@ int qb_model_decode(const uint8_t *buf, size_t len, const char *what, qb_model *
     if (in_c > 64 || in_h > 4096 || in_w > 4096 || classes > 256)
         return QB_FAIL(err, "%s: implausible input %ux%ux%u / %u classes at offset 48", what,
                        in_c, in_h, in_w, classes);
-    size_t table = (size_t)n_layers * LAYER_FIELDS * 4;
+    size_t table = (size_t)n_layers * nf * 4;
     if (FIXED_HEADER + table > header)
         return QB_FAIL(err, "%s: layer table (%u layers) overruns the %llu-byte header", what,
                        n_layers, (unsigned long long)header);
     const uint8_t *t = h + 52 + table;
+    /* version 2: the architecture text */
+    char *text = NULL;
+    size_t text_len = 0;
+    if (version >= 2) {
+        if (FIXED_HEADER + table + 4 > header)
+            return QB_FAIL(err, "%s: architecture text length overruns the %llu-byte header", what,
+                           (unsigned long long)header);
+        uint32_t tl = get_u32(t);
+        if (tl > QB_ARCH_TEXT_MAX || FIXED_HEADER + table + 4 + tl > header)
+            return QB_FAIL(err, "%s: architecture text of %u bytes at offset %zu overruns the header "
+                           "or exceeds %d bytes", what, tl, (size_t)(t - buf), QB_ARCH_TEXT_MAX);
+        if (memchr(t + 4, '\0', tl))
+            return QB_FAIL(err, "%s: architecture text at offset %zu contains a NUL byte", what,
+                           (size_t)(t + 4 - buf));
+        text_len = 4 + (size_t)tl;
+        text = xmalloc((size_t)tl + 1, 1);
+        memcpy(text, t + 4, tl);
+        text[tl] = '\0';
+        t += text_len;
+    }
     uint64_t n_params = get_u64(t);
     uint32_t meta_len = get_u32(t + 8);
     size_t meta_off = (size_t)(t + 12 - buf);
-    if (meta_len > QB_MODEL_META_MAX || FIXED_HEADER + table + meta_len != header)
-        return QB_FAIL(err, "%s: metadata length %u at offset %zu does not match the header length %llu",
-                       what, meta_len, meta_off - 4, (unsigned long long)header);
-    if (n_params > (len / 4))
-        return QB_FAIL(err, "%s: %llu parameters announced at offset %zu but the file has only %zu bytes: truncated",
-                       what, (unsigned long long)n_params, meta_off - 12, len);
+    int rc = 0;
+    if (meta_len > QB_MODEL_META_MAX || FIXED_HEADER + table + text_len + meta_len != header)
+        rc = QB_FAIL(err, "%s: metadata length %u at offset %zu does not match the header length %llu",
+                     what, meta_len, meta_off - 4, (unsigned long long)header);
+    else if (n_params > (len / 4))
+        rc = QB_FAIL(err, "%s: %llu parameters announced at offset %zu but the file has only %zu bytes: truncated",
+                     what, (unsigned long long)n_params, meta_off - 12, len);
     size_t expect = 16 + (size_t)header + 4 * (size_t)n_params + 4;
-    if (len != expect)
-        return QB_FAIL(err, "%s: file is %zu bytes but its header announces %zu: %s", what, len,
-                       expect, len < expect ? "truncated" : "trailing garbage");
-    uint32_t stored_crc = get_u32(buf + len - 4), crc = crc_of(buf, len - 4);
-    if (stored_crc != crc)
-        return QB_FAIL(err, "%s: checksum mismatch (stored %08x, computed %08x): the file is corrupt",
-                       what, stored_crc, crc);
+    if (rc == 0 && len != expect)
+        rc = QB_FAIL(err, "%s: file is %zu bytes but its header announces %zu: %s", what, len,
+                     expect, len < expect ? "truncated" : "trailing garbage");
+    uint32_t stored_crc = rc ? 0 : get_u32(buf + len - 4), crc = rc ? 0 : crc_of(buf, len - 4);
+    if (rc == 0 && stored_crc != crc)
+        rc = QB_FAIL(err, "%s: checksum mismatch (stored %08x, computed %08x): the file is corrupt",
+                     what, stored_crc, crc);
 
     /* Compare the file with the architecture's own table before
-     * allocating anything sized by the file. */
+     * allocating anything sized by the file: the preset's, or the one its
+     * own text builds (a preset's name with another text is refused). */
     qb_error berr;
-    if (qb_model_plan(m, arch, (int)in_c, (int)in_h, (int)in_w, (int)classes, &berr))
-        return QB_FAIL(err, "%s: %s", what, berr.msg);
+    if (rc == 0 && text) {
+        const char *known = qb_arch_text(arch);
+        if (qb_arch_is_preset(arch) && strcmp(known, text) != 0)
+            rc = QB_FAIL(err, "%s: architecture %s's layers in the file differ from qblind's %s", what,
+                         arch, arch);
+        else if (qb_arch_plan_text(m, arch, text, (int)in_c, (int)in_h, (int)in_w, (int)classes,
+                                   NULL, &berr))
+            rc = QB_FAIL(err, "%s: its architecture text (offset %zu): %s", what,
+                         (size_t)(h + 52 + table + 4 - buf), berr.msg);
+        else if (!known && qb_arch_declare(arch, text, &berr))
+            rc = QB_FAIL(err, "%s: %s", what, berr.msg);
+        else if (known && strcmp(known, text) != 0)
+            rc = QB_FAIL(err, "%s: architecture %s's layers in the file differ from the %s declared "
+                         "in this run", what, arch, arch);
+    } else if (rc == 0) {
+        if (qb_model_plan(m, arch, (int)in_c, (int)in_h, (int)in_w, (int)classes, &berr))
+            rc = QB_FAIL(err, "%s: %s", what, berr.msg);
+        else if (needs_v2(m))
+            rc = QB_FAIL(err, "%s: architecture %s needs model format version 2 (offset 8 says 1)",
+                         what, arch);
+    }
+    free(text);
+    if (rc) {
+        memset(m, 0, sizeof *m);
+        return -1;
+    }
     if (m->n_layers != (int)n_layers || m->n_params != n_params) {
         QB_FAIL(err, "%s: layer table (%u layers, %llu parameters) does not match architecture %s (%d layers, %zu parameters)",
                 what, n_layers, (unsigned long long)n_params, arch, m->n_layers, m->n_params);
@@ -165,10 +234,10 @@ int qb_model_decode(const uint8_t *buf, size_t len, const char *what, qb_model *
         return -1;
     }
     for (int i = 0; i < m->n_layers; i++) {
-        uint32_t f[LAYER_FIELDS];
+        uint32_t f[LAYER_FIELDS_V2];
         layer_fields(&m->layers[i], f);
-        for (int j = 0; j < LAYER_FIELDS; j++) {
-            size_t off = 52 + ((size_t)i * LAYER_FIELDS + j) * 4;
+        for (int j = 0; j < nf; j++) {
+            size_t off = 52 + ((size_t)i * nf + j) * 4;
             if (f[j] != get_u32(h + off)) {
                 QB_FAIL(err, "%s: layer %d field %d at offset %zu differs from architecture %s",
                         what, i, j, 16 + off, arch);

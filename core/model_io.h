@@ -1,4 +1,5 @@
-/* The model file format (.qbm), version 1. All integers little-endian.
+/* The model file format (.qbm), versions 1 and 2. All integers
+ * little-endian. Version 1 (lenet, cnn-small: chains of layers):
  *
  *   offset  size  field
  *   0       8     magic "QBLMODEL"
@@ -15,9 +16,20 @@
  *   16+H    4*P   float32 parameters (P = n_params), the model's flat buffer
  *   end-4   4     u32 CRC-32 (zlib) of every byte before it
  *
+ *
+ * Version 2 (every other architecture: graphs with batch norm and
+ * residual additions) differs in the header: each layer has 12 fields,
+ * the 10 above then src and src2 + 1 (core/layer.h), and after the layer
+ * table come u32 T and T bytes: the architecture's text (core/arch.h),
+ * T <= QB_ARCH_TEXT_MAX. The parameters are n_params floats: the trained
+ * ones, then the batch norms' running statistics.
+ *
  * Loading checks every field: magic, version, header length, that the
  * layer table equals the one the named architecture builds for the stored
- * input shape, that the file has exactly the announced size, and the CRC.
+ * input shape (version 2: the one the file's text builds; a preset's name
+ * must come with the preset's text, and a name declared in this run with
+ * that declaration's; an undeclared one is declared), that the file has
+ * exactly the announced size, and the CRC.
  * Files come from strangers (model stores on shared file systems). */
 #ifndef QB_MODEL_IO_H
 #define QB_MODEL_IO_H
@@ -28,7 +40,7 @@
 #include "core/error.h"
 #include "core/model.h"
 
-#define QB_MODEL_FORMAT_VERSION 1u
+#define QB_MODEL_FORMAT_VERSION 2u
 #define QB_MODEL_META_MAX 65536u
 
 /* Serialise to a new buffer (*buf owned by the caller, free()). meta may

@@ -63,8 +63,9 @@ int qb_train(qb_model *m, const qb_dataset *train, const qb_train_config *cfg,
 
     qb_model_ws ws;
     qb_model_ws_init(&ws, m, B);
+    qb_model_ws_set_bn_training(&ws, 1); /* batch statistics, as model.train() */
     qb_sgd sgd;
-    qb_sgd_init(&sgd, m->n_params, cfg->momentum, cfg->weight_decay);
+    qb_sgd_init(&sgd, m->n_train, cfg->momentum, cfg->weight_decay);
     float *grads = xaligned(m->n_params, sizeof(float));
     float *x = xaligned((size_t)B * img, sizeof(float));       /* (B, C, H, W) */
     float *dlogits = xmalloc((size_t)B * m->classes, sizeof(float));
@@ -88,6 +89,7 @@ int qb_train(qb_model *m, const qb_dataset *train, const qb_train_config *cfg,
             qb_dataset_batch_float(train, order + first, 0, (size_t)b, x);
             for (int i = 0; i < b; i++) y[i] = train->labels[order[first + i]];
             const float *logits = qb_model_forward(m, &ws, x, b, 1);
+            qb_model_bn_update(m, &ws);
             float loss = qb_softmax_xent(b, m->classes, logits, y, dlogits);
             if (!isfinite(loss)) {
                 rc = QB_FAIL(err, "training diverged: loss %g at epoch %d step %ld (lr %g)",

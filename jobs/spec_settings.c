@@ -10,6 +10,7 @@
 
 #include "attacks/model_job.h"
 #include "attacks/trigger.h"
+#include "core/arch.h"
 #include "core/sgd.h"
 #include "core/xalloc.h"
 

@@ -228,7 +228,7 @@ static void test_encode_decode(void **state)
     assert_int_equal(qb_model_encode(&a, META, &buf, &len, &err), 0);
     assert_int_equal(len, 16 + 64 + 40 * (size_t)a.n_layers + strlen(META) + 4 * a.n_params + 4);
     assert_memory_equal(buf, "QBLMODEL", 8);
-    assert_int_equal(get_u32(buf + OFF_VERSION), QB_MODEL_FORMAT_VERSION);
+    assert_int_equal(get_u32(buf + OFF_VERSION), 1); /* a chain preset: version 1 */
     /* the file qb_model_save writes is exactly the encoded buffer */
     char *path = qb_test_path_join(dir, "m.qbm");
     assert_int_equal(qb_model_save(&a, path, META, &err), 0);
@@ -367,7 +367,7 @@ static void reject_edited(const char *dir, const good_file *g, const char *name,
 }
 
 static void edit_magic(uint8_t *b, size_t len) { (void)len; b[3] = 'X'; }
-static void edit_version(uint8_t *b, size_t len) { (void)len; put_u32(b + OFF_VERSION, 2); }
+static void edit_version(uint8_t *b, size_t len) { (void)len; put_u32(b + OFF_VERSION, 3); }
 static void edit_hlen_huge(uint8_t *b, size_t len) { (void)len; put_u32(b + OFF_HLEN, 0xfffffff0u); }
 static void edit_hlen_small(uint8_t *b, size_t len) { (void)len; put_u32(b + OFF_HLEN, 10); }
 static void edit_hlen_plus4(uint8_t *b, size_t len)
@@ -389,7 +389,7 @@ static void edit_layer_kind(uint8_t *b, size_t len)
     (void)len;
     put_u32(b + OFF_TABLE + 10 * 4, 2);
 }
-static void edit_n_layers_huge(uint8_t *b, size_t len) { (void)len; put_u32(b + OFF_N_LAYERS, 33); }
+static void edit_n_layers_huge(uint8_t *b, size_t len) { (void)len; put_u32(b + OFF_N_LAYERS, QB_MAX_LAYERS + 1); }
 static void edit_in_h(uint8_t *b, size_t len) { (void)len; put_u32(b + OFF_IN_H, 29); }
 static void edit_in_c_huge(uint8_t *b, size_t len) { (void)len; put_u32(b + OFF_IN_C, 100000); }
 static void edit_arch_unknown(uint8_t *b, size_t len)
@@ -425,13 +425,13 @@ static void test_bad_fields(void **state)
     const char *dir = g->dir;
     assert_int_equal(g->m.n_params, 80202);
     static const char *const magic[] = {"bad magic", NULL};
-    static const char *const version[] = {"version 2", "offset 8", NULL};
+    static const char *const version[] = {"version 3", "offset 8", NULL};
     static const char *const hlen[] = {"header length", "offset 12", NULL};
     static const char *const hlen4[] = {"metadata length", NULL};
     static const char *const layer_k[] = {"layer 0 field 7", "differs from architecture lenet", NULL};
     static const char *const layer_oc[] = {"layer 3 field 4", "differs", NULL};
     static const char *const layer_kind[] = {"layer 1 field 0", "differs", NULL};
-    static const char *const nl[] = {"33 layers", "limit", NULL};
+    static const char *const nl[] = {"161 layers", "limit", NULL};
     static const char *const in_h[] = {"layer 0 field 2", "differs", NULL};
     static const char *const in_c[] = {"implausible input", NULL};
     static const char *const unknown[] = {"unknown architecture", "resnet", NULL};

@@ -103,6 +103,10 @@ static void mlp_build(qb_model *m, int c, int h, int w, int hidden, int classes)
     l[3] = (qb_layer){.kind = QB_LAYER_LINEAR, .in_c = hidden, .in_h = 1, .in_w = 1,
                       .out_c = classes, .out_h = 1, .out_w = 1};
     m->n_layers = 4;
+    for (int i = 0; i < 4; i++) {
+        l[i].src = i; /* a chain: layer i reads node i */
+        l[i].src2 = -1;
+    }
     size_t off = 0;
     for (int i = 0; i < 4; i++)
         if (l[i].kind == QB_LAYER_LINEAR) {
@@ -112,7 +116,7 @@ static void mlp_build(qb_model *m, int c, int h, int w, int hidden, int classes)
             l[i].b_len = (size_t)l[i].out_c;
             off = l[i].b_off + l[i].b_len;
         }
-    m->n_params = off;
+    m->n_params = m->n_train = off;
     m->params = xcalloc(off, sizeof(float));
 }
 

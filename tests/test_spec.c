@@ -701,7 +701,7 @@ static const struct {
     {"train: {weight_decay: -1e-4}\n",
      "invalid train.weight_decay \"-1e-4\" at spec.yaml:1:23; expected a finite number >= 0"},
     {"train: {arch: resnet}\n",
-     "unknown train.arch \"resnet\" at spec.yaml:1:15; expected one of: auto, lenet, cnn-small"},
+     "unknown train.arch \"resnet\" at spec.yaml:1:15; expected one of: auto, lenet, cnn-small, resnet20, preact-resnet18, vgg11-bn"},
     {"train: {schedule: linear}\n",
      "unknown train.schedule \"linear\" at spec.yaml:1:19; expected one of: constant, cosine, step"},
     {"attack: {rate: 1}\n", "invalid attack.rate \"1\" at spec.yaml:1:16; expected a number in [0, 1)"},
