@@ -20,14 +20,49 @@ QB_CLONES static void affine(int b, int C, int HW, const float *x, const float *
         }
 }
 
-static double channel_sum(int b, int C, int HW, const float *x, int c)
+/* Sums in a fixed order that vectorises: pixel p of every plane goes to
+ * lane p % QB_BN_LANES, the lanes are added up in lane order at the end.
+ * Every CPU and every clone computes the same bits (no FMA contraction). */
+#define QB_BN_LANES 8
+
+static double lanes_total(const double *l)
 {
     double s = 0.0;
+    for (int k = 0; k < QB_BN_LANES; k++) s += l[k];
+    return s;
+}
+
+QB_CLONES static double channel_sum(int b, int C, int HW, const float *x, int c)
+{
+    double l[QB_BN_LANES] = {0};
     for (int n = 0; n < b; n++) {
         const float *xp = x + ((size_t)n * C + c) * HW;
-        for (int p = 0; p < HW; p++) s += xp[p];
+        int p = 0;
+        for (; p + QB_BN_LANES <= HW; p += QB_BN_LANES)
+            for (int k = 0; k < QB_BN_LANES; k++) l[k] += xp[p + k];
+        for (int k = 0; p < HW; p++, k++) l[k] += xp[p];
     }
-    return s;
+    return lanes_total(l);
+}
+
+/* sum over the channel of (x - mean)^2 */
+QB_CLONES static double channel_ss(int b, int C, int HW, const float *x, int c, double mean)
+{
+    double l[QB_BN_LANES] = {0};
+    for (int n = 0; n < b; n++) {
+        const float *xp = x + ((size_t)n * C + c) * HW;
+        int p = 0;
+        for (; p + QB_BN_LANES <= HW; p += QB_BN_LANES)
+            for (int k = 0; k < QB_BN_LANES; k++) {
+                double d = xp[p + k] - mean;
+                l[k] += d * d;
+            }
+        for (int k = 0; p < HW; p++, k++) {
+            double d = xp[p] - mean;
+            l[k] += d * d;
+        }
+    }
+    return lanes_total(l);
 }
 
 void qb_bn_forward_train(int b, int C, int HW, const float *x, const float *gamma,
@@ -36,14 +71,8 @@ void qb_bn_forward_train(int b, int C, int HW, const float *x, const float *gamm
     const double N = (double)b * HW;
     float *a = xmalloc((size_t)C, 2 * sizeof(float)), *s = a + C;
     for (int c = 0; c < C; c++) {
-        double mean = channel_sum(b, C, HW, x, c) / N, ss = 0.0;
-        for (int n = 0; n < b; n++) {
-            const float *xp = x + ((size_t)n * C + c) * HW;
-            for (int p = 0; p < HW; p++) {
-                double d = xp[p] - mean;
-                ss += d * d;
-            }
-        }
+        double mean = channel_sum(b, C, HW, x, c) / N;
+        double ss = channel_ss(b, C, HW, x, c, mean);
         double var = ss / N;
         double invstd = 1.0 / sqrt(var + (double)QB_BN_EPS);
         stat[c] = (float)mean;
@@ -75,21 +104,40 @@ void qb_bn_forward_eval(int b, int C, int HW, const float *x, const float *gamma
     free(a);
 }
 
-/* sum(dy) and sum(dy * (x - mean)) of channel c. */
-static void dy_sums(int b, int C, int HW, const float *x, const float *dy, int c, double mean,
-                    double *sdy, double *sdyx)
+/* sum(dy) and sum(dy * (x - mean)) of channel c, in lanes as channel_sum. */
+QB_CLONES static void dy_sums(int b, int C, int HW, const float *x, const float *dy, int c,
+                              double mean, double *sdy, double *sdyx)
 {
-    double s1 = 0.0, s2 = 0.0;
+    double l1[QB_BN_LANES] = {0}, l2[QB_BN_LANES] = {0};
     for (int n = 0; n < b; n++) {
         const float *xp = x + ((size_t)n * C + c) * HW;
         const float *gp = dy + ((size_t)n * C + c) * HW;
-        for (int p = 0; p < HW; p++) {
-            s1 += gp[p];
-            s2 += gp[p] * (xp[p] - mean);
+        int p = 0;
+        for (; p + QB_BN_LANES <= HW; p += QB_BN_LANES)
+            for (int k = 0; k < QB_BN_LANES; k++) {
+                l1[k] += gp[p + k];
+                l2[k] += gp[p + k] * (xp[p + k] - mean);
+            }
+        for (int k = 0; p < HW; p++, k++) {
+            l1[k] += gp[p];
+            l2[k] += gp[p] * (xp[p] - mean);
         }
     }
-    *sdy = s1;
-    *sdyx = s2;
+    *sdy = lanes_total(l1);
+    *sdyx = lanes_total(l2);
+}
+
+/* dx of channel c (may alias dy exactly: each element is read first). */
+QB_CLONES static void dx_train(int b, int C, int HW, int c, const float *x, const float *dy,
+                               float k, float m0, float kx, float mf, float *dx)
+{
+    for (int n = 0; n < b; n++) {
+        const float *xp = x + ((size_t)n * C + c) * HW;
+        const float *gp = dy + ((size_t)n * C + c) * HW;
+        float *dp = dx + ((size_t)n * C + c) * HW;
+#pragma GCC ivdep
+        for (int p = 0; p < HW; p++) dp[p] = k * (gp[p] - m0 - (xp[p] - mf) * kx);
+    }
 }
 
 void qb_bn_backward_train(int b, int C, int HW, const float *x, const float *gamma,
@@ -108,12 +156,7 @@ void qb_bn_backward_train(int b, int C, int HW, const float *x, const float *gam
         const float m0 = (float)(sdy / N);
         const float kx = (float)(invstd * invstd * sdyx / N);
         const float mf = (float)mean;
-        for (int n = 0; n < b; n++) {
-            const float *xp = x + ((size_t)n * C + c) * HW;
-            const float *gp = dy + ((size_t)n * C + c) * HW;
-            float *dp = dx + ((size_t)n * C + c) * HW;
-            for (int p = 0; p < HW; p++) dp[p] = k * (gp[p] - m0 - (xp[p] - mf) * kx);
-        }
+        dx_train(b, C, HW, c, x, dy, k, m0, kx, mf, dx);
     }
 }
 
