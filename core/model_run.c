@@ -114,6 +114,21 @@ static const float *layer_input(const qb_model *m, qb_model_ws *ws, int i, int b
     return x;
 }
 
+/* A ReLU overwrites its input when nothing else reads it and its producer's
+ * backward pass does not need its own output (batch norm and addition
+ * need only their inputs): one activation less per bn-relu pair. Not in
+ * an unfused workspace, whose callers inspect every activation. */
+static float *relu_out(const qb_model *m, qb_model_ws *ws, int i)
+{
+    const int s = m->layers[i].src;
+    if (!ws->unfused && s > 0 && ws->uses[s] == 1 && ws->owned[s] && !ws->owned[i + 1] &&
+        (m->layers[s - 1].kind == QB_LAYER_BATCHNORM || m->layers[s - 1].kind == QB_LAYER_ADD)) {
+        ws->act[i + 1] = ws->owned[s];
+        return ws->owned[s];
+    }
+    return node_buf(m, ws, i + 1);
+}
+
 static const float *conv_bias(const qb_model *m, const qb_model_ws *ws, const qb_layer *l)
 {
     return l->b_len ? m->params + l->b_off : ws->zero_bias;
@@ -169,7 +184,7 @@ const float *qb_model_forward(const qb_model *m, qb_model_ws *ws, const float *x
             qb_maxpool_forward(l, b, in, node_buf(m, ws, i + 1), training ? ws->argmax[i] : NULL);
             break;
         case QB_LAYER_RELU:
-            qb_relu_forward(n_out, in, node_buf(m, ws, i + 1));
+            qb_relu_forward(n_out, in, relu_out(m, ws, i));
             break;
         case QB_LAYER_FLATTEN:
             ws->act[i + 1] = (float *)in;

@@ -314,6 +314,53 @@ static void test_fused_bit_identical(void **state)
     qb_model_free(&m);
 }
 
+/* Training passes in a fused workspace (ReLUs overwrite the batch norm or
+ * addition output they read, inner conv activations not kept) and an
+ * unfused one give the same bits: logits, every gradient, the input
+ * gradient and the running statistics. */
+static void test_fused_training_bit_identical(void **state)
+{
+    (void)state;
+    const char *archs[] = {"resnet20", "preact-resnet18"};
+    for (int a = 0; a < 2; a++) {
+        qb_model m, m2;
+        qb_error err;
+        assert_int_equal(qb_model_build(&m, archs[a], 3, 8, 8, 10, &err), 0);
+        qb_model_init_params(&m, 21);
+        qb_model_copy(&m2, &m);
+        qb_rng rng;
+        qb_rng_seed(&rng, 3);
+        const int B = 2;
+        float *x = qb_test_random_floats(&rng, (size_t)B * 3 * 8 * 8, 0.0f, 1.0f);
+        float *r = qb_test_random_floats(&rng, (size_t)B * 10, -1.0f, 1.0f);
+        float *g[2], *dx[2];
+        qb_model *mm[2] = {&m, &m2};
+        for (int f = 0; f < 2; f++) {
+            qb_model_ws ws;
+            qb_model_ws_init(&ws, mm[f], B);
+            qb_model_ws_set_fused(&ws, f);
+            qb_model_ws_set_bn_training(&ws, 1);
+            g[f] = xcalloc(m.n_params, sizeof(float));
+            dx[f] = xcalloc((size_t)B * 3 * 8 * 8, sizeof(float));
+            qb_model_forward(mm[f], &ws, x, B, 1);
+            qb_model_bn_update(mm[f], &ws);
+            qb_model_backward(mm[f], &ws, r, B, g[f], dx[f]);
+            qb_model_ws_free(&ws);
+        }
+        assert_memory_equal(g[0], g[1], m.n_params * sizeof(float));
+        assert_memory_equal(dx[0], dx[1], (size_t)B * 3 * 8 * 8 * sizeof(float));
+        assert_memory_equal(m.params, m2.params, m.n_params * sizeof(float));
+        for (int f = 0; f < 2; f++) {
+            free(g[f]);
+            free(dx[f]);
+        }
+        free(x);
+        free(r);
+        qb_model_free(&m);
+        qb_model_free(&m2);
+    }
+}
+
 /* ---- the architecture text's errors -------------------------------------- */
 
 static void expect_arch_error(const char *text, int line, int col, const char *frag)
@@ -424,6 +471,7 @@ int main(void)
                              cmocka_unit_test(test_resnet20_fd),
                              cmocka_unit_test(test_preset_sizes),
                              cmocka_unit_test(test_fused_bit_identical),
+                             cmocka_unit_test(test_fused_training_bit_identical),
                              cmocka_unit_test(test_arch_errors),
                              cmocka_unit_test(test_model_file_v2));
 }
