@@ -14,6 +14,7 @@
 #include "core/xalloc.h"
 
 #define QB_GSLOTS ((int)(sizeof ((qb_model_ws *)0)->gslot / sizeof(float *)))
+#define QB_POOL ((int)(sizeof ((qb_model_ws *)0)->pool / sizeof(float *)))
 /* im2col kept from a training forward for its backward pass, per
  * workspace: 64M floats (256 MB); layers beyond it recompute. */
 #define QB_COL_CACHE_FLOATS ((size_t)64 << 20)
@@ -64,6 +65,7 @@ void qb_model_ws_free(qb_model_ws *ws)
         free(ws->bn_var[i]);
     }
     for (int i = 0; i < QB_GSLOTS; i++) free(ws->gslot[i]);
+    for (int i = 0; i < QB_POOL; i++) free(ws->pool[i]);
     free(ws->work);
     free(ws->zero_bias);
     memset(ws, 0, sizeof *ws);
@@ -73,9 +75,58 @@ void qb_model_ws_set_fused(qb_model_ws *ws, int fused) { ws->unfused = !fused; }
 
 void qb_model_ws_set_bn_training(qb_model_ws *ws, int on) { ws->bn_training = on; }
 
+void qb_model_ws_set_recycling(qb_model_ws *ws, int on) { ws->no_recycling = !on; }
+
+/* ---- recycled buffers (fused inference) ----------------------------------- */
+
+static void pool_reset(const qb_model *m, qb_model_ws *ws)
+{
+    for (int k = 0; k < QB_POOL; k++) ws->pool_ref[k] = 0;
+    for (int n = 0; n <= m->n_layers; n++) {
+        ws->pool_of[n] = -1;
+        ws->left[n] = ws->uses[n];
+    }
+}
+
+static float *pool_take(qb_model_ws *ws, int node)
+{
+    for (int k = 0; k < QB_POOL; k++)
+        if (ws->pool_ref[k] == 0) {
+            if (!ws->pool[k])
+                ws->pool[k] = xaligned((size_t)ws->max_batch * ws->act_max, sizeof(float));
+            ws->pool_ref[k] = 1;
+            ws->pool_of[node] = k;
+            ws->act[node] = ws->pool[k];
+            return ws->pool[k];
+        }
+    QB_ASSERT(!"more live activations than recycled buffers");
+    return NULL;
+}
+
+/* Node `to` shares node `from`'s buffer (flatten, an in-place ReLU). */
+static void pool_share(qb_model_ws *ws, int from, int to)
+{
+    ws->act[to] = ws->act[from];
+    ws->pool_of[to] = ws->pool_of[from];
+    if (ws->pool_of[to] >= 0) ws->pool_ref[ws->pool_of[to]]++;
+}
+
+/* After the step that starts at layer i: its inputs lose a consumer. */
+static void pool_step_done(const qb_model *m, qb_model_ws *ws, int i)
+{
+    const int in[2] = {m->layers[i].src, m->layers[i].src2};
+    for (int j = 0; j < 2; j++) {
+        int n = in[j];
+        if (n < 0 || --ws->left[n] > 0 || n == 0 || ws->pool_of[n] < 0) continue;
+        ws->pool_ref[ws->pool_of[n]]--;
+        ws->pool_of[n] = -1;
+    }
+}
+
 /* The buffer of node `node` (allocated on its first use). */
 static float *node_buf(const qb_model *m, qb_model_ws *ws, int node)
 {
+    if (ws->recycling) return pool_take(ws, node);
     if (!ws->owned[node])
         ws->owned[node] = xaligned((size_t)ws->max_batch * node_size(m, node), sizeof(float));
     ws->act[node] = ws->owned[node];
@@ -121,6 +172,10 @@ static const float *layer_input(const qb_model *m, qb_model_ws *ws, int i, int b
 static float *relu_out(const qb_model *m, qb_model_ws *ws, int i)
 {
     const int s = m->layers[i].src;
+    if (ws->recycling && s > 0 && ws->uses[s] == 1 && ws->pool_of[s] >= 0) {
+        pool_share(ws, s, i + 1); /* inference: no backward pass needs s */
+        return ws->act[i + 1];
+    }
     if (!ws->unfused && s > 0 && ws->uses[s] == 1 && ws->owned[s] && !ws->owned[i + 1] &&
         (m->layers[s - 1].kind == QB_LAYER_BATCHNORM || m->layers[s - 1].kind == QB_LAYER_ADD)) {
         ws->act[i + 1] = ws->owned[s];
@@ -170,9 +225,12 @@ const float *qb_model_forward(const qb_model *m, qb_model_ws *ws, const float *x
 {
     QB_ASSERT(b >= 1 && b <= ws->max_batch);
     ws->act[0] = (float *)x;
+    ws->recycling = !training && !ws->unfused && !ws->no_recycling;
+    if (ws->recycling) pool_reset(m, ws);
     const float *p = m->params;
     for (int i = 0; i < m->n_layers; i++) {
         const qb_layer *l = &m->layers[i];
+        const int first = i;
         const float *in = ws->act[l->src];
         ws->layer_in[i] = NULL;
         size_t n_out = (size_t)b * qb_layer_out_size(l);
@@ -187,6 +245,7 @@ const float *qb_model_forward(const qb_model *m, qb_model_ws *ws, const float *x
             qb_relu_forward(n_out, in, relu_out(m, ws, i));
             break;
         case QB_LAYER_FLATTEN:
+            if (ws->recycling) pool_share(ws, l->src, i + 1);
             ws->act[i + 1] = (float *)in;
             break;
         case QB_LAYER_LINEAR: {
@@ -226,6 +285,7 @@ const float *qb_model_forward(const qb_model *m, qb_model_ws *ws, const float *x
             qb_avgpool_forward(b, l->in_c, l->in_h * l->in_w, in, node_buf(m, ws, i + 1));
             break;
         }
+        if (ws->recycling) pool_step_done(m, ws, first);
     }
     ws->trained_bn = training && ws->bn_training;
     return ws->act[m->n_layers];

@@ -253,6 +253,7 @@ static void integer_case(const char *arch, int c, int h, int w, const char *prec
     float *li = qb_test_falloc(nl), *ls = qb_test_falloc(nl), *lf = qb_test_falloc(nl);
     qb_model_ws wi, wsim, wf;
     qb_model_ws_init(&wi, &qm.model, b);
+    qb_model_ws_set_recycling(&wi, 0); /* find_flips reads every layer's input */
     qb_model_ws_init(&wsim, &qm.model, b);
     qb_model_ws_init(&wf, &fp, b);
     memcpy(li, qb_model_forward(&qm.model, &wi, x, b, 0), nl * sizeof(float));
@@ -440,6 +441,7 @@ static void hand_case(const char *prec, int per_channel)
     qb_model_ws ws, wf;
     qb_model_ws_init(&ws, &qm.model, b);
     qb_model_ws_init(&wf, &qm.model, b);
+    qb_model_ws_set_recycling(&wf, 0);
     qb_model_ws_set_fused(&ws, 0);
     qb_model_forward(&qm.model, &ws, x, b, 0);
     qb_model_forward(&qm.model, &wf, x, b, 0); /* fused: act[3] = pool(relu(conv1)) */
