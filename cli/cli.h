@@ -43,5 +43,6 @@ int qb_cmd_plan(int argc, char **argv);
 int qb_cmd_status(int argc, char **argv);
 int qb_cmd_merge(int argc, char **argv);
 int qb_cmd_report(int argc, char **argv);
+int qb_cmd_arch(int argc, char **argv);
 
 #endif

@@ -26,6 +26,7 @@ static const char usage[] =
     "  train     train one model, print CA/ASR, optionally save it\n"
     "  eval      evaluate a saved model's CA/ASR\n"
     "  defend    run defenses on a saved model at one or more precisions\n"
+    "  arch      list the architecture presets, print one's text or layer table\n"
     "\n"
     "  qblind <command> --help   options of a command\n"
     "  qblind --version          build and library versions\n";
@@ -79,6 +80,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "eval")) return qb_cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo")) return qb_cmd_demo(argc - 1, argv + 1);
     if (!strcmp(cmd, "defend")) return qb_cmd_defend(argc - 1, argv + 1);
+    if (!strcmp(cmd, "arch")) return qb_cmd_arch(argc - 1, argv + 1);
     fprintf(stderr, "qblind: unknown command \"%s\"\n%s", cmd, usage);
     return 2;
 }
