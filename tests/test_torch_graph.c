@@ -125,6 +125,8 @@ static void test_bn_matches_torch(void **state)
     qb_test_fixture f;
     load_committed(&f);
     const size_t n = (size_t)BN_B * BN_C * BN_HW;
+    /* x, dy, y, dx (BN_B, BN_C, BN_HW); gamma, beta, dgamma, dbeta (BN_C);
+     * running0, run (2 BN_C: mean then variance) */
     float *x = qb_test_fixture_get(&f, "bn.x", QB_TFIX_I16Q12, n);
     float *gamma = qb_test_fixture_get(&f, "bn.gamma", QB_TFIX_I16Q12, BN_C);
     float *beta = qb_test_fixture_get(&f, "bn.beta", QB_TFIX_I16Q12, BN_C);
@@ -207,6 +209,7 @@ static void test_block_matches_torch(void **state)
     assert_int_equal(qb_model_build(&m, "torch-preact-block", 4, 8, 6, BLK_OUT, &err), 0);
     const size_t np = m.n_params, nt = m.n_train, nx = (size_t)BLK_B * BLK_IN,
                  ny = (size_t)BLK_B * BLK_OUT;
+    /* p0, grads (np); x, dx (BLK_B, 4, 8, 6); dy, y (BLK_B, 8, 4, 3) */
     float *p0 = qb_test_fixture_get(&f, "blk.params0", QB_TFIX_I16Q12, np);
     float *x = qb_test_fixture_get(&f, "blk.x", QB_TFIX_I16Q12, nx);
     float *dy = qb_test_fixture_get(&f, "blk.dy", QB_TFIX_I16Q, ny);
@@ -274,6 +277,7 @@ static void check_network(const qb_test_fixture *f, const char *arch, const char
                  nl = (size_t)b * NET_CLASSES;
     char name[32];
 #define SEC(s) (snprintf(name, sizeof name, "%s%s", prefix, s), name)
+    /* p0, grads (np); x, dx (b, 3, 32, 32); logits, dlogits (b, classes) */
     float *p0 = qb_test_fixture_get(f, SEC("params0"), QB_TFIX_I16Q12, np);
     float *x = qb_test_fixture_get(f, SEC("x"), QB_TFIX_U8Q, nx);
     float *lab = qb_test_fixture_get(f, SEC("labels"), QB_TFIX_U8, (size_t)b);
