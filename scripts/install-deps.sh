@@ -7,7 +7,7 @@ set -eu
 pkgs="build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
 hdf5-tools libyaml-dev libopenblas-dev liblapacke-dev libgsl-dev libcmocka-dev zlib1g-dev
 dataset-fashion-mnist python3-h5py slurm-wlm slurm-wlm-basic-plugins munge shellcheck chromium
-python3-pil librsvg2-bin clang libclang-rt-14-dev iproute2 util-linux"
+python3-pil python3-torch librsvg2-bin clang libclang-rt-14-dev iproute2 util-linux"
 
 missing=""
 for p in $pkgs; do

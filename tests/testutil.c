@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include "core/file.h"
 #include "core/model.h"
 #include "core/rng.h"
 
@@ -75,6 +77,158 @@ char *qb_test_fixture_path(const char *name)
     const char *dir = getenv("QBLIND_FIXTURES");
     if (!dir) dir = "tests/fixtures";
     return qb_test_path_join(dir, name);
+}
+
+/* ---- PyTorch fixtures ------------------------------------------------------ */
+
+static uint32_t fix_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t fix_u64(const uint8_t *p)
+{
+    return (uint64_t)fix_u32(p) | (uint64_t)fix_u32(p + 4) << 32;
+}
+
+static size_t fix_dtype_size(uint32_t dt)
+{
+    switch (dt) {
+    case QB_TFIX_F32: return 4;
+    case QB_TFIX_I16Q:
+    case QB_TFIX_I16Q12: return 2;
+    case QB_TFIX_U8Q:
+    case QB_TFIX_U8: return 1;
+    }
+    return 0;
+}
+
+void qb_test_fixture_load(qb_test_fixture *f, const char *path, const char *hint)
+{
+    qb_error err;
+    if (qb_file_read_all(path, (size_t)256 << 20, &f->buf, &f->len, &err)) {
+        print_error("%s\n(%s)\n", err.msg, hint);
+        fail();
+    }
+    assert_true(f->len >= 16);
+    assert_memory_equal(f->buf, "QBTFIX01", 8);
+    uint32_t crc = (uint32_t)crc32(0L, f->buf, (uInt)(f->len - 4));
+    if (crc != fix_u32(f->buf + f->len - 4)) {
+        print_error("%s: CRC mismatch: the fixture is corrupt (%s)\n", path, hint);
+        fail();
+    }
+    f->n_sections = fix_u32(f->buf + 8);
+    size_t off = 12;
+    for (uint32_t s = 0; s < f->n_sections; s++) {
+        assert_true(off + 36 <= f->len - 4);
+        size_t es = fix_dtype_size(fix_u32(f->buf + off + 24));
+        assert_true(es != 0);
+        uint64_t count = fix_u64(f->buf + off + 28);
+        assert_true(count <= (f->len - 4 - off - 36) / es);
+        off += 36 + (size_t)count * es;
+    }
+    assert_int_equal(off, f->len - 4);
+}
+
+void qb_test_fixture_free(qb_test_fixture *f)
+{
+    free(f->buf);
+    memset(f, 0, sizeof *f);
+}
+
+/* Element i of a section's data d as float: exact for every code dtype. */
+static float fix_value(const uint8_t *d, uint32_t dt, size_t i)
+{
+    switch (dt) {
+    case QB_TFIX_F32: {
+        uint32_t u = fix_u32(d + 4 * i);
+        float v;
+        memcpy(&v, &u, 4);
+        return v;
+    }
+    case QB_TFIX_I16Q:
+    case QB_TFIX_I16Q12: {
+        int16_t k = (int16_t)(uint16_t)(d[2 * i] | d[2 * i + 1] << 8);
+        return (float)k * (dt == QB_TFIX_I16Q ? 1.0f / 65536.0f : 1.0f / 4096.0f);
+    }
+    case QB_TFIX_U8Q: return (float)d[i] * (1.0f / 256.0f);
+    default: return (float)d[i];
+    }
+}
+
+float *qb_test_fixture_get(const qb_test_fixture *f, const char *name, int dtype, size_t count)
+{
+    size_t off = 12;
+    for (uint32_t s = 0; s < f->n_sections; s++) {
+        const uint8_t *h = f->buf + off;
+        uint32_t dt = fix_u32(h + 24);
+        uint64_t n = fix_u64(h + 28);
+        if (strncmp((const char *)h, name, 24) == 0) {
+            if (dt != (uint32_t)dtype || n != count) {
+                print_error("fixture section %s: dtype %u with %llu elements, expected dtype %d "
+                            "with %zu\n", name, dt, (unsigned long long)n, dtype, count);
+                fail();
+            }
+            float *out = malloc((count ? count : 1) * sizeof(float));
+            assert_non_null(out);
+            for (size_t i = 0; i < count; i++) out[i] = fix_value(h + 36, dt, i);
+            return out;
+        }
+        off += 36 + (size_t)n * fix_dtype_size(dt);
+    }
+    print_error("fixture has no section %s\n", name);
+    fail();
+    return NULL;
+}
+
+double qb_test_assert_close(const char *what, const float *got, const float *want, size_t n,
+                            double rtol, double atol_rel)
+{
+    double scale = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs((double)want[i]) > scale) scale = fabs((double)want[i]);
+    double atol = atol_rel * scale, worst = 0.0;
+    size_t worst_i = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]);
+        double bound = rtol * fabs((double)want[i]) + atol;
+        double r = d == 0.0 ? 0.0 : d / bound; /* fraction of the bound */
+        if (!(r <= worst)) {
+            worst = r;
+            worst_i = i;
+        }
+    }
+    print_message("  %-28s %8zu values, max|torch| %.3e, worst at %.3f of the bound\n", what, n,
+                  scale, worst);
+    if (!(worst <= 1.0)) {
+        print_error("%s[%zu]: qblind %.9g, torch %.9g (bound %.3g)\n", what, worst_i,
+                    (double)got[worst_i], (double)want[worst_i],
+                    rtol * fabs((double)want[worst_i]) + atol);
+        fail();
+    }
+    return worst;
+}
+
+double qb_test_assert_params_close(const char *what, const qb_model *m, const float *got,
+                                   const float *want, double rtol, double atol_rel)
+{
+    double worst = 0.0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const qb_layer *l = &m->layers[i];
+        if (l->w_len == 0) continue;
+        const char *wn = l->kind == QB_LAYER_BATCHNORM ? "gamma" : "weight";
+        const char *bn = l->kind == QB_LAYER_BATCHNORM ? "beta" : "bias";
+        char name[64];
+        snprintf(name, sizeof name, "%s %d.%s", what, i, wn);
+        double r = qb_test_assert_close(name, got + l->w_off, want + l->w_off, l->w_len, rtol,
+                                        atol_rel);
+        if (r > worst) worst = r;
+        if (l->b_len == 0) continue;
+        snprintf(name, sizeof name, "%s %d.%s", what, i, bn);
+        r = qb_test_assert_close(name, got + l->b_off, want + l->b_off, l->b_len, rtol, atol_rel);
+        if (r > worst) worst = r;
+    }
+    return worst;
 }
 
 void qb_test_assert_msg_has(const qb_error *e, const char *frag)

@@ -38,6 +38,42 @@ void qb_test_write_file(const char *path, const void *data, size_t len);
 /* path of a committed fixture: $QBLIND_FIXTURES/name (malloc'd). */
 char *qb_test_fixture_path(const char *name);
 
+/* PyTorch fixtures (tests/fixtures/gen_torch_fixture.py's docstring has
+ * the format): a container of named sections, checked on load (magic,
+ * CRC-32, sections tiling the file). Section dtypes: */
+enum {
+    QB_TFIX_F32 = 1,   /* float32 */
+    QB_TFIX_I16Q = 2,  /* int16 code k, value k / 65536 (exact) */
+    QB_TFIX_U8Q = 3,   /* uint8 code k, value k / 256 (exact) */
+    QB_TFIX_U8 = 4,    /* uint8 as is */
+    QB_TFIX_I16Q12 = 5 /* int16 code k, value k / 4096 (exact) */
+};
+typedef struct qb_test_fixture {
+    uint8_t *buf;
+    size_t len;
+    uint32_t n_sections;
+} qb_test_fixture;
+/* Load the fixture at `path` (at most 256 MB); fails the test, printing
+ * `hint` (how to regenerate it), if it is missing or corrupt. Free with
+ * qb_test_fixture_free. */
+void qb_test_fixture_load(qb_test_fixture *f, const char *path, const char *hint);
+void qb_test_fixture_free(qb_test_fixture *f);
+/* The section `name` as floats (malloc'd, count of them); fails the test
+ * unless it exists with this dtype and element count. */
+float *qb_test_fixture_get(const qb_test_fixture *f, const char *name, int dtype, size_t count);
+
+/* Fails the test unless |got - want| <= rtol * |want| + atol_rel * max|want|
+ * for all n elements; prints `what`, n, max|want| and the worst element's
+ * error as a fraction of its bound, and on failure the element. Returns
+ * that fraction. */
+double qb_test_assert_close(const char *what, const float *got, const float *want, size_t n,
+                            double rtol, double atol_rel);
+/* The same per parameter tensor of m (every layer's weight and bias
+ * slices of the flat buffers got and want; each tensor its own max|want|),
+ * so a failure names the tensor. Returns the worst fraction. */
+double qb_test_assert_params_close(const char *what, const struct qb_model *m, const float *got,
+                                   const float *want, double rtol, double atol_rel);
+
 /* n zeroed floats (asserts on failure; at least one is allocated). */
 float *qb_test_falloc(size_t n);
 struct qb_rng;
