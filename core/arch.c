@@ -388,9 +388,7 @@ static qb_layer *push(builder *b, qb_layer_kind kind, int src, int col)
 {
     qb_model *m = b->m;
     if (m->n_layers >= QB_MAX_LAYERS) {
-        char lim[16];
-        snprintf(lim, sizeof lim, "%d", QB_MAX_LAYERS);
-        fail_at(b, col, "more than %s layers%s", lim, "");
+        fail_at(b, col, "more than %d layers", QB_MAX_LAYERS);
         return NULL;
     }
     qb_layer *l = &m->layers[m->n_layers++];
@@ -429,11 +427,10 @@ static int is_name_char(char c)
     return isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.';
 }
 
-/* One line: op, positional arguments, key=value options. */
-static int build_line(builder *b, const char *text, int len)
+/* The words of a line up to a comment: tok (16), *nt of them. */
+static int tokenize(builder *b, const char *text, int len, token *tok, int *nt)
 {
-    token tok[16];
-    int nt = 0;
+    *nt = 0;
     for (int i = 0; i < len;) {
         if (text[i] == '#') break;
         if (isspace((unsigned char)text[i])) {
@@ -442,200 +439,230 @@ static int build_line(builder *b, const char *text, int len)
         }
         int j = i;
         while (j < len && !isspace((unsigned char)text[j]) && text[j] != '#') j++;
-        if (nt == 16) return fail_at(b, i, "too many words on one line%s%s", "", "");
-        tok[nt++] = (token){text + i, j - i, i};
+        if (*nt == 16) return fail_at(b, i, "too many words on one line");
+        tok[(*nt)++] = (token){text + i, j - i, i};
         i = j;
     }
-    if (nt == 0) return 0;
-    qb_model *m = b->m;
-    const token *op = &tok[0];
-    options o = {.k = 3, .stride = 1, .pad = 0, .bias = 1, .cin = -1};
-    token pos[4];
-    int npos = 0;
+    return 0;
+}
+
+/* The words after the operation: key=value options into *o, the others
+ * into pos (4), *npos of them. */
+static int parse_options(builder *b, const token *tok, int nt, options *o, token *pos, int *npos)
+{
+    *o = (options){.k = 3, .stride = 1, .pad = 0, .bias = 1, .cin = -1};
+    *npos = 0;
     for (int i = 1; i < nt; i++) {
         const char *eq = memchr(tok[i].p, '=', (size_t)tok[i].n);
         if (!eq) {
-            if (npos == 4) return fail_at(b, tok[i].col, "too many arguments%s%s", "", "");
-            pos[npos++] = tok[i];
+            if (*npos == 4) return fail_at(b, tok[i].col, "too many arguments");
+            pos[(*npos)++] = tok[i];
             continue;
         }
         token key = {tok[i].p, (int)(eq - tok[i].p), tok[i].col};
         token val = {eq + 1, tok[i].n - key.n - 1, tok[i].col + key.n + 1};
+        int rc = 0;
         if (tok_is(&key, "k")) {
-            if (tok_int(b, &val, "k", 1, 15, &o.k)) return -1;
+            rc = tok_int(b, &val, "k", 1, 15, &o->k);
         } else if (tok_is(&key, "stride")) {
-            if (tok_int(b, &val, "stride", 1, 15, &o.stride)) return -1;
-            o.have_stride = 1;
+            rc = tok_int(b, &val, "stride", 1, 15, &o->stride);
+            o->have_stride = 1;
         } else if (tok_is(&key, "pad")) {
-            if (tok_int(b, &val, "pad", 0, 15, &o.pad)) return -1;
+            rc = tok_int(b, &val, "pad", 0, 15, &o->pad);
         } else if (tok_is(&key, "bias")) {
-            if (tok_int(b, &val, "bias", 0, 1, &o.bias)) return -1;
+            rc = tok_int(b, &val, "bias", 0, 1, &o->bias);
         } else if (tok_is(&key, "cin")) {
-            if (tok_int(b, &val, "cin", 1, 65536, &o.cin)) return -1;
+            rc = tok_int(b, &val, "cin", 1, 65536, &o->cin);
         } else if (tok_is(&key, "in")) {
-            o.in = val;
-            o.have_in = 1;
+            o->in = val;
+            o->have_in = 1;
         } else if (tok_is(&key, "as")) {
-            o.as = val;
-            o.have_as = 1;
+            o->as = val;
+            o->have_as = 1;
         } else {
             char k[24];
             tok_str(&key, k, sizeof k);
             return fail_at(b, key.col,
                            "unknown option \"%s\"; expected k=, stride=, pad=, bias=, cin=, in= "
-                           "or as=%s", k, "");
+                           "or as=", k);
         }
+        if (rc) return rc;
     }
-    int src = m->n_layers; /* the previous line's output */
-    if (o.have_in && lookup(b, &o.in, &src)) return -1;
-    const int *s = b->shape[src];
+    return 0;
+}
 
-    /* which arguments each operation takes */
-    int want = 0;
-    qb_layer_kind kind;
-    if (tok_is(op, "conv")) kind = QB_LAYER_CONV2D, want = 1;
-    else if (tok_is(op, "bn")) kind = QB_LAYER_BATCHNORM;
-    else if (tok_is(op, "relu")) kind = QB_LAYER_RELU;
-    else if (tok_is(op, "maxpool")) kind = QB_LAYER_MAXPOOL, want = 1;
-    else if (tok_is(op, "avgpool")) kind = QB_LAYER_AVGPOOL;
-    else if (tok_is(op, "flatten")) kind = QB_LAYER_FLATTEN;
-    else if (tok_is(op, "linear")) kind = QB_LAYER_LINEAR, want = 1;
-    else if (tok_is(op, "add")) kind = QB_LAYER_ADD, want = 1;
-    else {
-        char o2[24];
-        tok_str(op, o2, sizeof o2);
-        return fail_at(b, op->col,
-                       "unknown layer \"%s\"; expected one of: conv, bn, relu, maxpool, "
-                       "avgpool, flatten, linear, add%s", o2, "");
-    }
-    char opname[16];
-    tok_str(op, opname, sizeof opname);
-    if (npos != want) {
-        static const char *const usage[] = {
-            [QB_LAYER_CONV2D] = "conv OUT [k=K] [stride=S] [pad=P] [bias=0|1] [cin=C]",
-            [QB_LAYER_MAXPOOL] = "maxpool K [stride=S]",
-            [QB_LAYER_LINEAR] = "linear OUT (a number or classes)",
-            [QB_LAYER_ADD] = "add NAME",
-            [QB_LAYER_BATCHNORM] = "bn", [QB_LAYER_RELU] = "relu",
-            [QB_LAYER_AVGPOOL] = "avgpool", [QB_LAYER_FLATTEN] = "flatten"};
-        return fail_at(b, npos > want ? pos[want].col : op->col + op->n,
-                       "%s: wrong number of arguments; usage: %s", opname, usage[kind]);
-    }
-    int spatial = kind == QB_LAYER_CONV2D || kind == QB_LAYER_BATCHNORM ||
-                  kind == QB_LAYER_MAXPOOL || kind == QB_LAYER_AVGPOOL;
-    if (spatial && s[1] == 1 && s[2] == 1 && src > 0 &&
-        (m->layers[src - 1].kind == QB_LAYER_FLATTEN || m->layers[src - 1].kind == QB_LAYER_LINEAR))
-        return fail_at(b, op->col, "%s needs an image (C, H, W) input, but its input is a flat "
-                       "vector%s", opname, "");
+/* The operation's kind and how many positional arguments it takes. */
+static int op_kind(builder *b, const token *op, qb_layer_kind *kind, int *want)
+{
+    static const struct {
+        const char *name;
+        qb_layer_kind kind;
+        int args;
+    } ops[] = {{"conv", QB_LAYER_CONV2D, 1},  {"bn", QB_LAYER_BATCHNORM, 0},
+               {"relu", QB_LAYER_RELU, 0},    {"maxpool", QB_LAYER_MAXPOOL, 1},
+               {"avgpool", QB_LAYER_AVGPOOL, 0}, {"flatten", QB_LAYER_FLATTEN, 0},
+               {"linear", QB_LAYER_LINEAR, 1}, {"add", QB_LAYER_ADD, 1}};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (tok_is(op, ops[i].name)) {
+            *kind = ops[i].kind;
+            *want = ops[i].args;
+            return 0;
+        }
+    char o2[24];
+    tok_str(op, o2, sizeof o2);
+    return fail_at(b, op->col,
+                   "unknown layer \"%s\"; expected one of: conv, bn, relu, maxpool, avgpool, "
+                   "flatten, linear, add", o2);
+}
 
-    qb_layer *l = push(b, kind, src, op->col);
-    if (!l) return -1;
+static const char *op_usage(qb_layer_kind kind)
+{
     switch (kind) {
+    case QB_LAYER_CONV2D: return "conv OUT [k=K] [stride=S] [pad=P] [bias=0|1] [cin=C]";
+    case QB_LAYER_MAXPOOL: return "maxpool K [stride=S]";
+    case QB_LAYER_LINEAR: return "linear OUT (a number or classes)";
+    case QB_LAYER_ADD: return "add NAME";
+    case QB_LAYER_BATCHNORM: return "bn";
+    case QB_LAYER_RELU: return "relu";
+    case QB_LAYER_AVGPOOL: return "avgpool";
+    case QB_LAYER_FLATTEN: return "flatten";
+    }
+    return "?";
+}
+
+/* Output shape and parameters of the new layer l (input shape s) from its
+ * arguments and options. */
+static int shape_layer(builder *b, qb_layer *l, const token *op, const token *pos,
+                       const options *o, const int *s)
+{
+    qb_model *m = b->m;
+    switch (l->kind) {
     case QB_LAYER_CONV2D: {
         int oc;
         if (tok_int(b, &pos[0], "conv OUT", 1, 65536, &oc)) return -1;
-        if (o.cin >= 0 && o.cin != s[0]) {
-            char a[48], c2[48];
-            snprintf(a, sizeof a, "%d", o.cin);
-            snprintf(c2, sizeof c2, "%d", s[0]);
-            return fail_at(b, op->col, "conv expects cin=%s input channels but its input has %s",
-                           a, c2);
-        }
-        l->k = o.k;
-        l->stride = o.stride;
-        l->pad = o.pad;
+        if (o->cin >= 0 && o->cin != s[0])
+            return fail_at(b, op->col, "conv expects cin=%d input channels but its input has %d",
+                           o->cin, s[0]);
+        l->k = o->k;
+        l->stride = o->stride;
+        l->pad = o->pad;
         l->out_c = oc;
-        if (s[1] + 2 * o.pad < o.k || s[2] + 2 * o.pad < o.k) {
+        if (s[1] + 2 * o->pad < o->k || s[2] + 2 * o->pad < o->k) {
             l->out_h = l->out_w = 0;
         } else {
-            l->out_h = (s[1] + 2 * o.pad - o.k) / o.stride + 1;
-            l->out_w = (s[2] + 2 * o.pad - o.k) / o.stride + 1;
+            l->out_h = (s[1] + 2 * o->pad - o->k) / o->stride + 1;
+            l->out_w = (s[2] + 2 * o->pad - o->k) / o->stride + 1;
         }
-        add_params(m, l, (size_t)oc * s[0] * o.k * o.k, o.bias ? (size_t)oc : 0);
-        break;
+        add_params(m, l, (size_t)oc * s[0] * o->k * o->k, o->bias ? (size_t)oc : 0);
+        return 0;
     }
     case QB_LAYER_BATCHNORM:
         add_params(m, l, (size_t)s[0], (size_t)s[0]);
         l->s_len = 2 * (size_t)s[0];
-        break;
+        return 0;
     case QB_LAYER_MAXPOOL: {
         int k;
         if (tok_int(b, &pos[0], "maxpool K", 1, 15, &k)) return -1;
         l->k = k;
-        l->stride = o.have_stride ? o.stride : k;
+        l->stride = o->have_stride ? o->stride : k;
         l->out_h = s[1] >= k ? (s[1] - k) / l->stride + 1 : 0;
         l->out_w = s[2] >= k ? (s[2] - k) / l->stride + 1 : 0;
-        break;
+        return 0;
     }
     case QB_LAYER_AVGPOOL:
         l->k = s[1];
         l->out_h = l->out_w = 1;
-        break;
+        return 0;
     case QB_LAYER_FLATTEN:
         l->out_c = s[0] * s[1] * s[2];
         l->out_h = l->out_w = 1;
-        break;
+        return 0;
     case QB_LAYER_LINEAR: {
         int out;
         if (tok_is(&pos[0], "classes")) out = m->classes;
         else if (tok_int(b, &pos[0], "linear OUT", 1, 1 << 20, &out)) return -1;
-        int in = s[0] * s[1] * s[2];
-        l->in_c = in;
+        l->in_c = s[0] * s[1] * s[2];
         l->in_h = l->in_w = 1;
         l->out_c = out;
         l->out_h = l->out_w = 1;
-        add_params(m, l, (size_t)out * in, (size_t)out);
-        break;
+        add_params(m, l, (size_t)out * l->in_c, (size_t)out);
+        return 0;
     }
     case QB_LAYER_ADD: {
         int other = 0;
         if (lookup(b, &pos[0], &other)) return -1;
         const int *t = b->shape[other];
-        if (t[0] != s[0] || t[1] != s[1] || t[2] != s[2]) {
-            char a[48], c2[48];
-            snprintf(a, sizeof a, "%dx%dx%d", s[0], s[1], s[2]);
-            snprintf(c2, sizeof c2, "%dx%dx%d", t[0], t[1], t[2]);
-            return fail_at(b, pos[0].col, "add: shapes differ: the input is %s, the added layer's "
-                           "output is %s", a, c2);
-        }
-        if (other == src)
-            return fail_at(b, pos[0].col, "add: adds its input to itself%s%s", "", "");
+        if (t[0] != s[0] || t[1] != s[1] || t[2] != s[2])
+            return fail_at(b, pos[0].col, "add: shapes differ: the input is %dx%dx%d, the added "
+                           "layer's output is %dx%dx%d", s[0], s[1], s[2], t[0], t[1], t[2]);
+        if (other == l->src) return fail_at(b, pos[0].col, "add: adds its input to itself");
         l->src2 = other;
         b->uses[other]++;
-        break;
+        return 0;
     }
     case QB_LAYER_RELU:
-        break;
+        return 0;
     }
-    if (l->out_h < 1 || l->out_w < 1) {
-        char in[48];
-        snprintf(in, sizeof in, "%dx%dx%d", s[0], s[1], s[2]);
-        return fail_at(b, op->col, "%s on a %s input has no output (the input is too small)",
-                       opname, in);
-    }
+    return 0;
+}
+
+/* as=NAME on the line that made node `node`. */
+static int name_output(builder *b, const options *o, int node)
+{
+    if (!o->have_as) return 0;
+    char nm[NAME_MAX_LEN + 8];
+    tok_str(&o->as, nm, sizeof nm);
+    int ok = o->as.n >= 1 && o->as.n < NAME_MAX_LEN && strcmp(nm, "input") != 0;
+    for (int i = 0; ok && i < o->as.n; i++) ok = is_name_char(o->as.p[i]);
+    if (!ok)
+        return fail_at(b, o->as.col, "as=%s: a name has 1-31 letters, digits, '-', '_' or '.' "
+                       "and is not \"input\"", nm);
+    for (int i = 1; i < node; i++)
+        if (strcmp(b->names[i], nm) == 0)
+            return fail_at(b, o->as.col, "as=%s: the name is already used", nm);
+    memcpy(b->names[node], nm, strlen(nm) + 1);
+    return 0;
+}
+
+/* One line: op, positional arguments, key=value options. */
+static int build_line(builder *b, const char *text, int len)
+{
+    token tok[16], pos[4];
+    int nt, npos, want = 0;
+    options o;
+    qb_layer_kind kind = QB_LAYER_RELU;
+    if (tokenize(b, text, len, tok, &nt)) return -1;
+    if (nt == 0) return 0;
+    const token *op = &tok[0];
+    if (parse_options(b, tok, nt, &o, pos, &npos) || op_kind(b, op, &kind, &want)) return -1;
+    qb_model *m = b->m;
+    int src = m->n_layers; /* the previous line's output */
+    if (o.have_in && lookup(b, &o.in, &src)) return -1;
+    const int *s = b->shape[src];
+    char opname[16];
+    tok_str(op, opname, sizeof opname);
+    if (npos != want)
+        return fail_at(b, npos > want ? pos[want].col : op->col + op->n,
+                       "%s: wrong number of arguments; usage: %s", opname, op_usage(kind));
+    int spatial = kind == QB_LAYER_CONV2D || kind == QB_LAYER_BATCHNORM ||
+                  kind == QB_LAYER_MAXPOOL || kind == QB_LAYER_AVGPOOL;
+    if (spatial && s[1] == 1 && s[2] == 1 && src > 0 &&
+        (m->layers[src - 1].kind == QB_LAYER_FLATTEN || m->layers[src - 1].kind == QB_LAYER_LINEAR))
+        return fail_at(b, op->col, "%s needs an image (C, H, W) input, but its input is a flat "
+                       "vector", opname);
+    qb_layer *l = push(b, kind, src, op->col);
+    if (!l || shape_layer(b, l, op, pos, &o, s)) return -1;
+    if (l->out_h < 1 || l->out_w < 1)
+        return fail_at(b, op->col, "%s on a %dx%dx%d input has no output (the input is too small)",
+                       opname, s[0], s[1], s[2]);
     int node = m->n_layers;
     b->shape[node][0] = l->out_c;
     b->shape[node][1] = l->out_h;
     b->shape[node][2] = l->out_w;
-    if (qb_layer_in_size(l) > QB_MAX_ACTIVATION || qb_layer_out_size(l) > QB_MAX_ACTIVATION) {
-        char lim[32];
-        snprintf(lim, sizeof lim, "%zu", (size_t)QB_MAX_ACTIVATION);
-        return fail_at(b, op->col, "%s: activations exceed %s floats per sample", opname, lim);
-    }
-    if (o.have_as) {
-        char nm[NAME_MAX_LEN + 8];
-        tok_str(&o.as, nm, sizeof nm);
-        int ok = o.as.n >= 1 && o.as.n < NAME_MAX_LEN && strcmp(nm, "input") != 0;
-        for (int i = 0; ok && i < o.as.n; i++) ok = is_name_char(o.as.p[i]);
-        if (!ok)
-            return fail_at(b, o.as.col, "as=%s: a name has 1-31 letters, digits, '-', '_' or "
-                           "'.' and is not \"input\"%s", nm, "");
-        for (int i = 1; i < node; i++)
-            if (strcmp(b->names[i], nm) == 0)
-                return fail_at(b, o.as.col, "as=%s: the name is already used%s", nm, "");
-        memcpy(b->names[node], nm, strlen(nm) + 1);
-    }
-    return 0;
+    if (qb_layer_in_size(l) > QB_MAX_ACTIVATION || qb_layer_out_size(l) > QB_MAX_ACTIVATION)
+        return fail_at(b, op->col, "%s: activations exceed %zu floats per sample", opname,
+                       (size_t)QB_MAX_ACTIVATION);
+    return name_output(b, &o, node);
 }
 
 int qb_arch_plan_lines(qb_model *m, const char *name, const char *const *lines, int n, int c,
@@ -667,7 +694,7 @@ int qb_arch_plan_lines(qb_model *m, const char *name, const char *const *lines, 
         b->line = i;
         size_t len = strlen(lines[i]);
         if (len > QB_ARCH_LINE_MAX)
-            rc = fail_at(b, QB_ARCH_LINE_MAX, "line longer than %s bytes%s", "256", "");
+            rc = fail_at(b, QB_ARCH_LINE_MAX, "line longer than %d bytes", QB_ARCH_LINE_MAX);
         else
             rc = build_line(b, lines[i], (int)len);
     }
