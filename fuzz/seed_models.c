@@ -1,10 +1,13 @@
 /* Seed maker for fuzz/corpus/qbm/ and fuzz/corpus/qbq/ (run by
  * fuzz/make_corpus.sh): small models of both architectures with
  * pseudo-random parameters, written by the product's own writers
+ * (version 1 for the chains; version 2, with links and the architecture
+ * text, for a small residual graph with batch norms declared here)
  * (qb_model_save, qb_qmodel_save; the quantized ones at a few precisions).
  * Usage: seed_models OUTDIR   (writes into OUTDIR/qbm/ and OUTDIR/qbq/) */
 #include <stdio.h>
 
+#include "core/arch.h"
 #include "core/model.h"
 #include "core/model_io.h"
 #include "core/rng.h"
@@ -20,12 +23,18 @@ int main(int argc, char **argv)
     static const struct {
         const char *arch;
         int c, h, w, classes;
-    } shapes[] = {{"lenet", 1, 16, 16, 2}, {"cnn-small", 1, 4, 4, 3}};
+    } shapes[] = {{"lenet", 1, 16, 16, 2}, {"cnn-small", 1, 4, 4, 3}, {"fuzz-res", 2, 4, 4, 3}};
+    static const char fuzz_res[] = "conv 4 k=3 pad=1 bias=0\nbn\nrelu as=a\n"
+                                   "conv 4 k=3 pad=1 bias=0\nbn\nadd a\nrelu as=b\n"
+                                   "conv 6 k=1 stride=2 bias=0 in=b as=sc\n"
+                                   "conv 6 k=3 stride=2 pad=1 in=b\nadd sc\n"
+                                   "avgpool\nflatten\nlinear classes\n";
     if (argc != 2) {
         fprintf(stderr, "usage: seed_models OUTDIR\n");
         return 2;
     }
     qb_error err;
+    if (qb_arch_declare("fuzz-res", fuzz_res, &err)) goto fail;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         qb_model m;
         if (qb_model_build(&m, shapes[s].arch, shapes[s].c, shapes[s].h, shapes[s].w,

@@ -67,6 +67,8 @@ for kind in fifo dir missing unreadable; do
     # shellcheck disable=SC2086
     expect "defend model=$kind" $run "$qblind" defend "$path" -d synthetic -D strip -q
     # shellcheck disable=SC2086
+    expect "arch --file=$kind" $run "$qblind" arch --file "$path"
+    # shellcheck disable=SC2086
     expect "merge shard=$kind" $run "$qblind" merge "$tmp/merged-$kind.h5" "$path" "$tmp/r.h5"
     if [ "$kind" != missing ] && [ "$kind" != unreadable ]; then
         expect "run results=$kind" "$qblind" run "$tmp/spec.yaml" -o "$path" -q
