@@ -135,7 +135,6 @@ QB_CLONES static void dx_train(int b, int C, int HW, int c, const float *x, cons
         const float *xp = x + ((size_t)n * C + c) * HW;
         const float *gp = dy + ((size_t)n * C + c) * HW;
         float *dp = dx + ((size_t)n * C + c) * HW;
-#pragma GCC ivdep
         for (int p = 0; p < HW; p++) dp[p] = k * (gp[p] - m0 - (xp[p] - mf) * kx);
     }
 }
