@@ -14,7 +14,10 @@
 #define QB_CONV_CHUNK_FLOATS (128 * 1024)
 
 static int conv_is_pointwise(const qb_layer *l);
+static int conv_fast(void);
 
+/* The chunk of the generic path: it also defines the bias gradient, whose
+ * sum (sum_fixed) runs over one such chunk's columns at a time. */
 static int conv_chunk(const qb_layer *l, int b)
 {
     size_t k = (size_t)l->in_c * l->k * l->k;
@@ -23,6 +26,31 @@ static int conv_chunk(const qb_layer *l, int b)
     if (nb < 1) nb = 1;
     if (nb > (size_t)b) nb = (size_t)b;
     return (int)nb;
+}
+
+/* Wide chunks: a layer with many weights and few output positions per
+ * image (preact-resnet18's 512 channels at 4x4: K = 4608, 16 columns) would
+ * stream its whole weight matrix (9.4 MB) through the forward GEMM, and
+ * read and write its whole weight gradient, for every 16 columns. The fast
+ * path runs such layers in chunks of whole generic chunks, up to
+ * QB_CONV_MIN_COLUMNS columns and QB_CONV_WIDE_FLOATS floats of im2col +
+ * output; the bias gradient is still summed generic chunk by generic chunk
+ * (contiguous slices of the wide chunk's rows), so no bit changes. */
+#define QB_CONV_MIN_COLUMNS 256
+#define QB_CONV_WIDE_FLOATS (2 * 1024 * 1024)
+
+/* Images per chunk of the path that runs (a multiple of conv_chunk). */
+static int conv_run_chunk(const qb_layer *l, int b)
+{
+    const int c = conv_chunk(l, b);
+    if (!conv_fast()) return c;
+    const size_t ohw = (size_t)l->out_h * l->out_w;
+    const size_t per_image = ((size_t)l->in_c * l->k * l->k + (size_t)l->out_c) * ohw;
+    int m = 1;
+    while ((size_t)(m + 1) * c <= (size_t)b && (size_t)m * c * ohw < QB_CONV_MIN_COLUMNS &&
+           (size_t)(m + 1) * c * per_image <= QB_CONV_WIDE_FLOATS)
+        m++;
+    return m * c;
 }
 
 size_t qb_conv2d_col_size(const qb_layer *l, int b)
@@ -41,7 +69,8 @@ int qb_conv2d_col_cache_worth(const qb_layer *l, int b)
 size_t qb_conv2d_work_size(const qb_layer *l, int b)
 {
     size_t k = (size_t)l->in_c * l->k * l->k;
-    size_t n = (size_t)conv_chunk(l, b) * l->out_h * l->out_w;
+    int c = conv_chunk(l, b), r = conv_run_chunk(l, b);
+    size_t n = (size_t)(r > c ? r : c) * l->out_h * l->out_w;
     return (k + (size_t)l->out_c) * n;
 }
 
@@ -574,10 +603,20 @@ static void scatter_pool(int OC, int OH, int OW, size_t n, int nb, int relu, con
         }
 }
 
-/* dyt (OC, n) from dy (NCHW), masked by the ReLU; db += row sums. */
+/* db[oc] += the row's sums, slice by slice of `slice` columns (the
+ * generic chunks a wide chunk holds), in order. */
+static inline float row_sum_add(float acc, const float *row, size_t n, size_t slice)
+{
+    for (size_t s0 = 0; s0 < n; s0 += slice)
+        acc += sum_fixed(row + s0, n - s0 < slice ? n - s0 : slice);
+    return acc;
+}
+
+/* dyt (OC, n) from dy (NCHW), masked by the ReLU; db += row sums (per
+ * slice of `slice` columns). */
 QB_CLONES
 static void gather_plain(int OC, size_t ohw, size_t n, int nb, int relu, const float *y,
-                         const float *dy, float *dyt, float *db)
+                         const float *dy, float *dyt, float *db, size_t slice)
 {
     for (int oc = 0; oc < OC; oc++) {
         for (int i = 0; i < nb; i++) {
@@ -589,7 +628,7 @@ static void gather_plain(int OC, size_t ohw, size_t n, int nb, int relu, const f
             else
                 for (size_t p = 0; p < ohw; p++) dst[p] = src[p];
         }
-        if (db) db[oc] += sum_fixed(dyt + (size_t)oc * n, n);
+        if (db) db[oc] = row_sum_add(db[oc], dyt + (size_t)oc * n, n, slice);
     }
 }
 
@@ -597,7 +636,8 @@ static void gather_plain(int OC, size_t ohw, size_t n, int nb, int relu, const f
  * gradient where the (ReLU'd) output is > 0. db += row sums. */
 QB_CLONES
 static void gather_pool(int OC, int OH, int OW, size_t n, int nb, int relu, const float *y,
-                        const int32_t *argmax, const float *dy, float *dyt, float *db)
+                        const int32_t *argmax, const float *dy, float *dyt, float *db,
+                        size_t slice)
 {
     const size_t ohw = (size_t)OH * OW, phw = (size_t)(OH / 2) * (OW / 2);
     memset(dyt, 0, sizeof(float) * (size_t)OC * n);
@@ -610,7 +650,7 @@ static void gather_pool(int OC, int OH, int OW, size_t n, int nb, int relu, cons
                 if (!relu || y[o + p] > 0.0f) dst[argmax[o + p]] = dy[o + p];
         }
         /* summed over the full row, in the same order as gather_plain */
-        if (db) db[oc] += sum_fixed(row, n);
+        if (db) db[oc] = row_sum_add(db[oc], row, n, slice);
     }
 }
 
@@ -693,7 +733,7 @@ void qb_conv2d_forward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b, 
     const size_t ohw = (size_t)l->out_h * l->out_w;
     const size_t in_size = qb_layer_in_size(l);
     const size_t y_size = ep->pool ? (size_t)OC * (l->out_h / 2) * (l->out_w / 2) : OC * ohw;
-    const int chunk = conv_chunk(l, b);
+    const int chunk = conv_run_chunk(l, b);
     const int fast = conv_fast();
     /* pointwise: the GEMM reads the images in place (no im2col, no cache) */
     const int pointwise = fast && conv_is_pointwise(l);
@@ -761,7 +801,8 @@ void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b,
     const size_t ohw = (size_t)l->out_h * l->out_w;
     const size_t in_size = qb_layer_in_size(l);
     const size_t y_size = ep->pool ? (size_t)OC * (l->out_h / 2) * (l->out_w / 2) : OC * ohw;
-    const int chunk = conv_chunk(l, b);
+    const int chunk = conv_run_chunk(l, b);
+    const size_t slice = (size_t)conv_chunk(l, b) * ohw; /* db's sums */
     const int fast = conv_fast();
     const int pointwise = fast && conv_is_pointwise(l);
     for (int i0 = 0; i0 < b; i0 += chunk) {
@@ -778,10 +819,10 @@ void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b,
                 for (int oc = 0; oc < OC; oc++) db[oc] += sum_fixed(dyt + (size_t)oc * n, n);
         } else if (ep->pool) {
             gather_pool(OC, l->out_h, l->out_w, n, nb, ep->relu, y + off, argmax + off, dy + off,
-                        work + (size_t)K * n, db);
+                        work + (size_t)K * n, db, slice);
         } else {
             gather_plain(OC, ohw, n, nb, ep->relu, y ? y + off : NULL, dy + off,
-                         work + (size_t)K * n, db);
+                         work + (size_t)K * n, db, slice);
         }
         if (dw) {
             if (pointwise) {
