@@ -670,8 +670,11 @@ void qb_conv2d_epilogue_apply(const qb_layer *l, const qb_conv_epilogue *ep, int
  * 1.2 MB, more than a core's L2) is convolved in bands of output rows,
  * each band's im2col (K, rows*OW) written and read by the GEMM while it is
  * in L2. Bands split only the GEMM's columns (the outputs) and, for the
- * weight gradient, its k range in order: no bit changes. */
-#define QB_CONV_BAND_FLOATS (64 * 1024)
+ * weight gradient, its k range in order: no bit changes. 512 KiB: measured
+ * (bench/bench_conv, 32 and 64 channels at 32x32) 10-15% faster forward
+ * than 256 KiB or no bands, the same as 1 MiB. The input gradient is not
+ * banded: its dcol split by channel groups measured no faster. */
+#define QB_CONV_BAND_FLOATS (128 * 1024)
 
 /* Output rows per band for one image of l: OH (no banding) unless the
  * AVX-512 im2col runs and one image's im2col exceeds the budget. */
@@ -861,21 +864,6 @@ void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b,
                     qb_gemm_f32(QB_GEMM_T, QB_GEMM_N, K, (int)ohw, OC, w, (size_t)K,
                                 dyt + (size_t)j * ohw, n, 0, dxc + (size_t)j * in_size, ohw);
                 plus_zero(dxc, (size_t)nb * in_size);
-            } else if (fast && nb == 1 && (size_t)K * n > QB_CONV_BAND_FLOATS) {
-                /* one large image, by groups of input channels: dcol rows
-                 * (c, ky, kx) of channels [c0, c1) are the same chains over
-                 * OC, and col2im of a channel reads only its own rows, so
-                 * each group's dcol is written and read while in L2 */
-                const int kk = l->k * l->k;
-                size_t g = QB_CONV_BAND_FLOATS / ((size_t)kk * n);
-                const int group = g < 1 ? 1 : (int)g;
-                qb_layer sub = *l;
-                for (int c0 = 0; c0 < l->in_c; c0 += group) {
-                    sub.in_c = l->in_c - c0 < group ? l->in_c - c0 : group;
-                    qb_gemm_f32(QB_GEMM_T, QB_GEMM_N, sub.in_c * kk, (int)n, OC,
-                                w + (size_t)c0 * kk, (size_t)K, dyt, n, 0, col, n);
-                    qb_col2im(&sub, 1, col, dxc + (size_t)c0 * l->in_h * l->in_w);
-                }
             } else {
                 /* dcol (K, n) = w^T (K, OC) * dyt (OC, n) */
                 qb_gemm_f32(QB_GEMM_T, QB_GEMM_N, K, (int)n, OC, w, (size_t)K, dyt, n, 0, col, n);

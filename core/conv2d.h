@@ -20,6 +20,8 @@
  *   - 1x1 stride-1 unpadded ("pointwise"): no im2col, the GEMM reads each
  *     image in place (its (C, H*W) plane set is its column matrix) and the
  *     input gradient is written in place;
+ *   - large images in bands of output rows (im2col written and read in L2);
+ *     many-channel layers with few output positions in wide chunks;
  *   - no pool and one image per chunk (every large layer), or pointwise: the
  *     GEMM writes y itself and bias/ReLU run in place (no scatter); in the
  *     backward pass without ReLU or pool dy is used as it is (no gather).
@@ -56,13 +58,15 @@ size_t qb_conv2d_col_size(const qb_layer *l, int b);
  * qb_conv2d_col_size(l, b) floats). 0 when it cannot pay or costs too
  * much memory: pointwise layers (1x1 stride 1, no padding: there is no
  * im2col), and layers whose cache exceeds QB_CONV_CACHE_IMAGE_BYTES per
- * image (recomputing an im2col that stays in L2 is faster than reading one
- * back from memory) or QB_CONV_CACHE_MAX_BYTES in all. 1 otherwise. The
- * choice never changes a result (the cache holds exactly the im2col the
- * backward pass would recompute); the caller passes col_cache = NULL where
- * this returns 0. */
+ * image (recomputing an im2col that stays in L2 is faster than writing one
+ * to memory and reading it back: bench/bench_conv measured the fast paths
+ * without cache 4-12% faster on every cnn-small / resnet layer, and equal
+ * within 6% on LeNet's) or QB_CONV_CACHE_MAX_BYTES in all. 1 otherwise
+ * (LeNet's first layer, 58 KB per image). The choice never changes a
+ * result (the cache holds exactly the im2col the backward pass would
+ * recompute); the caller passes col_cache = NULL where this returns 0. */
 int qb_conv2d_col_cache_worth(const qb_layer *l, int b);
-#define QB_CONV_CACHE_IMAGE_BYTES ((size_t)256 * 1024)
+#define QB_CONV_CACHE_IMAGE_BYTES ((size_t)64 * 1024)
 #define QB_CONV_CACHE_MAX_BYTES ((size_t)64 * 1024 * 1024)
 
 /* Floats of scratch a forward or backward pass over `b` images needs. */
