@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/error.h"
 #include "core/gemm_f32.h"
 #include "core/simd.h"
 
@@ -15,6 +16,13 @@
 
 static int conv_is_pointwise(const qb_layer *l);
 static int conv_fast(void);
+
+/* Floats of a zero-padded copy of nb images (C, H+2P, W+2P), with 64 floats
+ * of slack the row kernels may read past the last row (never stored). */
+static size_t pad_floats(const qb_layer *l, int nb)
+{
+    return (size_t)nb * l->in_c * (l->in_h + 2 * l->pad) * (l->in_w + 2 * l->pad) + 64;
+}
 
 /* The chunk of the generic path: it also defines the bias gradient, whose
  * sum (sum_fixed) runs over one such chunk's columns at a time. */
@@ -70,8 +78,9 @@ size_t qb_conv2d_work_size(const qb_layer *l, int b)
 {
     size_t k = (size_t)l->in_c * l->k * l->k;
     int c = conv_chunk(l, b), r = conv_run_chunk(l, b);
-    size_t n = (size_t)(r > c ? r : c) * l->out_h * l->out_w;
-    return (k + (size_t)l->out_c) * n;
+    size_t nb = (size_t)(r > c ? r : c), n = nb * l->out_h * l->out_w;
+    /* + the padded copy of a chunk's images (conv_padded) */
+    return (k + (size_t)l->out_c) * n + pad_floats(l, (int)nb);
 }
 
 /* Output columns [lo, hi) whose input column ox*S - P + kx lies in [0, W). */
@@ -375,6 +384,72 @@ static void im2col_avx512(const qb_layer *l, int nb, const float *x, int oy0, in
         }
 }
 
+/* im2col from zero-padded copies of the images (pad_images): every row is
+ * plain unaligned loads (no masks, no rows outside the image), stride 1
+ * or 2, output rows [oy0, oy1). The same values as im2col_generic: a padded
+ * position holds +0.0f, as the generic path writes there. */
+__attribute__((target("avx512f")))
+static void im2col_padded_avx512(const qb_layer *l, int nb, const float *pad, int oy0, int oy1,
+                                 float *col)
+{
+    const int C = l->in_c, K = l->k, S = l->stride;
+    const int PH = l->in_h + 2 * l->pad, PW = l->in_w + 2 * l->pad;
+    const int OW = l->out_w, blocks = (OW + 15) / 16;
+    const size_t ohw = (size_t)(oy1 - oy0) * OW, n = (size_t)nb * ohw;
+    const __mmask16 mo = (__mmask16)lanes_between(0, OW - 16 * (blocks - 1));
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int c = 0; c < C; c++)
+        for (int ky = 0; ky < K; ky++)
+            for (int kx = 0; kx < K; kx++) {
+                float *row = col + ((size_t)(c * K + ky) * K + kx) * n;
+                for (int i = 0; i < nb; i++) {
+                    const float *plane = pad + ((size_t)i * C + c) * PH * PW;
+                    float *out = row + (size_t)i * ohw;
+                    for (int oy = oy0; oy < oy1; oy++, out += OW) {
+                        const float *src = plane + (size_t)(oy * S + ky) * PW + kx;
+                        for (int j = 0; j < blocks; j++) {
+                            __m512 v;
+                            if (S == 1) {
+                                v = _mm512_loadu_ps(src + 16 * j);
+                            } else {
+                                __m512 lo = _mm512_loadu_ps(src + 32 * j);
+                                __m512 hi = _mm512_loadu_ps(src + 32 * j + 16);
+                                v = _mm512_permutex2var_ps(lo, even, hi);
+                            }
+                            if (j + 1 < blocks || mo == 0xFFFF)
+                                _mm512_storeu_ps(out + 16 * j, v);
+                            else
+                                _mm512_mask_storeu_ps(out + 16 * j, mo, v);
+                        }
+                    }
+                }
+            }
+}
+#endif
+
+/* pad (nb, C, H+2P, W+2P) = x with P zeros around every plane (+0.0f), and
+ * the slack after it zeroed. */
+QB_CLONES
+static void pad_images(const qb_layer *l, int nb, const float *x, float *pad)
+{
+    const int H = l->in_h, W = l->in_w, P = l->pad, PH = H + 2 * P, PW = W + 2 * P;
+    const size_t planes = (size_t)nb * l->in_c;
+    for (size_t p = 0; p < planes; p++) {
+        float *dst = pad + p * PH * PW;
+        const float *src = x + p * H * W;
+        memset(dst, 0, sizeof(float) * (size_t)P * PW);
+        for (int y = 0; y < H; y++) {
+            float *d = dst + (size_t)(P + y) * PW;
+            for (int q = 0; q < P; q++) d[q] = 0.0f, d[P + W + q] = 0.0f;
+            memcpy(d + P, src + (size_t)y * W, sizeof(float) * (size_t)W);
+        }
+        memset(dst + (size_t)(P + H) * PW, 0, sizeof(float) * (size_t)P * PW);
+    }
+    memset(pad + planes * PH * PW, 0, 64 * sizeof(float));
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
 /* col2im for stride 1, any kernel and padding, as a gather: each input row
  * is formed 16 pixels at a time in a register, adding the column entries
  * that land on it in increasing (ky, kx) from +0.0f (masked adds: a pixel
@@ -689,16 +764,35 @@ static int conv_band_rows(const qb_layer *l)
     return rows < 1 ? 1 : (int)rows;
 }
 
-/* One image's im2col of output rows [oy0, oy1): col (K, (oy1-oy0)*OW).
- * Only where conv_band_rows bands (the AVX-512 im2col runs). */
-static void im2col_band(const qb_layer *l, const float *x, int oy0, int oy1, float *col)
+/* The padded path: AVX-512, padding, stride 1 or 2, rows the kernels take.
+ * The images of a chunk are copied once with their zero borders
+ * (pad_images) and every im2col row is plain loads from the copy; the
+ * masked loads of im2col_avx512 measured ~25% slower. */
+static int conv_padded(const qb_layer *l)
+{
+    return conv_avx512() && l->pad > 0 && (l->stride == 1 || l->stride == 2) &&
+           l->out_w <= 16 * QB_CONV_MAX_BLOCKS;
+}
+
+/* col (K, nb*(oy1-oy0)*OW): the im2col of nb images' output rows [oy0,
+ * oy1), from their padded copy pad when not NULL (conv_padded; built by
+ * the caller), else from x (bands only where the AVX-512 kernels run:
+ * conv_band_rows). */
+static void chunk_im2col(const qb_layer *l, int nb, const float *x, const float *pad, int oy0,
+                         int oy1, float *col)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    im2col_avx512(l, 1, x, oy0, oy1, col);
-#else
-    (void)l, (void)x, (void)oy0, (void)oy1, (void)col;
-    QB_ASSERT(0);
+    if (pad) {
+        im2col_padded_avx512(l, nb, pad, oy0, oy1, col);
+        return;
+    }
+    if (oy0 != 0 || oy1 != l->out_h) {
+        im2col_avx512(l, nb, x, oy0, oy1, col);
+        return;
+    }
 #endif
+    QB_ASSERT(!pad && oy0 == 0 && oy1 == l->out_h);
+    qb_im2col(l, nb, x, col);
 }
 
 /* y (nb planes of (OC, ohw), each its image's output) += bias, then ReLU,
@@ -751,19 +845,24 @@ void qb_conv2d_forward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b, 
         const int direct = fast && !ep->pool && (nb == 1 || pointwise);
         const int band = nb == 1 && !ep->col_cache ? conv_band_rows(l) : l->out_h;
         const float *col = NULL; /* (K, n) */
+        float *pad = NULL;       /* the chunk's padded images */
+        if (!pointwise && conv_padded(l)) {
+            pad = work + (size_t)(K + OC) * chunk * ohw;
+            pad_images(l, nb, xc, pad);
+        }
         if (band < l->out_h) {
             /* one image in bands of output rows: dst (OC, ohw) column by band */
             float *dst = direct ? yc : tmp;
             for (int oy0 = 0; oy0 < l->out_h; oy0 += band) {
                 int oy1 = oy0 + band < l->out_h ? oy0 + band : l->out_h;
                 size_t nc = (size_t)(oy1 - oy0) * l->out_w;
-                im2col_band(l, xc, oy0, oy1, work);
+                chunk_im2col(l, 1, xc, pad, oy0, oy1, work);
                 qb_gemm_f32(QB_GEMM_N, QB_GEMM_N, OC, (int)nc, K, w, (size_t)K, work, nc, 0,
                             dst + (size_t)oy0 * l->out_w, ohw);
             }
         } else if (!pointwise) {
             float *c = ep->col_cache ? ep->col_cache + (size_t)i0 * K * ohw : work;
-            qb_im2col(l, nb, xc, c);
+            chunk_im2col(l, nb, xc, pad, 0, l->out_h, c);
             col = c;
         }
         if (band < l->out_h) {
@@ -828,6 +927,11 @@ void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b,
                          work + (size_t)K * n, db, slice);
         }
         if (dw) {
+            float *pad = NULL; /* the chunk's padded images, for the im2col */
+            if (!pointwise && !ep->col_cache && conv_padded(l)) {
+                pad = work + (size_t)(K + OC) * chunk * ohw;
+                pad_images(l, nb, xc, pad);
+            }
             if (pointwise) {
                 /* dw (OC, C) += dyt_j (OC, ohw) * x_j^T (ohw, C), image by
                  * image: the chain over the chunk's columns, continued */
@@ -840,7 +944,7 @@ void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b,
                 for (int oy0 = 0; oy0 < l->out_h; oy0 += band) {
                     int oy1 = oy0 + band < l->out_h ? oy0 + band : l->out_h;
                     size_t nc = (size_t)(oy1 - oy0) * l->out_w;
-                    im2col_band(l, xc, oy0, oy1, col);
+                    chunk_im2col(l, 1, xc, pad, oy0, oy1, col);
                     qb_gemm_f32(QB_GEMM_N, QB_GEMM_T, OC, K, (int)nc, dyt + (size_t)oy0 * l->out_w,
                                 n, col, nc, 1, dw, (size_t)K);
                 }
@@ -849,7 +953,7 @@ void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b,
                 if (ep->col_cache)
                     xcol = ep->col_cache + (size_t)i0 * K * ohw;
                 else
-                    qb_im2col(l, nb, xc, col);
+                    chunk_im2col(l, nb, xc, pad, 0, l->out_h, col);
                 /* dw (OC, K) += dyt (OC, n) * col^T (n, K) */
                 qb_gemm_f32(QB_GEMM_N, QB_GEMM_T, OC, K, (int)n, dyt, n, xcol, n, 1, dw,
                             (size_t)K);
