@@ -29,7 +29,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--prec")) prec_name = argv[i + 1];
         else if (!strcmp(argv[i], "--passes")) passes = atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: bench_qinfer [--arch lenet|cnn-small] [--prec fp32|int8|...] "
+            fprintf(stderr, "usage: bench_qinfer [--arch NAME] [--prec fp32|int8|...] "
                             "[--batch N] [--images N] [--passes N]\n");
             return 2;
         }

@@ -22,7 +22,7 @@ int main(int argc, char **argv)
         if (qb_bench_common_opt(argv, i, &arch, &batch, &images)) continue;
         if (!strcmp(argv[i], "--mode")) mode = argv[i + 1];
         else {
-            fprintf(stderr, "usage: bench_train [--arch lenet|cnn-small] [--mode train|infer] "
+            fprintf(stderr, "usage: bench_train [--arch NAME] [--mode train|infer] "
                             "[--batch N] [--images N]\n");
             return 2;
         }

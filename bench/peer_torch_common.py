@@ -1,5 +1,6 @@
 """What the PyTorch peers of bench/ share: the IDX reader, the lenet /
-cnn-small architectures of core/model.c's presets as nn.Sequential, and the
+cnn-small architectures of core/arch.c's presets as nn.Sequential (resnet20,
+preact-resnet18 and vgg11-bn from bench/peer_torch_resnet.py), and the
 timed inference loop. Use Debian's /usr/bin/python3 (python3-torch 1.13)."""
 import gzip, struct, time
 
@@ -19,7 +20,13 @@ def load_idx(path):
     return np.frombuffer(data, np.uint8, offset=8)
 
 
+ARCHS = ["lenet", "cnn-small", "resnet20", "preact-resnet18", "vgg11-bn"]
+
+
 def model(arch, classes=10):
+    if arch in ("resnet20", "preact-resnet18", "vgg11-bn"):
+        from peer_torch_resnet import build
+        return build(arch, classes)
     if arch == "lenet":
         return nn.Sequential(
             nn.Conv2d(1, 16, 5), nn.ReLU(), nn.MaxPool2d(2),

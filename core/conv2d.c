@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/error.h"
 #include "core/gemm_f32.h"
 #include "core/simd.h"
 
@@ -13,6 +14,18 @@
  * running sums and reloads them (core/gemm_f32.h). */
 #define QB_CONV_CHUNK_FLOATS (128 * 1024)
 
+static int conv_is_pointwise(const qb_layer *l);
+static int conv_fast(void);
+
+/* Floats of a zero-padded copy of nb images (C, H+2P, W+2P), with 64 floats
+ * of slack the row kernels may read past the last row (never stored). */
+static size_t pad_floats(const qb_layer *l, int nb)
+{
+    return (size_t)nb * l->in_c * (l->in_h + 2 * l->pad) * (l->in_w + 2 * l->pad) + 64;
+}
+
+/* The chunk of the generic path: it also defines the bias gradient, whose
+ * sum (sum_fixed) runs over one such chunk's columns at a time. */
 static int conv_chunk(const qb_layer *l, int b)
 {
     size_t k = (size_t)l->in_c * l->k * l->k;
@@ -23,16 +36,51 @@ static int conv_chunk(const qb_layer *l, int b)
     return (int)nb;
 }
 
+/* Wide chunks: a layer with many weights and few output positions per
+ * image (preact-resnet18's 512 channels at 4x4: K = 4608, 16 columns) would
+ * stream its whole weight matrix (9.4 MB) through the forward GEMM, and
+ * read and write its whole weight gradient, for every 16 columns. The fast
+ * path runs such layers in chunks of whole generic chunks, up to
+ * QB_CONV_MIN_COLUMNS columns and QB_CONV_WIDE_FLOATS floats of im2col +
+ * output; the bias gradient is still summed generic chunk by generic chunk
+ * (contiguous slices of the wide chunk's rows), so no bit changes. */
+#define QB_CONV_MIN_COLUMNS 256
+#define QB_CONV_WIDE_FLOATS (2 * 1024 * 1024)
+
+/* Images per chunk of the path that runs (a multiple of conv_chunk). */
+static int conv_run_chunk(const qb_layer *l, int b)
+{
+    const int c = conv_chunk(l, b);
+    if (!conv_fast()) return c;
+    const size_t ohw = (size_t)l->out_h * l->out_w;
+    const size_t per_image = ((size_t)l->in_c * l->k * l->k + (size_t)l->out_c) * ohw;
+    int m = 1;
+    while ((size_t)(m + 1) * c <= (size_t)b && (size_t)m * c * ohw < QB_CONV_MIN_COLUMNS &&
+           (size_t)(m + 1) * c * per_image <= QB_CONV_WIDE_FLOATS)
+        m++;
+    return m * c;
+}
+
 size_t qb_conv2d_col_size(const qb_layer *l, int b)
 {
     return (size_t)b * l->in_c * l->k * l->k * l->out_h * l->out_w;
 }
 
+int qb_conv2d_col_cache_worth(const qb_layer *l, int b)
+{
+    if (conv_is_pointwise(l)) return 0;
+    size_t per_image = qb_conv2d_col_size(l, 1) * sizeof(float);
+    return per_image <= QB_CONV_CACHE_IMAGE_BYTES &&
+           per_image * (size_t)(b > 0 ? b : 1) <= QB_CONV_CACHE_MAX_BYTES;
+}
+
 size_t qb_conv2d_work_size(const qb_layer *l, int b)
 {
     size_t k = (size_t)l->in_c * l->k * l->k;
-    size_t n = (size_t)conv_chunk(l, b) * l->out_h * l->out_w;
-    return (k + (size_t)l->out_c) * n;
+    int c = conv_chunk(l, b), r = conv_run_chunk(l, b);
+    size_t nb = (size_t)(r > c ? r : c), n = nb * l->out_h * l->out_w;
+    /* + the padded copy of a chunk's images (conv_padded) */
+    return (k + (size_t)l->out_c) * n + pad_floats(l, (int)nb);
 }
 
 /* Output columns [lo, hi) whose input column ox*S - P + kx lies in [0, W). */
@@ -114,16 +162,17 @@ static inline float sum_fixed(const float *x, size_t n)
     return s;
 }
 
+/* ---- im2col / col2im: the generic reference ------------------------------ */
+
+/* col (C*k*k, nb*OH*OW) from nb images, row by row with per-row bounds:
+ * the definition every faster path reproduces bit for bit (it only moves
+ * floats and writes +0.0f where a window leaves the image). */
 QB_CLONES
-void qb_im2col(const qb_layer *l, int nb, const float *x, float *col)
+static void im2col_generic(const qb_layer *l, int nb, const float *x, float *col)
 {
     const int C = l->in_c, H = l->in_h, W = l->in_w, K = l->k, S = l->stride, P = l->pad;
     const int OH = l->out_h, OW = l->out_w;
     const size_t ohw = (size_t)OH * OW, n = (size_t)nb * ohw;
-    if (S == 1 && P == 0) {
-        unpadded_windows(l, nb, x, col, 1);
-        return;
-    }
     for (int c = 0; c < C; c++)
         for (int ky = 0; ky < K; ky++)
             for (int kx = 0; kx < K; kx++) {
@@ -151,17 +200,17 @@ void qb_im2col(const qb_layer *l, int nb, const float *x, float *col)
             }
 }
 
+/* dx = col2im(dcol): dx zeroed, then every column entry added to its input
+ * pixel in the order c, ky, kx, image, oy, ox. Each pixel so receives its
+ * terms in increasing (ky, kx), starting from +0.0f: the sum every faster
+ * path must form in the same order. */
 QB_CLONES
-void qb_col2im(const qb_layer *l, int nb, const float *dcol, float *dx)
+static void col2im_generic(const qb_layer *l, int nb, const float *dcol, float *dx)
 {
     const int C = l->in_c, H = l->in_h, W = l->in_w, K = l->k, S = l->stride, P = l->pad;
     const int OH = l->out_h, OW = l->out_w;
     const size_t ohw = (size_t)OH * OW, n = (size_t)nb * ohw;
     memset(dx, 0, sizeof(float) * (size_t)nb * C * H * W);
-    if (S == 1 && P == 0) {
-        unpadded_windows(l, nb, dcol, dx, 0);
-        return;
-    }
     for (int c = 0; c < C; c++)
         for (int ky = 0; ky < K; ky++)
             for (int kx = 0; kx < K; kx++) {
@@ -184,7 +233,320 @@ void qb_col2im(const qb_layer *l, int nb, const float *dcol, float *dx)
             }
 }
 
+void qb_im2col_ref(const qb_layer *l, int nb, const float *x, float *col)
+{
+    im2col_generic(l, nb, x, col);
+}
+
+void qb_col2im_ref(const qb_layer *l, int nb, const float *dcol, float *dx)
+{
+    col2im_generic(l, nb, dcol, dx);
+}
+
+/* ---- which paths run -------------------------------------------------------- */
+
+static int force_generic = -1; /* -1: not decided yet (QBLIND_SCALAR read once) */
+
+void qb_conv2d_set_generic(int on) { force_generic = on != 0; }
+
+/* 1: the specialised paths (default); 0: only the generic ones. */
+static int conv_fast(void)
+{
+    if (force_generic < 0) {
+        const char *scalar = getenv("QBLIND_SCALAR");
+        force_generic = scalar && *scalar == '1';
+    }
+    return !force_generic;
+}
+
+/* 1 if this CPU runs the AVX-512 row kernels (and the fast paths are on). */
+static int conv_avx512(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    static int has = -1;
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx512f") != 0;
+    }
+    return has && conv_fast();
+#else
+    return 0;
+#endif
+}
+
+/* A 1x1 stride-1 unpadded convolution: the input plane of image i is its
+ * column matrix (C, H*W) already. */
+static int conv_is_pointwise(const qb_layer *l)
+{
+    return l->k == 1 && l->stride == 1 && l->pad == 0;
+}
+
+/* ---- im2col / col2im: AVX-512 row kernels ------------------------------------ */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* Bits [a, b) of a 32-bit mask, with a and b clamped to [0, 32]. */
+static inline uint32_t lanes_between(int a, int b)
+{
+    if (a < 0) a = 0;
+    if (b > 32) b = 32;
+    if (a >= b) return 0;
+    uint64_t m = ((uint64_t)1 << b) - ((uint64_t)1 << a);
+    return (uint32_t)m;
+}
+
+/* im2col for stride 1 or 2, any kernel and padding, of the output rows
+ * [oy0, oy1) only (col (K, nb*(oy1-oy0)*OW)): each output row is 16
+ * columns at a time one masked load of the input row (lanes outside the
+ * image load +0.0f; stride 2: two loads and an even-lane permute) and one
+ * masked store. Same layout and values as im2col_generic. */
+/* Widest output row the AVX-512 kernels take: 16 blocks of 16 columns. */
+#define QB_CONV_MAX_BLOCKS 16
+
+/* One output row of im2col, stride S (1 or 2): block j is 16 columns; its
+ * lanes load from src + start[j] under mask mi[j] (32 lanes for stride 2:
+ * two loads and an even-lane permute); lanes outside the image load +0.0f.
+ * Full blocks are stored plainly (a masked store costs several plain ones
+ * on some CPUs), the tail under mo. */
+__attribute__((target("avx512f"), always_inline))
+static inline void im2col_row_avx512(int S, int blocks, const int *start, const uint32_t *mi,
+                                     __mmask16 mo, const float *src, float *out)
+{
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int j = 0; j < blocks; j++) {
+        __m512 v;
+        if (S == 1) {
+            v = mi[j] == 0xFFFF ? _mm512_loadu_ps(src + start[j])
+                                : _mm512_maskz_loadu_ps((__mmask16)mi[j], src + start[j]);
+        } else {
+            __m512 lo = _mm512_maskz_loadu_ps((__mmask16)mi[j], src + start[j]);
+            __m512 hi = _mm512_maskz_loadu_ps((__mmask16)(mi[j] >> 16), src + start[j] + 16);
+            v = _mm512_permutex2var_ps(lo, even, hi);
+        }
+        if (j + 1 < blocks || mo == 0xFFFF)
+            _mm512_storeu_ps(out + 16 * j, v);
+        else
+            _mm512_mask_storeu_ps(out + 16 * j, mo, v);
+    }
+}
+
+/* im2col for stride 1 or 2, any kernel and padding, output rows at most
+ * 16 * QB_CONV_MAX_BLOCKS wide, of the output rows [oy0, oy1) only (col
+ * (K, nb*(oy1-oy0)*OW)). The masks depend only on kx: computed once per
+ * kernel column; rows whose input row is outside the image are zeros.
+ * Same layout and values as im2col_generic. */
+__attribute__((target("avx512f")))
+static void im2col_avx512(const qb_layer *l, int nb, const float *x, int oy0, int oy1, float *col)
+{
+    const int C = l->in_c, H = l->in_h, W = l->in_w, K = l->k, S = l->stride, P = l->pad;
+    const int OW = l->out_w, blocks = (OW + 15) / 16;
+    const size_t ohw = (size_t)(oy1 - oy0) * OW, n = (size_t)nb * ohw;
+    const __m512 zero = _mm512_setzero_ps();
+    const __mmask16 mo = (__mmask16)lanes_between(0, OW - 16 * (blocks - 1));
+    int start[QB_CONV_MAX_BLOCKS];
+    uint32_t mi[QB_CONV_MAX_BLOCKS];
+    for (int c = 0; c < C; c++)
+        for (int ky = 0; ky < K; ky++) {
+            /* output rows [ya, yb) of the band read input rows inside the image */
+            int ya = oy0, yb = oy1;
+            while (ya < yb && ya * S - P + ky < 0) ya++;
+            while (yb > ya && (yb - 1) * S - P + ky >= H) yb--;
+            for (int kx = 0; kx < K; kx++) {
+                for (int j = 0; j < blocks; j++) {
+                    const int cnt = OW - 16 * j < 16 ? OW - 16 * j : 16;
+                    start[j] = 16 * j * S - P + kx; /* input column of the block's lane 0 */
+                    mi[j] = lanes_between(-start[j], W - start[j]) &
+                            lanes_between(0, S == 1 ? cnt : 2 * cnt - 1);
+                }
+                float *row = col + ((size_t)(c * K + ky) * K + kx) * n;
+                for (int i = 0; i < nb; i++) {
+                    const float *plane = x + ((size_t)i * C + c) * H * W;
+                    float *out = row + (size_t)i * ohw;
+                    for (int oy = oy0; oy < oy1; oy++, out += OW) {
+                        if (oy < ya || oy >= yb) {
+                            for (int j = 0; j < blocks; j++)
+                                if (j + 1 < blocks || mo == 0xFFFF)
+                                    _mm512_storeu_ps(out + 16 * j, zero);
+                                else
+                                    _mm512_mask_storeu_ps(out + 16 * j, mo, zero);
+                            continue;
+                        }
+                        const float *src = plane + (size_t)(oy * S - P + ky) * W;
+                        if (S == 1)
+                            im2col_row_avx512(1, blocks, start, mi, mo, src, out);
+                        else
+                            im2col_row_avx512(2, blocks, start, mi, mo, src, out);
+                    }
+                }
+            }
+        }
+}
+
+/* im2col from zero-padded copies of the images (pad_images): every row is
+ * plain unaligned loads (no masks, no rows outside the image), stride 1
+ * or 2, output rows [oy0, oy1). The same values as im2col_generic: a padded
+ * position holds +0.0f, as the generic path writes there. */
+__attribute__((target("avx512f")))
+static void im2col_padded_avx512(const qb_layer *l, int nb, const float *pad, int oy0, int oy1,
+                                 float *col)
+{
+    const int C = l->in_c, K = l->k, S = l->stride;
+    const int PH = l->in_h + 2 * l->pad, PW = l->in_w + 2 * l->pad;
+    const int OW = l->out_w, blocks = (OW + 15) / 16;
+    const size_t ohw = (size_t)(oy1 - oy0) * OW, n = (size_t)nb * ohw;
+    const __mmask16 mo = (__mmask16)lanes_between(0, OW - 16 * (blocks - 1));
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int c = 0; c < C; c++)
+        for (int ky = 0; ky < K; ky++)
+            for (int kx = 0; kx < K; kx++) {
+                float *row = col + ((size_t)(c * K + ky) * K + kx) * n;
+                for (int i = 0; i < nb; i++) {
+                    const float *plane = pad + ((size_t)i * C + c) * PH * PW;
+                    float *out = row + (size_t)i * ohw;
+                    for (int oy = oy0; oy < oy1; oy++, out += OW) {
+                        const float *src = plane + (size_t)(oy * S + ky) * PW + kx;
+                        for (int j = 0; j < blocks; j++) {
+                            __m512 v;
+                            if (S == 1) {
+                                v = _mm512_loadu_ps(src + 16 * j);
+                            } else {
+                                __m512 lo = _mm512_loadu_ps(src + 32 * j);
+                                __m512 hi = _mm512_loadu_ps(src + 32 * j + 16);
+                                v = _mm512_permutex2var_ps(lo, even, hi);
+                            }
+                            if (j + 1 < blocks || mo == 0xFFFF)
+                                _mm512_storeu_ps(out + 16 * j, v);
+                            else
+                                _mm512_mask_storeu_ps(out + 16 * j, mo, v);
+                        }
+                    }
+                }
+            }
+}
+#endif
+
+/* pad (nb, C, H+2P, W+2P) = x with P zeros around every plane (+0.0f), and
+ * the slack after it zeroed. */
+QB_CLONES
+static void pad_images(const qb_layer *l, int nb, const float *x, float *pad)
+{
+    const int H = l->in_h, W = l->in_w, P = l->pad, PH = H + 2 * P, PW = W + 2 * P;
+    const size_t planes = (size_t)nb * l->in_c;
+    for (size_t p = 0; p < planes; p++) {
+        float *dst = pad + p * PH * PW;
+        const float *src = x + p * H * W;
+        memset(dst, 0, sizeof(float) * (size_t)P * PW);
+        for (int y = 0; y < H; y++) {
+            float *d = dst + (size_t)(P + y) * PW;
+            for (int q = 0; q < P; q++) d[q] = 0.0f, d[P + W + q] = 0.0f;
+            memcpy(d + P, src + (size_t)y * W, sizeof(float) * (size_t)W);
+        }
+        memset(dst + (size_t)(P + H) * PW, 0, sizeof(float) * (size_t)P * PW);
+    }
+    memset(pad + planes * PH * PW, 0, 64 * sizeof(float));
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* col2im for stride 1, any kernel and padding, as a gather: each input row
+ * is formed 16 pixels at a time in a register, adding the column entries
+ * that land on it in increasing (ky, kx) from +0.0f (masked adds: a pixel
+ * a window misses receives nothing, as in col2im_generic), and stored
+ * once. The same sums in the same order as col2im_generic. */
+__attribute__((target("avx512f")))
+static void col2im_s1_avx512(const qb_layer *l, int nb, const float *dcol, float *dx)
+{
+    const int C = l->in_c, H = l->in_h, W = l->in_w, K = l->k, P = l->pad;
+    const int OH = l->out_h, OW = l->out_w;
+    const size_t ohw = (size_t)OH * OW, n = (size_t)nb * ohw;
+    for (int i = 0; i < nb; i++)
+        for (int c = 0; c < C; c++) {
+            float *plane = dx + ((size_t)i * C + c) * H * W;
+            const float *rows = dcol + (size_t)c * K * K * n + (size_t)i * ohw;
+            for (int iy = 0; iy < H; iy++)
+                for (int x0 = 0; x0 < W; x0 += 16) {
+                    const uint32_t mw = lanes_between(0, W - x0);
+                    __m512 acc = _mm512_setzero_ps();
+                    for (int ky = 0; ky < K; ky++) {
+                        const int oy = iy + P - ky;
+                        if (oy < 0 || oy >= OH) continue;
+                        for (int kx = 0; kx < K; kx++) {
+                            const int t = x0 + P - kx; /* output column of lane 0 */
+                            const __mmask16 m = (__mmask16)(mw & lanes_between(-t, OW - t));
+                            const float *src = rows + (size_t)(ky * K + kx) * n + (size_t)oy * OW;
+                            acc = _mm512_mask_add_ps(acc, m, acc, _mm512_maskz_loadu_ps(m, src + t));
+                        }
+                    }
+                    if (mw == 0xFFFF)
+                        _mm512_storeu_ps(plane + (size_t)iy * W + x0, acc);
+                    else
+                        _mm512_mask_storeu_ps(plane + (size_t)iy * W + x0, (__mmask16)mw, acc);
+                }
+        }
+}
+#endif
+
+/* The unpadded stride-1 windows, compiled per instruction set. */
+QB_CLONES
+static void unpadded_to_col(const qb_layer *l, int nb, const float *x, float *col)
+{
+    unpadded_windows(l, nb, x, col, 1);
+}
+
+QB_CLONES
+static void unpadded_to_image(const qb_layer *l, int nb, const float *dcol, float *dx)
+{
+    memset(dx, 0, sizeof(float) * (size_t)nb * qb_layer_in_size(l));
+    unpadded_windows(l, nb, dcol, dx, 0);
+}
+
+void qb_im2col(const qb_layer *l, int nb, const float *x, float *col)
+{
+    if (!conv_fast()) {
+        im2col_generic(l, nb, x, col);
+        return;
+    }
+    if (l->stride == 1 && l->pad == 0) {
+        unpadded_to_col(l, nb, x, col);
+        return;
+    }
+#if defined(__x86_64__) && defined(__GNUC__)
+    if ((l->stride == 1 || l->stride == 2) && l->out_w <= 16 * QB_CONV_MAX_BLOCKS &&
+        conv_avx512()) {
+        im2col_avx512(l, nb, x, 0, l->out_h, col);
+        return;
+    }
+#endif
+    im2col_generic(l, nb, x, col);
+}
+
+void qb_col2im(const qb_layer *l, int nb, const float *dcol, float *dx)
+{
+    if (!conv_fast()) {
+        col2im_generic(l, nb, dcol, dx);
+        return;
+    }
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (l->stride == 1 && conv_avx512()) {
+        col2im_s1_avx512(l, nb, dcol, dx);
+        return;
+    }
+#endif
+    if (l->stride == 1 && l->pad == 0) {
+        unpadded_to_image(l, nb, dcol, dx);
+        return;
+    }
+    col2im_generic(l, nb, dcol, dx);
+}
+
 /* ---- epilogues: GEMM output (OC, n) <-> NCHW ----------------------------- */
+
+/* The bias as the scatters add it: -0.0f when there is none, since
+ * v + (-0.0f) == v for every float v (+0.0f would turn -0.0f into +0.0f). */
+static inline float bias_at(const float *bias, int oc) { return bias ? bias[oc] : -0.0f; }
+
 
 /* y[i] (OC, OH*OW) = tmp[:, i] + bias, optionally ReLU. */
 QB_CLONES
@@ -195,7 +557,7 @@ static void scatter_plain(int OC, size_t ohw, size_t n, int nb, int relu, const 
         for (int oc = 0; oc < OC; oc++) {
             const float *src = tmp + (size_t)oc * n + (size_t)i * ohw;
             float *dst = y + ((size_t)i * OC + oc) * ohw;
-            const float bv = bias[oc];
+            const float bv = bias_at(bias, oc);
             if (relu)
                 for (size_t p = 0; p < ohw; p++) {
                     float v = src[p] + bv;
@@ -310,16 +672,26 @@ static void scatter_pool(int OC, int OH, int OW, size_t n, int nb, int relu, con
             int32_t *am = argmax ? argmax + ((size_t)i * OC + oc) * phw : NULL;
             for (int py = 0; py < PH; py++) {
                 const float *r0 = src + (size_t)(2 * py) * OW;
-                row(r0, r0 + OW, bias[oc], relu, PW, OW, 2 * py * OW, dst + (size_t)py * PW,
+                row(r0, r0 + OW, bias_at(bias, oc), relu, PW, OW, 2 * py * OW, dst + (size_t)py * PW,
                     am ? am + (size_t)py * PW : NULL);
             }
         }
 }
 
-/* dyt (OC, n) from dy (NCHW), masked by the ReLU; db += row sums. */
+/* db[oc] += the row's sums, slice by slice of `slice` columns (the
+ * generic chunks a wide chunk holds), in order. */
+static inline float row_sum_add(float acc, const float *row, size_t n, size_t slice)
+{
+    for (size_t s0 = 0; s0 < n; s0 += slice)
+        acc += sum_fixed(row + s0, n - s0 < slice ? n - s0 : slice);
+    return acc;
+}
+
+/* dyt (OC, n) from dy (NCHW), masked by the ReLU; db += row sums (per
+ * slice of `slice` columns). */
 QB_CLONES
 static void gather_plain(int OC, size_t ohw, size_t n, int nb, int relu, const float *y,
-                         const float *dy, float *dyt, float *db)
+                         const float *dy, float *dyt, float *db, size_t slice)
 {
     for (int oc = 0; oc < OC; oc++) {
         for (int i = 0; i < nb; i++) {
@@ -331,7 +703,7 @@ static void gather_plain(int OC, size_t ohw, size_t n, int nb, int relu, const f
             else
                 for (size_t p = 0; p < ohw; p++) dst[p] = src[p];
         }
-        if (db) db[oc] += sum_fixed(dyt + (size_t)oc * n, n);
+        if (db) db[oc] = row_sum_add(db[oc], dyt + (size_t)oc * n, n, slice);
     }
 }
 
@@ -339,7 +711,8 @@ static void gather_plain(int OC, size_t ohw, size_t n, int nb, int relu, const f
  * gradient where the (ReLU'd) output is > 0. db += row sums. */
 QB_CLONES
 static void gather_pool(int OC, int OH, int OW, size_t n, int nb, int relu, const float *y,
-                        const int32_t *argmax, const float *dy, float *dyt, float *db)
+                        const int32_t *argmax, const float *dy, float *dyt, float *db,
+                        size_t slice)
 {
     const size_t ohw = (size_t)OH * OW, phw = (size_t)(OH / 2) * (OW / 2);
     memset(dyt, 0, sizeof(float) * (size_t)OC * n);
@@ -352,7 +725,7 @@ static void gather_pool(int OC, int OH, int OW, size_t n, int nb, int relu, cons
                 if (!relu || y[o + p] > 0.0f) dst[argmax[o + p]] = dy[o + p];
         }
         /* summed over the full row, in the same order as gather_plain */
-        if (db) db[oc] += sum_fixed(row, n);
+        if (db) db[oc] = row_sum_add(db[oc], row, n, slice);
     }
 }
 
@@ -368,6 +741,87 @@ void qb_conv2d_epilogue_apply(const qb_layer *l, const qb_conv_epilogue *ep, int
 
 /* ---- forward / backward -------------------------------------------------- */
 
+/* Band budget: an image whose im2col exceeds it (cnn-small's 32x32 layers:
+ * 1.2 MB, more than a core's L2) is convolved in bands of output rows,
+ * each band's im2col (K, rows*OW) written and read by the GEMM while it is
+ * in L2. Bands split only the GEMM's columns (the outputs) and, for the
+ * weight gradient, its k range in order: no bit changes. 512 KiB: measured
+ * (bench/bench_conv, 32 and 64 channels at 32x32) 10-15% faster forward
+ * than 256 KiB or no bands, the same as 1 MiB. The input gradient is not
+ * banded: its dcol split by channel groups measured no faster. */
+#define QB_CONV_BAND_FLOATS (128 * 1024)
+
+/* Output rows per band for one image of l: OH (no banding) unless the
+ * AVX-512 im2col runs and one image's im2col exceeds the budget. */
+static int conv_band_rows(const qb_layer *l)
+{
+    const size_t k = (size_t)l->in_c * l->k * l->k, row = k * l->out_w;
+    if (!conv_avx512() || (l->stride != 1 && l->stride != 2) || conv_is_pointwise(l) ||
+        l->out_w > 16 * QB_CONV_MAX_BLOCKS ||
+        row * l->out_h <= QB_CONV_BAND_FLOATS)
+        return l->out_h;
+    size_t rows = QB_CONV_BAND_FLOATS / row;
+    return rows < 1 ? 1 : (int)rows;
+}
+
+/* The padded path: AVX-512, padding, stride 1 or 2, rows the kernels take.
+ * The images of a chunk are copied once with their zero borders
+ * (pad_images) and every im2col row is plain loads from the copy; the
+ * masked loads of im2col_avx512 measured ~25% slower. */
+static int conv_padded(const qb_layer *l)
+{
+    return conv_avx512() && l->pad > 0 && (l->stride == 1 || l->stride == 2) &&
+           l->out_w <= 16 * QB_CONV_MAX_BLOCKS;
+}
+
+/* col (K, nb*(oy1-oy0)*OW): the im2col of nb images' output rows [oy0,
+ * oy1), from their padded copy pad when not NULL (conv_padded; built by
+ * the caller), else from x (bands only where the AVX-512 kernels run:
+ * conv_band_rows). */
+static void chunk_im2col(const qb_layer *l, int nb, const float *x, const float *pad, int oy0,
+                         int oy1, float *col)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (pad) {
+        im2col_padded_avx512(l, nb, pad, oy0, oy1, col);
+        return;
+    }
+    if (oy0 != 0 || oy1 != l->out_h) {
+        im2col_avx512(l, nb, x, oy0, oy1, col);
+        return;
+    }
+#endif
+    QB_ASSERT(!pad && oy0 == 0 && oy1 == l->out_h);
+    qb_im2col(l, nb, x, col);
+}
+
+/* y (nb planes of (OC, ohw), each its image's output) += bias, then ReLU,
+ * in place: the direct-output form of scatter_plain (the GEMM wrote y). */
+QB_CLONES
+static void bias_relu_inplace(int OC, size_t ohw, int nb, int relu, const float *bias, float *y)
+{
+    if (!bias && !relu) return;
+    for (size_t p0 = 0; p0 < (size_t)nb * OC; p0++) {
+        float *dst = y + p0 * ohw;
+        const float bv = bias_at(bias, (int)(p0 % (size_t)OC));
+        if (relu)
+            for (size_t p = 0; p < ohw; p++) {
+                float v = dst[p] + bv;
+                dst[p] = v > 0.0f ? v : 0.0f;
+            }
+        else
+            for (size_t p = 0; p < ohw; p++) dst[p] += bv;
+    }
+}
+
+/* x[i] = x[i] + 0.0f: -0.0f becomes +0.0f, every other value stays. What
+ * col2im's "zero, then add" does to a lone term. */
+QB_CLONES
+static void plus_zero(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] += 0.0f;
+}
+
 void qb_conv2d_forward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b, const float *x,
                           const float *w, const float *bias, float *y, int32_t *argmax,
                           float *work)
@@ -376,19 +830,61 @@ void qb_conv2d_forward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b, 
     const size_t ohw = (size_t)l->out_h * l->out_w;
     const size_t in_size = qb_layer_in_size(l);
     const size_t y_size = ep->pool ? (size_t)OC * (l->out_h / 2) * (l->out_w / 2) : OC * ohw;
-    const int chunk = conv_chunk(l, b);
+    const int chunk = conv_run_chunk(l, b);
+    const int fast = conv_fast();
+    /* pointwise: the GEMM reads the images in place (no im2col, no cache) */
+    const int pointwise = fast && conv_is_pointwise(l);
     for (int i0 = 0; i0 < b; i0 += chunk) {
         int nb = b - i0 < chunk ? b - i0 : chunk;
         size_t n = (size_t)nb * ohw;
-        float *col = ep->col_cache ? ep->col_cache + (size_t)i0 * K * ohw : work; /* (K, n) */
-        float *tmp = work + (size_t)K * n;   /* (OC, n) */
-        qb_im2col(l, nb, x + (size_t)i0 * in_size, col);
-        qb_gemm_f32(QB_GEMM_N, QB_GEMM_N, OC, (int)n, K, w, (size_t)K, col, n, 0, tmp, n);
-        if (ep->pool)
-            scatter_pool(OC, l->out_h, l->out_w, n, nb, ep->relu, tmp, bias,
-                         y + (size_t)i0 * y_size, argmax ? argmax + (size_t)i0 * y_size : NULL);
+        const float *xc = x + (size_t)i0 * in_size;
+        float *yc = y + (size_t)i0 * y_size;
+        float *tmp = work + (size_t)K * n; /* (OC, n) */
+        /* direct: image j's GEMM output (OC, ohw) is its NCHW output plane
+         * set, so the GEMM writes y and the epilogue runs in place */
+        const int direct = fast && !ep->pool && (nb == 1 || pointwise);
+        const int band = nb == 1 && !ep->col_cache ? conv_band_rows(l) : l->out_h;
+        const float *col = NULL; /* (K, n) */
+        float *pad = NULL;       /* the chunk's padded images */
+        if (!pointwise && conv_padded(l)) {
+            pad = work + (size_t)(K + OC) * chunk * ohw;
+            pad_images(l, nb, xc, pad);
+        }
+        if (band < l->out_h) {
+            /* one image in bands of output rows: dst (OC, ohw) column by band */
+            float *dst = direct ? yc : tmp;
+            for (int oy0 = 0; oy0 < l->out_h; oy0 += band) {
+                int oy1 = oy0 + band < l->out_h ? oy0 + band : l->out_h;
+                size_t nc = (size_t)(oy1 - oy0) * l->out_w;
+                chunk_im2col(l, 1, xc, pad, oy0, oy1, work);
+                qb_gemm_f32(QB_GEMM_N, QB_GEMM_N, OC, (int)nc, K, w, (size_t)K, work, nc, 0,
+                            dst + (size_t)oy0 * l->out_w, ohw);
+            }
+        } else if (!pointwise) {
+            float *c = ep->col_cache ? ep->col_cache + (size_t)i0 * K * ohw : work;
+            chunk_im2col(l, nb, xc, pad, 0, l->out_h, c);
+            col = c;
+        }
+        if (band < l->out_h) {
+            /* done above */
+        } else if (!pointwise && !direct) {
+            qb_gemm_f32(QB_GEMM_N, QB_GEMM_N, OC, (int)n, K, w, (size_t)K, col, n, 0, tmp, n);
+        } else {
+            /* one GEMM per image: the same fmaf chain for every output */
+            for (int j = 0; j < nb; j++) {
+                const float *bj = pointwise ? xc + (size_t)j * in_size : col + (size_t)j * ohw;
+                float *cj = direct ? yc + (size_t)j * y_size : tmp + (size_t)j * ohw;
+                qb_gemm_f32(QB_GEMM_N, QB_GEMM_N, OC, (int)ohw, K, w, (size_t)K, bj,
+                            pointwise ? ohw : n, 0, cj, direct ? ohw : n);
+            }
+        }
+        if (direct)
+            bias_relu_inplace(OC, ohw, nb, ep->relu, bias, yc);
+        else if (ep->pool)
+            scatter_pool(OC, l->out_h, l->out_w, n, nb, ep->relu, tmp, bias, yc,
+                         argmax ? argmax + (size_t)i0 * y_size : NULL);
         else
-            scatter_plain(OC, ohw, n, nb, ep->relu, tmp, bias, y + (size_t)i0 * y_size);
+            scatter_plain(OC, ohw, n, nb, ep->relu, tmp, bias, yc);
     }
 }
 
@@ -407,31 +903,76 @@ void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b,
     const size_t ohw = (size_t)l->out_h * l->out_w;
     const size_t in_size = qb_layer_in_size(l);
     const size_t y_size = ep->pool ? (size_t)OC * (l->out_h / 2) * (l->out_w / 2) : OC * ohw;
-    const int chunk = conv_chunk(l, b);
+    const int chunk = conv_run_chunk(l, b);
+    const size_t slice = (size_t)conv_chunk(l, b) * ohw; /* db's sums */
+    const int fast = conv_fast();
+    const int pointwise = fast && conv_is_pointwise(l);
     for (int i0 = 0; i0 < b; i0 += chunk) {
         int nb = b - i0 < chunk ? b - i0 : chunk;
         size_t n = (size_t)nb * ohw;
-        float *col = work;                   /* (K, n), then dcol */
-        float *dyt = work + (size_t)K * n;   /* (OC, n) */
+        float *col = work;                  /* (K, n), then dcol */
+        const float *dyt = work + (size_t)K * n; /* (OC, n) */
+        const float *xc = x + (size_t)i0 * in_size;
         size_t off = (size_t)i0 * y_size;
-        if (ep->pool)
+        if (fast && !ep->pool && !ep->relu && nb == 1) {
+            /* one image, nothing to mask: dy is dyt already */
+            dyt = dy + off;
+            if (db)
+                for (int oc = 0; oc < OC; oc++) db[oc] += sum_fixed(dyt + (size_t)oc * n, n);
+        } else if (ep->pool) {
             gather_pool(OC, l->out_h, l->out_w, n, nb, ep->relu, y + off, argmax + off, dy + off,
-                        dyt, db);
-        else
-            gather_plain(OC, ohw, n, nb, ep->relu, y ? y + off : NULL, dy + off, dyt, db);
+                        work + (size_t)K * n, db, slice);
+        } else {
+            gather_plain(OC, ohw, n, nb, ep->relu, y ? y + off : NULL, dy + off,
+                         work + (size_t)K * n, db, slice);
+        }
         if (dw) {
-            const float *xcol = col;
-            if (ep->col_cache)
-                xcol = ep->col_cache + (size_t)i0 * K * ohw;
-            else
-                qb_im2col(l, nb, x + (size_t)i0 * in_size, col);
-            /* dw (OC, K) += dyt (OC, n) * col^T (n, K) */
-            qb_gemm_f32(QB_GEMM_N, QB_GEMM_T, OC, K, (int)n, dyt, n, xcol, n, 1, dw, (size_t)K);
+            float *pad = NULL; /* the chunk's padded images, for the im2col */
+            if (!pointwise && !ep->col_cache && conv_padded(l)) {
+                pad = work + (size_t)(K + OC) * chunk * ohw;
+                pad_images(l, nb, xc, pad);
+            }
+            if (pointwise) {
+                /* dw (OC, C) += dyt_j (OC, ohw) * x_j^T (ohw, C), image by
+                 * image: the chain over the chunk's columns, continued */
+                for (int j = 0; j < nb; j++)
+                    qb_gemm_f32(QB_GEMM_N, QB_GEMM_T, OC, K, (int)ohw, dyt + (size_t)j * ohw, n,
+                                xc + (size_t)j * in_size, ohw, 1, dw, (size_t)K);
+            } else if (nb == 1 && !ep->col_cache && conv_band_rows(l) < l->out_h) {
+                /* dw += dyt (OC, band) * col_band^T, band after band */
+                const int band = conv_band_rows(l);
+                for (int oy0 = 0; oy0 < l->out_h; oy0 += band) {
+                    int oy1 = oy0 + band < l->out_h ? oy0 + band : l->out_h;
+                    size_t nc = (size_t)(oy1 - oy0) * l->out_w;
+                    chunk_im2col(l, 1, xc, pad, oy0, oy1, col);
+                    qb_gemm_f32(QB_GEMM_N, QB_GEMM_T, OC, K, (int)nc, dyt + (size_t)oy0 * l->out_w,
+                                n, col, nc, 1, dw, (size_t)K);
+                }
+            } else {
+                const float *xcol = col;
+                if (ep->col_cache)
+                    xcol = ep->col_cache + (size_t)i0 * K * ohw;
+                else
+                    chunk_im2col(l, nb, xc, pad, 0, l->out_h, col);
+                /* dw (OC, K) += dyt (OC, n) * col^T (n, K) */
+                qb_gemm_f32(QB_GEMM_N, QB_GEMM_T, OC, K, (int)n, dyt, n, xcol, n, 1, dw,
+                            (size_t)K);
+            }
         }
         if (dx) {
-            /* dcol (K, n) = w^T (K, OC) * dyt (OC, n) */
-            qb_gemm_f32(QB_GEMM_T, QB_GEMM_N, K, (int)n, OC, w, (size_t)K, dyt, n, 0, col, n);
-            qb_col2im(l, nb, col, dx + (size_t)i0 * in_size);
+            float *dxc = dx + (size_t)i0 * in_size;
+            if (pointwise) {
+                /* dx_j (C, ohw) = w^T (C, OC) * dyt_j (OC, ohw), written in
+                 * place; + 0.0f as col2im's zeroed sum would */
+                for (int j = 0; j < nb; j++)
+                    qb_gemm_f32(QB_GEMM_T, QB_GEMM_N, K, (int)ohw, OC, w, (size_t)K,
+                                dyt + (size_t)j * ohw, n, 0, dxc + (size_t)j * in_size, ohw);
+                plus_zero(dxc, (size_t)nb * in_size);
+            } else {
+                /* dcol (K, n) = w^T (K, OC) * dyt (OC, n) */
+                qb_gemm_f32(QB_GEMM_T, QB_GEMM_N, K, (int)n, OC, w, (size_t)K, dyt, n, 0, col, n);
+                qb_col2im(l, nb, col, dxc);
+            }
         }
     }
 }

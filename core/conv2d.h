@@ -5,7 +5,28 @@
  * the L2 cache; each chunk is one GEMM:
  *   col (K, N) with K = C*k*k, N = nb*OH*OW  (column = image, oy, ox)
  *   tmp (OC, N) = W (OC, K) * col (K, N)
- * and tmp is scattered to NCHW with the bias added. */
+ * and tmp is scattered to NCHW with the bias added. That generic path is
+ * the definition of every result: output (i, oc, oy, ox) is the fmaf chain
+ * of core/gemm_f32.h over k = (c, ky, kx) in that order, + bias, and the
+ * backward sums are those of the same chunks (dw: the chain over the
+ * chunk's columns in order; db: sum_fixed per chunk; dx: col2im's ordered
+ * sum over (ky, kx) from +0.0f).
+ *
+ * Faster paths give the same bits (tests/test_conv_paths.c compares them
+ * with the generic one):
+ *   - im2col of stride 1 or 2 and col2im of stride 1 by AVX-512 row kernels
+ *     (masked loads fill the padding; col2im gathers each input pixel's
+ *     terms in registers in the same order instead of adding into memory);
+ *   - 1x1 stride-1 unpadded ("pointwise"): no im2col, the GEMM reads each
+ *     image in place (its (C, H*W) plane set is its column matrix) and the
+ *     input gradient is written in place;
+ *   - large images in bands of output rows (im2col written and read in L2);
+ *     many-channel layers with few output positions in wide chunks;
+ *   - no pool and one image per chunk (every large layer), or pointwise: the
+ *     GEMM writes y itself and bias/ReLU run in place (no scatter); in the
+ *     backward pass without ReLU or pool dy is used as it is (no gather).
+ * QBLIND_SCALAR=1 in the environment, or qb_conv2d_set_generic(1), runs the
+ * generic path only. */
 #ifndef QB_CONV2D_H
 #define QB_CONV2D_H
 
@@ -22,7 +43,8 @@
 typedef struct qb_conv_epilogue {
     int relu;              /* apply ReLU after the bias */
     const qb_layer *pool;  /* NULL, or a 2x2/2 maxpool layer after the ReLU */
-    float *col_cache;      /* NULL, or (b * C*k*k * OH*OW) floats: the forward
+    float *col_cache;      /* NULL, or (b * C*k*k * OH*OW) floats (see
+                              qb_conv2d_col_cache_worth): the forward
                               pass keeps its im2col there and the backward pass
                               of the same batch reuses it instead of
                               recomputing (training) */
@@ -31,10 +53,27 @@ typedef struct qb_conv_epilogue {
 /* Floats of im2col cache for b images (qb_conv_epilogue.col_cache). */
 size_t qb_conv2d_col_size(const qb_layer *l, int b);
 
+/* Whether a training pass over batches of up to b images should keep an
+ * im2col cache for conv layer l (qb_conv_epilogue.col_cache, of
+ * qb_conv2d_col_size(l, b) floats). 0 when it cannot pay or costs too
+ * much memory: pointwise layers (1x1 stride 1, no padding: there is no
+ * im2col), and layers whose cache exceeds QB_CONV_CACHE_IMAGE_BYTES per
+ * image (recomputing an im2col that stays in L2 is faster than writing one
+ * to memory and reading it back: bench/bench_conv measured the fast paths
+ * without cache 4-12% faster on every cnn-small / resnet layer, and equal
+ * within 6% on LeNet's) or QB_CONV_CACHE_MAX_BYTES in all. 1 otherwise
+ * (LeNet's first layer, 58 KB per image). The choice never changes a
+ * result (the cache holds exactly the im2col the backward pass would
+ * recompute); the caller passes col_cache = NULL where this returns 0. */
+int qb_conv2d_col_cache_worth(const qb_layer *l, int b);
+#define QB_CONV_CACHE_IMAGE_BYTES ((size_t)64 * 1024)
+#define QB_CONV_CACHE_MAX_BYTES ((size_t)64 * 1024 * 1024)
+
 /* Floats of scratch a forward or backward pass over `b` images needs. */
 size_t qb_conv2d_work_size(const qb_layer *l, int b);
 
-/* y (b, OC, OH, OW) = conv(x (b, C, H, W), w (OC, C, k, k)) + bias (OC). */
+/* y (b, OC, OH, OW) = conv(x (b, C, H, W), w (OC, C, k, k)) + bias (OC).
+ * bias may be NULL: no bias (y is the convolution alone, bit for bit). */
 void qb_conv2d_forward(const qb_layer *l, int b, const float *x, const float *w,
                        const float *bias, float *y, float *work);
 
@@ -49,7 +88,7 @@ void qb_conv2d_forward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b, 
 /* Backward through the epilogue and the convolution: y/argmax are the
  * forward outputs, dy the gradient of y. Accumulates dw and db; writes dx.
  * Each of dw, db, dx may be NULL: not computed (dw NULL also skips the
- * im2col of x). */
+ * im2col of x); a layer without bias passes db = NULL. */
 void qb_conv2d_backward_ex(const qb_layer *l, const qb_conv_epilogue *ep, int b, const float *x,
                            const float *w, const float *y, const int32_t *argmax,
                            const float *dy, float *dw, float *db, float *dx, float *work);
@@ -60,8 +99,8 @@ void qb_conv2d_backward(const qb_layer *l, int b, const float *x, const float *w
                         const float *dy, float *dw, float *db, float *dx, float *work);
 
 /* The epilogue alone: tmp (OC, nb*OH*OW) GEMM output (without bias) of
- * nb images -> y (their first image's slot) through bias, ReLU and pool as
- * ep says. For convolutions computed elsewhere (the integer kernels). */
+ * nb images -> y (their first image's slot) through bias (NULL: none),
+ * ReLU and pool as ep says. For convolutions computed elsewhere (the integer kernels). */
 void qb_conv2d_epilogue_apply(const qb_layer *l, const qb_conv_epilogue *ep, int nb,
                               const float *tmp, const float *bias, float *y, int32_t *argmax);
 
@@ -75,5 +114,16 @@ void qb_conv2d_pool_rows(int simd, const float *r0, const float *r1, float bv, i
 void qb_im2col(const qb_layer *l, int nb, const float *x, float *col);
 /* dx (nb, C, H, W) = col2im(dcol): overwrites dx. */
 void qb_col2im(const qb_layer *l, int nb, const float *dcol, float *dx);
+/* The generic versions of both (per-row bounds, scatter-add col2im): the
+ * oracles of the tests. */
+void qb_im2col_ref(const qb_layer *l, int nb, const float *x, float *col);
+void qb_col2im_ref(const qb_layer *l, int nb, const float *dcol, float *dx);
+
+/* on = 1: every conv function takes the generic path from now on (the
+ * reference of the tests and benchmarks); on = 0: the fast paths again
+ * (unless QBLIND_SCALAR=1). Process-wide; not while another thread runs a
+ * convolution, and never between a forward pass and the backward pass
+ * that reuses its col_cache (the fast pointwise path fills no cache). */
+void qb_conv2d_set_generic(int on);
 
 #endif

@@ -271,11 +271,16 @@ typedef struct conv_shape {
  * without a remainder, padding 0/1/2, C > 1, batch 3, and one layer whose
  * im2col does not fit the L2 chunk budget (16x20x20, k5: one image per
  * chunk, three chunks), which exercises the chunk offsets and the
- * accumulation of dw/db across chunks. */
+ * accumulation of dw/db across chunks. The last three take conv2d.c's
+ * fast paths where the generic one would not show them: a 32-channel
+ * 32x32 3x3 padded layer (bands of output rows, dcol by channel groups),
+ * a padded 3x3 stride-2 layer and a 1x1 stride-2 one (1x1 stride 1, the
+ * pointwise path, is 4x6x6 above). */
 static const conv_shape conv_shapes[] = {
     {1, 5, 5, 1, 3, 1, 0, 1},  {3, 7, 9, 4, 3, 1, 1, 3},   {2, 9, 8, 5, 3, 2, 1, 3},
     {3, 11, 11, 2, 5, 2, 0, 3}, {4, 6, 6, 3, 1, 1, 0, 2},  {2, 10, 10, 3, 3, 2, 0, 3},
-    {2, 8, 7, 3, 4, 2, 1, 3},  {16, 20, 20, 32, 5, 1, 2, 3},
+    {2, 8, 7, 3, 4, 2, 1, 3},  {16, 20, 20, 32, 5, 1, 2, 3}, {32, 32, 32, 8, 3, 1, 1, 1},
+    {8, 12, 13, 6, 3, 2, 1, 2}, {6, 9, 9, 5, 1, 2, 0, 3},
 };
 #define N_CONV_SHAPES (sizeof conv_shapes / sizeof conv_shapes[0])
 
@@ -387,8 +392,9 @@ static void conv_ctx_free(conv_ctx *c)
 
 /* Gradients of L = sum(r * y) for conv (epi 0), conv+relu (1),
  * conv+relu+maxpool2x2 (2), through qb_conv2d_backward_ex (and for epi 0
- * also qb_conv2d_backward, which must agree bit for bit). */
-static void conv_grad_case(const conv_shape *cs, int epi, qb_rng *rng)
+ * also qb_conv2d_backward, which must agree bit for bit). nobias: the
+ * layer has no bias (bias and db NULL). */
+static void conv_grad_case(const conv_shape *cs, int epi, int nobias, qb_rng *rng)
 {
     conv_ctx c;
     memset(&c, 0, sizeof c);
@@ -417,7 +423,7 @@ static void conv_grad_case(const conv_shape *cs, int epi, qb_rng *rng)
     const int hb = epi ? 11 : 7;
     c.x = grid_floats(rng, nx, -1, 1, 5);
     c.w = grid_floats(rng, c.l.w_len, -0.5f, 0.5f, 5);
-    c.bias = grid_floats(rng, c.l.b_len, -0.5f, 0.5f, 5);
+    c.bias = nobias ? NULL : grid_floats(rng, c.l.b_len, -0.5f, 0.5f, 5);
     c.r = grid_floats(rng, c.ny, -1, 1, 7);
     const double K = (double)c.l.in_c * c.l.k * c.l.k, hmax = epi ? 0x1p-8 : 0x1p-7;
     assert_true(K * (1.0 + hmax) * (0.5 + hmax) + 0.5 + hmax < ldexp(1.0, 19 - hb));
@@ -429,7 +435,8 @@ static void conv_grad_case(const conv_shape *cs, int epi, qb_rng *rng)
     conv_loss(&c, NULL);
 
     /* analytic: dw, db from zero; dx prefilled with NaN (must be overwritten) */
-    float *dw = qb_test_falloc(c.l.w_len), *db = qb_test_falloc(c.l.b_len), *dx = qb_test_falloc(nx);
+    float *dw = qb_test_falloc(c.l.w_len), *dx = qb_test_falloc(nx);
+    float *db = nobias ? NULL : qb_test_falloc(c.l.b_len);
     fill_nan(dx, nx);
     qb_conv2d_backward_ex(&c.l, &c.ep, c.b, c.x, c.w, c.y, c.ep.pool ? c.argmax : NULL, c.r, dw,
                           db, dx, c.work);
@@ -440,12 +447,12 @@ static void conv_grad_case(const conv_shape *cs, int epi, qb_rng *rng)
     memcpy(dw0, dw2, c.l.w_len * sizeof(float));
     memcpy(db0, db2, c.l.b_len * sizeof(float));
     qb_conv2d_backward_ex(&c.l, &c.ep, c.b, c.x, c.w, c.y, c.ep.pool ? c.argmax : NULL, c.r, dw2,
-                          db2, NULL, c.work);
+                          nobias ? NULL : db2, NULL, c.work);
     for (size_t i = 0; i < c.l.w_len; i++)
         assert_true(fabsf(dw2[i] - dw0[i] - dw[i]) <= 1e-5f * (1.0f + fabsf(dw[i])));
-    for (size_t i = 0; i < c.l.b_len; i++)
+    for (size_t i = 0; !nobias && i < c.l.b_len; i++)
         assert_true(fabsf(db2[i] - db0[i] - db[i]) <= 1e-5f * (1.0f + fabsf(db[i])));
-    if (epi == 0) {
+    if (epi == 0 && !nobias) {
         float *dwb = qb_test_falloc(c.l.w_len), *dbb = qb_test_falloc(c.l.b_len), *dxb = qb_test_falloc(nx);
         qb_conv2d_backward(&c.l, c.b, c.x, c.w, c.r, dwb, dbb, dxb, c.work);
         assert_bits_equal("qb_conv2d_backward dw", dw, dwb, c.l.w_len * sizeof(float));
@@ -457,19 +464,23 @@ static void conv_grad_case(const conv_shape *cs, int epi, qb_rng *rng)
     }
 
     char what[96];
-    static const char *const epi_name[] = {"", "+relu", "+relu+pool"};
+    static const char *const epi_name[] = {"", "+relu", "+relu+pool", " no bias", "+relu no bias",
+                                           "+relu+pool no bias"};
+    const int name = epi + (nobias ? 3 : 0);
     /* conv alone is linear: h = 2^-7. With an epilogue, h from 2^-8 down to
      * 2^-11 near kinks. Tolerance 0: the arithmetic is exact (above). */
     fd_check fc = {what, conv_loss, &c, epi ? c.ny : 0, epi ? 0x1p-8f : 0x1p-7f, 0.0, 0.0};
     snprintf(what, sizeof what, "conv %dx%dx%d k%d s%d p%d%s dx", cs->c, cs->h, cs->w, cs->k,
-             cs->s, cs->p, epi_name[epi]);
+             cs->s, cs->p, epi_name[name]);
     check_fd(&fc, rng, c.x, dx, nx, 200);
     snprintf(what, sizeof what, "conv %dx%dx%d k%d s%d p%d%s dw", cs->c, cs->h, cs->w, cs->k,
-             cs->s, cs->p, epi_name[epi]);
+             cs->s, cs->p, epi_name[name]);
     check_fd(&fc, rng, c.w, dw, c.l.w_len, 200);
-    snprintf(what, sizeof what, "conv %dx%dx%d k%d s%d p%d%s db", cs->c, cs->h, cs->w, cs->k,
-             cs->s, cs->p, epi_name[epi]);
-    check_fd(&fc, rng, c.bias, db, c.l.b_len, 64);
+    if (!nobias) {
+        snprintf(what, sizeof what, "conv %dx%dx%d k%d s%d p%d%s db", cs->c, cs->h, cs->w, cs->k,
+                 cs->s, cs->p, epi_name[name]);
+        check_fd(&fc, rng, c.bias, db, c.l.b_len, 64);
+    }
 
     free(db0);
     free(dw0);
@@ -486,7 +497,17 @@ static void test_conv_backward_fd(void **state)
     (void)state;
     qb_rng rng;
     qb_rng_seed(&rng, 12);
-    for (size_t s = 0; s < N_CONV_SHAPES; s++) conv_grad_case(&conv_shapes[s], 0, &rng);
+    for (size_t s = 0; s < N_CONV_SHAPES; s++) conv_grad_case(&conv_shapes[s], 0, 0, &rng);
+}
+
+/* A layer without bias (bias = NULL, db = NULL: ResNets' convolutions). */
+static void test_conv_nobias_backward_fd(void **state)
+{
+    (void)state;
+    qb_rng rng;
+    qb_rng_seed(&rng, 15);
+    for (size_t s = 0; s < N_CONV_SHAPES; s++)
+        for (int epi = 0; epi < 3; epi++) conv_grad_case(&conv_shapes[s], epi, 1, &rng);
 }
 
 static void test_conv_epilogue_backward_fd(void **state)
@@ -495,8 +516,8 @@ static void test_conv_epilogue_backward_fd(void **state)
     qb_rng rng;
     qb_rng_seed(&rng, 13);
     for (size_t s = 0; s < N_CONV_SHAPES; s++) {
-        conv_grad_case(&conv_shapes[s], 1, &rng);
-        conv_grad_case(&conv_shapes[s], 2, &rng);
+        conv_grad_case(&conv_shapes[s], 1, 0, &rng);
+        conv_grad_case(&conv_shapes[s], 2, 0, &rng);
     }
 }
 
@@ -1120,6 +1141,7 @@ int main(void)
         cmocka_unit_test(test_conv_forward_reference),
         cmocka_unit_test(test_conv_backward_fd),
         cmocka_unit_test(test_conv_epilogue_backward_fd),
+        cmocka_unit_test(test_conv_nobias_backward_fd),
         cmocka_unit_test(test_conv_epilogue_matches_layers),
         cmocka_unit_test(test_maxpool_fd),
         cmocka_unit_test(test_maxpool_ties),
