@@ -108,7 +108,6 @@ typedef struct qb_model_ws {
     float *bn_var[QB_MAX_LAYERS];   /* ... and the unbiased batch variance (C) */
     float *gslot[8];                /* activation gradients (b, act_max), by
                                        liveness (core/model_run.c) */
-    float *zero_bias;               /* (largest out_c) zeros: convs without bias */
     int uses[QB_MAX_LAYERS + 1];    /* consumers of every node */
     size_t col_budget;              /* floats of im2col cache still allowed */
     int trained_bn;                 /* the last forward used batch statistics */

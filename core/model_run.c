@@ -30,7 +30,6 @@ void qb_model_ws_init(qb_model_ws *ws, const qb_model *m, int max_batch)
     memset(ws, 0, sizeof *ws);
     ws->max_batch = max_batch;
     size_t work = 0, act_max = node_size(m, 0);
-    int max_oc = 1;
     for (int i = 0; i < m->n_layers; i++) {
         const qb_layer *l = &m->layers[i];
         size_t out = qb_layer_out_size(l);
@@ -45,13 +44,11 @@ void qb_model_ws_init(qb_model_ws *ws, const qb_model *m, int max_batch)
         if (l->kind == QB_LAYER_CONV2D) {
             size_t s = qb_conv2d_work_size(l, max_batch);
             if (s > work) work = s;
-            if (l->out_c > max_oc) max_oc = l->out_c;
         }
     }
     ws->act_max = act_max;
     ws->col_budget = QB_COL_CACHE_FLOATS;
     ws->work = xaligned(work ? work : 1, sizeof(float));
-    ws->zero_bias = xcalloc((size_t)max_oc, sizeof(float));
 }
 
 void qb_model_ws_free(qb_model_ws *ws)
@@ -67,7 +64,6 @@ void qb_model_ws_free(qb_model_ws *ws)
     for (int i = 0; i < QB_GSLOTS; i++) free(ws->gslot[i]);
     for (int i = 0; i < QB_POOL; i++) free(ws->pool[i]);
     free(ws->work);
-    free(ws->zero_bias);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -184,9 +180,9 @@ static float *relu_out(const qb_model *m, qb_model_ws *ws, int i)
     return node_buf(m, ws, i + 1);
 }
 
-static const float *conv_bias(const qb_model *m, const qb_model_ws *ws, const qb_layer *l)
+static const float *conv_bias(const qb_model *m, const qb_layer *l)
 {
-    return l->b_len ? m->params + l->b_off : ws->zero_bias;
+    return l->b_len ? m->params + l->b_off : NULL;
 }
 
 /* Forward of a conv block starting at layer i; returns its span. */
@@ -209,13 +205,13 @@ static int forward_conv(const qb_model *m, qb_model_ws *ws, int i, int b, const 
         /* allocated on the first training pass while the budget lasts:
          * inference never needs it */
         size_t need = qb_conv2d_col_size(l, ws->max_batch);
-        if (need <= ws->col_budget) {
+        if (qb_conv2d_col_cache_worth(l, ws->max_batch) && need <= ws->col_budget) {
             ws->col_budget -= need;
             ws->col_cache[i] = xaligned(need, sizeof(float));
             ep.col_cache = ws->col_cache[i];
         }
     }
-    qb_conv2d_forward_ex(l, &ep, b, in, m->params + l->w_off, conv_bias(m, ws, l), out,
+    qb_conv2d_forward_ex(l, &ep, b, in, m->params + l->w_off, conv_bias(m, l), out,
                          ep.pool && training ? ws->argmax[i + 2] : NULL, ws->work);
     return span;
 }
