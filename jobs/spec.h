@@ -155,9 +155,38 @@ typedef struct qb_spec_filter {
     qb_seed_span *spans;                             /* n[QB_AXIS_SEED] intervals */
 } qb_spec_filter;
 
+/* One architecture declared under `architectures:` (README
+ * "Architectures"): a name and its layer lines in core/arch.h's grammar. */
+typedef struct qb_spec_declared_arch {
+    char name[QB_ARCH_NAME_MAX];
+    char *text;               /* canonical: the lines without comments, runs of
+                                 blanks as one space, empty lines dropped, joined
+                                 by '\n'; what is declared (qb_arch_declare),
+                                 hashed and stored in model files */
+    qb_spec_mark mark;        /* of the name */
+    qb_spec_mark list_mark;   /* of its list */
+    int n_lines;
+    char **lines;             /* (n_lines) as written */
+    qb_spec_mark *line_marks; /* (n_lines) where each line's text starts */
+    unsigned char *exact;     /* (n_lines) 1: the text is the source byte for
+                                 byte, so a byte offset in the line is a column
+                                 offset from line_marks (0: escapes or folding;
+                                 errors point at the line's start) */
+} qb_spec_declared_arch;
+
+/* The image shape, classes and training-set size of a named dataset, known
+ * by name before its files are read (core/dataset.h's readers produce
+ * these; tests/test_spec.c compares). -1 for a name it does not know. */
+typedef struct qb_spec_dataset_info {
+    int c, h, w, classes;
+    size_t n_train;
+} qb_spec_dataset_info;
+int qb_spec_dataset_info_of(const char *name, qb_spec_dataset_info *out);
+
 /* Settings shared by every task. */
 typedef struct qb_spec_settings {
-    char arch[QB_ARCH_NAME_MAX]; /* auto | lenet | cnn-small */
+    char arch[QB_ARCH_NAME_MAX]; /* auto | a preset of core/arch.h | a name
+                                    the spec declares under `architectures:` */
     qb_train_config train;       /* seed and progress unused */
     double rate;
     int target, size, x, y;
@@ -201,6 +230,8 @@ typedef struct qb_spec {
     qb_spec_stage *stages; /* sorted by (axis, value) */
     size_t n_exclude, n_include;
     qb_spec_filter *exclude, *include;
+    size_t n_archs;
+    qb_spec_declared_arch *archs; /* `architectures:`, sorted by name */
 
     /* The expansion (jobs/spec_expand.c; ids: jobs/task.h). */
     size_t n_tasks;
@@ -277,6 +308,10 @@ int qb_spec_task_precision(const qb_spec *s, size_t task, qb_precision *p, qb_er
  * tables; the resolved tables, a few entries per axis value, are not
  * counted). */
 size_t qb_spec_memory(const qb_spec *s);
+
+/* The architecture `name` as the spec declares it, or NULL (a preset, or
+ * unknown). */
+const qb_spec_declared_arch *qb_spec_declared(const qb_spec *s, const char *name);
 
 /* Built-in presets, for `plan` and tests: the i-th name / YAML text, NULL past the end. */
 const char *qb_spec_preset_name(size_t i);

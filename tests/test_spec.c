@@ -20,8 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "core/arch.h"
 #include "core/dataset.h"
+#include "core/model.h"
 #include "core/train.h"
 #include "attacks/trigger.h"
 #include "jobs/axis_values.h"
@@ -586,6 +590,195 @@ static void test_identity_changes_where_settings_matter(void **state)
     qb_spec_free(&b);
 }
 
+
+/* ---- architectures: ------------------------------------------------------------ */
+
+/* resnet20's layers written the way a user would. style 0: some lines
+ * quoted, some with comments; 1: plain, blanks doubled, a comment line. */
+static char *resnet20_spec(const char *name, int style)
+{
+    const char *text = qb_arch_text("resnet20");
+    size_t cap = strlen(text) * 3 + 1024;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    snprintf(out, cap, "dataset: [fashion-mnist, synthetic]\ntrigger: [clean, square]\n"
+                       "train: {arch: %s}\narchitectures:\n  %s:\n", name, name);
+    int k = 0;
+    for (const char *p = text; *p; k++) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        char line[QB_ARCH_LINE_MAX + 1];
+        snprintf(line, sizeof line, "%.*s", (int)n, p);
+        p += n + (nl != NULL);
+        size_t len = strlen(out);
+        if (style == 0) {
+            const char *q = k % 3 == 0 ? "'" : "", *c = k % 3 == 1 ? "    # a comment" : "";
+            snprintf(out + len, cap - len, "    - %s%s%s%s\n", q, line, q, c);
+            continue;
+        }
+        snprintf(out + len, cap - len, "    - ");
+        for (const char *q = line; *q; q++) {
+            len = strlen(out);
+            snprintf(out + len, cap - len, *q == ' ' ? "  " : "%c", *q);
+        }
+        len = strlen(out);
+        snprintf(out + len, cap - len, "\n%s", k == 3 ? "    # the first block\n" : "");
+    }
+    return out;
+}
+
+static void test_architectures(void **state)
+{
+    (void)state;
+    char *text = resnet20_spec("my-res", 0);
+    qb_spec s;
+    parse_ok(&s, text);
+    /* declared for the process, in canonical form: resnet20's own text */
+    assert_int_equal(s.n_archs, 1);
+    const qb_spec_declared_arch *a = qb_spec_declared(&s, "my-res");
+    assert_non_null(a);
+    assert_null(qb_spec_declared(&s, "resnet20"));
+    char canon[QB_ARCH_TEXT_MAX];
+    snprintf(canon, sizeof canon, "%s", qb_arch_text("resnet20"));
+    canon[strlen(canon) - 1] = '\0'; /* the preset ends in '\n' */
+    assert_string_equal(a->text, canon);
+    assert_non_null(qb_arch_text("my-res"));
+    assert_string_equal(qb_arch_text("my-res"), a->text);
+    /* the model jobs name it and it builds, with resnet20's shapes */
+    for (size_t m = 0; m < s.n_models; m++) {
+        qb_model_job job;
+        qb_error e = {0};
+        assert_int_equal(qb_spec_model_job(&s, m, &job, &e), 0);
+        assert_string_equal(job.arch, "my-res");
+        qb_spec_dataset_info di;
+        const char *ds = s.axes[QB_AXIS_DATASET].names[s.models[m].dataset];
+        assert_int_equal(qb_spec_dataset_info_of(ds, &di), 0);
+        qb_model x, y;
+        assert_int_equal(qb_model_plan(&x, "my-res", di.c, di.h, di.w, di.classes, &e), 0);
+        assert_int_equal(qb_model_plan(&y, "resnet20", di.c, di.h, di.w, di.classes, &e), 0);
+        assert_int_equal(x.n_params, y.n_params);
+        assert_int_equal(x.n_layers, y.n_layers);
+    }
+    /* the layers are part of every model's identity */
+    char buf[8192];
+    for (size_t m = 0; m < s.n_models; m++) {
+        qb_spec_model_identity(&s, m, buf, sizeof buf);
+        assert_non_null(strstr(buf, "arch=my-res\n"));
+        assert_non_null(strstr(buf, "arch.layers=\"conv 16 k=3 pad=1 bias=0\\x0abn\\x0arelu as=stem"));
+    }
+    check_identity_texts(&s);
+    qb_spec_settings_text(&s, buf, sizeof buf);
+    assert_non_null(strstr(buf, "architectures.my-res=\"conv 16"));
+
+    /* parsed again (as every rank does): the same declaration is no error,
+     * and spelling (quotes, comments, spaces) changes no id */
+    char *text2 = resnet20_spec("my-res", 1);
+    assert_string_not_equal(text, text2);
+    qb_spec s2;
+    parse_ok(&s2, text2);
+    assert_int_equal(s2.hash, s.hash);
+    for (size_t m = 0; m < s.n_models; m++) assert_int_equal(s2.models[m].id, s.models[m].id);
+    qb_spec_free(&s2);
+    free(text2);
+
+    /* a declared architecture that no model uses: the spec hash changes,
+     * no id does */
+    qb_spec u, v;
+    parse_ok(&u, "trigger: [clean, square]\n");
+    parse_ok(&v, "trigger: [clean, square]\narchitectures:\n  spare: [conv 4, flatten, linear classes]\n");
+    assert_int_not_equal(u.hash, v.hash);
+    for (size_t i = 0; i < u.n_tasks; i++) assert_int_equal(u.tasks[i].id, v.tasks[i].id);
+    qb_spec_free(&u);
+    qb_spec_free(&v);
+
+    /* another spec of this process may not redeclare the name with other layers */
+    static const char other[] =
+        "architectures:\n  my-res: [conv 8, flatten, linear classes]\ntrain: {arch: my-res}\n";
+    qb_error e = {0};
+    qb_spec t;
+    assert_int_equal(qb_spec_parse(&t, other, strlen(other), "other.yaml", &e), -1);
+    assert_string_equal(e.msg, "architecture \"my-res\" at other.yaml:2:3: architecture \"my-res\" "
+                               "is already declared with different layers (another spec or a "
+                               "model file read by this process declared it)");
+    qb_spec_free(&s);
+    free(text);
+}
+
+/* The model id of the first model of `text`, parsed in a child process (a
+ * process declares a name once: this is how two texts of one name compare). */
+static uint64_t model_id_in_child(const char *text)
+{
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        qb_spec s;
+        qb_error e;
+        uint64_t id = 0;
+        if (qb_spec_parse(&s, text, strlen(text), "spec.yaml", &e) == 0) id = s.models[0].id;
+        ssize_t w = write(fd[1], &id, sizeof id);
+        _exit(w == (ssize_t)sizeof id ? 0 : 1);
+    }
+    close(fd[1]);
+    uint64_t id = 0;
+    assert_int_equal(read(fd[0], &id, sizeof id), (ssize_t)sizeof id);
+    close(fd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_not_equal(id, 0);
+    return id;
+}
+
+static void test_architecture_identity(void **state)
+{
+    (void)state;
+    /* one layer changed: another model; a comment added: the same */
+    uint64_t a = model_id_in_child("architectures:\n  n: [conv 8 k=3, relu, flatten, linear classes]\n"
+                                   "train: {arch: n}\n");
+    uint64_t b = model_id_in_child("architectures:\n  n: [conv 8 k=5, relu, flatten, linear classes]\n"
+                                   "train: {arch: n}\n");
+    uint64_t c = model_id_in_child("architectures:\n  n:\n    - conv 8  k=3   # first\n    - relu\n"
+                                   "    - flatten\n    - linear classes\ntrain: {arch: n}\n");
+    assert_int_not_equal(a, b);
+    assert_int_equal(a, c);
+    /* presets keep the ids they had: no arch.layers line */
+    qb_spec s;
+    parse_ok(&s, "train: {arch: resnet20}\n");
+    char buf[4096];
+    qb_spec_model_identity(&s, 0, buf, sizeof buf);
+    assert_null(strstr(buf, "arch.layers"));
+    qb_spec_free(&s);
+}
+
+/* The shapes known by name are those the readers produce (synthetic is
+ * generated; the others' readers are tested against their formats in
+ * tests/test_dataset.c with these shapes). */
+static void test_dataset_infos(void **state)
+{
+    (void)state;
+    for (int i = 0; qb_dataset_names[i]; i++) {
+        qb_spec_dataset_info di;
+        assert_int_equal(qb_spec_dataset_info_of(qb_dataset_names[i], &di), 0);
+        assert_true(di.c >= 1 && di.h >= 1 && di.w >= 1 && di.classes >= 2 && di.n_train > 0);
+    }
+    qb_spec_dataset_info di;
+    assert_int_equal(qb_spec_dataset_info_of("cifar100", &di), -1);
+    qb_dataset tr, te;
+    qb_error e;
+    assert_int_equal(qb_dataset_load("synthetic", NULL, QB_SYNTHETIC_SEED, &tr, &te, &e), 0);
+    assert_int_equal(qb_spec_dataset_info_of("synthetic", &di), 0);
+    assert_int_equal(di.c, tr.c);
+    assert_int_equal(di.h, tr.h);
+    assert_int_equal(di.w, tr.w);
+    assert_int_equal(di.classes, tr.classes);
+    assert_int_equal(di.n_train, tr.n);
+    qb_dataset_free(&tr);
+    qb_dataset_free(&te);
+}
+
 /* ---- errors ------------------------------------------------------------------------ */
 
 static const struct {
@@ -613,7 +806,7 @@ static const struct {
     {"datset: mnist\n",
      "unknown key \"datset\" at spec.yaml:1:1; expected one of: name, extends, dataset, seed, "
      "trigger, precision, mitigation, defense, exclude, include, train, attack, data_dir, defenses, "
-     "mitigations"},
+     "mitigations, architectures"},
     {"seed: 1\nseed: 2\n", "duplicate key \"seed\" at spec.yaml:2:1 (first at spec.yaml:1:1)"},
     {"train:\n  epochs: 3\n  epochs: 4\n",
      "duplicate key \"epochs\" in train at spec.yaml:3:3 (first at spec.yaml:2:3)"},
@@ -750,6 +943,62 @@ static const struct {
      "w7a8, w2a32, w3a32]\n",
      "the spec expands to 11000000 tasks; at most 10000000 are allowed (the largest axis is seed at "
      "spec.yaml:1:7 with 1000000 values)"},
+    /* architectures: (README "Architectures"); the position is the layer's */
+    {"architectures:\n  e1:\n    - conv 8 k=3\n    - batchnorm\n    - flatten\n    - linear classes\n",
+     "invalid architectures.e1 at spec.yaml:4:7: unknown layer \"batchnorm\"; expected one of: conv, "
+     "bn, relu, maxpool, avgpool, flatten, linear, add (planned for dataset fashion-mnist: 1x28x28, "
+     "10 classes)"},
+    {"architectures:\n  e2:\n    - conv 8 k=3 pad=1 as=a\n    - 'conv 16 k=3 pad=1'\n    - \"add a\"\n"
+     "    - flatten\n    - linear classes\n",
+     "invalid architectures.e2 at spec.yaml:5:12: add: shapes differ: the input is 16x28x28, the "
+     "added layer's output is 8x28x28 (planned for dataset fashion-mnist: 1x28x28, 10 classes)"},
+    {"architectures:\n  e3:\n    - conv 8 k=3 pad=1\n    -   conv 16 cin=4\n    - flatten\n"
+     "    - linear classes\n",
+     "invalid architectures.e3 at spec.yaml:4:9: conv expects cin=4 input channels but its input has "
+     "8 (planned for dataset fashion-mnist: 1x28x28, 10 classes)"},
+    {"architectures:\n  e4:\n    - conv 8 k=3 pad=1 in=later\n    - relu as=later\n    - flatten\n"
+     "    - linear classes\n",
+     "invalid architectures.e4 at spec.yaml:3:27: no earlier layer is named \"later\" (a name is used "
+     "after the line that defines it with as=later: layers are in order, so the graph has no cycle) "
+     "(planned for dataset fashion-mnist: 1x28x28, 10 classes)"},
+    {"architectures:\n  e5: [conv 8 as=a, relu, conv 8 in=a, flatten, linear classes]\n",
+     "invalid architectures.e5 at spec.yaml:2:21: architecture e5: the output of layer 1 (relu) is "
+     "never used (planned for dataset fashion-mnist: 1x28x28, 10 classes)"},
+    {"architectures:\n  resnet20: [conv 8, flatten, linear classes]\n",
+     "architecture \"resnet20\" at spec.yaml:2:3 has the name of a preset; declare it under another "
+     "name (the presets: auto, lenet, cnn-small, resnet20, preact-resnet18, vgg11-bn)"},
+    {"architectures:\n  auto: [conv 8, flatten, linear classes]\n",
+     "architecture \"auto\" at spec.yaml:2:3 has the name of a preset; declare it under another name "
+     "(the presets: auto, lenet, cnn-small, resnet20, preact-resnet18, vgg11-bn)"},
+    /* fits 32x32 (five halvings), not mnist's 28x28 */
+    {"dataset: [synthetic, mnist]\narchitectures:\n  e6:\n    - conv 8 k=3 pad=1\n    - maxpool 2\n"
+     "    - maxpool 2\n    - maxpool 2\n    - maxpool 2\n    - maxpool 2\n    - flatten\n"
+     "    - linear classes\n",
+     "invalid architectures.e6 at spec.yaml:9:7: maxpool on a 8x1x1 input has no output (the input "
+     "is too small) (planned for dataset mnist: 1x28x28, 10 classes)"},
+    {"dataset: gtsrb\narchitectures:\n  e7: [conv 8, flatten, linear 10]\n",
+     "invalid architectures.e7 at spec.yaml:3:7: architecture e7 ends with 10 outputs, not the 43 "
+     "classes (end with `linear classes`) (planned for dataset gtsrb: 3x32x32, 43 classes)"},
+    {"architectures:\n  mine: [conv 8, flatten, linear classes]\ntrain: {arch: mien}\n",
+     "unknown train.arch \"mien\" at spec.yaml:3:15; expected one of: auto, lenet, cnn-small, "
+     "resnet20, preact-resnet18, vgg11-bn, mine"},
+    {"architectures: [a]\n",
+     "wrong type for architectures at spec.yaml:1:16: expected a mapping of names to layer lists, got "
+     "a list"},
+    {"architectures:\n  e8: conv 8\n",
+     "wrong type for architectures.e8 at spec.yaml:2:7: expected a list of layer lines (README "
+     "\"Architectures\"), got a value"},
+    {"architectures:\n  e9: []\n", "empty list for architectures.e9 at spec.yaml:2:7; give at least one layer"},
+    {"architectures:\n  e10: [conv 8, [relu]]\n",
+     "wrong type for architectures.e10 at spec.yaml:2:17: expected a layer line, got a list"},
+    {"architectures:\n  e11:\n    - |\n      conv 8\n      flatten\n",
+     "invalid architectures.e11 at spec.yaml:3:7: a layer line holds a line break; write one layer "
+     "per list item"},
+    {"architectures:\n  my net: [conv 8, flatten, linear classes]\n",
+     "invalid architecture name \"my net\" at spec.yaml:2:3; expected 1 to 31 letters, digits, '-', "
+     "'_' or '.'"},
+    {"architectures:\n  e12: [flatten, linear classes]\n  e12: [flatten, linear classes]\n",
+     "duplicate architecture \"e12\" in architectures at spec.yaml:3:3 (first at spec.yaml:2:3)"},
     /* presets and stage blocks */
     {"extends: fats\n", "unknown preset \"fats\" at spec.yaml:1:10; expected one of: default, fast"},
     {"extends: [fast]\n",
@@ -1057,6 +1306,9 @@ int main(void)
         cmocka_unit_test(test_model_job),
         cmocka_unit_test(test_identity_stable_under_reordering),
         cmocka_unit_test(test_identity_changes_where_settings_matter),
+        cmocka_unit_test(test_architectures),
+        cmocka_unit_test(test_architecture_identity),
+        cmocka_unit_test(test_dataset_infos),
         cmocka_unit_test(test_error_messages),
         cmocka_unit_test(test_nesting_budget),
         cmocka_unit_test(test_values_budget),
