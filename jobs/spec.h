@@ -179,7 +179,7 @@ typedef struct qb_spec_declared_arch {
  * these; tests/test_spec.c compares). -1 for a name it does not know. */
 typedef struct qb_spec_dataset_info {
     int c, h, w, classes;
-    size_t n_train;
+    size_t n_train, n_test;
 } qb_spec_dataset_info;
 int qb_spec_dataset_info_of(const char *name, qb_spec_dataset_info *out);
 

@@ -31,11 +31,11 @@ static const struct {
     const char *name;
     qb_spec_dataset_info info;
 } dataset_infos[] = {
-    {"fashion-mnist", {1, 28, 28, 10, 60000}},
-    {"mnist", {1, 28, 28, 10, 60000}},
-    {"cifar10", {3, 32, 32, 10, 50000}},
-    {"gtsrb", {3, 32, 32, 43, 39209}},  /* Final_Training: 39,209 images */
-    {"synthetic", {3, 32, 32, 10, 10000}},
+    {"fashion-mnist", {1, 28, 28, 10, 60000, 10000}},
+    {"mnist", {1, 28, 28, 10, 60000, 10000}},
+    {"cifar10", {3, 32, 32, 10, 50000, 10000}},
+    {"gtsrb", {3, 32, 32, 43, 39209, 12630}}, /* Final_Training, Final_Test */
+    {"synthetic", {3, 32, 32, 10, 10000, 2000}},
 };
 
 int qb_spec_dataset_info_of(const char *name, qb_spec_dataset_info *out)

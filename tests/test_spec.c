@@ -29,6 +29,7 @@
 #include "core/train.h"
 #include "attacks/trigger.h"
 #include "jobs/axis_values.h"
+#include "jobs/cost.h"
 #include "jobs/spec.h"
 #include "jobs/task.h"
 #include "tests/testutil.h"
@@ -753,16 +754,17 @@ static void test_architecture_identity(void **state)
     qb_spec_free(&s);
 }
 
-/* The shapes known by name are those the readers produce (synthetic is
- * generated; the others' readers are tested against their formats in
- * tests/test_dataset.c with these shapes). */
+/* The shapes known by name are those the readers produce: synthetic (generated)
+ * and fashion-mnist (Debian's package, when installed) are loaded and compared;
+ * the others' counts are their distributions' (README "Datasets"). */
 static void test_dataset_infos(void **state)
 {
     (void)state;
     for (int i = 0; qb_dataset_names[i]; i++) {
         qb_spec_dataset_info di;
         assert_int_equal(qb_spec_dataset_info_of(qb_dataset_names[i], &di), 0);
-        assert_true(di.c >= 1 && di.h >= 1 && di.w >= 1 && di.classes >= 2 && di.n_train > 0);
+        assert_true(di.c >= 1 && di.h >= 1 && di.w >= 1 && di.classes >= 2 && di.n_train > 0 &&
+                    di.n_test > 0);
     }
     qb_spec_dataset_info di;
     assert_int_equal(qb_spec_dataset_info_of("cifar100", &di), -1);
@@ -775,8 +777,72 @@ static void test_dataset_infos(void **state)
     assert_int_equal(di.w, tr.w);
     assert_int_equal(di.classes, tr.classes);
     assert_int_equal(di.n_train, tr.n);
+    assert_int_equal(di.n_test, te.n);
     qb_dataset_free(&tr);
     qb_dataset_free(&te);
+    if (qb_dataset_load("fashion-mnist", NULL, 0, &tr, &te, &e) == 0) {
+        assert_int_equal(qb_spec_dataset_info_of("fashion-mnist", &di), 0);
+        assert_true(di.c == tr.c && di.h == tr.h && di.w == tr.w && di.classes == tr.classes);
+        assert_int_equal(di.n_train, tr.n);
+        assert_int_equal(di.n_test, te.n);
+        qb_dataset_free(&tr);
+        qb_dataset_free(&te);
+    }
+}
+
+
+/* ---- the plan's cost model (jobs/cost.h) -------------------------------------- */
+
+static void test_cost_model(void **state)
+{
+    (void)state;
+    qb_error e;
+    qb_model m[5];
+    static const char *const archs[] = {"lenet", "cnn-small", "resnet20", "vgg11-bn",
+                                        "preact-resnet18"};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(qb_model_plan(&m[i], archs[i], i ? 3 : 1, i ? 32 : 28, i ? 32 : 28, 10, &e), 0);
+    /* LeNet by hand: conv5 16x24x24x25, conv5 32x8x8x(16x25), 512x128, 128x10 */
+    assert_true(qb_cost_forward_macs(&m[0]) == 16.0 * 24 * 24 * 25 + 32.0 * 8 * 8 * 16 * 25 +
+                                                   512.0 * 128 + 128.0 * 10);
+    /* resnet20: stem 16x32x32x27; 6 convs 16x32x32x144; 32x16x16x144, 5 x
+     * 32x16x16x288, shortcut 32x16x16x16; the same at 64x8x8; 64x10 */
+    double r20 = 16.0 * 1024 * 27 + 6 * 16.0 * 1024 * 144 + 32.0 * 256 * 144 + 5 * 32.0 * 256 * 288 +
+                 32.0 * 256 * 16 + 64.0 * 64 * 288 + 5 * 64.0 * 64 * 576 + 64.0 * 64 * 32 + 640;
+    assert_true(qb_cost_forward_macs(&m[2]) == r20);
+    /* costs grow with the work, training costs more than inference, and a
+     * larger batch shares the optimizer step */
+    for (int i = 0; i < 5; i++) {
+        assert_true(qb_cost_train_image(&m[i], 128) > 2 * qb_cost_infer_image(&m[i]));
+        assert_true(qb_cost_train_image(&m[i], 32) > qb_cost_train_image(&m[i], 128));
+        if (i) assert_true(qb_cost_train_image(&m[i], 128) > qb_cost_train_image(&m[i - 1], 128));
+    }
+    /* a spec: epochs scale the training, clean and square models of one
+     * architecture cost the same, the qa repair adds */
+    qb_spec a, b, c;
+    parse_ok(&a, "dataset: synthetic\ntrigger: [clean, square]\ntrain: {arch: resnet20, epochs: 1}\n");
+    parse_ok(&b, "dataset: synthetic\ntrigger: [clean, square]\ntrain: {arch: resnet20, epochs: 3}\n");
+    parse_ok(&c, "dataset: synthetic\ntrigger: [clean, qa-pgd]\ntrain: {arch: resnet20, epochs: 1}\n");
+    qb_spec_cost ca, cb, cc;
+    assert_int_equal(qb_spec_cost_estimate(&a, &ca, &e), 0);
+    assert_int_equal(qb_spec_cost_estimate(&b, &cb, &e), 0);
+    assert_int_equal(qb_spec_cost_estimate(&c, &cc, &e), 0);
+    assert_int_equal(ca.n_archs, 1);
+    assert_string_equal(ca.archs[0].arch, "resnet20");
+    assert_int_equal(ca.archs[0].n_models, 2);
+    assert_int_equal(ca.archs[0].n_train, 10000);
+    double per_model = 10000 * qb_cost_train_image(&m[2], 64);
+    assert_true(fabs(ca.train_s - 2 * per_model) < 1e-9 * ca.train_s);
+    assert_true(fabs(cb.train_s - 3 * ca.train_s) < 1e-9 * cb.train_s);
+    assert_true(fabs(ca.longest_s - per_model) < 1e-9 * per_model);
+    assert_true(cc.train_s > ca.train_s);
+    assert_true(ca.task_s > 0 && fabs(ca.task_s - cb.task_s) < 1e-9 * ca.task_s);
+    qb_spec_cost_free(&ca);
+    qb_spec_cost_free(&cb);
+    qb_spec_cost_free(&cc);
+    qb_spec_free(&a);
+    qb_spec_free(&b);
+    qb_spec_free(&c);
 }
 
 /* ---- errors ------------------------------------------------------------------------ */
@@ -1309,6 +1375,7 @@ int main(void)
         cmocka_unit_test(test_architectures),
         cmocka_unit_test(test_architecture_identity),
         cmocka_unit_test(test_dataset_infos),
+        cmocka_unit_test(test_cost_model),
         cmocka_unit_test(test_error_messages),
         cmocka_unit_test(test_nesting_budget),
         cmocka_unit_test(test_values_budget),
