@@ -25,7 +25,9 @@
  *
  *   # Settings shared by every task (defaults in brackets):
  *   train:
- *     arch: auto                 # [auto] lenet | cnn-small; auto = lenet for
+ *     arch: auto                 # [auto] lenet | cnn-small | resnet20 |
+ *                                # preact-resnet18 | vgg11-bn | a name declared
+ *                                # under architectures:; auto = lenet for
  *                                # fashion-mnist/mnist, cnn-small otherwise
  *     epochs: 5                  # [5] 0..100000
  *     batch: 64                  # [64] 1..65536
@@ -50,6 +52,9 @@
  *     nc: {max_epochs: 80}       #   `qblind defend --help`), checked when the spec is read
  *   mitigations:                 # per-mitigation parameters (README "Mitigations")
  *     finetune: {epochs: 5}
+ *   architectures:               # layer graphs by name, one core/arch.h layer
+ *     my-net: [conv 8 k=3, relu, #   line per item (jobs/spec_arch.c, README
+ *              flatten, linear classes]   "Architectures in the spec")
  *
  * Every axis may be a list or a single value; an absent axis takes its
  * default: dataset fashion-mnist, seed 0, trigger clean, precision fp32,
