@@ -119,32 +119,37 @@ int qb_spec_cost_estimate(const qb_spec *s, qb_spec_cost *out, qb_error *err)
     double *model_scale = xmalloc(s->n_models ? s->n_models : 1, sizeof(double));
     for (size_t i = 0; i < s->n_models; i++) {
         qb_model_job job;
-        qb_spec_dataset_info di;
+        qb_spec_model_job(s, i, &job, err); /* returns 0 */
         const char *dataset = s->axes[QB_AXIS_DATASET].names[s->models[i].dataset];
-        qb_model m;
-        qb_error e = {0};
-        int bad = qb_spec_model_job(s, i, &job, &e);
-        if (!bad && qb_spec_dataset_info_of(dataset, &di))
-            bad = QB_FAIL(&e, "no shape known for dataset %s", dataset);
-        if (!bad) bad = qb_model_plan(&m, job.arch, di.c, di.h, di.w, di.classes, &e);
-        if (bad) {
-            free(model_scale);
-            qb_spec_cost_free(out);
-            return QB_FAIL(err, "the cost of model %zu (%s on %s): %s", i, job.arch, dataset, e.msg);
-        }
+        size_t before = out->n_archs;
         qb_cost_arch *a = arch_entry(out, job.arch, dataset);
-        a->macs = qb_cost_forward_macs(&m);
-        a->train_image = qb_cost_train_image(&m, job.train.batch);
-        a->n_train = di.n_train;
+        if (out->n_archs > before) { /* planned once per (architecture, dataset) */
+            qb_spec_dataset_info di;
+            qb_model m;
+            qb_error e = {0};
+            int bad = qb_spec_dataset_info_of(dataset, &di)
+                          ? QB_FAIL(&e, "no shape known for dataset %s", dataset)
+                          : qb_model_plan(&m, job.arch, di.c, di.h, di.w, di.classes, &e);
+            if (bad) {
+                free(model_scale);
+                qb_spec_cost_free(out);
+                return QB_FAIL(err, "the cost of model %zu (%s on %s): %s", i, job.arch, dataset,
+                               e.msg);
+            }
+            a->macs = qb_cost_forward_macs(&m);
+            a->train_image = qb_cost_train_image(&m, job.train.batch);
+            a->n_train = di.n_train;
+            a->eval_scale = qb_cost_infer_image(&m) * (double)di.n_test / (lenet_infer * 10000.0);
+        }
         a->n_models++;
         /* the qa repair: a forward and backward pass per image and epoch
          * for each of its targets and the float model, ~4 trainings' worth */
-        double images = (double)job.train.epochs * (double)di.n_train +
-                        (job.qa.mode ? (double)job.qa.epochs * 4 * (double)di.n_train : 0.0);
+        double images = (double)job.train.epochs * (double)a->n_train +
+                        (job.qa.mode ? (double)job.qa.epochs * 4 * (double)a->n_train : 0.0);
         double t = images * a->train_image;
         out->train_s += t;
         if (t > out->longest_s) out->longest_s = t;
-        model_scale[i] = qb_cost_infer_image(&m) * (double)di.n_test / (lenet_infer * 10000.0);
+        model_scale[i] = a->eval_scale;
     }
     uint32_t n_mit = s->axes[QB_AXIS_MITIGATION].n, n_def = s->axes[QB_AXIS_DEFENSE].n;
     double *mit_s = xcalloc(n_mit ? n_mit : 1, sizeof(double));

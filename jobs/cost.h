@@ -42,6 +42,8 @@ typedef struct qb_cost_arch {
     double train_image; /* core-seconds per training image */
     size_t n_train;     /* images per epoch */
     size_t n_models;    /* models of the spec with it */
+    double eval_scale;  /* a task's evaluation and stages relative to LeNet
+                           on Fashion-MNIST (inference cost x test images) */
 } qb_cost_arch;
 
 typedef struct qb_spec_cost {
