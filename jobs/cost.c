@@ -9,14 +9,16 @@
 #include "core/xalloc.h"
 
 /* Seconds per unit on one core of the development machine (jobs/cost.h).
- * MAC and ELEM were fitted to bench_train's CPU seconds per image at batch
- * 128 for resnet20 and preact-resnet18 (bench/plan_cost.sh, two rounds,
- * bench/RESULTS.md); PARAM is not fitted (an SGD step with momentum
- * reads and writes ~16 bytes per parameter: ~2 ns) and is < 1% of
- * these models' cost at batch 128. */
-#define QB_COST_MAC 1.15e-11  /* a multiply-add in a GEMM */
-#define QB_COST_ELEM 1.26e-9  /* a value through a memory-bound pass */
-#define QB_COST_PARAM 2.0e-9  /* a parameter's optimizer step */
+ * MAC and ELEM were fitted to the CPU seconds of one epoch of `qblind
+ * train` on synthetic at batch 128 (bench/plan_cost.sh: 32.0 s for
+ * resnet20, 235.7 s for preact-resnet18, 2026-12-07; bench/RESULTS.md);
+ * PARAM is not fitted (an SGD step with momentum reads and writes ~16
+ * bytes per parameter: ~2 ns) and is < 1% of these models' cost at batch
+ * 128. */
+#define QB_COST_MAC 1.1e-11  /* a multiply-add in a GEMM */
+#define QB_COST_ELEM 1.0e-9  /* a value through a memory-bound pass */
+#define QB_COST_PARAM 2.0e-9 /* a parameter's optimizer step */
+
 /* A task's evaluations (quantize, CA and ASR over the test set) on LeNet
  * for Fashion-MNIST, and its stages' (stage_seconds), are scaled by the
  * model's inference cost over its test set relative to that LeNet's over

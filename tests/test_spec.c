@@ -1289,6 +1289,40 @@ static void test_errors_from_files(void **state)
     free(dir);
 }
 
+/* The paper's configs on its datasets: the grid, the architecture and
+ * BackdoorBench's recipe. */
+static void test_paper_configs(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *file, *dataset, *arch;
+        int epochs;
+    } cfgs[] = {
+        {"../../configs/paper-cifar10.yaml", "cifar10", "preact-resnet18", 100},
+        {"../../configs/paper-gtsrb.yaml", "gtsrb", "preact-resnet18", 50},
+        {"../../configs/paper-cifar10-resnet20.yaml", "cifar10", "resnet20", 100},
+        {"../../configs/paper-gtsrb-resnet20.yaml", "gtsrb", "resnet20", 50},
+    };
+    for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
+        qb_spec s;
+        load_fixture(&s, cfgs[i].file);
+        assert_int_equal(s.n_tasks, 300);
+        assert_int_equal(s.n_models, 20);
+        for (size_t m = 0; m < s.n_models; m++) {
+            qb_model_job job;
+            qb_error e = {0};
+            assert_int_equal(qb_spec_model_job(&s, m, &job, &e), 0);
+            assert_string_equal(s.axes[QB_AXIS_DATASET].names[s.models[m].dataset], cfgs[i].dataset);
+            assert_string_equal(job.arch, cfgs[i].arch);
+            assert_int_equal(job.train.epochs, cfgs[i].epochs);
+            assert_int_equal(job.train.batch, 128);
+            assert_true(job.train.lr == 0.01f && job.train.momentum == 0.9f &&
+                        job.train.weight_decay == 5e-4f && job.train.schedule == QB_LR_COSINE);
+        }
+        qb_spec_free(&s);
+    }
+}
+
 static void test_quickstart_config(void **state)
 {
     (void)state;
@@ -1382,6 +1416,7 @@ int main(void)
         cmocka_unit_test(test_exclude_budget),
         cmocka_unit_test(test_errors_from_files),
         cmocka_unit_test(test_quickstart_config),
+        cmocka_unit_test(test_paper_configs),
         cmocka_unit_test(test_million),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
