@@ -25,7 +25,7 @@
  * Fashion-MNIST's 10,000 test images. */
 #define QB_COST_TASK_LENET 1.0
 
-static double layer_macs(const qb_layer *l)
+double qb_cost_layer_macs(const qb_layer *l)
 {
     if (l->kind == QB_LAYER_CONV2D)
         return (double)qb_layer_out_size(l) * l->in_c * l->k * l->k;
@@ -49,7 +49,7 @@ static void elem_passes(qb_layer_kind kind, double *fwd, double *bwd)
 double qb_cost_forward_macs(const qb_model *m)
 {
     double macs = 0;
-    for (int i = 0; i < m->n_layers; i++) macs += layer_macs(&m->layers[i]);
+    for (int i = 0; i < m->n_layers; i++) macs += qb_cost_layer_macs(&m->layers[i]);
     return macs;
 }
 
@@ -59,7 +59,7 @@ static double image_seconds(const qb_model *m, int training)
     double s = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const qb_layer *l = &m->layers[i];
-        double macs = layer_macs(l);
+        double macs = qb_cost_layer_macs(l);
         if (l->kind == QB_LAYER_CONV2D || l->kind == QB_LAYER_LINEAR) {
             /* backward: the weight gradient always, the input's unless it is the model's */
             double passes = training ? (l->src == 0 ? 2.0 : 3.0) : 1.0;

@@ -24,6 +24,10 @@
 #include "core/model.h"
 #include "jobs/spec.h"
 
+/* Multiply-adds of one sample through layer l (conv and linear; 0 for
+ * the others). */
+double qb_cost_layer_macs(const qb_layer *l);
+
 /* Multiply-adds of one forward pass of one image (conv and linear). */
 double qb_cost_forward_macs(const qb_model *m);
 
