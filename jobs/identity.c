@@ -214,11 +214,11 @@ static void em_model_prefix(emitter *e, const qb_spec *s, uint32_t d, uint32_t t
     em_fmt(e, "dataset=%s\n", dataset);
     em_fmt(e, "trigger=%s\n", trigger);
     em_train(e, &s->set, qb_spec_arch(s, dataset));
-    em_arch_layers(e, s, qb_spec_arch(s, dataset));
     const qb_trigger_entry *te = s->res.triggers[t];
     /* a clean model uses no attack setting */
     if (te->kind != QB_TRIGGER_NONE || te->qa != QB_QA_NONE) em_attack(e, &s->set);
     if (te->qa != QB_QA_NONE) em_qa(e, &s->set, te->qa);
+    em_arch_layers(e, s, qb_spec_arch(s, dataset));
 }
 
 static void em_model_seed(emitter *e, uint64_t seed) { em_fmt(e, "seed=%llu\n", (unsigned long long)seed); }

@@ -160,38 +160,9 @@ typedef struct qb_spec_filter {
     qb_seed_span *spans;                             /* n[QB_AXIS_SEED] intervals */
 } qb_spec_filter;
 
-/* One architecture declared under `architectures:` (README
- * "Architectures"): a name and its layer lines in core/arch.h's grammar. */
-typedef struct qb_spec_declared_arch {
-    char name[QB_ARCH_NAME_MAX];
-    char *text;               /* canonical: the lines without comments, runs of
-                                 blanks as one space, empty lines dropped, joined
-                                 by '\n'; what is declared (qb_arch_declare),
-                                 hashed and stored in model files */
-    qb_spec_mark mark;        /* of the name */
-    qb_spec_mark list_mark;   /* of its list */
-    int n_lines;
-    char **lines;             /* (n_lines) as written */
-    qb_spec_mark *line_marks; /* (n_lines) where each line's text starts */
-    unsigned char *exact;     /* (n_lines) 1: the text is the source byte for
-                                 byte, so a byte offset in the line is a column
-                                 offset from line_marks (0: escapes or folding;
-                                 errors point at the line's start) */
-} qb_spec_declared_arch;
-
-/* The image shape, classes and training-set size of a named dataset, known
- * by name before its files are read (core/dataset.h's readers produce
- * these; tests/test_spec.c compares). -1 for a name it does not know. */
-typedef struct qb_spec_dataset_info {
-    int c, h, w, classes;
-    size_t n_train, n_test;
-} qb_spec_dataset_info;
-int qb_spec_dataset_info_of(const char *name, qb_spec_dataset_info *out);
-
 /* Settings shared by every task. */
 typedef struct qb_spec_settings {
-    char arch[QB_ARCH_NAME_MAX]; /* auto | a preset of core/arch.h | a name
-                                    the spec declares under `architectures:` */
+    char arch[QB_ARCH_NAME_MAX]; /* auto | lenet | cnn-small */
     qb_train_config train;       /* seed and progress unused */
     double rate;
     int target, size, x, y;
@@ -222,6 +193,34 @@ typedef struct qb_spec_resolved {
                                                 (dataset, trigger) job with its seed */
 } qb_spec_resolved;
 
+/* One architecture declared under `architectures:` (README
+ * "Architectures"): a name and its layer lines in core/arch.h's grammar. */
+typedef struct qb_spec_declared_arch {
+    char name[QB_ARCH_NAME_MAX];
+    char *text;               /* canonical: the lines without comments, runs of
+                                 blanks as one space, empty lines dropped, joined
+                                 by '\n'; what is declared (qb_arch_declare),
+                                 hashed and stored in model files */
+    qb_spec_mark mark;        /* of the name */
+    qb_spec_mark list_mark;   /* of its list */
+    int n_lines;
+    char **lines;             /* (n_lines) as written */
+    qb_spec_mark *line_marks; /* (n_lines) where each line's text starts */
+    unsigned char *exact;     /* (n_lines) 1: the text is the source byte for
+                                 byte, so a byte offset in the line is a column
+                                 offset from line_marks (0: escapes or folding;
+                                 errors point at the line's start) */
+} qb_spec_declared_arch;
+
+/* The image shape, classes and training-set size of a named dataset, known
+ * by name before its files are read (core/dataset.h's readers produce
+ * these; tests/test_spec.c compares). -1 for a name it does not know. */
+typedef struct qb_spec_dataset_info {
+    int c, h, w, classes;
+    size_t n_train, n_test;
+} qb_spec_dataset_info;
+int qb_spec_dataset_info_of(const char *name, qb_spec_dataset_info *out);
+
 typedef struct qb_spec {
     char *path;      /* the name messages use (the file path as given) */
     char *text;      /* the spec's source text (NUL-terminated), for the results file */
@@ -236,7 +235,8 @@ typedef struct qb_spec {
     size_t n_exclude, n_include;
     qb_spec_filter *exclude, *include;
     size_t n_archs;
-    qb_spec_declared_arch *archs; /* `architectures:`, sorted by name */
+    qb_spec_declared_arch *archs; /* `architectures:`, sorted by name (set.arch
+                                     may name one, besides auto and the presets) */
 
     /* The expansion (jobs/spec_expand.c; ids: jobs/task.h). */
     size_t n_tasks;

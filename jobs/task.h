@@ -25,7 +25,7 @@
  * defense's parameters (keys sorted, values quoted). Numbers are printed
  * in the shortest form that reads back to the same float or double. A
  * model of an architecture the spec declares (`architectures:`) has an
- * `arch.layers="..."` line after the train block: its canonical layer text
+ * `arch.layers="..."` line before the seed: its canonical layer text
  * (jobs/spec.h), so changing a layer changes the model; presets have none.
  * Nothing depends on list or key order, formatting, `name` or `data_dir`,
  * so resuming a reordered spec finds its finished tasks; changing e.g. a
