@@ -1291,6 +1291,34 @@ static void test_errors_from_files(void **state)
 
 /* The paper's configs on its datasets: the grid, the architecture and
  * BackdoorBench's recipe. */
+/* A declared architecture read from a file: both datasets, both names. */
+static void test_architectures_fixture(void **state)
+{
+    (void)state;
+    qb_spec s;
+    load_fixture(&s, "specs/architectures.yaml");
+    assert_int_equal(s.n_models, 4);
+    assert_int_equal(s.n_archs, 2);
+    assert_string_equal(s.archs[0].name, "tiny-plain"); /* sorted */
+    assert_string_equal(s.archs[0].text, "conv 8 k=3\nrelu\nmaxpool 2\nflatten\nlinear classes");
+    const qb_spec_declared_arch *a = qb_spec_declared(&s, "tiny-res");
+    assert_non_null(a);
+    assert_int_equal(a->n_lines, 14);
+    assert_string_equal(a->lines[2], "relu as=stem"); /* YAML drops the comment */
+    assert_int_equal(a->line_marks[2].line, 10);
+    assert_int_equal(a->line_marks[2].col, 7);
+    assert_int_equal(a->line_marks[10].col, 8); /* inside the quotes */
+    assert_true(a->exact[10]);
+    for (size_t m = 0; m < s.n_models; m++) {
+        qb_model_job job;
+        qb_error e = {0};
+        assert_int_equal(qb_spec_model_job(&s, m, &job, &e), 0);
+        assert_string_equal(job.arch, "tiny-res");
+    }
+    check_identity_texts(&s);
+    qb_spec_free(&s);
+}
+
 static void test_paper_configs(void **state)
 {
     (void)state;
@@ -1417,6 +1445,7 @@ int main(void)
         cmocka_unit_test(test_errors_from_files),
         cmocka_unit_test(test_quickstart_config),
         cmocka_unit_test(test_paper_configs),
+        cmocka_unit_test(test_architectures_fixture),
         cmocka_unit_test(test_million),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
