@@ -52,9 +52,12 @@
  *     nc: {max_epochs: 80}       #   `qblind defend --help`), checked when the spec is read
  *   mitigations:                 # per-mitigation parameters (README "Mitigations")
  *     finetune: {epochs: 5}
- *   architectures:               # layer graphs by name, one core/arch.h layer
- *     my-net: [conv 8 k=3, relu, #   line per item (jobs/spec_arch.c, README
- *              flatten, linear classes]   "Architectures in the spec")
+ *   architectures:               # layer graphs by name (README "Architectures
+ *     my-net:                    #   in the spec", jobs/spec_arch.c); train.arch
+ *       - conv 8 k=3             #   may name them; one core/arch.h layer line
+ *       - relu                   #   per item
+ *       - flatten
+ *       - linear classes
  *
  * Every axis may be a list or a single value; an absent axis takes its
  * default: dataset fashion-mnist, seed 0, trigger clean, precision fp32,
