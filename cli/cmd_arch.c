@@ -9,6 +9,7 @@
 #include "core/arch.h"
 #include "core/file.h"
 #include "core/model.h"
+#include "jobs/cost.h"
 
 static const char usage[] =
     "usage: qblind arch [NAME | --file FILE] [--input CxHxW] [--classes N]\n"
@@ -21,15 +22,6 @@ static const char usage[] =
     "  --input CxHxW    input shape, e.g. 3x32x32 [default with NAME: none]\n"
     "  --classes N      [10] outputs of `linear classes`\n"
     "  -h, --help       this help\n";
-
-/* Multiply-adds of one sample through layer l. */
-static double layer_macs(const qb_layer *l)
-{
-    double out = (double)qb_layer_out_size(l);
-    if (l->kind == QB_LAYER_CONV2D) return out * l->in_c * l->k * l->k;
-    if (l->kind == QB_LAYER_LINEAR) return out * l->in_c;
-    return 0.0;
-}
 
 static void print_table(const qb_model *m)
 {
@@ -44,9 +36,9 @@ static void print_table(const qb_model *m)
         char src[16];
         if (l->src == 0) snprintf(src, sizeof src, "input");
         else snprintf(src, sizeof src, "%d", l->src - 1);
-        macs += layer_macs(l);
+        macs += qb_cost_layer_macs(l);
         printf("%4d  %-9s %6s %6s  %-13s %11zu %13.0f\n", i, qb_layer_kind_name(l->kind), src,
-               in2, shape, l->w_len + l->b_len, layer_macs(l));
+               in2, shape, l->w_len + l->b_len, qb_cost_layer_macs(l));
     }
     printf("%zu trained parameters, %zu running-statistic values, %.1f M multiply-adds per "
            "sample (forward)\n", m->n_train, m->n_params - m->n_train, macs / 1e6);

@@ -14,6 +14,7 @@
 #include "core/threads.h"
 #include "core/train.h"
 #include "core/xalloc.h"
+#include "jobs/cost.h"
 #include "store/results_probe.h"
 #include "store/shard.h"
 #include "cli/cli.h"
@@ -421,87 +422,54 @@ int qb_cmd_run(int argc, char **argv)
 
 /* ---- plan -------------------------------------------------------------- */
 
-/* Seconds of a mitigation or defense run on LeNet, one core (medians of
- * the studies in bench/RESULTS.md); 0 for none and unknown names. */
-static double stage_seconds(const char *name)
-{
-    static const struct {
-        const char *name;
-        double seconds;
-    } cost[] = {
-        {"nc", 30.0},       {"ac", 3.5},       {"ss", 2.5},          {"strip", 8.0},
-        {"fp", 6.0},        {"forensics", 0.1}, {"finetune", 2.0},   {"requant-pc", 1.0},
-        {"requant-round", 1.0}, {"requant-bits", 1.0}, {"requant-noise", 1.0},
-        {"fineprune", 6.0},
-    };
-    for (size_t i = 0; i < sizeof cost / sizeof cost[0]; i++)
-        if (!strcmp(name, cost[i].name)) return cost[i].seconds;
-    return 0.0;
-}
-
 int qb_cmd_plan(int argc, char **argv)
 {
-    if (argc != 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+    int no_data = argc == 3 && !strcmp(argv[1], "--no-data");
+    if ((argc != 2 && !no_data) || !strcmp(argv[argc - 1], "-h") ||
+        !strcmp(argv[argc - 1], "--help")) {
         FILE *f = argc == 2 ? stdout : stderr;
-        fputs("usage: qblind plan SPEC.yaml\n"
-              "Validate a spec and print its size and a cost estimate; runs nothing.\n", f);
+        fputs("usage: qblind plan [--no-data] SPEC.yaml\n"
+              "Validate a spec and print its size and a cost estimate; runs nothing.\n"
+              "  --no-data   skip the check of the datasets' files (plan a study for a\n"
+              "              machine that has them; the shapes and sizes are known by name)\n",
+              f);
         return argc == 2 ? 0 : 2;
     }
+    const char *path = argv[argc - 1];
     qb_spec s;
     qb_error err;
     double t0 = qb_now();
-    if (qb_spec_load(&s, argv[1], &err)) return print_err(&err);
-    if (qb_spec_preflight(&s, &err)) {
+    if (qb_spec_load(&s, path, &err)) return print_err(&err);
+    if (!no_data && qb_spec_preflight(&s, &err)) {
         qb_spec_free(&s);
         return print_err(&err);
     }
-    printf("spec %s: valid (hash %016" PRIx64 ", parsed, expanded and its data checked in "
-           "%.2f s)\n", argv[1], s.hash, qb_now() - t0);
+    printf("spec %s: valid (hash %016" PRIx64 ", parsed, expanded and %s in %.2f s)\n", path,
+           s.hash, no_data ? "its data NOT checked (--no-data)" : "its data checked",
+           qb_now() - t0);
     printf("  tasks:  %zu\n  models: %zu (each trained once)\n", s.n_tasks, s.n_models);
     const char *names[QB_AXIS_COUNT] = {"dataset", "seed", "trigger", "precision", "mitigation",
                                         "defense"};
     for (int a = 0; a < QB_AXIS_COUNT; a++) printf("  %-10s %zu values\n", names[a], (size_t)s.axes[a].n);
-    /* Cost model, measured on one core of the development machine
-     * (bench/RESULTS.md): LeNet trains at ~12,000 images/s, cnn-small at
-     * ~450; a task's evaluations take ~1 s (LeNet) / ~20 s (cnn-small), plus
-     * its mitigation and defense (stage_seconds, LeNet; x20 for cnn-small). */
-    double train_s = 0, task_s = 0;
-    double *model_scale = xmalloc(s.n_models ? s.n_models : 1, sizeof(double));
-    for (size_t m = 0; m < s.n_models; m++) {
-        qb_model_job job;
-        model_scale[m] = 1.0;
-        if (qb_spec_model_job(&s, m, &job, &err)) continue;
-        int lenet = !strcmp(job.arch, "lenet");
-        double rate = lenet ? 12000.0 : 450.0;
-        double n_train = 60000.0;
-        train_s += (double)job.train.epochs * n_train / rate +
-                   (job.qa.mode ? (double)job.qa.epochs * 4 * n_train / rate : 0.0);
-        model_scale[m] = lenet ? 1.0 : 20.0;
+    /* The cost model (jobs/cost.h): each model's layer graph on its dataset. */
+    qb_spec_cost cost;
+    if (qb_spec_cost_estimate(&s, &cost, &err)) {
+        qb_spec_free(&s);
+        return print_err(&err);
     }
-    double *mit_s = xcalloc(s.axes[QB_AXIS_MITIGATION].n ? s.axes[QB_AXIS_MITIGATION].n : 1,
-                            sizeof(double));
-    double *def_s = xcalloc(s.axes[QB_AXIS_DEFENSE].n ? s.axes[QB_AXIS_DEFENSE].n : 1,
-                            sizeof(double));
-    for (uint32_t v = 0; v < s.axes[QB_AXIS_MITIGATION].n; v++) {
-        char buf[QB_AXIS_VALUE_MAX];
-        mit_s[v] = stage_seconds(qb_spec_value(&s, QB_AXIS_MITIGATION, v, buf, sizeof buf));
+    for (size_t i = 0; i < cost.n_archs; i++) {
+        const qb_cost_arch *a = &cost.archs[i];
+        printf("  model    %s on %s: %.3g M multiply-adds per image forward; training "
+               "%.3g ms per image, %.0f s per epoch of %zu images (x %zu model%s)\n", a->arch,
+               a->dataset, a->macs / 1e6, a->train_image * 1e3, a->train_image * (double)a->n_train,
+               a->n_train, a->n_models, a->n_models == 1 ? "" : "s");
     }
-    for (uint32_t v = 0; v < s.axes[QB_AXIS_DEFENSE].n; v++) {
-        char buf[QB_AXIS_VALUE_MAX];
-        def_s[v] = stage_seconds(qb_spec_value(&s, QB_AXIS_DEFENSE, v, buf, sizeof buf));
-    }
-    for (size_t i = 0; i < s.n_tasks; i++) {
-        const qb_task *t = &s.tasks[i];
-        task_s += model_scale[t->model] * (1.0 + mit_s[t->mitigation] + def_s[t->defense]);
-    }
-    free(model_scale);
-    free(mit_s);
-    free(def_s);
-    double total = train_s + task_s;
+    double total = cost.train_s + cost.task_s;
     printf("  estimated cost: %.2f core-hours = %.0f core-seconds (training %.0f s, evaluation %.0f s)\n",
-           total / 3600, total, train_s, task_s);
+           total / 3600, total, cost.train_s, cost.task_s);
     printf("  wall time on N worker ranks: about %.0f s / N (+ one coordinator rank; at least the\n"
-           "  longest model: %s)\n", total, "training is per model, not split");
+           "  longest model: %.0f s; training is per model, not split)\n", total, cost.longest_s);
+    qb_spec_cost_free(&cost);
     printf("  memory of the expansion: %.1f MB\n", (double)qb_spec_memory(&s) / 1e6);
     qb_spec_free(&s);
     return 0;

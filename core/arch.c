@@ -309,6 +309,7 @@ typedef struct builder {
     int shape[QB_MAX_LAYERS + 1][3]; /* (C, H, W) of every node */
     int uses[QB_MAX_LAYERS + 1];
     char names[QB_MAX_LAYERS + 1][NAME_MAX_LEN]; /* "" = unnamed */
+    int node_line[QB_MAX_LAYERS + 1];            /* the line that made each node */
     qb_arch_where *where;
     qb_error *err;
     int line;
@@ -396,6 +397,7 @@ static qb_layer *push(builder *b, qb_layer_kind kind, int src, int col)
     l->kind = kind;
     l->src = src;
     l->src2 = -1;
+    b->node_line[m->n_layers] = b->line;
     l->in_c = b->shape[src][0];
     l->in_h = b->shape[src][1];
     l->in_w = b->shape[src][2];
@@ -704,7 +706,10 @@ int qb_arch_plan_lines(qb_model *m, const char *name, const char *const *lines, 
         if (b->uses[node] == 0) {
             rc = QB_FAIL(err, "architecture %s: the output of layer %d (%s) is never used", name,
                          node - 1, qb_layer_kind_name(m->layers[node - 1].kind));
-            if (where) where->line = where->col = -1;
+            if (where) { /* the line of the unused layer, at its operation */
+                where->line = b->node_line[node];
+                where->col = (int)strspn(lines[where->line], " \t");
+            }
         }
     if (rc == 0) {
         const qb_layer *last = &m->layers[m->n_layers - 1];

@@ -193,6 +193,18 @@ const char *qb_spec_arch(const qb_spec *s, const char *dataset)
     return a;
 }
 
+/* A declared architecture's layers (its canonical text), so that a model
+ * changes identity when they change; nothing for a preset, whose name says
+ * it (ids of specs without `architectures:` are unchanged). */
+static void em_arch_layers(emitter *e, const qb_spec *s, const char *arch)
+{
+    const qb_spec_declared_arch *a = qb_spec_declared(s, arch);
+    if (!a) return;
+    em_str(e, "arch.layers=");
+    em_quoted(e, a->text);
+    em_put(e, "\n", 1);
+}
+
 /* Everything of a model's identity but its seed. */
 static void em_model_prefix(emitter *e, const qb_spec *s, uint32_t d, uint32_t t)
 {
@@ -206,6 +218,7 @@ static void em_model_prefix(emitter *e, const qb_spec *s, uint32_t d, uint32_t t
     /* a clean model uses no attack setting */
     if (te->kind != QB_TRIGGER_NONE || te->qa != QB_QA_NONE) em_attack(e, &s->set);
     if (te->qa != QB_QA_NONE) em_qa(e, &s->set, te->qa);
+    em_arch_layers(e, s, qb_spec_arch(s, dataset));
 }
 
 static void em_model_seed(emitter *e, uint64_t seed) { em_fmt(e, "seed=%llu\n", (unsigned long long)seed); }
@@ -283,6 +296,11 @@ static void em_settings(emitter *e, const qb_spec *s)
     em_train(e, &s->set, s->set.arch);
     em_attack(e, &s->set);
     em_qa(e, &s->set, QB_QA_NONE);
+    for (size_t i = 0; i < s->n_archs; i++) { /* sorted by name; none: no line */
+        em_fmt(e, "architectures.%s=", s->archs[i].name);
+        em_quoted(e, s->archs[i].text);
+        em_put(e, "\n", 1);
+    }
     for (size_t i = 0; i < s->n_stages; i++) {
         if (s->stages[i].n == 0) continue; /* an empty block is no block */
         em_fmt(e, "%ss.", qb_axis_name(s->stages[i].axis));

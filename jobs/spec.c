@@ -23,7 +23,8 @@
 static const char *const top_keys[] = {"name",    "extends",    "dataset",  "seed",
                                        "trigger", "precision",  "mitigation", "defense",
                                        "exclude", "include",    "train",    "attack",
-                                       "data_dir", "defenses",  "mitigations", NULL};
+                                       "data_dir", "defenses",  "mitigations", "architectures",
+                                       NULL};
 
 static int parse_string(pctx *c, const char *key, const yaml_node_t *v, const char *exp, char **out)
 {
@@ -75,6 +76,11 @@ static int parse_root(pctx *c)
     for (yaml_node_pair_t *p = p0; p < p1; p++)
         if (!strcmp(spec_sval(spec_node(c, p->key)), "extends") && spec_apply_preset(c, spec_node(c, p->value)))
             return -1;
+    /* before the settings: train.arch may name them */
+    for (yaml_node_pair_t *p = p0; p < p1; p++)
+        if (!strcmp(spec_sval(spec_node(c, p->key)), "architectures") &&
+            spec_parse_archs(c, spec_node(c, p->value)))
+            return -1;
     for (yaml_node_pair_t *p = p0; p < p1; p++) {
         yaml_node_t *k = spec_node(c, p->key), *v = spec_node(c, p->value);
         const char *key = spec_sval(k);
@@ -90,7 +96,7 @@ static int parse_root(pctx *c)
             rc = parse_string(c, key, v, "a name", &s->name);
         } else if (!strcmp(key, "data_dir")) {
             rc = parse_string(c, key, v, "a directory", &s->data_dir);
-        } else if (!strcmp(key, "extends")) {
+        } else if (!strcmp(key, "extends") || !strcmp(key, "architectures")) {
             rc = 0;
         } else {
             rc = spec_apply_setting(c, key, v);
@@ -134,6 +140,7 @@ int qb_spec_parse(qb_spec *s, const char *text, size_t len, const char *name, qb
     }
     for (int a = 0; a < QB_AXIS_COUNT; a++) spec_vl_free(&c.top[a]);
     if (rc == 0) rc = qb_spec_expand(s, err);
+    if (rc == 0) rc = spec_check_archs(s, err);
     if (rc) {
         qb_spec_free(s);
         return -1;
@@ -195,6 +202,7 @@ void qb_spec_free(qb_spec *s)
     for (size_t i = 0; i < s->n_include; i++) spec_filter_free(&s->include[i]);
     free(s->exclude);
     free(s->include);
+    spec_archs_free(s);
     free(s->tasks);
     free(s->models);
     free(s->sorted_ids);

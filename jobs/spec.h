@@ -25,7 +25,9 @@
  *
  *   # Settings shared by every task (defaults in brackets):
  *   train:
- *     arch: auto                 # [auto] lenet | cnn-small; auto = lenet for
+ *     arch: auto                 # [auto] lenet | cnn-small | resnet20 |
+ *                                # preact-resnet18 | vgg11-bn | a name declared
+ *                                # under architectures:; auto = lenet for
  *                                # fashion-mnist/mnist, cnn-small otherwise
  *     epochs: 5                  # [5] 0..100000
  *     batch: 64                  # [64] 1..65536
@@ -50,6 +52,12 @@
  *     nc: {max_epochs: 80}       #   `qblind defend --help`), checked when the spec is read
  *   mitigations:                 # per-mitigation parameters (README "Mitigations")
  *     finetune: {epochs: 5}
+ *   architectures:               # layer graphs by name (README "Architectures
+ *     my-net:                    #   in the spec", jobs/spec_arch.c); train.arch
+ *       - conv 8 k=3             #   may name them; one core/arch.h layer line
+ *       - relu                   #   per item
+ *       - flatten
+ *       - linear classes
  *
  * Every axis may be a list or a single value; an absent axis takes its
  * default: dataset fashion-mnist, seed 0, trigger clean, precision fp32,
@@ -188,6 +196,34 @@ typedef struct qb_spec_resolved {
                                                 (dataset, trigger) job with its seed */
 } qb_spec_resolved;
 
+/* One architecture declared under `architectures:` (README
+ * "Architectures"): a name and its layer lines in core/arch.h's grammar. */
+typedef struct qb_spec_declared_arch {
+    char name[QB_ARCH_NAME_MAX];
+    char *text;               /* canonical: the lines without comments, runs of
+                                 blanks as one space, empty lines dropped, joined
+                                 by '\n'; what is declared (qb_arch_declare),
+                                 hashed and stored in model files */
+    qb_spec_mark mark;        /* of the name */
+    qb_spec_mark list_mark;   /* of its list */
+    int n_lines;
+    char **lines;             /* (n_lines) as written */
+    qb_spec_mark *line_marks; /* (n_lines) where each line's text starts */
+    unsigned char *exact;     /* (n_lines) 1: the text is the source byte for
+                                 byte, so a byte offset in the line is a column
+                                 offset from line_marks (0: escapes or folding;
+                                 errors point at the line's start) */
+} qb_spec_declared_arch;
+
+/* The image shape, classes and training-set size of a named dataset, known
+ * by name before its files are read (core/dataset.h's readers produce
+ * these; tests/test_spec.c compares). -1 for a name it does not know. */
+typedef struct qb_spec_dataset_info {
+    int c, h, w, classes;
+    size_t n_train, n_test;
+} qb_spec_dataset_info;
+int qb_spec_dataset_info_of(const char *name, qb_spec_dataset_info *out);
+
 typedef struct qb_spec {
     char *path;      /* the name messages use (the file path as given) */
     char *text;      /* the spec's source text (NUL-terminated), for the results file */
@@ -201,6 +237,9 @@ typedef struct qb_spec {
     qb_spec_stage *stages; /* sorted by (axis, value) */
     size_t n_exclude, n_include;
     qb_spec_filter *exclude, *include;
+    size_t n_archs;
+    qb_spec_declared_arch *archs; /* `architectures:`, sorted by name (set.arch
+                                     may name one, besides auto and the presets) */
 
     /* The expansion (jobs/spec_expand.c; ids: jobs/task.h). */
     size_t n_tasks;
@@ -277,6 +316,10 @@ int qb_spec_task_precision(const qb_spec *s, size_t task, qb_precision *p, qb_er
  * tables; the resolved tables, a few entries per axis value, are not
  * counted). */
 size_t qb_spec_memory(const qb_spec *s);
+
+/* The architecture `name` as the spec declares it, or NULL (a preset, or
+ * unknown). */
+const qb_spec_declared_arch *qb_spec_declared(const qb_spec *s, const char *name);
 
 /* Built-in presets, for `plan` and tests: the i-th name / YAML text, NULL past the end. */
 const char *qb_spec_preset_name(size_t i);

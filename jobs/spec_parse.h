@@ -6,6 +6,7 @@
  *   jobs/spec_values.c    axis values (scalars, lists, seed ranges), exclude/include
  *   jobs/spec_settings.c  `train:` and `attack:` blocks, presets
  *   jobs/spec_stages.c    `defenses:` and `mitigations:` parameter blocks
+ *   jobs/spec_arch.c      `architectures:`, the layer graphs a spec declares
  *
  * Every function returns 0, or -1 with the first error (positioned,
  * "... at file:line:col ...") in c->err. */
@@ -109,5 +110,15 @@ int spec_apply_preset(pctx *c, const yaml_node_t *v);
 int spec_parse_stages(pctx *c, qb_axis axis, const char *group, const yaml_node_t *n);
 /* Blocks sorted by (axis, value), each block's parameters by key. */
 void spec_sort_stages(qb_spec *s);
+
+/* ---- jobs/spec_arch.c ---- */
+/* `architectures:` into s->archs (sorted by name): names, layer lines and
+ * their positions; checked against the grammar only by spec_check_archs. */
+int spec_parse_archs(pctx *c, const yaml_node_t *n);
+/* After the expansion: plan every declared architecture for every dataset
+ * of the spec (errors at the layer's file:line:col), then declare them for
+ * this process (qb_arch_declare). Returns 0, or -1 with the error in err. */
+int spec_check_archs(qb_spec *s, qb_error *err);
+void spec_archs_free(qb_spec *s);
 
 #endif

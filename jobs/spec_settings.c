@@ -166,24 +166,28 @@ static int parse_field(pctx *c, const setting *f, const char *group, const yaml_
     const char *v;
     if (f->type == F_QA_TARGETS) return parse_qa_targets(c, n, set);
     if (f->type == F_ARCH || f->type == F_SCHEDULE) {
-        char list[256];
+        char list[512];
         if (f->type == F_ARCH) {
             snprintf(list, sizeof list, "auto");
             for (int i = 0; qb_arch_names[i]; i++)
                 snprintf(list + strlen(list), sizeof list - strlen(list), ", %s", qb_arch_names[i]);
+            for (size_t i = 0; i < c->s->n_archs; i++) /* the spec's `architectures:` */
+                snprintf(list + strlen(list), sizeof list - strlen(list), ", %s",
+                         c->s->archs[i].name);
         } else {
             list[0] = '\0';
             for (int i = QB_LR_CONSTANT; i <= QB_LR_STEP; i++)
                 snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
                          qb_lr_schedule_name((qb_lr_schedule)i));
         }
-        char exp[300];
+        char exp[540];
         snprintf(exp, sizeof exp, "one of: %s", list);
         if (spec_get_scalar(c, n, fname, "", exp, &v)) return -1;
         qb_spec_mark m = spec_mark_of(c, n);
         if (f->type == F_ARCH) {
             int ok = !strcmp(v, "auto");
             for (int i = 0; qb_arch_names[i]; i++) ok |= !strcmp(v, qb_arch_names[i]);
+            ok |= qb_spec_declared(c->s, v) != NULL;
             if (ok && strlen(v) < QB_ARCH_NAME_MAX) {
                 snprintf(dst, QB_ARCH_NAME_MAX, "%s", v);
                 return 0;

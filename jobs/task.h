@@ -23,7 +23,10 @@
  * attack's default, qa_target sorted), `arch` is resolved from the dataset
  * when it is auto, and a task names only its own mitigation's and
  * defense's parameters (keys sorted, values quoted). Numbers are printed
- * in the shortest form that reads back to the same float or double.
+ * in the shortest form that reads back to the same float or double. A
+ * model of an architecture the spec declares (`architectures:`) has an
+ * `arch.layers="..."` line before the seed: its canonical layer text
+ * (jobs/spec.h), so changing a layer changes the model; presets have none.
  * Nothing depends on list or key order, formatting, `name` or `data_dir`,
  * so resuming a reordered spec finds its finished tasks; changing e.g. a
  * defense parameter changes the ids of that defense's tasks and no model

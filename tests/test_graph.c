@@ -407,7 +407,8 @@ static void test_arch_errors(void **state)
     assert_int_not_equal(qb_arch_plan_text(&m, "t", "conv 8 as=a\nrelu\nconv 8 in=a\nflatten\n"
                                            "linear classes", 3, 16, 16, 10, &w, &err), 0);
     qb_test_assert_msg_has(&err, "never used");
-    assert_int_equal(w.line, -1);
+    assert_int_equal(w.line, 1); /* the unused layer's line (the relu) */
+    assert_int_equal(w.col, 0);
     /* the preset's names cannot be redeclared with other layers */
     assert_int_not_equal(qb_arch_declare("resnet20", "conv 8\nflatten\nlinear classes", &err), 0);
     qb_test_assert_msg_has(&err, "preset");

@@ -20,11 +20,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "core/arch.h"
 #include "core/dataset.h"
+#include "core/model.h"
 #include "core/train.h"
 #include "attacks/trigger.h"
 #include "jobs/axis_values.h"
+#include "jobs/cost.h"
 #include "jobs/spec.h"
 #include "jobs/task.h"
 #include "tests/testutil.h"
@@ -586,6 +591,260 @@ static void test_identity_changes_where_settings_matter(void **state)
     qb_spec_free(&b);
 }
 
+
+/* ---- architectures: ------------------------------------------------------------ */
+
+/* resnet20's layers written the way a user would. style 0: some lines
+ * quoted, some with comments; 1: plain, blanks doubled, a comment line. */
+static char *resnet20_spec(const char *name, int style)
+{
+    const char *text = qb_arch_text("resnet20");
+    size_t cap = strlen(text) * 3 + 1024;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    snprintf(out, cap, "dataset: [fashion-mnist, synthetic]\ntrigger: [clean, square]\n"
+                       "train: {arch: %s}\narchitectures:\n  %s:\n", name, name);
+    int k = 0;
+    for (const char *p = text; *p; k++) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        char line[QB_ARCH_LINE_MAX + 1];
+        snprintf(line, sizeof line, "%.*s", (int)n, p);
+        p += n + (nl != NULL);
+        size_t len = strlen(out);
+        if (style == 0) {
+            const char *q = k % 3 == 0 ? "'" : "", *c = k % 3 == 1 ? "    # a comment" : "";
+            snprintf(out + len, cap - len, "    - %s%s%s%s\n", q, line, q, c);
+            continue;
+        }
+        snprintf(out + len, cap - len, "    - ");
+        for (const char *q = line; *q; q++) {
+            len = strlen(out);
+            snprintf(out + len, cap - len, *q == ' ' ? "  " : "%c", *q);
+        }
+        len = strlen(out);
+        snprintf(out + len, cap - len, "\n%s", k == 3 ? "    # the first block\n" : "");
+    }
+    return out;
+}
+
+static void test_architectures(void **state)
+{
+    (void)state;
+    char *text = resnet20_spec("my-res", 0);
+    qb_spec s;
+    parse_ok(&s, text);
+    /* declared for the process, in canonical form: resnet20's own text */
+    assert_int_equal(s.n_archs, 1);
+    const qb_spec_declared_arch *a = qb_spec_declared(&s, "my-res");
+    assert_non_null(a);
+    assert_null(qb_spec_declared(&s, "resnet20"));
+    char canon[QB_ARCH_TEXT_MAX];
+    snprintf(canon, sizeof canon, "%s", qb_arch_text("resnet20"));
+    canon[strlen(canon) - 1] = '\0'; /* the preset ends in '\n' */
+    assert_string_equal(a->text, canon);
+    assert_non_null(qb_arch_text("my-res"));
+    assert_string_equal(qb_arch_text("my-res"), a->text);
+    /* the model jobs name it and it builds, with resnet20's shapes */
+    for (size_t m = 0; m < s.n_models; m++) {
+        qb_model_job job;
+        qb_error e = {0};
+        assert_int_equal(qb_spec_model_job(&s, m, &job, &e), 0);
+        assert_string_equal(job.arch, "my-res");
+        qb_spec_dataset_info di;
+        const char *ds = s.axes[QB_AXIS_DATASET].names[s.models[m].dataset];
+        assert_int_equal(qb_spec_dataset_info_of(ds, &di), 0);
+        qb_model x, y;
+        assert_int_equal(qb_model_plan(&x, "my-res", di.c, di.h, di.w, di.classes, &e), 0);
+        assert_int_equal(qb_model_plan(&y, "resnet20", di.c, di.h, di.w, di.classes, &e), 0);
+        assert_int_equal(x.n_params, y.n_params);
+        assert_int_equal(x.n_layers, y.n_layers);
+    }
+    /* the layers are part of every model's identity */
+    char buf[8192];
+    for (size_t m = 0; m < s.n_models; m++) {
+        qb_spec_model_identity(&s, m, buf, sizeof buf);
+        assert_non_null(strstr(buf, "arch=my-res\n"));
+        assert_non_null(strstr(buf, "arch.layers=\"conv 16 k=3 pad=1 bias=0\\x0abn\\x0arelu as=stem"));
+    }
+    check_identity_texts(&s);
+    qb_spec_settings_text(&s, buf, sizeof buf);
+    assert_non_null(strstr(buf, "architectures.my-res=\"conv 16"));
+
+    /* parsed again (as every rank does): the same declaration is no error,
+     * and spelling (quotes, comments, spaces) changes no id */
+    char *text2 = resnet20_spec("my-res", 1);
+    assert_string_not_equal(text, text2);
+    qb_spec s2;
+    parse_ok(&s2, text2);
+    assert_int_equal(s2.hash, s.hash);
+    for (size_t m = 0; m < s.n_models; m++) assert_int_equal(s2.models[m].id, s.models[m].id);
+    qb_spec_free(&s2);
+    free(text2);
+
+    /* a declared architecture that no model uses: the spec hash changes,
+     * no id does */
+    qb_spec u, v;
+    parse_ok(&u, "trigger: [clean, square]\n");
+    parse_ok(&v, "trigger: [clean, square]\narchitectures:\n  spare: [conv 4, flatten, linear classes]\n");
+    assert_int_not_equal(u.hash, v.hash);
+    for (size_t i = 0; i < u.n_tasks; i++) assert_int_equal(u.tasks[i].id, v.tasks[i].id);
+    qb_spec_free(&u);
+    qb_spec_free(&v);
+
+    /* another spec of this process may not redeclare the name with other layers */
+    static const char other[] =
+        "architectures:\n  my-res: [conv 8, flatten, linear classes]\ntrain: {arch: my-res}\n";
+    qb_error e = {0};
+    qb_spec t;
+    assert_int_equal(qb_spec_parse(&t, other, strlen(other), "other.yaml", &e), -1);
+    assert_string_equal(e.msg, "architecture \"my-res\" at other.yaml:2:3: architecture \"my-res\" "
+                               "is already declared with different layers (another spec or a "
+                               "model file read by this process declared it)");
+    qb_spec_free(&s);
+    free(text);
+}
+
+/* The model id of the first model of `text`, parsed in a child process (a
+ * process declares a name once: this is how two texts of one name compare). */
+static uint64_t model_id_in_child(const char *text)
+{
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        qb_spec s;
+        qb_error e;
+        uint64_t id = 0;
+        if (qb_spec_parse(&s, text, strlen(text), "spec.yaml", &e) == 0) id = s.models[0].id;
+        ssize_t w = write(fd[1], &id, sizeof id);
+        _exit(w == (ssize_t)sizeof id ? 0 : 1);
+    }
+    close(fd[1]);
+    uint64_t id = 0;
+    assert_int_equal(read(fd[0], &id, sizeof id), (ssize_t)sizeof id);
+    close(fd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_not_equal(id, 0);
+    return id;
+}
+
+static void test_architecture_identity(void **state)
+{
+    (void)state;
+    /* one layer changed: another model; a comment added: the same */
+    uint64_t a = model_id_in_child("architectures:\n  n: [conv 8 k=3, relu, flatten, linear classes]\n"
+                                   "train: {arch: n}\n");
+    uint64_t b = model_id_in_child("architectures:\n  n: [conv 8 k=5, relu, flatten, linear classes]\n"
+                                   "train: {arch: n}\n");
+    uint64_t c = model_id_in_child("architectures:\n  n:\n    - conv 8  k=3   # first\n    - relu\n"
+                                   "    - flatten\n    - linear classes\ntrain: {arch: n}\n");
+    assert_int_not_equal(a, b);
+    assert_int_equal(a, c);
+    /* presets keep the ids they had: no arch.layers line */
+    qb_spec s;
+    parse_ok(&s, "train: {arch: resnet20}\n");
+    char buf[4096];
+    qb_spec_model_identity(&s, 0, buf, sizeof buf);
+    assert_null(strstr(buf, "arch.layers"));
+    qb_spec_free(&s);
+}
+
+/* The shapes known by name are those the readers produce: synthetic (generated)
+ * and fashion-mnist (Debian's package, when installed) are loaded and compared;
+ * the others' counts are their distributions' (README "Datasets"). */
+static void test_dataset_infos(void **state)
+{
+    (void)state;
+    for (int i = 0; qb_dataset_names[i]; i++) {
+        qb_spec_dataset_info di;
+        assert_int_equal(qb_spec_dataset_info_of(qb_dataset_names[i], &di), 0);
+        assert_true(di.c >= 1 && di.h >= 1 && di.w >= 1 && di.classes >= 2 && di.n_train > 0 &&
+                    di.n_test > 0);
+    }
+    qb_spec_dataset_info di;
+    assert_int_equal(qb_spec_dataset_info_of("cifar100", &di), -1);
+    qb_dataset tr, te;
+    qb_error e;
+    assert_int_equal(qb_dataset_load("synthetic", NULL, QB_SYNTHETIC_SEED, &tr, &te, &e), 0);
+    assert_int_equal(qb_spec_dataset_info_of("synthetic", &di), 0);
+    assert_int_equal(di.c, tr.c);
+    assert_int_equal(di.h, tr.h);
+    assert_int_equal(di.w, tr.w);
+    assert_int_equal(di.classes, tr.classes);
+    assert_int_equal(di.n_train, tr.n);
+    assert_int_equal(di.n_test, te.n);
+    qb_dataset_free(&tr);
+    qb_dataset_free(&te);
+    if (qb_dataset_load("fashion-mnist", NULL, 0, &tr, &te, &e) == 0) {
+        assert_int_equal(qb_spec_dataset_info_of("fashion-mnist", &di), 0);
+        assert_true(di.c == tr.c && di.h == tr.h && di.w == tr.w && di.classes == tr.classes);
+        assert_int_equal(di.n_train, tr.n);
+        assert_int_equal(di.n_test, te.n);
+        qb_dataset_free(&tr);
+        qb_dataset_free(&te);
+    }
+}
+
+
+/* ---- the plan's cost model (jobs/cost.h) -------------------------------------- */
+
+static void test_cost_model(void **state)
+{
+    (void)state;
+    qb_error e;
+    qb_model m[5];
+    static const char *const archs[] = {"lenet", "cnn-small", "resnet20", "vgg11-bn",
+                                        "preact-resnet18"};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(qb_model_plan(&m[i], archs[i], i ? 3 : 1, i ? 32 : 28, i ? 32 : 28, 10, &e), 0);
+    /* LeNet by hand: conv5 16x24x24x25, conv5 32x8x8x(16x25), 512x128, 128x10 */
+    assert_true(qb_cost_forward_macs(&m[0]) == 16.0 * 24 * 24 * 25 + 32.0 * 8 * 8 * 16 * 25 +
+                                                   512.0 * 128 + 128.0 * 10);
+    /* resnet20: stem 16x32x32x27; 6 convs 16x32x32x144; 32x16x16x144, 5 x
+     * 32x16x16x288, shortcut 32x16x16x16; the same at 64x8x8; 64x10 */
+    double r20 = 16.0 * 1024 * 27 + 6 * 16.0 * 1024 * 144 + 32.0 * 256 * 144 + 5 * 32.0 * 256 * 288 +
+                 32.0 * 256 * 16 + 64.0 * 64 * 288 + 5 * 64.0 * 64 * 576 + 64.0 * 64 * 32 + 640;
+    assert_true(qb_cost_forward_macs(&m[2]) == r20);
+    /* costs grow with the work, training costs more than inference, and a
+     * larger batch shares the optimizer step */
+    for (int i = 0; i < 5; i++) {
+        assert_true(qb_cost_train_image(&m[i], 128) > 2 * qb_cost_infer_image(&m[i]));
+        assert_true(qb_cost_train_image(&m[i], 32) > qb_cost_train_image(&m[i], 128));
+        if (i) assert_true(qb_cost_train_image(&m[i], 128) > qb_cost_train_image(&m[i - 1], 128));
+    }
+    /* a spec: epochs scale the training, clean and square models of one
+     * architecture cost the same, the qa repair adds */
+    qb_spec a, b, c;
+    parse_ok(&a, "dataset: synthetic\ntrigger: [clean, square]\ntrain: {arch: resnet20, epochs: 1}\n");
+    parse_ok(&b, "dataset: synthetic\ntrigger: [clean, square]\ntrain: {arch: resnet20, epochs: 3}\n");
+    parse_ok(&c, "dataset: synthetic\ntrigger: [clean, qa-pgd]\ntrain: {arch: resnet20, epochs: 1}\n");
+    qb_spec_cost ca, cb, cc;
+    assert_int_equal(qb_spec_cost_estimate(&a, &ca, &e), 0);
+    assert_int_equal(qb_spec_cost_estimate(&b, &cb, &e), 0);
+    assert_int_equal(qb_spec_cost_estimate(&c, &cc, &e), 0);
+    assert_int_equal(ca.n_archs, 1);
+    assert_string_equal(ca.archs[0].arch, "resnet20");
+    assert_int_equal(ca.archs[0].n_models, 2);
+    assert_int_equal(ca.archs[0].n_train, 10000);
+    double per_model = 10000 * qb_cost_train_image(&m[2], 64);
+    assert_true(fabs(ca.train_s - 2 * per_model) < 1e-9 * ca.train_s);
+    assert_true(fabs(cb.train_s - 3 * ca.train_s) < 1e-9 * cb.train_s);
+    assert_true(fabs(ca.longest_s - per_model) < 1e-9 * per_model);
+    assert_true(cc.train_s > ca.train_s);
+    assert_true(ca.task_s > 0 && fabs(ca.task_s - cb.task_s) < 1e-9 * ca.task_s);
+    qb_spec_cost_free(&ca);
+    qb_spec_cost_free(&cb);
+    qb_spec_cost_free(&cc);
+    qb_spec_free(&a);
+    qb_spec_free(&b);
+    qb_spec_free(&c);
+}
+
 /* ---- errors ------------------------------------------------------------------------ */
 
 static const struct {
@@ -613,7 +872,7 @@ static const struct {
     {"datset: mnist\n",
      "unknown key \"datset\" at spec.yaml:1:1; expected one of: name, extends, dataset, seed, "
      "trigger, precision, mitigation, defense, exclude, include, train, attack, data_dir, defenses, "
-     "mitigations"},
+     "mitigations, architectures"},
     {"seed: 1\nseed: 2\n", "duplicate key \"seed\" at spec.yaml:2:1 (first at spec.yaml:1:1)"},
     {"train:\n  epochs: 3\n  epochs: 4\n",
      "duplicate key \"epochs\" in train at spec.yaml:3:3 (first at spec.yaml:2:3)"},
@@ -750,6 +1009,62 @@ static const struct {
      "w7a8, w2a32, w3a32]\n",
      "the spec expands to 11000000 tasks; at most 10000000 are allowed (the largest axis is seed at "
      "spec.yaml:1:7 with 1000000 values)"},
+    /* architectures: (README "Architectures"); the position is the layer's */
+    {"architectures:\n  e1:\n    - conv 8 k=3\n    - batchnorm\n    - flatten\n    - linear classes\n",
+     "invalid architectures.e1 at spec.yaml:4:7: unknown layer \"batchnorm\"; expected one of: conv, "
+     "bn, relu, maxpool, avgpool, flatten, linear, add (planned for dataset fashion-mnist: 1x28x28, "
+     "10 classes)"},
+    {"architectures:\n  e2:\n    - conv 8 k=3 pad=1 as=a\n    - 'conv 16 k=3 pad=1'\n    - \"add a\"\n"
+     "    - flatten\n    - linear classes\n",
+     "invalid architectures.e2 at spec.yaml:5:12: add: shapes differ: the input is 16x28x28, the "
+     "added layer's output is 8x28x28 (planned for dataset fashion-mnist: 1x28x28, 10 classes)"},
+    {"architectures:\n  e3:\n    - conv 8 k=3 pad=1\n    -   conv 16 cin=4\n    - flatten\n"
+     "    - linear classes\n",
+     "invalid architectures.e3 at spec.yaml:4:9: conv expects cin=4 input channels but its input has "
+     "8 (planned for dataset fashion-mnist: 1x28x28, 10 classes)"},
+    {"architectures:\n  e4:\n    - conv 8 k=3 pad=1 in=later\n    - relu as=later\n    - flatten\n"
+     "    - linear classes\n",
+     "invalid architectures.e4 at spec.yaml:3:27: no earlier layer is named \"later\" (a name is used "
+     "after the line that defines it with as=later: layers are in order, so the graph has no cycle) "
+     "(planned for dataset fashion-mnist: 1x28x28, 10 classes)"},
+    {"architectures:\n  e5: [conv 8 as=a, relu, conv 8 in=a, flatten, linear classes]\n",
+     "invalid architectures.e5 at spec.yaml:2:21: architecture e5: the output of layer 1 (relu) is "
+     "never used (planned for dataset fashion-mnist: 1x28x28, 10 classes)"},
+    {"architectures:\n  resnet20: [conv 8, flatten, linear classes]\n",
+     "architecture \"resnet20\" at spec.yaml:2:3 has the name of a preset; declare it under another "
+     "name (the presets: auto, lenet, cnn-small, resnet20, preact-resnet18, vgg11-bn)"},
+    {"architectures:\n  auto: [conv 8, flatten, linear classes]\n",
+     "architecture \"auto\" at spec.yaml:2:3 has the name of a preset; declare it under another name "
+     "(the presets: auto, lenet, cnn-small, resnet20, preact-resnet18, vgg11-bn)"},
+    /* fits 32x32 (five halvings), not mnist's 28x28 */
+    {"dataset: [synthetic, mnist]\narchitectures:\n  e6:\n    - conv 8 k=3 pad=1\n    - maxpool 2\n"
+     "    - maxpool 2\n    - maxpool 2\n    - maxpool 2\n    - maxpool 2\n    - flatten\n"
+     "    - linear classes\n",
+     "invalid architectures.e6 at spec.yaml:9:7: maxpool on a 8x1x1 input has no output (the input "
+     "is too small) (planned for dataset mnist: 1x28x28, 10 classes)"},
+    {"dataset: gtsrb\narchitectures:\n  e7: [conv 8, flatten, linear 10]\n",
+     "invalid architectures.e7 at spec.yaml:3:7: architecture e7 ends with 10 outputs, not the 43 "
+     "classes (end with `linear classes`) (planned for dataset gtsrb: 3x32x32, 43 classes)"},
+    {"architectures:\n  mine: [conv 8, flatten, linear classes]\ntrain: {arch: mien}\n",
+     "unknown train.arch \"mien\" at spec.yaml:3:15; expected one of: auto, lenet, cnn-small, "
+     "resnet20, preact-resnet18, vgg11-bn, mine"},
+    {"architectures: [a]\n",
+     "wrong type for architectures at spec.yaml:1:16: expected a mapping of names to layer lists, got "
+     "a list"},
+    {"architectures:\n  e8: conv 8\n",
+     "wrong type for architectures.e8 at spec.yaml:2:7: expected a list of layer lines (README "
+     "\"Architectures\"), got a value"},
+    {"architectures:\n  e9: []\n", "empty list for architectures.e9 at spec.yaml:2:7; give at least one layer"},
+    {"architectures:\n  e10: [conv 8, [relu]]\n",
+     "wrong type for architectures.e10 at spec.yaml:2:17: expected a layer line, got a list"},
+    {"architectures:\n  e11:\n    - |\n      conv 8\n      flatten\n",
+     "invalid architectures.e11 at spec.yaml:3:7: a layer line holds a line break; write one layer "
+     "per list item"},
+    {"architectures:\n  my net: [conv 8, flatten, linear classes]\n",
+     "invalid architecture name \"my net\" at spec.yaml:2:3; expected 1 to 31 letters, digits, '-', "
+     "'_' or '.'"},
+    {"architectures:\n  e12: [flatten, linear classes]\n  e12: [flatten, linear classes]\n",
+     "duplicate architecture \"e12\" in architectures at spec.yaml:3:3 (first at spec.yaml:2:3)"},
     /* presets and stage blocks */
     {"extends: fats\n", "unknown preset \"fats\" at spec.yaml:1:10; expected one of: default, fast"},
     {"extends: [fast]\n",
@@ -974,6 +1289,68 @@ static void test_errors_from_files(void **state)
     free(dir);
 }
 
+/* The paper's configs on its datasets: the grid, the architecture and
+ * BackdoorBench's recipe. */
+/* A declared architecture read from a file: both datasets, both names. */
+static void test_architectures_fixture(void **state)
+{
+    (void)state;
+    qb_spec s;
+    load_fixture(&s, "specs/architectures.yaml");
+    assert_int_equal(s.n_models, 4);
+    assert_int_equal(s.n_archs, 2);
+    assert_string_equal(s.archs[0].name, "tiny-plain"); /* sorted */
+    assert_string_equal(s.archs[0].text, "conv 8 k=3\nrelu\nmaxpool 2\nflatten\nlinear classes");
+    const qb_spec_declared_arch *a = qb_spec_declared(&s, "tiny-res");
+    assert_non_null(a);
+    assert_int_equal(a->n_lines, 14);
+    assert_string_equal(a->lines[2], "relu as=stem"); /* YAML drops the comment */
+    assert_int_equal(a->line_marks[2].line, 10);
+    assert_int_equal(a->line_marks[2].col, 7);
+    assert_int_equal(a->line_marks[10].col, 8); /* inside the quotes */
+    assert_true(a->exact[10]);
+    for (size_t m = 0; m < s.n_models; m++) {
+        qb_model_job job;
+        qb_error e = {0};
+        assert_int_equal(qb_spec_model_job(&s, m, &job, &e), 0);
+        assert_string_equal(job.arch, "tiny-res");
+    }
+    check_identity_texts(&s);
+    qb_spec_free(&s);
+}
+
+static void test_paper_configs(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *file, *dataset, *arch;
+        int epochs;
+    } cfgs[] = {
+        {"../../configs/paper-cifar10.yaml", "cifar10", "preact-resnet18", 100},
+        {"../../configs/paper-gtsrb.yaml", "gtsrb", "preact-resnet18", 50},
+        {"../../configs/paper-cifar10-resnet20.yaml", "cifar10", "resnet20", 100},
+        {"../../configs/paper-gtsrb-resnet20.yaml", "gtsrb", "resnet20", 50},
+    };
+    for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
+        qb_spec s;
+        load_fixture(&s, cfgs[i].file);
+        assert_int_equal(s.n_tasks, 300);
+        assert_int_equal(s.n_models, 20);
+        for (size_t m = 0; m < s.n_models; m++) {
+            qb_model_job job;
+            qb_error e = {0};
+            assert_int_equal(qb_spec_model_job(&s, m, &job, &e), 0);
+            assert_string_equal(s.axes[QB_AXIS_DATASET].names[s.models[m].dataset], cfgs[i].dataset);
+            assert_string_equal(job.arch, cfgs[i].arch);
+            assert_int_equal(job.train.epochs, cfgs[i].epochs);
+            assert_int_equal(job.train.batch, 128);
+            assert_true(job.train.lr == 0.01f && job.train.momentum == 0.9f &&
+                        job.train.weight_decay == 5e-4f && job.train.schedule == QB_LR_COSINE);
+        }
+        qb_spec_free(&s);
+    }
+}
+
 static void test_quickstart_config(void **state)
 {
     (void)state;
@@ -1057,12 +1434,18 @@ int main(void)
         cmocka_unit_test(test_model_job),
         cmocka_unit_test(test_identity_stable_under_reordering),
         cmocka_unit_test(test_identity_changes_where_settings_matter),
+        cmocka_unit_test(test_architectures),
+        cmocka_unit_test(test_architecture_identity),
+        cmocka_unit_test(test_dataset_infos),
+        cmocka_unit_test(test_cost_model),
         cmocka_unit_test(test_error_messages),
         cmocka_unit_test(test_nesting_budget),
         cmocka_unit_test(test_values_budget),
         cmocka_unit_test(test_exclude_budget),
         cmocka_unit_test(test_errors_from_files),
         cmocka_unit_test(test_quickstart_config),
+        cmocka_unit_test(test_paper_configs),
+        cmocka_unit_test(test_architectures_fixture),
         cmocka_unit_test(test_million),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
