@@ -181,29 +181,29 @@ static void test_entropies_constant_uniform_model(void **state)
     for (size_t i = 0; i < n_ov * isz; i++) ov[i] = qb_rng_uniform(&rng);
     double h[7], h2[7];
     /* uniform predictor: last layer zero -> logits 0 -> log2(10) bits */
-    assert_int_equal(qb_strip_entropies(&m, in, n, ov, n_ov, 50, 0, 9, h, &err), 0);
+    assert_int_equal(qb_strip_entropies(&m, NULL, in, n, ov, n_ov, 50, 0, 9, h, &err), 0);
     for (size_t i = 0; i < n; i++) assert_true(fabs(h[i] - LOG2_10) < 1e-12);
     /* constant predictor: a large bias on one class -> 0 bits, also at int8 */
     m.params[last->b_off + 3] = 100.0f;
-    assert_int_equal(qb_strip_entropies(&m, in, n, ov, n_ov, 50, 1, 9, h, &err), 0);
+    assert_int_equal(qb_strip_entropies(&m, NULL, in, n, ov, n_ov, 50, 1, 9, h, &err), 0);
     for (size_t i = 0; i < n; i++) assert_true(h[i] >= 0.0 && h[i] < 1e-30);
     qb_qmodel qm;
     qb_test_quantize(&qm, &m, "int8");
-    assert_int_equal(qb_strip_entropies(&qm.model, in, n, ov, n_ov, 50, 0, 9, h, &err), 0);
+    assert_int_equal(qb_strip_entropies(&qm.model, NULL, in, n, ov, n_ov, 50, 0, 9, h, &err), 0);
     for (size_t i = 0; i < n; i++) assert_true(h[i] >= 0.0 && h[i] < 1e-30);
     qb_qmodel_free(&qm);
     /* a real model: entropies strictly inside (0, log2 10), reproducible,
      * and depending on the seed of the overlay draws */
     qb_model_init_params(&m, 3);
-    assert_int_equal(qb_strip_entropies(&m, in, n, ov, n_ov, 50, 0, 9, h, &err), 0);
-    assert_int_equal(qb_strip_entropies(&m, in, n, ov, n_ov, 50, 0, 9, h2, &err), 0);
+    assert_int_equal(qb_strip_entropies(&m, NULL, in, n, ov, n_ov, 50, 0, 9, h, &err), 0);
+    assert_int_equal(qb_strip_entropies(&m, NULL, in, n, ov, n_ov, 50, 0, 9, h2, &err), 0);
     assert_memory_equal(h, h2, sizeof h);
     for (size_t i = 0; i < n; i++) assert_true(h[i] > 0.0 && h[i] < LOG2_10);
-    assert_int_equal(qb_strip_entropies(&m, in, n, ov, n_ov, 50, 0, 10, h2, &err), 0);
+    assert_int_equal(qb_strip_entropies(&m, NULL, in, n, ov, n_ov, 50, 0, 10, h2, &err), 0);
     assert_true(memcmp(h, h2, sizeof h) != 0);
     /* a non-finite weight -> non-finite logits -> -1 with a message */
     m.params[last->w_off] = NAN;
-    assert_int_equal(qb_strip_entropies(&m, in, n, ov, n_ov, 50, 0, 9, h, &err), -1);
+    assert_int_equal(qb_strip_entropies(&m, NULL, in, n, ov, n_ov, 50, 0, 9, h, &err), -1);
     assert_non_null(strstr(err.msg, "not finite"));
     free(in);
     free(ov);
@@ -369,7 +369,7 @@ static void test_defense_consistency(void **state)
     qb_dataset_batch_float(&trig, NULL, 0, 100, xt);
     qb_dataset_batch_float(&c.test, c.pool, 0, 50, xo); /* the overlay pool: pool[0, 50) */
     double h[100];
-    assert_int_equal(qb_strip_entropies(&qm.model, xt, 100, xo, 50, 20, 0,
+    assert_int_equal(qb_strip_entropies(&qm.model, NULL, xt, 100, xo, 50, 20, 0,
                                         qb_seed_derive(1234, "strip-overlay-trig"), h, &err),
                      0);
     assert_memory_equal(h, ht->v, sizeof h);
