@@ -77,10 +77,16 @@ static int train_body(qb_model_opts *o, const qb_dataset *train, const qb_datase
     print_header();
     rc = print_precisions(o, &m, test, &r, err);
     if (rc == 0 && o->output) {
-        char meta[512];
-        snprintf(meta, sizeof meta, "dataset=%s\narch=%s\ntrigger=%s\nseed=%llu\nepochs=%d\n",
-                 o->dataset, o->job.arch, qb_trigger_name(o->job.trigger.kind),
-                 (unsigned long long)o->job.seed, o->job.train.epochs);
+        char meta[768];
+        int k = snprintf(meta, sizeof meta, "dataset=%s\narch=%s\ntrigger=%s\nseed=%llu\nepochs=%d\n",
+                         o->dataset, o->job.arch, qb_trigger_name(o->job.trigger.kind),
+                         (unsigned long long)o->job.seed, o->job.train.epochs);
+        /* provenance: eval and defend need the same --normalize */
+        if (o->job.norm.on && k > 0 && (size_t)k < sizeof meta)
+            snprintf(meta + k, sizeof meta - (size_t)k, "normalize=%.9g,%.9g,%.9g/%.9g,%.9g,%.9g\n",
+                     (double)o->job.norm.mean[0], (double)o->job.norm.mean[1],
+                     (double)o->job.norm.mean[2], (double)o->job.norm.std[0],
+                     (double)o->job.norm.std[1], (double)o->job.norm.std[2]);
         rc = qb_model_save(&m, o->output, meta, err);
     }
     qb_model_free(&m);

@@ -141,6 +141,13 @@ int qb_dataset_norm_default(const char *name, qb_norm *out)
     return 0; /* gtsrb: off */
 }
 
+int qb_dataset_channels(const char *name)
+{
+    const char *arch = name ? qb_dataset_default_arch(name) : NULL;
+    if (!arch) return 0;
+    return !strcmp(name, "fashion-mnist") || !strcmp(name, "mnist") ? 1 : 3;
+}
+
 int qb_dataset_flip_ok(const char *name)
 {
     return name && (!strcmp(name, "cifar10") || !strcmp(name, "fashion-mnist") ||

@@ -89,6 +89,10 @@ int qb_dataset_norm_default(const char *name, qb_norm *out);
  * right", arrows), and for unknown names. */
 int qb_dataset_flip_ok(const char *name);
 
+/* Channels of a named dataset's images, by name (1 for the IDX ones,
+ * fashion-mnist and mnist; 3 for the others), 0 for an unknown name. */
+int qb_dataset_channels(const char *name);
+
 /* The seed `synthetic` is generated from by the pipeline and the CLI: the
  * data of a study are fixed, the model seed varies the models. */
 #define QB_SYNTHETIC_SEED 0
