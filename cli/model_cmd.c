@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/model_io.h"
 #include "core/threads.h"
 #include "core/train.h"
 
@@ -249,6 +250,7 @@ static int parse_opts(int argc, char **argv, qb_model_opts *o, const char *usage
     if (!strcmp(preset, "backdoorbench")) {
         qb_train_config_backdoorbench(&o->job.train, o->dataset);
         normalize = augment = "dataset";
+        o->norm_set = 1;
     } else if (strcmp(preset, "default")) {
         return QB_FAIL(err, "--preset \"%s\": expected default or backdoorbench", preset);
     }
@@ -295,7 +297,10 @@ static int parse_opts(int argc, char **argv, qb_model_opts *o, const char *usage
         case OPT_DETAILS: o->details = 1; break;
         case OPT_THREADS: rc = qb_cli_parse_threads(optarg, &threads, err); break;
         case OPT_PRESET: break; /* the first pass's */
-        case OPT_NORMALIZE: normalize = optarg; break;
+        case OPT_NORMALIZE:
+            normalize = optarg;
+            o->norm_set = 1;
+            break;
         case OPT_AUGMENT: augment = optarg; break;
         case 'P': {
             char *eq = strchr(optarg, '=');
@@ -388,6 +393,29 @@ int qb_model_cmd_main(int argc, char **argv, const char *usage, int wants_model,
     qb_dataset_free(&train);
     qb_dataset_free(&test);
     return rc ? fail(&err) : 0;
+}
+
+int qb_model_cmd_load(qb_model_opts *o, qb_model *m, qb_error *err)
+{
+    char *meta = NULL;
+    if (qb_model_load(m, o->model_path, &meta, err)) return -1;
+    const char *line = NULL;
+    for (const char *p = meta; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, "normalize=", 10)) line = p + 10;
+    int rc = 0;
+    if (line && !o->norm_set) {
+        char text[256];
+        snprintf(text, sizeof text, "%.*s", (int)strcspn(line, "\n"), line);
+        rc = parse_normalize(text, o->dataset, m->in_c, &o->job.norm, err);
+        if (rc)
+            qb_error_prefix(err, "model %s, metadata: ", o->model_path);
+        else if (!o->quiet)
+            fprintf(stderr, "qblind: %s: input normalisation %s (from its metadata)\n",
+                    o->model_path, text);
+    }
+    free(meta);
+    if (rc) qb_model_free(m);
+    return rc;
 }
 
 int qb_model_cmd_check_fits(const qb_model_opts *o, const qb_model *m, const qb_dataset *test,
