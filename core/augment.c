@@ -35,10 +35,20 @@ void qb_augment_image(const qb_augment *a, const qb_augment_draw *d, const uint8
                 continue;
             }
             const uint8_t *srow = s + (size_t)sy * (size_t)w;
-            for (int x = 0; x < w; x++) {
-                const int sx = (d->flip ? w - 1 - x : x) + ox;
-                row[x] = sx >= 0 && sx < w ? srow[sx] : 0;
+            /* the columns x whose source column is inside the image: without
+             * a flip sx = x + ox, with one sx = w - 1 - x + ox; both give
+             * x in [lo, hi) */
+            int lo = d->flip ? (ox > 0 ? ox : 0) : (ox < 0 ? -ox : 0);
+            int hi = d->flip ? (ox < 0 ? w + ox : w) : (ox > 0 ? w - ox : w);
+            if (lo > w) lo = w; /* a shift by the whole width or more */
+            if (hi < lo) hi = lo;
+            memset(row, 0, (size_t)lo);
+            if (!d->flip) {
+                memcpy(row + lo, srow + lo + ox, (size_t)(hi - lo));
+            } else {
+                for (int x = lo; x < hi; x++) row[x] = srow[w - 1 - x + ox];
             }
+            memset(row + hi, 0, (size_t)(w - hi));
         }
     }
 }

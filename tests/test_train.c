@@ -441,6 +441,25 @@ static void test_augment_by_hand(void **state)
     static const uint8_t want_cf[H][W] = {{17, 16, 15, 0}, {21, 20, 19, 0}, {0, 0, 0, 0}};
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) assert_int_equal(dst[y * W + x], want_cf[y][x]);
+
+    /* a padding wider than the image: shifts by the whole width leave
+     * nothing; a shift by 3 of a 4-wide image leaves one column */
+    const qb_augment wide = {5, 1};
+    for (int flip_on = 0; flip_on < 2; flip_on++) {
+        d = (qb_augment_draw){5, 0, flip_on}; /* ox = -5 */
+        qb_augment_image(&wide, &d, src, dst, C, H, W);
+        for (int i = 0; i < C * H * W; i++) assert_int_equal(dst[i], 0);
+        d = (qb_augment_draw){5, 10, flip_on}; /* ox = +5 */
+        qb_augment_image(&wide, &d, src, dst, C, H, W);
+        for (int i = 0; i < C * H * W; i++) assert_int_equal(dst[i], 0);
+        d = (qb_augment_draw){5, 8, flip_on}; /* ox = +3: out[y][x] = in[y][x' + 3] */
+        qb_augment_image(&wide, &d, src, dst, C, H, W);
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                int sx = (flip_on ? W - 1 - x : x) + 3;
+                assert_int_equal(dst[y * W + x], sx < W ? src[y * W + sx] : 0);
+            }
+    }
 }
 
 /* Draws: offsets in [0, 2 pad], every value reached, flips about half;
