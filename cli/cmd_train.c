@@ -78,8 +78,8 @@ static int train_body(qb_model_opts *o, const qb_dataset *train, const qb_datase
     rc = print_precisions(o, &m, test, &r, err);
     if (rc == 0 && o->output) {
         char meta[768];
-        int k = snprintf(meta, sizeof meta, "dataset=%s\narch=%s\ntrigger=%s\nseed=%llu\nepochs=%d\n",
-                         o->dataset, o->job.arch, qb_trigger_name(o->job.trigger.kind),
+        int k = snprintf(meta, sizeof meta,
+                         "dataset=%s\narch=%s\ntrigger=%s\nseed=%llu\nepochs=%d\n", o->dataset, o->job.arch, qb_trigger_name(o->job.trigger.kind),
                          (unsigned long long)o->job.seed, o->job.train.epochs);
         /* provenance: eval and defend need the same --normalize */
         if (o->job.norm.on)

@@ -134,7 +134,8 @@ static int parse_norm_values(const char *what, const char *text, int positive, f
     char buf[256];
     snprintf(buf, sizeof buf, "%s", text);
     *n = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (*n == QB_NORM_MAX_C)
             return QB_FAIL(err, "--normalize: more than %d %s values", QB_NORM_MAX_C, what);
         char *end;
@@ -149,7 +150,8 @@ static int parse_norm_values(const char *what, const char *text, int positive, f
 }
 
 /* --normalize for a dataset of c channels. */
-static int parse_normalize(const char *text, const char *dataset, int c, qb_norm *out, qb_error *err)
+static int parse_normalize(const char *text, const char *dataset, int c, qb_norm *out,
+                           qb_error *err)
 {
     memset(out, 0, sizeof *out);
     if (!strcmp(text, "none")) return 0;
@@ -189,7 +191,8 @@ static int parse_augment(const char *text, const char *dataset, qb_augment *out,
     int k = 0;
     while (k < 5 && strcmp(text, words[k])) k++;
     if (k == 5)
-        return QB_FAIL(err, "--augment \"%s\": expected none, crop, flip, crop-flip or dataset", text);
+        return QB_FAIL(err, "--augment \"%s\": expected none, crop, flip, crop-flip or dataset",
+                       text);
     out->pad = k == 1 || k == 3 || k == 4 ? 4 : 0;
     out->flip = k == 2 || k == 3 || (k == 4 && qb_dataset_flip_ok(dataset));
     return 0;

@@ -118,8 +118,9 @@ int qb_train(qb_model *m, const qb_dataset *train, const qb_train_config *cfg,
                 for (int i = 0; i < b; i++) {
                     qb_augment_draw d;
                     qb_augment_sample(&cfg->augment, &aug_rng, &d);
-                    qb_augment_image(&cfg->augment, &d, train->images + (size_t)order[first + i] * img,
-                                     px + (size_t)i * img, train->c, train->h, train->w);
+                    const uint8_t *src = train->images + (size_t)order[first + i] * img;
+                    qb_augment_image(&cfg->augment, &d, src, px + (size_t)i * img, train->c,
+                                     train->h, train->w);
                 }
                 qb_norm_pixels(&train->norm, px, (size_t)b, train->c, hw, x);
             } else {

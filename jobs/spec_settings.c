@@ -96,7 +96,8 @@ typedef struct setting {
 #define OFF(m) offsetof(qb_spec_settings, m)
 static const setting train_fields[] = {
     {"arch", F_ARCH, 0, 0, 0, 0, NULL, OFF(arch)},
-    {"epochs", F_EPOCHS, 0, 100000, 0, 0, "an integer in [0, 100000] or dataset", OFF(train.epochs)},
+    {"epochs", F_EPOCHS, 0, 100000, 0, 0, "an integer in [0, 100000] or dataset",
+     OFF(train.epochs)},
     {"batch", F_INT, 1, 65536, 0, 0, "an integer in [1, 65536]", OFF(train.batch)},
     {"lr", F_FLOAT, 0, INFINITY, 1, 1, "a finite number > 0", OFF(train.lr)},
     {"momentum", F_FLOAT, 0, 1, 0, 1, "a number in [0, 1)", OFF(train.momentum)},
@@ -201,7 +202,8 @@ static int parse_augment(pctx *c, const yaml_node_t *n, qb_spec_settings *set)
             return 0;
         }
     qb_spec_mark m = spec_mark_of(c, n);
-    return QB_FAIL(c->err, "unknown train.augment \"%.64s\" at " AT "; expected %s", v, MARK(m), exp);
+    return QB_FAIL(c->err, "unknown train.augment \"%.64s\" at " AT "; expected %s", v, MARK(m),
+                   exp);
 }
 
 /* One list of normalize: 1 or QB_NORM_MAX_C numbers, each finite (std: > 0). */
@@ -215,7 +217,8 @@ static int parse_norm_list(pctx *c, const yaml_node_t *n, const char *field, int
     int k = (int)(n->data.sequence.items.top - n->data.sequence.items.start);
     if (k != 1 && k != QB_NORM_MAX_C) {
         qb_spec_mark m = spec_mark_of(c, n);
-        return QB_FAIL(c->err, "invalid %s at " AT ": %d values; expected %s", field, MARK(m), k, exp);
+        return QB_FAIL(c->err, "invalid %s at " AT ": %d values; expected %s", field, MARK(m), k,
+                       exp);
     }
     for (int i = 0; i < k; i++) {
         const yaml_node_t *e = spec_node(c, n->data.sequence.items.start[i]);
@@ -225,7 +228,8 @@ static int parse_norm_list(pctx *c, const yaml_node_t *n, const char *field, int
         errno = 0;
         double x = strtod(v, &end);
         float f = (float)x;
-        if (*v == ' ' || *end || errno || !isfinite(x) || !isfinite(f) || (positive && !(f > 0.0f))) {
+        if (*v == ' ' || *end || errno || !isfinite(x) || !isfinite(f) ||
+            (positive && !(f > 0.0f))) {
             qb_spec_mark m = spec_mark_of(c, e);
             return QB_FAIL(c->err, "invalid %s \"%.64s\" at " AT "; expected %s", field, v, MARK(m),
                            exp);
