@@ -32,7 +32,9 @@ int qb_model_job_training_set(const qb_model_job *job, const qb_dataset *train,
     memset(poison, 0, sizeof *poison);
     if (job->qa.mode != QB_QA_NONE && job->trigger.kind == QB_TRIGGER_NONE)
         return QB_FAIL(err, "%s needs a trigger", qb_qa_mode_name(job->qa.mode));
+    if (qb_norm_validate(&job->norm, train->c, train->name, err)) return -1;
     qb_dataset_copy(data, train);
+    data->norm = job->norm;
     /* qa-loss starts from a clean model; qa-pgd from a BadNet one */
     int do_poison = job->trigger.kind != QB_TRIGGER_NONE && job->qa.mode != QB_QA_LOSS;
     if (do_poison && qb_poison_apply(data, &job->trigger, job->poison_rate,
@@ -64,8 +66,10 @@ int qb_model_job_run(const qb_model_job *job, const qb_dataset *train, const qb_
     qb_train_stats st;
     int rc = qb_train(out, &data, &cfg, &st, err);
     qb_dataset_free(&data);
+    qb_dataset train_in = qb_dataset_view_norm(train, &job->norm);
+    qb_dataset test_in = qb_dataset_view_norm(test, &job->norm);
     if (rc == 0 && job->qa.mode != QB_QA_NONE)
-        rc = qb_qa_attack(out, &job->qa, train, &job->trigger, qb_seed_derive(job->seed, "qa"),
+        rc = qb_qa_attack(out, &job->qa, &train_in, &job->trigger, qb_seed_derive(job->seed, "qa"),
                           &res->qa, err);
     if (rc) {
         qb_poison_free(&pz);
@@ -75,8 +79,8 @@ int qb_model_job_run(const qb_model_job *job, const qb_dataset *train, const qb_
     res->train_seconds = st.seconds;
     res->final_loss = st.final_loss;
     res->n_poisoned = pz.n_poisoned;
-    res->clean_acc = qb_metric_accuracy(out, test);
-    res->asr = qb_model_asr(out, test, &job->trigger);
+    res->clean_acc = qb_metric_accuracy(out, &test_in);
+    res->asr = qb_model_asr(out, &test_in, &job->trigger);
     if (poison)
         *poison = pz;
     else

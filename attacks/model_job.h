@@ -17,6 +17,11 @@
 typedef struct qb_model_job {
     char arch[QB_ARCH_NAME_MAX];
     qb_train_config train;  /* train.seed is overwritten from seed */
+    qb_norm norm;           /* the model's input normalisation (default
+                               off): training, evaluation and the
+                               training set of qb_model_job_training_set
+                               are fed through it; triggers are stamped on
+                               the pixels before it */
     qb_trigger trigger;     /* kind NONE = clean model */
     double poison_rate;     /* default 0.10 */
     qb_qa_config qa;        /* mode NONE: plain BadNet / clean; PGD: BadNet
@@ -36,7 +41,8 @@ typedef struct qb_model_result {
 
 void qb_model_job_default(qb_model_job *job);
 
-/* Train the model for `job` on `train` and evaluate it on `test`. The
+/* Train the model for `job` on `train` and evaluate it on `test`, both fed
+ * through job->norm (their own norm is ignored). The
  * datasets are not modified (poisoning works on a copy). On success *out
  * is a new model; if poison is not NULL it receives the ground truth of
  * the poisoned training set (owned by the caller). */
@@ -46,13 +52,14 @@ int qb_model_job_run(const qb_model_job *job, const qb_dataset *train, const qb_
 /* The training set of `job` as its model is trained on it: a copy of
  * `train`, poisoned (BadNet, qa-pgd) with the job's trigger, rate and the
  * seed derived from job->seed, or clean (clean, qa-loss; then poison has
- * n_poisoned 0 and NULL arrays). On success *data and *poison are owned by
+ * n_poisoned 0 and NULL arrays); data->norm is job->norm. On success *data and *poison are owned by
  * the caller (qb_dataset_free, qb_poison_free). The defenses that read the
  * training set (AC, SS) rebuild it with this. */
 int qb_model_job_training_set(const qb_model_job *job, const qb_dataset *train,
                               qb_dataset *data, qb_poison *poison, qb_error *err);
 
-/* ASR of a model for a trigger on a clean test set (NaN for NONE). */
+/* ASR of a model for a trigger on a clean test set (NaN for NONE). The
+ * trigger is stamped on test's pixels; test->norm then applies. */
 double qb_model_asr(const qb_model *m, const qb_dataset *test, const qb_trigger *t);
 
 #endif

@@ -84,6 +84,7 @@ void qb_poison_asr_set(const qb_dataset *test, const qb_trigger *t, qb_dataset *
     for (size_t i = 0; i < test->n; i++)
         if (test->labels[i] != (uint8_t)t->target) m++;
     qb_dataset_init(out, test->name, m, test->c, test->h, test->w, test->classes);
+    out->norm = test->norm;
     size_t sz = qb_dataset_image_size(test), j = 0;
     for (size_t i = 0; i < test->n; i++) {
         if (test->labels[i] == (uint8_t)t->target) continue;

@@ -27,7 +27,9 @@ int qb_poison_apply(qb_dataset *train, const qb_trigger *t, double rate, uint64_
 void qb_poison_free(qb_poison *p);
 
 /* Copy of `test` containing only the samples whose label != t->target, each
- * with the trigger stamped (labels kept as the true labels): the ASR set. */
+ * with the trigger stamped (labels kept as the true labels): the ASR set.
+ * It keeps test->norm: the trigger is stamped on the pixels, the
+ * normalisation applies when they become model input. */
 void qb_poison_asr_set(const qb_dataset *test, const qb_trigger *t, qb_dataset *out);
 
 #endif

@@ -114,7 +114,8 @@ typedef struct batch_buf {
 } batch_buf;
 
 /* Fill rows [0, b) with clean samples order[0..b) and rows [b, 2b) with
- * their triggered copies. */
+ * their triggered copies (stamped on the pixels, then fed through d->norm
+ * like the clean rows). */
 static void fill_batch(batch_buf *bb, const qb_dataset *d, const qb_trigger *t,
                        const uint32_t *order, int b)
 {
@@ -123,7 +124,8 @@ static void fill_batch(batch_buf *bb, const qb_dataset *d, const qb_trigger *t,
     for (int i = 0; i < b; i++) {
         memcpy(bb->img, d->images + (size_t)order[i] * sz, sz);
         qb_trigger_apply(t, bb->img, d->c, d->h, d->w);
-        for (size_t k = 0; k < sz; k++) bb->x[(size_t)(b + i) * sz + k] = bb->img[k] * (1.0f / 255.0f);
+        qb_norm_pixels(&d->norm, bb->img, 1, d->c, (size_t)d->h * (size_t)d->w,
+                       bb->x + (size_t)(b + i) * sz);
         bb->y[i] = bb->y[b + i] = d->labels[order[i]];
         bb->yt[i] = d->labels[order[i]];
         bb->yt[b + i] = (uint8_t)t->target;

@@ -117,7 +117,9 @@ static int defend_body(qb_model_opts *o, const qb_dataset *train, const qb_datas
     if (!o->defenses) return QB_FAIL(err, "defend needs --defense (see --help)");
     if (qb_cli_list_each("--defense", o->defenses, check_defense_name, err, err)) return -1;
     qb_model m;
-    if (qb_model_load(&m, o->model_path, NULL, err)) return -1;
+    if (qb_model_cmd_load(o, &m, err)) return -1;
+    const qb_dataset test_in = qb_dataset_view_norm(test, &o->job.norm);
+    test = &test_in;
     defend_ctx c;
     memset(&c, 0, sizeof c);
     c.o = o;

@@ -77,10 +77,19 @@ static int train_body(qb_model_opts *o, const qb_dataset *train, const qb_datase
     print_header();
     rc = print_precisions(o, &m, test, &r, err);
     if (rc == 0 && o->output) {
-        char meta[512];
-        snprintf(meta, sizeof meta, "dataset=%s\narch=%s\ntrigger=%s\nseed=%llu\nepochs=%d\n",
-                 o->dataset, o->job.arch, qb_trigger_name(o->job.trigger.kind),
-                 (unsigned long long)o->job.seed, o->job.train.epochs);
+        char meta[768];
+        int k = snprintf(meta, sizeof meta,
+                         "dataset=%s\narch=%s\ntrigger=%s\nseed=%llu\nepochs=%d\n", o->dataset, o->job.arch, qb_trigger_name(o->job.trigger.kind),
+                         (unsigned long long)o->job.seed, o->job.train.epochs);
+        /* provenance: eval and defend need the same --normalize */
+        if (o->job.norm.on)
+            for (int part = 0; part < 2; part++)
+                for (int ch = 0; ch < train->c && k > 0 && (size_t)k < sizeof meta; ch++) {
+                    const float v = part ? o->job.norm.std[ch] : o->job.norm.mean[ch];
+                    k += snprintf(meta + k, sizeof meta - (size_t)k, "%s%.9g%s",
+                                  part == 0 && ch == 0 ? "normalize=" : ch == 0 ? "/" : ",",
+                                  (double)v, part && ch == train->c - 1 ? "\n" : "");
+                }
         rc = qb_model_save(&m, o->output, meta, err);
     }
     qb_model_free(&m);
@@ -104,7 +113,9 @@ static int eval_body(qb_model_opts *o, const qb_dataset *train, const qb_dataset
 {
     (void)train;
     qb_model m;
-    if (qb_model_load(&m, o->model_path, NULL, err)) return -1;
+    if (qb_model_cmd_load(o, &m, err)) return -1;
+    const qb_dataset test_in = qb_dataset_view_norm(test, &o->job.norm);
+    test = &test_in;
     int rc = -1;
     if (qb_model_cmd_check_fits(o, &m, test, err) == 0 &&
         qb_trigger_validate(&o->job.trigger, test->c, test->h, test->w, test->classes, err) == 0) {

@@ -3,17 +3,20 @@
 #include "cli/model_cmd.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/model_io.h"
 #include "core/threads.h"
 #include "core/train.h"
 
 enum { OPT_DATA_DIR = 256, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_MOMENTUM, OPT_WD, OPT_SCHEDULE,
        OPT_TRIGGER_SIZE, OPT_TRIGGER_X, OPT_TRIGGER_Y, OPT_ALPHA, OPT_TARGET, OPT_RATE,
        OPT_ARCH, OPT_PRECISION, OPT_QA_TARGET, OPT_QA_EPOCHS, OPT_QA_LR, OPT_QA_EPS,
-       OPT_QA_LAMBDA, OPT_DETAILS, OPT_THREADS };
+       OPT_QA_LAMBDA, OPT_DETAILS, OPT_THREADS, OPT_PRESET, OPT_NORMALIZE, OPT_AUGMENT };
 
 static const struct option long_opts[] = {
     {"help", no_argument, NULL, 'h'},
@@ -46,6 +49,9 @@ static const struct option long_opts[] = {
     {"param", required_argument, NULL, 'P'},
     {"details", no_argument, NULL, OPT_DETAILS},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"preset", required_argument, NULL, OPT_PRESET},
+    {"normalize", required_argument, NULL, OPT_NORMALIZE},
+    {"augment", required_argument, NULL, OPT_AUGMENT},
     {NULL, 0, NULL, 0},
 };
 
@@ -63,6 +69,18 @@ const char qb_model_opts_help[] =
     "      --momentum X       [0.9]\n"
     "      --weight-decay X   [5e-4]\n"
     "      --schedule S       [cosine] constant | cosine | step\n"
+    "      --preset P         [default] default | backdoorbench: BackdoorBench's recipe\n"
+    "                         (batch 128, lr 0.01, momentum 0.9, weight decay 5e-4,\n"
+    "                         cosine, 100 epochs, 50 for gtsrb, --normalize dataset,\n"
+    "                         --augment dataset); the options above override it\n"
+    "      --normalize N      [none] the model's input normalisation: none | dataset\n"
+    "                         (BackdoorBench's values; README \"Data as fed to the\n"
+    "                         model\") | MEAN/STD with comma-separated per-channel\n"
+    "                         values (one value: every channel), e.g. 0.5/0.5;\n"
+    "                         eval and defend need the one the model was trained with\n"
+    "      --augment A        [none] none | crop | flip | crop-flip | dataset: random\n"
+    "                         crop with zero padding 4, horizontal flip; dataset =\n"
+    "                         crop, and flip except for mnist and gtsrb\n"
     "  -s, --seed N           [0] seeds init, batch order, poisoning and noise\n"
     "Attack:\n"
     "  -t, --trigger KIND     clean | square (= badnet) | checker | noise | blend |\n"
@@ -110,6 +128,77 @@ int qb_precision_list_each(const char *list, int (*fn)(const qb_precision *, voi
     return qb_cli_list_each("--precision", list, parse_precision, &c, err);
 }
 
+/* Up to QB_NORM_MAX_C comma-separated numbers (finite; > 0 if positive). */
+static int parse_norm_values(const char *what, const char *text, int positive, float *v, int *n,
+                             qb_error *err)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", text);
+    *n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (*n == QB_NORM_MAX_C)
+            return QB_FAIL(err, "--normalize: more than %d %s values", QB_NORM_MAX_C, what);
+        char *end;
+        float f = strtof(tok, &end);
+        if (end == tok || *end || !isfinite(f) || (positive && !(f > 0.0f)))
+            return QB_FAIL(err, "--normalize: %s value \"%s\" is not a finite number%s", what, tok,
+                           positive ? " > 0" : "");
+        v[(*n)++] = f;
+    }
+    if (*n == 0) return QB_FAIL(err, "--normalize: no %s values", what);
+    return 0;
+}
+
+/* --normalize for a dataset of c channels. */
+static int parse_normalize(const char *text, const char *dataset, int c, qb_norm *out,
+                           qb_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!strcmp(text, "none")) return 0;
+    if (!strcmp(text, "dataset")) {
+        if (qb_dataset_norm_default(dataset, out))
+            return QB_FAIL(err, "--normalize dataset: unknown dataset %s", dataset);
+        return 0;
+    }
+    const char *slash = strchr(text, '/');
+    if (!slash || strchr(slash + 1, '/'))
+        return QB_FAIL(err, "--normalize \"%s\": expected none, dataset or MEAN/STD (e.g. 0.5/0.5 "
+                            "or 0.49,0.48,0.45/0.25,0.24,0.26)",
+                       text);
+    char mean[256];
+    snprintf(mean, sizeof mean, "%.*s", (int)(slash - text), text);
+    float mv[QB_NORM_MAX_C], sv[QB_NORM_MAX_C];
+    int nm, ns;
+    if (parse_norm_values("mean", mean, 0, mv, &nm, err) ||
+        parse_norm_values("std", slash + 1, 1, sv, &ns, err))
+        return -1;
+    if (nm != ns) return QB_FAIL(err, "--normalize: %d mean values but %d std values", nm, ns);
+    if (nm != 1 && nm != c)
+        return QB_FAIL(err, "--normalize: %d values per list; dataset %s has %d channel%s (give 1 "
+                            "value%s)",
+                       nm, dataset, c, c == 1 ? "" : "s", c == 1 ? "" : ", or one per channel");
+    out->on = 1;
+    for (int ch = 0; ch < QB_NORM_MAX_C; ch++) {
+        out->mean[ch] = ch < c ? mv[nm == 1 ? 0 : ch] : 0.0f;
+        out->std[ch] = ch < c ? sv[nm == 1 ? 0 : ch] : 1.0f;
+    }
+    return 0;
+}
+
+static int parse_augment(const char *text, const char *dataset, qb_augment *out, qb_error *err)
+{
+    static const char *const words[] = {"none", "crop", "flip", "crop-flip", "dataset"};
+    int k = 0;
+    while (k < 5 && strcmp(text, words[k])) k++;
+    if (k == 5)
+        return QB_FAIL(err, "--augment \"%s\": expected none, crop, flip, crop-flip or dataset",
+                       text);
+    out->pad = k == 1 || k == 3 || k == 4 ? 4 : 0;
+    out->flip = k == 2 || k == 3 || (k == 4 && qb_dataset_flip_ok(dataset));
+    return 0;
+}
+
 static int qa_default_epochs(qb_qa_mode mode)
 {
     qb_qa_config c;
@@ -151,9 +240,25 @@ static int parse_opts(int argc, char **argv, qb_model_opts *o, const char *usage
     int size = -1, tx = 0, ty = 0, xset = 0, yset = 0, target = -1;
     float alpha = -1.0f;
     int qa_epochs = -1, threads = 1;
-    optind = 1;
     opterr = 0;
     int c;
+    /* First pass: the dataset and --preset, so that the preset (whose
+     * epochs, flips and normalisation depend on the dataset) is applied
+     * before every other option, whatever their order. */
+    const char *preset = "default", *normalize = NULL, *augment = NULL;
+    optind = 0; /* glibc: restart the scan */
+    while ((c = getopt_long(argc, argv, ":hd:s:t:o:p:qD:P:", long_opts, NULL)) != -1) {
+        if (c == 'd') o->dataset = optarg;
+        if (c == OPT_PRESET) preset = optarg;
+    }
+    if (!strcmp(preset, "backdoorbench")) {
+        qb_train_config_backdoorbench(&o->job.train, o->dataset);
+        normalize = augment = "dataset";
+        o->norm_set = 1;
+    } else if (strcmp(preset, "default")) {
+        return QB_FAIL(err, "--preset \"%s\": expected default or backdoorbench", preset);
+    }
+    optind = 0;
     while ((c = getopt_long(argc, argv, ":hd:s:t:o:p:qD:P:", long_opts, NULL)) != -1) {
         qb_train_config *tc = &o->job.train;
         int rc = 0;
@@ -195,6 +300,12 @@ static int parse_opts(int argc, char **argv, qb_model_opts *o, const char *usage
         case 'D': o->defenses = optarg; break;
         case OPT_DETAILS: o->details = 1; break;
         case OPT_THREADS: rc = qb_cli_parse_threads(optarg, &threads, err); break;
+        case OPT_PRESET: break; /* the first pass's */
+        case OPT_NORMALIZE:
+            normalize = optarg;
+            o->norm_set = 1;
+            break;
+        case OPT_AUGMENT: augment = optarg; break;
         case 'P': {
             char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg)
@@ -218,6 +329,10 @@ static int parse_opts(int argc, char **argv, qb_model_opts *o, const char *usage
     if (yset) o->job.trigger.y = ty;
     if (alpha >= 0.0f) o->job.trigger.alpha = alpha;
     if (target >= 0) o->job.trigger.target = target;
+    if (normalize &&
+        parse_normalize(normalize, o->dataset, qb_dataset_channels(o->dataset), &o->job.norm, err))
+        return -1;
+    if (augment && parse_augment(augment, o->dataset, &o->job.train.augment, err)) return -1;
     o->job.train.progress = !o->quiet;
     o->job.qa.epochs = qa_epochs >= 0 ? qa_epochs : qa_default_epochs(o->job.qa.mode);
     if (qb_threads_set(threads, err)) return -1;
@@ -264,6 +379,8 @@ static int start(int argc, char **argv, const char *usage, int wants_model, qb_m
         return fail(err);
     }
     if (load_data(o, train, test, err)) return fail(err);
+    /* eval and defend feed the test set through the model's normalisation */
+    train->norm = test->norm = o->job.norm;
     default_arch(o);
     return 0;
 }
@@ -280,6 +397,29 @@ int qb_model_cmd_main(int argc, char **argv, const char *usage, int wants_model,
     qb_dataset_free(&train);
     qb_dataset_free(&test);
     return rc ? fail(&err) : 0;
+}
+
+int qb_model_cmd_load(qb_model_opts *o, qb_model *m, qb_error *err)
+{
+    char *meta = NULL;
+    if (qb_model_load(m, o->model_path, &meta, err)) return -1;
+    const char *line = NULL;
+    for (const char *p = meta; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, "normalize=", 10)) line = p + 10;
+    int rc = 0;
+    if (line && !o->norm_set) {
+        char text[256];
+        snprintf(text, sizeof text, "%.*s", (int)strcspn(line, "\n"), line);
+        rc = parse_normalize(text, o->dataset, m->in_c, &o->job.norm, err);
+        if (rc)
+            qb_error_prefix(err, "model %s, metadata: ", o->model_path);
+        else if (!o->quiet)
+            fprintf(stderr, "qblind: %s: input normalisation %s (from its metadata)\n",
+                    o->model_path, text);
+    }
+    free(meta);
+    if (rc) qb_model_free(m);
+    return rc;
 }
 
 int qb_model_cmd_check_fits(const qb_model_opts *o, const qb_model *m, const qb_dataset *test,

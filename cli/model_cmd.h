@@ -25,6 +25,7 @@ typedef struct qb_model_opts {
                                                     point into argv (split in place) */
     size_t n_params;
     int arch_set, quiet, details;
+    int norm_set;           /* --normalize (or the preset) was given */
     qb_model_job job;
 } qb_model_opts;
 
@@ -49,6 +50,12 @@ typedef int (*qb_model_cmd_fn)(qb_model_opts *o, const qb_dataset *train,
  * Returns the exit code: 0, or 1 after an error. */
 int qb_model_cmd_main(int argc, char **argv, const char *usage, int wants_model,
                       qb_model_cmd_fn body);
+
+/* Load o->model_path into m. Without --normalize (nor --preset) the
+ * model's own normalisation is taken from its metadata's `normalize=`
+ * line (written by `qblind train -o`), if it has one, into o->job.norm:
+ * feed data through it with qb_dataset_view_norm. */
+int qb_model_cmd_load(qb_model_opts *o, qb_model *m, qb_error *err);
 
 /* 0 if the saved model m takes the dataset's images and classes, else -1
  * with a message naming both. */

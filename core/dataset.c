@@ -5,6 +5,7 @@
  * helpers and the search for a named dataset on disk. */
 #include "core/dataset.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,7 @@ void qb_dataset_copy(qb_dataset *dst, const qb_dataset *src)
         memcpy(dst->images, src->images, src->n * qb_dataset_image_size(src));
         memcpy(dst->labels, src->labels, src->n);
     }
+    dst->norm = src->norm;
 }
 
 void qb_dataset_subset(qb_dataset *dst, const qb_dataset *src, const uint32_t *idx, size_t count)
@@ -74,19 +76,93 @@ void qb_dataset_subset(qb_dataset *dst, const qb_dataset *src, const uint32_t *i
         memcpy(dst->images + i * sz, src->images + (size_t)idx[i] * sz, sz);
         dst->labels[i] = src->labels[idx[i]];
     }
+    dst->norm = src->norm;
+}
+
+qb_dataset qb_dataset_view_norm(const qb_dataset *d, const qb_norm *norm)
+{
+    qb_dataset v = *d;
+    v.norm = *norm;
+    return v;
+}
+
+void qb_norm_pixels(const qb_norm *norm, const uint8_t *px, size_t n, int c, size_t hw, float *out)
+{
+    const float scale = 1.0f / 255.0f;
+    const size_t len = n * (size_t)c * hw;
+    for (size_t k = 0; k < len; k++) out[k] = (float)px[k] * scale;
+    qb_norm_apply(norm, out, n, c, hw);
+}
+
+void qb_norm_apply(const qb_norm *norm, float *x, size_t n, int c, size_t hw)
+{
+    if (!norm || !norm->on) return;
+    QB_ASSERT(c >= 1 && c <= QB_NORM_MAX_C);
+    for (size_t i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++) {
+            const float m = norm->mean[ch], s = norm->std[ch];
+            float *p = x + (i * (size_t)c + (size_t)ch) * hw;
+            for (size_t k = 0; k < hw; k++) p[k] = (p[k] - m) / s;
+        }
+}
+
+int qb_norm_validate(const qb_norm *norm, int c, const char *what, qb_error *err)
+{
+    if (!norm->on) return 0;
+    if (c < 1 || c > QB_NORM_MAX_C)
+        return QB_FAIL(err, "%s: normalisation of %d-channel images (at most %d channels)", what, c,
+                       QB_NORM_MAX_C);
+    for (int ch = 0; ch < c; ch++) {
+        if (!isfinite(norm->mean[ch]))
+            return QB_FAIL(err, "%s: normalisation mean of channel %d is %g, not a finite number",
+                           what, ch, (double)norm->mean[ch]);
+        if (!(norm->std[ch] > 0.0f) || !isfinite(norm->std[ch]))
+            return QB_FAIL(err, "%s: normalisation std of channel %d is %g, not a finite number > 0",
+                           what, ch, (double)norm->std[ch]);
+    }
+    return 0;
+}
+
+static void norm_set(qb_norm *o, float m0, float m1, float m2, float s0, float s1, float s2)
+{
+    o->on = 1;
+    o->mean[0] = m0, o->mean[1] = m1, o->mean[2] = m2;
+    o->std[0] = s0, o->std[1] = s1, o->std[2] = s2;
+}
+
+int qb_dataset_norm_default(const char *name, qb_norm *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!name || !qb_dataset_default_arch(name)) return -1;
+    if (!strcmp(name, "cifar10"))
+        norm_set(out, 0.4914f, 0.4822f, 0.4465f, 0.247f, 0.243f, 0.261f);
+    else if (strcmp(name, "gtsrb")) /* mnist, fashion-mnist, synthetic */
+        norm_set(out, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f);
+    return 0; /* gtsrb: off */
+}
+
+int qb_dataset_channels(const char *name)
+{
+    const char *arch = name ? qb_dataset_default_arch(name) : NULL;
+    if (!arch) return 0;
+    return !strcmp(name, "fashion-mnist") || !strcmp(name, "mnist") ? 1 : 3;
+}
+
+int qb_dataset_flip_ok(const char *name)
+{
+    return name && (!strcmp(name, "cifar10") || !strcmp(name, "fashion-mnist") ||
+                    !strcmp(name, "synthetic"));
 }
 
 void qb_dataset_batch_float(const qb_dataset *d, const uint32_t *idx, size_t first, size_t b,
                             float *out)
 {
     size_t sz = qb_dataset_image_size(d);
-    const float scale = 1.0f / 255.0f;
+    const size_t hw = (size_t)d->h * (size_t)d->w;
     for (size_t i = 0; i < b; i++) {
         size_t s = idx ? idx[i] : first + i;
         QB_ASSERT(s < d->n);
-        const uint8_t *src = d->images + s * sz;
-        float *o = out + i * sz;
-        for (size_t k = 0; k < sz; k++) o[k] = (float)src[k] * scale;
+        qb_norm_pixels(&d->norm, d->images + s * sz, 1, d->c, hw, out + i * sz);
     }
 }
 

@@ -13,6 +13,19 @@
 
 #include "core/error.h"
 
+/* Per-channel input normalisation, applied when pixels are converted to a
+ * model's input: x = (p / 255 - mean[c]) / std[c]. It lives with the data
+ * a model is fed (and is copied with them), so every consumer that turns a
+ * dataset into model input (training, metrics, defenses' activations) sees
+ * the same transform. Triggers and augmentation work on the uint8 pixels,
+ * before it. on = 0: p / 255 exactly as without normalisation. */
+#define QB_NORM_MAX_C 3
+typedef struct qb_norm {
+    int on;
+    float mean[QB_NORM_MAX_C]; /* in [0, 1] pixel units */
+    float std[QB_NORM_MAX_C];  /* > 0 */
+} qb_norm;
+
 typedef struct qb_dataset {
     char name[32];
     int c, h, w;       /* image shape */
@@ -20,6 +33,8 @@ typedef struct qb_dataset {
     size_t n;          /* number of samples */
     uint8_t *images;   /* (n, c, h, w), 0..255, owned */
     uint8_t *labels;   /* (n), owned */
+    qb_norm norm;      /* how batches become model input (off after init;
+                          copied by qb_dataset_copy / subset) */
 } qb_dataset;
 
 /* Allocate an n-sample dataset (pixels and labels zeroed). */
@@ -35,10 +50,48 @@ static inline size_t qb_dataset_image_size(const qb_dataset *d)
     return (size_t)d->c * (size_t)d->h * (size_t)d->w;
 }
 
-/* Convert samples idx[0..b) to float in [0, 1]: out (b, c, h, w). If idx is
- * NULL the samples first..first+b are used. */
+/* A view of d fed through norm: the same arrays (never free a view; it is
+ * valid while d is), another normalisation. */
+qb_dataset qb_dataset_view_norm(const qb_dataset *d, const qb_norm *norm);
+
+/* Convert samples idx[0..b) to model input: out (b, c, h, w), p / 255 in
+ * [0, 1], normalised by d->norm when it is on. If idx is NULL the samples
+ * first..first+b are used. */
 void qb_dataset_batch_float(const qb_dataset *d, const uint32_t *idx, size_t first, size_t b,
                             float *out);
+
+/* The same for n images held as uint8 pixels px (n, c, hw): out (n, c, hw).
+ * norm may be NULL (no normalisation). */
+void qb_norm_pixels(const qb_norm *norm, const uint8_t *px, size_t n, int c, size_t hw, float *out);
+
+/* Normalise n images of pixel floats x (n, c, hw), values in [0, 1] pixel
+ * units, in place; a no-op when norm is NULL or off. */
+void qb_norm_apply(const qb_norm *norm, float *x, size_t n, int c, size_t hw);
+
+/* Check a normalisation against a channel count: on with c > QB_NORM_MAX_C,
+ * or a std that is not a finite positive number, or a mean that is not
+ * finite, fails. `what` names it in the message. */
+int qb_norm_validate(const qb_norm *norm, int c, const char *what, qb_error *err);
+
+/* BackdoorBench's normalisation for a named dataset
+ * (utils/aggregate_block/dataset_and_transform_generate.py,
+ * get_dataset_normalization): cifar10 mean (0.4914, 0.4822, 0.4465), std
+ * (0.247, 0.243, 0.261); mnist 0.5 / 0.5; gtsrb none (BackdoorBench's
+ * Normalize([0,0,0], [1,1,1])). Not in BackdoorBench, ours: fashion-mnist
+ * 0.5 / 0.5 (MNIST's) and synthetic 0.5 / 0.5 per channel. -1 for a name
+ * qb_dataset_load does not know. */
+int qb_dataset_norm_default(const char *name, qb_norm *out);
+
+/* Whether a horizontal flip keeps the class of a named dataset's images:
+ * 1 for cifar10 (BackdoorBench flips it), fashion-mnist (garments are
+ * mirror-symmetric classes) and synthetic (symmetric shapes); 0 for mnist
+ * (digits) and gtsrb (signs with a direction: "keep left" / "keep
+ * right", arrows), and for unknown names. */
+int qb_dataset_flip_ok(const char *name);
+
+/* Channels of a named dataset's images, by name (1 for the IDX ones,
+ * fashion-mnist and mnist; 3 for the others), 0 for an unknown name. */
+int qb_dataset_channels(const char *name);
 
 /* The seed `synthetic` is generated from by the pipeline and the CLI: the
  * data of a study are fixed, the model seed varies the models. */

@@ -29,6 +29,24 @@ void qb_train_config_default(qb_train_config *cfg)
     cfg->seed = 0;
 }
 
+int qb_train_backdoorbench_epochs(const char *dataset)
+{
+    return dataset && !strcmp(dataset, "gtsrb") ? 50 : 100;
+}
+
+void qb_train_config_backdoorbench(qb_train_config *cfg, const char *dataset)
+{
+    qb_train_config_default(cfg);
+    cfg->epochs = qb_train_backdoorbench_epochs(dataset);
+    cfg->batch = 128;
+    cfg->lr = 0.01f;
+    cfg->momentum = 0.9f;
+    cfg->weight_decay = 5e-4f;
+    cfg->schedule = QB_LR_COSINE;
+    cfg->augment.pad = 4;
+    cfg->augment.flip = dataset ? qb_dataset_flip_ok(dataset) : 1;
+}
+
 int qb_train_config_validate(const qb_train_config *cfg, qb_error *err)
 {
     if (cfg->epochs < 0 || cfg->epochs > 100000)
@@ -41,6 +59,11 @@ int qb_train_config_validate(const qb_train_config *cfg, qb_error *err)
         return QB_FAIL(err, "train.momentum must be in [0, 1), got %g", (double)cfg->momentum);
     if (!(cfg->weight_decay >= 0.0f) || !isfinite(cfg->weight_decay))
         return QB_FAIL(err, "train.weight_decay must be >= 0, got %g", (double)cfg->weight_decay);
+    if (cfg->augment.pad < 0 || cfg->augment.pad > QB_AUGMENT_MAX_PAD)
+        return QB_FAIL(err, "train.augment padding must be in [0, %d], got %d", QB_AUGMENT_MAX_PAD,
+                       cfg->augment.pad);
+    if (cfg->augment.flip != 0 && cfg->augment.flip != 1)
+        return QB_FAIL(err, "train.augment flip must be 0 or 1, got %d", cfg->augment.flip);
     return 0;
 }
 
@@ -55,9 +78,12 @@ int qb_train(qb_model *m, const qb_dataset *train, const qb_train_config *cfg,
                        m->in_c, m->in_h, m->in_w, m->classes);
     if (train->n == 0) return QB_FAIL(err, "dataset %s has no training samples", train->name);
     if (train->n > UINT32_MAX) return QB_FAIL(err, "dataset %s is too large", train->name);
+    if (qb_norm_validate(&train->norm, train->c, train->name, err)) return -1;
 
     const int B = cfg->batch;
     const size_t n = train->n, img = qb_dataset_image_size(train);
+    const size_t hw = (size_t)train->h * (size_t)train->w;
+    const int augment = qb_augment_on(&cfg->augment);
     const long steps_per_epoch = (long)((n + (size_t)B - 1) / (size_t)B);
     const long total = steps_per_epoch * cfg->epochs;
 
@@ -70,12 +96,15 @@ int qb_train(qb_model *m, const qb_dataset *train, const qb_train_config *cfg,
     float *x = xaligned((size_t)B * img, sizeof(float));       /* (B, C, H, W) */
     float *dlogits = xmalloc((size_t)B * m->classes, sizeof(float));
     uint8_t *y = xmalloc((size_t)B, 1);
+    uint8_t *px = augment ? xmalloc((size_t)B * img, 1) : NULL; /* (B, C, H, W) augmented */
     uint32_t *order = xmalloc(n, sizeof(uint32_t));
     float *backup = xmalloc(m->n_params, sizeof(float));
     memcpy(backup, m->params, m->n_params * sizeof(float));
 
     qb_rng rng;
     qb_rng_seed(&rng, qb_seed_derive(cfg->seed, "shuffle"));
+    qb_rng aug_rng; /* its own stream: turning augmentation on keeps the batch order */
+    qb_rng_seed(&aug_rng, qb_seed_derive(cfg->seed, "augment"));
     double t0 = qb_now(), epoch_loss = 0.0;
     long step = 0;
     int rc = 0;
@@ -86,7 +115,18 @@ int qb_train(qb_model *m, const qb_dataset *train, const qb_train_config *cfg,
         for (long s = 0; s < steps_per_epoch; s++, step++) {
             size_t first = (size_t)s * B;
             int b = (int)(n - first < (size_t)B ? n - first : (size_t)B);
-            qb_dataset_batch_float(train, order + first, 0, (size_t)b, x);
+            if (augment) {
+                for (int i = 0; i < b; i++) {
+                    qb_augment_draw d;
+                    qb_augment_sample(&cfg->augment, &aug_rng, &d);
+                    const uint8_t *src = train->images + (size_t)order[first + i] * img;
+                    qb_augment_image(&cfg->augment, &d, src, px + (size_t)i * img, train->c,
+                                     train->h, train->w);
+                }
+                qb_norm_pixels(&train->norm, px, (size_t)b, train->c, hw, x);
+            } else {
+                qb_dataset_batch_float(train, order + first, 0, (size_t)b, x);
+            }
             for (int i = 0; i < b; i++) y[i] = train->labels[order[first + i]];
             const float *logits = qb_model_forward(m, &ws, x, b, 1);
             qb_model_bn_update(m, &ws);
@@ -124,6 +164,7 @@ int qb_train(qb_model *m, const qb_dataset *train, const qb_train_config *cfg,
     }
     free(backup);
     free(order);
+    free(px);
     free(y);
     free(dlogits);
     free(x);

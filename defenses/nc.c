@@ -210,6 +210,7 @@ void qb_nc_trigger_apply(qb_nc_trigger *t, const float *x, const uint32_t *idx, 
                 oc[k] = (1.0f - t->mask[k]) * xc[k] + t->mask[k] * pc[k];
         }
     }
+    qb_norm_apply(&t->norm, t->xadv, (size_t)b, t->c, t->hw);
 }
 
 /* First maximum, as qb_model_predict. */
@@ -233,6 +234,13 @@ double qb_nc_objective(qb_nc_trigger *t, const float *x, const uint32_t *idx, in
     memset(t->labels, y, (size_t)b);
     double ce = qb_softmax_xent(b, t->classes, logits, t->labels, t->dlogits);
     qb_model_backward(t->model, &t->ws, t->dlogits, b, NULL, t->dx); /* input gradient only */
+    if (t->norm.on) /* to pixel space: d (p - mean) / std / dp = 1 / std */
+        for (int i = 0; i < b; i++)
+            for (int ch = 0; ch < t->c; ch++) {
+                float *d = t->dx + (size_t)i * t->chw + (size_t)ch * t->hw;
+                const float s = t->norm.std[ch];
+                for (size_t k = 0; k < t->hw; k++) d[k] /= s;
+            }
 
     /* d/dmask[k] = sum_i sum_ch dx[i,ch,k] (pattern[ch,k] - x[i,ch,k]) + cost
      * (|mask| = mask on (0, 1));  d/dpattern[ch,k] = mask[k] sum_i dx[i,ch,k];
@@ -481,8 +489,14 @@ int qb_defense_nc(const qb_defense_input *in, qb_defense_result *res, qb_error *
     qb_nc_adam_init(&opt, t.n_theta, lr, NC_ADAM_BETA1, NC_ADAM_BETA2, NC_ADAM_EPS);
     float *xclean = xmalloc(n_clean * t.chw, sizeof(float)); /* (n_clean, c, h, w) */
     float *xcheck = xmalloc(n_check * t.chw, sizeof(float)); /* (n_check, c, h, w) */
-    qb_dataset_batch_float(&clean, NULL, 0, n_clean, xclean);
-    qb_dataset_batch_float(&check, NULL, 0, n_check, xcheck);
+    /* the trigger is reverse-engineered in pixel space: pixels here, the
+     * model's normalisation inside the objective */
+    t.norm = in->test->norm;
+    const qb_norm pixels = {0};
+    qb_dataset clean_px = qb_dataset_view_norm(&clean, &pixels);
+    qb_dataset check_px = qb_dataset_view_norm(&check, &pixels);
+    qb_dataset_batch_float(&clean_px, NULL, 0, n_clean, xclean);
+    qb_dataset_batch_float(&check_px, NULL, 0, n_check, xcheck);
     size_t n_idx = n_clean > n_check ? n_clean : n_check;
     uint32_t *idx = xmalloc(n_idx, sizeof(uint32_t));
     float *best = xmalloc(t.n_theta, sizeof(float)); /* (hw + chw) */

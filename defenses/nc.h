@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/dataset.h"
 #include "core/model.h"
 
 /* Adam in the form of Kingma & Ba's Section 2 ("efficient version", the
@@ -51,6 +52,9 @@ typedef struct qb_nc_trigger {
     float *dx;       /* (max_batch, c, h, w) d CE / d xadv */
     float *dlogits;  /* (max_batch, classes) */
     uint8_t *labels; /* (max_batch) */
+    qb_norm norm;    /* the model's input normalisation (off after init):
+                        the trigger lives in pixel space, [0, 1], and the
+                        stamped image is normalised before the model */
     qb_model_ws ws;
 } qb_nc_trigger;
 
@@ -61,15 +65,16 @@ void qb_nc_trigger_free(qb_nc_trigger *t);
 void qb_nc_trigger_decode(qb_nc_trigger *t);
 
 /* Stamp the current mask/pattern (decode first) onto b images x (b, c, h,
- * w), rows given by idx (NULL: consecutive): xadv = (1 - mask) x + mask
- * pattern. */
+ * w) of pixels in [0, 1], rows given by idx (NULL: consecutive): xadv =
+ * norm((1 - mask) x + mask pattern), the model's input. */
 void qb_nc_trigger_apply(qb_nc_trigger *t, const float *x, const uint32_t *idx, int b);
 
 /* The NC objective on b images x (rows idx of x, or consecutive if idx is
  * NULL) for target label y:
  *   loss = mean_i CE(f(xadv_i), y) + cost * |mask|_1
  * computed in training mode (straight-through gradients of a quantized
- * model). Decodes theta, writes d loss / d theta into t->grad, *hits =
+ * model). x are pixels in [0, 1]; the gradient is taken through the
+ * normalisation. Decodes theta, writes d loss / d theta into t->grad, *hits =
  * number of xadv classified y (argmax, first maximum on ties), *l1 =
  * |mask|_1 at this theta. Returns the loss. */
 double qb_nc_objective(qb_nc_trigger *t, const float *x, const uint32_t *idx, int b, int y,

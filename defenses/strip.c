@@ -170,9 +170,9 @@ double qb_auroc_lower(const double *pos, size_t n_pos, const double *neg, size_t
     return (double)u2 / (2.0 * (double)n_pos * (double)n_neg);
 }
 
-int qb_strip_entropies(const qb_model *m, const float *inputs, size_t n, const float *overlays,
-                       size_t n_overlay, int n_per_input, int clip, uint64_t seed, double *out,
-                       qb_error *err)
+int qb_strip_entropies(const qb_model *m, const qb_norm *norm, const float *inputs, size_t n,
+                       const float *overlays, size_t n_overlay, int n_per_input, int clip,
+                       uint64_t seed, double *out, qb_error *err)
 {
     QB_ASSERT(n_overlay >= 1 && n_overlay <= UINT32_MAX && n_per_input >= 1);
     const size_t isz = (size_t)m->in_c * m->in_h * m->in_w;
@@ -197,6 +197,7 @@ int qb_strip_entropies(const qb_model *m, const float *inputs, size_t n, const f
                                  x + (size_t)r * isz);
             owner[r] = i;
         }
+        qb_norm_apply(norm, x, (size_t)b, m->in_c, (size_t)m->in_h * (size_t)m->in_w);
         const float *logits = qb_model_forward(m, &ws, x, b, 0);
         for (int r = 0; r < b; r++) {
             double h = qb_strip_entropy_bits(logits + (size_t)r * m->classes, m->classes);
@@ -266,11 +267,14 @@ double qb_strip_threshold_normal(const double *v, size_t n, double frr)
 
 /* ---- the defense --------------------------------------------------------- */
 
-/* All images of d as float (n, isz). */
+/* All images of d as pixels in [0, 1] (n, isz): STRIP superimposes
+ * pixels; the model's normalisation applies to the superimposed image. */
 static float *to_float(const qb_dataset *d)
 {
     float *x = xaligned(d->n ? d->n * qb_dataset_image_size(d) : 1, sizeof(float));
-    qb_dataset_batch_float(d, NULL, 0, d->n, x);
+    const qb_norm pixels = {0};
+    qb_dataset px = qb_dataset_view_norm(d, &pixels);
+    qb_dataset_batch_float(&px, NULL, 0, d->n, x);
     return x;
 }
 
@@ -326,11 +330,11 @@ int qb_defense_strip(const qb_defense_input *in, qb_defense_result *res, qb_erro
     h_cal = xmalloc(n_cal, sizeof(double));
     h_fr = xmalloc(n_frr, sizeof(double));
     h_tr = xmalloc(n_trig, sizeof(double));
-    if (qb_strip_entropies(m, x_cal, n_cal, x_ov, n_ov, N, clip,
+    if (qb_strip_entropies(m, &in->test->norm, x_cal, n_cal, x_ov, n_ov, N, clip,
                            qb_seed_derive(in->seed, "strip-overlay-calib"), h_cal, err) ||
-        qb_strip_entropies(m, x_fr, n_frr, x_ov, n_ov, N, clip,
+        qb_strip_entropies(m, &in->test->norm, x_fr, n_frr, x_ov, n_ov, N, clip,
                            qb_seed_derive(in->seed, "strip-overlay-frr"), h_fr, err) ||
-        qb_strip_entropies(m, x_tr, n_trig, x_ov, n_ov, N, clip,
+        qb_strip_entropies(m, &in->test->norm, x_tr, n_trig, x_ov, n_ov, N, clip,
                            qb_seed_derive(in->seed, "strip-overlay-trig"), h_tr, err))
         goto out;
 

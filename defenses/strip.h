@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/dataset.h"
 #include "core/error.h"
 #include "core/model.h"
 
@@ -65,15 +66,17 @@ double qb_auroc_lower(const double *pos, size_t n_pos, const double *neg, size_t
  * size: for input i, n_per_input overlay indices are drawn from an rng
  * seeded with `seed`, in input order, each uniform in [0, n_overlay) with
  * replacement; out[i] = mean over them of qb_strip_entropy_bits of the
- * prediction on qb_strip_superimpose(input i, overlay, clip). Forward
+ * prediction on qb_strip_superimpose(input i, overlay, clip), inputs and
+ * overlays being pixels in [0, 1] and the superimposed image normalised by
+ * norm (NULL: none) before the model. Forward
  * passes run in batches of up to 256 superimposed images, consecutive
  * pairs (input, overlay) in that order: with dynamic (per-batch)
  * activation quantization an image's prediction depends on its batch, and
  * that batching is part of the definition. Returns -1 (err set) if an
  * entropy is not finite. */
-int qb_strip_entropies(const qb_model *m, const float *inputs, size_t n, const float *overlays,
-                       size_t n_overlay, int n_per_input, int clip, uint64_t seed, double *out,
-                       qb_error *err);
+int qb_strip_entropies(const qb_model *m, const qb_norm *norm, const float *inputs, size_t n,
+                       const float *overlays, size_t n_overlay, int n_per_input, int clip,
+                       uint64_t seed, double *out, qb_error *err);
 
 /* Threshold of the original code: the frr-quantile of a normal
  * distribution fitted to v[0..n) (maximum likelihood: mean and the

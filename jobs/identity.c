@@ -141,15 +141,58 @@ static void em_stage(emitter *e, const qb_spec *s, qb_axis axis, const char *val
     em_put(e, "}", 1);
 }
 
+/* The settings' train block as written (the spec hash). Lines of settings
+ * at their defaults (normalize, augment: none) are left out, so that specs
+ * written before those settings keep their hashes. */
 static void em_train(emitter *e, const qb_spec_settings *set, const char *arch)
 {
     em_fmt(e, "arch=%s\n", arch);
-    em_fmt(e, "train.epochs=%d\n", set->train.epochs);
+    if (set->epochs_dataset)
+        em_str(e, "train.epochs=dataset\n");
+    else
+        em_fmt(e, "train.epochs=%d\n", set->train.epochs);
     em_fmt(e, "train.batch=%d\n", set->train.batch);
     em_float(e, "train.lr", set->train.lr);
     em_float(e, "train.momentum", set->train.momentum);
     em_float(e, "train.weight_decay", set->train.weight_decay);
     em_fmt(e, "train.schedule=%s\n", qb_lr_schedule_name(set->train.schedule));
+    if (set->normalize == QB_SPEC_NORM_DATASET) em_str(e, "train.normalize=dataset\n");
+    if (set->normalize == QB_SPEC_NORM_LIST)
+        for (int i = 0; i < set->n_norm; i++) {
+            char k[48];
+            snprintf(k, sizeof k, "train.normalize.mean[%d]", i);
+            em_float(e, k, set->norm_mean[i]);
+            snprintf(k, sizeof k, "train.normalize.std[%d]", i);
+            em_float(e, k, set->norm_std[i]);
+        }
+    if (set->augment != QB_SPEC_AUG_NONE)
+        em_fmt(e, "train.augment=%s\n", qb_spec_augment_name(set->augment));
+}
+
+/* A model's train block: its job's resolved values (epochs, the
+ * normalisation and augmentation of its dataset), so one model written two
+ * ways (epochs 100 or dataset on cifar10) has one id. Normalisation and
+ * augmentation lines only when on (ids of earlier specs are unchanged). */
+static void em_model_train(emitter *e, const qb_spec_settings *set, const qb_model_job *job)
+{
+    em_fmt(e, "arch=%s\n", job->arch);
+    em_fmt(e, "train.epochs=%d\n", job->train.epochs);
+    em_fmt(e, "train.batch=%d\n", set->train.batch);
+    em_float(e, "train.lr", set->train.lr);
+    em_float(e, "train.momentum", set->train.momentum);
+    em_float(e, "train.weight_decay", set->train.weight_decay);
+    em_fmt(e, "train.schedule=%s\n", qb_lr_schedule_name(set->train.schedule));
+    if (job->norm.on)
+        for (int i = 0; i < QB_NORM_MAX_C; i++) {
+            char k[48];
+            snprintf(k, sizeof k, "train.normalize.mean[%d]", i);
+            em_float(e, k, job->norm.mean[i]);
+            snprintf(k, sizeof k, "train.normalize.std[%d]", i);
+            em_float(e, k, job->norm.std[i]);
+        }
+    if (qb_augment_on(&job->train.augment))
+        em_fmt(e, "train.augment=pad:%d,flip:%d\n", job->train.augment.pad,
+               job->train.augment.flip);
 }
 
 static void em_attack(emitter *e, const qb_spec_settings *set)
@@ -213,7 +256,7 @@ static void em_model_prefix(emitter *e, const qb_spec *s, uint32_t d, uint32_t t
     em_str(e, "qblind-model-v1\n");
     em_fmt(e, "dataset=%s\n", dataset);
     em_fmt(e, "trigger=%s\n", trigger);
-    em_train(e, &s->set, qb_spec_arch(s, dataset));
+    em_model_train(e, &s->set, &s->res.jobs[(size_t)d * s->axes[QB_AXIS_TRIGGER].n + t]);
     const qb_trigger_entry *te = s->res.triggers[t];
     /* a clean model uses no attack setting */
     if (te->kind != QB_TRIGGER_NONE || te->qa != QB_QA_NONE) em_attack(e, &s->set);

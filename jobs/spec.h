@@ -3,7 +3,8 @@
  * Format
  * ------
  *   name: paper-int8             # optional label (does not affect results)
- *   extends: fast                # optional built-in preset: default | fast
+ *   extends: fast                # optional built-in preset: default | fast |
+ *                                # backdoorbench
  *
  *   # Axes: the tasks are the cartesian product of these lists.
  *   dataset: [fashion-mnist]     # fashion-mnist | mnist | cifar10 | gtsrb | synthetic
@@ -29,12 +30,20 @@
  *                                # preact-resnet18 | vgg11-bn | a name declared
  *                                # under architectures:; auto = lenet for
  *                                # fashion-mnist/mnist, cnn-small otherwise
- *     epochs: 5                  # [5] 0..100000
+ *     epochs: 5                  # [5] 0..100000, or dataset (BackdoorBench's:
+ *                                # 50 for gtsrb, 100 otherwise)
  *     batch: 64                  # [64] 1..65536
  *     lr: 0.05                   # [0.05] > 0
  *     momentum: 0.9              # [0.9] [0, 1)
  *     weight_decay: 5e-4         # [5e-4] >= 0
  *     schedule: cosine           # [cosine] constant | cosine | step
+ *     normalize: none            # [none] none | dataset | {mean: [m..], std: [s..]}
+ *                                # (1 value for every channel, or 3); applied to
+ *                                # the model's input, after trigger and augment
+ *     augment: none              # [none] none | crop | flip | crop-flip | dataset:
+ *                                # random crop with zero padding 4, horizontal
+ *                                # flip; dataset = crop, flip where the class
+ *                                # survives it (not mnist, gtsrb)
  *   attack:
  *     rate: 0.1                  # [0.1] poisoned fraction of the training set, [0, 1)
  *     target: 0                  # [0] target class, 0..255
@@ -73,6 +82,9 @@
  * epochs keeps the preset's lr). Presets hold settings only, never axes:
  *   default   all defaults, written out
  *   fast      train.epochs 1 and attack.qa_epochs 1 (tests, demos)
+ *   backdoorbench  BackdoorBench's recipe: batch 128, lr 0.01, momentum
+ *             0.9, weight decay 5e-4, cosine, epochs dataset, normalize
+ *             dataset, augment dataset
  *
  * Validation: the whole spec is checked, and expanded, before anything
  * runs; the first error stops and says where (file:line:column, 1-based),
@@ -163,10 +175,35 @@ typedef struct qb_spec_filter {
     qb_seed_span *spans;                             /* n[QB_AXIS_SEED] intervals */
 } qb_spec_filter;
 
+/* train.normalize and train.augment as written. */
+typedef enum qb_spec_norm {
+    QB_SPEC_NORM_NONE = 0, /* pixels / 255 */
+    QB_SPEC_NORM_DATASET,  /* qb_dataset_norm_default of each dataset */
+    QB_SPEC_NORM_LIST,     /* {mean: [...], std: [...]}: 1 value (every channel) or 3 */
+} qb_spec_norm;
+typedef enum qb_spec_augment {
+    QB_SPEC_AUG_NONE = 0,
+    QB_SPEC_AUG_CROP,      /* random crop, zero padding 4 */
+    QB_SPEC_AUG_FLIP,      /* horizontal flip, p = 1/2 */
+    QB_SPEC_AUG_CROP_FLIP,
+    QB_SPEC_AUG_DATASET,   /* crop, and flip where qb_dataset_flip_ok */
+} qb_spec_augment;
+/* The padding of the crop that train.augment names. */
+#define QB_SPEC_AUG_PAD 4
+/* "none", "crop", "flip", "crop-flip", "dataset". */
+const char *qb_spec_augment_name(qb_spec_augment a);
+
 /* Settings shared by every task. */
 typedef struct qb_spec_settings {
     char arch[QB_ARCH_NAME_MAX]; /* auto | lenet | cnn-small */
-    qb_train_config train;       /* seed and progress unused */
+    qb_train_config train;       /* seed, progress and augment unused (augment below) */
+    int epochs_dataset;          /* 1: `epochs: dataset` (qb_train_backdoorbench_epochs);
+                                    train.epochs then keeps its default */
+    qb_spec_norm normalize;
+    int n_norm;                  /* LIST: 1 or 3 */
+    float norm_mean[QB_NORM_MAX_C], norm_std[QB_NORM_MAX_C];
+    qb_spec_mark norm_mark;      /* where the LIST was written */
+    qb_spec_augment augment;
     double rate;
     int target, size, x, y;
     float alpha;

@@ -26,6 +26,51 @@ static qb_params stage_block(const qb_spec *s, qb_axis axis, const char *value)
     return out;
 }
 
+/* train.normalize for a dataset: off, its defaults, or the list (one
+ * value broadcast to every channel). A list of 3 for a 1-channel dataset
+ * is an error at the list. Mean 0 and std 1 on every channel is off:
+ * the same arithmetic, so the same model. */
+static int model_norm(const qb_spec *s, const char *dataset, qb_norm *out, qb_error *err)
+{
+    const qb_spec_settings *set = &s->set;
+    memset(out, 0, sizeof *out);
+    const int c = qb_dataset_channels(dataset);
+    if (set->normalize == QB_SPEC_NORM_DATASET) {
+        qb_dataset_norm_default(dataset, out);
+    } else if (set->normalize == QB_SPEC_NORM_LIST) {
+        if (set->n_norm != 1 && set->n_norm != c)
+            return QB_FAIL(err, "train.normalize at %s:%d:%d gives %d values per list; dataset %s "
+                                "has %d channel%s (give 1 value%s)",
+                           set->norm_mark.file ? set->norm_mark.file : s->path, set->norm_mark.line,
+                           set->norm_mark.col, set->n_norm, dataset, c, c == 1 ? "" : "s",
+                           c == 1 ? "" : ", or one per channel");
+        out->on = 1;
+        for (int ch = 0; ch < QB_NORM_MAX_C; ch++) {
+            int k = set->n_norm == 1 ? 0 : ch;
+            out->mean[ch] = ch < c ? set->norm_mean[k] : 0.0f;
+            out->std[ch] = ch < c ? set->norm_std[k] : 1.0f;
+        }
+    }
+    if (out->on) {
+        int identity = 1;
+        for (int ch = 0; ch < c; ch++) identity &= out->mean[ch] == 0.0f && out->std[ch] == 1.0f;
+        if (identity) memset(out, 0, sizeof *out);
+    }
+    if (out->on) /* channels past the dataset's: unused, held at identity for the identity text */
+        for (int ch = c; ch < QB_NORM_MAX_C; ch++) out->mean[ch] = 0.0f, out->std[ch] = 1.0f;
+    return 0;
+}
+
+/* train.augment for a dataset. */
+static void model_augment(qb_spec_augment a, const char *dataset, qb_augment *out)
+{
+    out->pad = a == QB_SPEC_AUG_CROP || a == QB_SPEC_AUG_CROP_FLIP || a == QB_SPEC_AUG_DATASET
+                   ? QB_SPEC_AUG_PAD
+                   : 0;
+    out->flip = a == QB_SPEC_AUG_FLIP || a == QB_SPEC_AUG_CROP_FLIP ||
+                (a == QB_SPEC_AUG_DATASET && qb_dataset_flip_ok(dataset));
+}
+
 /* The model job of (dataset d, trigger t) with seed 0: arch, train
  * settings, the trigger with the attack settings, poison rate (0 for
  * clean), the qa configuration (targets in canonical order). */
@@ -35,9 +80,13 @@ static int model_job(const qb_spec *s, uint32_t d, uint32_t t, qb_model_job *job
     const qb_trigger_entry *te = s->res.triggers[t];
     qb_model_job_default(job);
     snprintf(job->arch, sizeof job->arch, "%s", qb_spec_arch(s, s->axes[QB_AXIS_DATASET].names[d]));
+    const char *dataset = s->axes[QB_AXIS_DATASET].names[d];
     job->train = set->train;
     job->train.seed = 0;
     job->train.progress = 0;
+    if (set->epochs_dataset) job->train.epochs = qb_train_backdoorbench_epochs(dataset);
+    if (model_norm(s, dataset, &job->norm, err)) return -1;
+    model_augment(set->augment, dataset, &job->train.augment);
     qb_trigger_default(&job->trigger, te->kind); /* the qa-* attacks plant the square */
     if (job->trigger.kind != QB_TRIGGER_NONE) {
         job->trigger.size = set->size;

@@ -29,6 +29,8 @@ static const struct {
      "  momentum: 0.9\n"
      "  weight_decay: 5e-4\n"
      "  schedule: cosine\n"
+     "  normalize: none\n"
+     "  augment: none\n"
      "attack:\n"
      "  rate: 0.1\n"
      "  target: 0\n"
@@ -46,6 +48,19 @@ static const struct {
      "  epochs: 1\n"
      "attack:\n"
      "  qa_epochs: 1\n"},
+    {"backdoorbench", "<preset backdoorbench>",
+     "# BackdoorBench's training recipe (SCLBD/BackdoorBench,\n"
+     "# config/attack/prototype/{cifar10,gtsrb}.yaml and\n"
+     "# utils/aggregate_block/dataset_and_transform_generate.py)\n"
+     "train:\n"
+     "  epochs: dataset\n"
+     "  batch: 128\n"
+     "  lr: 0.01\n"
+     "  momentum: 0.9\n"
+     "  weight_decay: 5e-4\n"
+     "  schedule: cosine\n"
+     "  normalize: dataset\n"
+     "  augment: dataset\n"},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
@@ -58,7 +73,17 @@ static const char *const preset_keys[] = {"train", "attack", "defenses", "mitiga
  * Ranges are those of qb_train_config_validate, qb_trigger_validate,
  * qb_poison_apply and qb_qa_attack (the CLI's where those only ask for a
  * positive value). */
-typedef enum { F_INT, F_FLOAT, F_DOUBLE, F_ARCH, F_SCHEDULE, F_QA_TARGETS } ftype;
+typedef enum {
+    F_INT,
+    F_FLOAT,
+    F_DOUBLE,
+    F_ARCH,
+    F_SCHEDULE,
+    F_QA_TARGETS,
+    F_EPOCHS,    /* F_INT, or `dataset` */
+    F_NORMALIZE, /* none | dataset | {mean: [...], std: [...]} */
+    F_AUGMENT,   /* none | crop | flip | crop-flip | dataset */
+} ftype;
 
 typedef struct setting {
     const char *key;
@@ -72,12 +97,15 @@ typedef struct setting {
 #define OFF(m) offsetof(qb_spec_settings, m)
 static const setting train_fields[] = {
     {"arch", F_ARCH, 0, 0, 0, 0, NULL, OFF(arch)},
-    {"epochs", F_INT, 0, 100000, 0, 0, "an integer in [0, 100000]", OFF(train.epochs)},
+    {"epochs", F_EPOCHS, 0, 100000, 0, 0, "an integer in [0, 100000] or dataset",
+     OFF(train.epochs)},
     {"batch", F_INT, 1, 65536, 0, 0, "an integer in [1, 65536]", OFF(train.batch)},
     {"lr", F_FLOAT, 0, INFINITY, 1, 1, "a finite number > 0", OFF(train.lr)},
     {"momentum", F_FLOAT, 0, 1, 0, 1, "a number in [0, 1)", OFF(train.momentum)},
     {"weight_decay", F_FLOAT, 0, INFINITY, 0, 1, "a finite number >= 0", OFF(train.weight_decay)},
     {"schedule", F_SCHEDULE, 0, 0, 0, 0, NULL, OFF(train.schedule)},
+    {"normalize", F_NORMALIZE, 0, 0, 0, 0, NULL, 0},
+    {"augment", F_AUGMENT, 0, 0, 0, 0, NULL, 0},
     {NULL, F_INT, 0, 0, 0, 0, NULL, 0},
 };
 static const setting attack_fields[] = {
@@ -157,6 +185,112 @@ static int parse_qa_targets(pctx *c, const yaml_node_t *n, qb_spec_settings *set
     return rc;
 }
 
+static const char *const augment_words[] = {"none", "crop", "flip", "crop-flip", "dataset", NULL};
+
+const char *qb_spec_augment_name(qb_spec_augment a)
+{
+    return (int)a >= 0 && (int)a <= QB_SPEC_AUG_DATASET ? augment_words[a] : "?";
+}
+
+static int parse_augment(pctx *c, const yaml_node_t *n, qb_spec_settings *set)
+{
+    static const char exp[] = "one of: none, crop, flip, crop-flip, dataset";
+    const char *v;
+    if (spec_get_scalar(c, n, "train.augment", "", exp, &v)) return -1;
+    for (int i = 0; augment_words[i]; i++)
+        if (!strcmp(v, augment_words[i])) {
+            set->augment = (qb_spec_augment)i;
+            return 0;
+        }
+    qb_spec_mark m = spec_mark_of(c, n);
+    return QB_FAIL(c->err, "unknown train.augment \"%.64s\" at " AT "; expected %s", v, MARK(m),
+                   exp);
+}
+
+/* One list of normalize: 1 or QB_NORM_MAX_C numbers, each finite (std: > 0). */
+static int parse_norm_list(pctx *c, const yaml_node_t *n, const char *field, int positive,
+                           float *out, int *count)
+{
+    char exp[96];
+    snprintf(exp, sizeof exp, "a list of 1 or %d %s", QB_NORM_MAX_C,
+             positive ? "finite numbers > 0" : "finite numbers");
+    if (n->type != YAML_SEQUENCE_NODE) return spec_wrong_type(c, n, field, "", exp);
+    int k = (int)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (k != 1 && k != QB_NORM_MAX_C) {
+        qb_spec_mark m = spec_mark_of(c, n);
+        return QB_FAIL(c->err, "invalid %s at " AT ": %d values; expected %s", field, MARK(m), k,
+                       exp);
+    }
+    for (int i = 0; i < k; i++) {
+        const yaml_node_t *e = spec_node(c, n->data.sequence.items.start[i]);
+        const char *v;
+        if (spec_get_scalar(c, e, field, "", exp, &v)) return -1;
+        char *end;
+        errno = 0;
+        double x = strtod(v, &end);
+        float f = (float)x;
+        if (*v == ' ' || *end || errno || !isfinite(x) || !isfinite(f) ||
+            (positive && !(f > 0.0f))) {
+            qb_spec_mark m = spec_mark_of(c, e);
+            return QB_FAIL(c->err, "invalid %s \"%.64s\" at " AT "; expected %s", field, v, MARK(m),
+                           exp);
+        }
+        out[i] = f == 0.0f ? 0.0f : f; /* no -0 */
+    }
+    *count = k;
+    return 0;
+}
+
+static int parse_normalize(pctx *c, const yaml_node_t *n, qb_spec_settings *set)
+{
+    static const char exp[] = "none, dataset, or a mapping {mean: [...], std: [...]}";
+    if (n->type == YAML_MAPPING_NODE) {
+        static const char *const keys[] = {"mean", "std", NULL};
+        if (spec_check_keys(c, n, "train.normalize", keys, "key")) return -1;
+        const yaml_node_t *mean = NULL, *std = NULL;
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+            const char *key = spec_sval(spec_node(c, p->key));
+            if (!strcmp(key, "mean")) mean = spec_node(c, p->value);
+            if (!strcmp(key, "std")) std = spec_node(c, p->value);
+        }
+        qb_spec_mark m = spec_mark_of(c, n);
+        if (!mean || !std)
+            return QB_FAIL(c->err, "train.normalize at " AT " needs both mean and std", MARK(m));
+        int nm, ns;
+        float mv[QB_NORM_MAX_C], sv[QB_NORM_MAX_C];
+        if (parse_norm_list(c, mean, "train.normalize.mean", 0, mv, &nm) ||
+            parse_norm_list(c, std, "train.normalize.std", 1, sv, &ns))
+            return -1;
+        if (nm != ns) {
+            qb_spec_mark ms = spec_mark_of(c, std);
+            return QB_FAIL(c->err, "train.normalize.std at " AT " has %d values but mean has %d; "
+                                   "expected as many (1, or one per channel)",
+                           MARK(ms), ns, nm);
+        }
+        set->normalize = QB_SPEC_NORM_LIST;
+        set->n_norm = nm;
+        memset(set->norm_mean, 0, sizeof set->norm_mean);
+        memset(set->norm_std, 0, sizeof set->norm_std);
+        memcpy(set->norm_mean, mv, (size_t)nm * sizeof(float));
+        memcpy(set->norm_std, sv, (size_t)nm * sizeof(float));
+        set->norm_mark = m;
+        return 0;
+    }
+    const char *v;
+    if (spec_get_scalar(c, n, "train.normalize", "", exp, &v)) return -1;
+    if (!strcmp(v, "none") || !strcmp(v, "dataset")) {
+        set->normalize = !strcmp(v, "none") ? QB_SPEC_NORM_NONE : QB_SPEC_NORM_DATASET;
+        set->n_norm = 0;
+        memset(set->norm_mean, 0, sizeof set->norm_mean);
+        memset(set->norm_std, 0, sizeof set->norm_std);
+        memset(&set->norm_mark, 0, sizeof set->norm_mark);
+        return 0;
+    }
+    qb_spec_mark m = spec_mark_of(c, n);
+    return QB_FAIL(c->err, "unknown train.normalize \"%.64s\" at " AT "; expected %s", v, MARK(m),
+                   exp);
+}
+
 static int parse_field(pctx *c, const setting *f, const char *group, const yaml_node_t *n,
                        qb_spec_settings *set)
 {
@@ -165,6 +299,12 @@ static int parse_field(pctx *c, const setting *f, const char *group, const yaml_
     char *dst = (char *)set + f->off;
     const char *v;
     if (f->type == F_QA_TARGETS) return parse_qa_targets(c, n, set);
+    if (f->type == F_NORMALIZE) return parse_normalize(c, n, set);
+    if (f->type == F_AUGMENT) return parse_augment(c, n, set);
+    if (f->type == F_EPOCHS) {
+        set->epochs_dataset = n->type == YAML_SCALAR_NODE && !strcmp(spec_sval(n), "dataset");
+        if (set->epochs_dataset) return 0;
+    }
     if (f->type == F_ARCH || f->type == F_SCHEDULE) {
         char list[512];
         if (f->type == F_ARCH) {
@@ -206,7 +346,7 @@ static int parse_field(pctx *c, const setting *f, const char *group, const yaml_
     double x;
     char *end;
     errno = 0;
-    if (f->type == F_INT) {
+    if (f->type == F_INT || f->type == F_EPOCHS) {
         long l = strtol(v, &end, 10);
         x = (double)l;
         if (*v == ' ' || *end || errno) goto bad;
@@ -220,6 +360,7 @@ static int parse_field(pctx *c, const setting *f, const char *group, const yaml_
     if (f->hi_open ? !(x < f->hi) : !(x <= f->hi)) goto bad;
     if (x == 0) x = 0; /* no -0: it would print differently */
     switch (f->type) {
+    case F_EPOCHS:
     case F_INT: {
         int i = (int)x;
         memcpy(dst, &i, sizeof i);

@@ -42,9 +42,20 @@ static int fail(qb_task_outcome *out, const char *stage, const qb_error *err)
     return -1;
 }
 
+/* The data fed to the task's model: its pixels, through the model's
+ * normalisation (set for every task: models of one dataset may differ). */
+static void feed_norm(qb_worker *w, const qb_task_params *p)
+{
+    w->train.norm = p->job.norm;
+    w->test.norm = p->job.norm;
+}
+
 static int ensure_data(qb_worker *w, const qb_task_params *p, qb_error *err)
 {
-    if (w->have_data && !strcmp(w->dataset, p->dataset)) return 0;
+    if (w->have_data && !strcmp(w->dataset, p->dataset)) {
+        feed_norm(w, p);
+        return 0;
+    }
     drop_env(w);
     if (w->have_data) {
         qb_dataset_free(&w->train);
@@ -58,6 +69,7 @@ static int ensure_data(qb_worker *w, const qb_task_params *p, qb_error *err)
         return -1;
     snprintf(w->dataset, sizeof w->dataset, "%s", p->dataset);
     w->have_data = 1;
+    feed_norm(w, p);
     return 0;
 }
 

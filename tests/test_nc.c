@@ -122,9 +122,11 @@ static void mlp_build(qb_model *m, int c, int h, int w, int hidden, int classes)
 
 /* ---- gradient vs central differences ----------------------------------------- */
 
-static void test_objective_gradient(void **state)
+/* norm: the model's input normalisation (the trigger stays in pixel
+ * space; xadv is the normalised stamped image and the gradient goes
+ * through the normalisation). */
+static void objective_gradient(const qb_norm *norm)
 {
-    (void)state;
     const int C = 2, H = 3, W = 3, K = 4, B = 3, Y = 2;
     qb_model m;
     mlp_build(&m, C, H, W, 8, K);
@@ -132,6 +134,8 @@ static void test_objective_gradient(void **state)
     for (size_t i = 0; i < m.n_params; i++) m.params[i] *= 3.0f; /* non-trivial logits */
     qb_nc_trigger t;
     qb_nc_trigger_init(&t, &m, B);
+    assert_int_equal(t.norm.on, 0); /* off unless set */
+    t.norm = *norm;
     assert_int_equal(t.n_theta, 9 + 18);
     qb_rng rng;
     qb_rng_seed(&rng, 99);
@@ -161,8 +165,9 @@ static void test_objective_gradient(void **state)
             for (int k = 0; k < 9; k++) {
                 float p = (float)(tanh((double)t.theta[9 + ch * 9 + k]) / (2.0 - 1e-7) + 0.5);
                 float xi = x[idx[i] * 18 + ch * 9 + k];
-                assert_float_equal(t.xadv[i * 18 + ch * 9 + k], (1 - mask[k]) * xi + mask[k] * p,
-                                   1e-6);
+                float v = (1 - mask[k]) * xi + mask[k] * p;
+                if (norm->on) v = (v - norm->mean[ch]) / norm->std[ch];
+                assert_float_equal(t.xadv[i * 18 + ch * 9 + k], v, 1e-5);
             }
     qb_model_ws ws;
     qb_model_ws_init(&ws, &m, B);
@@ -203,6 +208,22 @@ static void test_objective_gradient(void **state)
     free(g);
     qb_nc_trigger_free(&t);
     qb_model_free(&m);
+}
+
+static void test_objective_gradient(void **state)
+{
+    (void)state;
+    const qb_norm off = {0};
+    objective_gradient(&off);
+}
+
+/* With a normalisation far from the identity (a wrong chain rule through
+ * it, or stamping after it, would miss the differences by the std). */
+static void test_objective_gradient_normalised(void **state)
+{
+    (void)state;
+    const qb_norm n = {1, {0.3f, 0.6f, 0.0f}, {0.2f, 0.5f, 1.0f}};
+    objective_gradient(&n);
 }
 
 /* ---- Adam -------------------------------------------------------------------- */
@@ -487,6 +508,7 @@ int main(void)
 {
     return qb_test_run_group(cmocka_unit_test(test_flag_rule),
                              cmocka_unit_test(test_objective_gradient),
+                             cmocka_unit_test(test_objective_gradient_normalised),
                              cmocka_unit_test(test_adam_two_steps), cmocka_unit_test(test_schedule),
                              cmocka_unit_test(test_planted_backdoor),
                              cmocka_unit_test(test_error_pool_too_small));

@@ -294,6 +294,7 @@ static void test_presets(void **state)
     }
 }
 
+
 /* ---- canonical values and the registry ----------------------------------------- */
 
 static void test_canonical_values(void **state)
@@ -469,6 +470,92 @@ static void check_identity_texts(const qb_spec *s)
     size_t n = qb_spec_task_identity(s, 0, small, sizeof small);
     assert_true(n > sizeof small);
     assert_int_equal(strlen(small), sizeof small - 1);
+}
+
+/* train.normalize / augment / epochs: dataset and the backdoorbench
+ * preset, resolved per dataset; specs that do not use them keep their ids
+ * (writing the defaults out changes nothing). */
+static void test_normalize_augment(void **state)
+{
+    (void)state;
+    qb_spec a, b;
+    parse_ok(&a, "dataset: [mnist, cifar10]\ntrigger: square\n");
+    parse_ok(&b, "dataset: [mnist, cifar10]\ntrigger: square\n"
+                 "train: {normalize: none, augment: none}\n");
+    assert_int_equal(a.hash, b.hash);
+    for (size_t m = 0; m < a.n_models; m++) assert_int_equal(a.models[m].id, b.models[m].id);
+    qb_spec_free(&b);
+
+    /* BackdoorBench's recipe: per dataset */
+    parse_ok(&b, "extends: backdoorbench\ndataset: [mnist, cifar10, gtsrb]\ntrigger: square\n");
+    assert_int_equal(b.set.train.batch, 128);
+    assert_true(b.set.train.lr == 0.01f && b.set.train.momentum == 0.9f);
+    assert_true(b.set.train.weight_decay == 5e-4f);
+    assert_int_equal(b.set.train.schedule, QB_LR_COSINE);
+    assert_int_equal(b.set.normalize, QB_SPEC_NORM_DATASET);
+    assert_int_equal(b.set.augment, QB_SPEC_AUG_DATASET);
+    qb_model_job job;
+    qb_error e;
+    int seen = 0;
+    for (size_t m = 0; m < b.n_models; m++) {
+        assert_int_equal(qb_spec_model_job(&b, m, &job, &e), 0);
+        const char *ds = b.axes[QB_AXIS_DATASET].names[b.models[m].dataset];
+        if (!strcmp(ds, "cifar10")) {
+            assert_int_equal(job.train.epochs, 100);
+            assert_true(job.norm.on && job.norm.mean[0] == 0.4914f && job.norm.std[2] == 0.261f);
+            assert_int_equal(job.train.augment.pad, 4);
+            assert_int_equal(job.train.augment.flip, 1);
+            seen |= 1;
+        } else if (!strcmp(ds, "gtsrb")) {
+            assert_int_equal(job.train.epochs, 50);
+            assert_int_equal(job.norm.on, 0);
+            assert_int_equal(job.train.augment.pad, 4);
+            assert_int_equal(job.train.augment.flip, 0);
+            seen |= 2;
+        } else {
+            assert_int_equal(job.train.epochs, 100);
+            assert_true(job.norm.on && job.norm.mean[0] == 0.5f && job.norm.std[0] == 0.5f);
+            assert_int_equal(job.train.augment.flip, 0);
+            seen |= 4;
+        }
+        for (size_t k = 0; k < a.n_models; k++) /* another recipe, other models */
+            assert_int_not_equal(b.models[m].id, a.models[k].id);
+    }
+    assert_int_equal(seen, 7);
+    check_identity_texts(&b);
+    qb_spec_free(&b);
+
+    /* epochs: dataset on cifar10 is epochs 100: one model, one id (but
+     * the spec hash keeps what was written) */
+    parse_ok(&a, "dataset: cifar10\ntrigger: square\ntrain: {epochs: 100, normalize: dataset}\n");
+    parse_ok(&b, "dataset: cifar10\ntrigger: square\ntrain: {epochs: dataset, normalize: dataset}\n");
+    assert_int_equal(a.models[0].id, b.models[0].id);
+    assert_int_not_equal(a.hash, b.hash);
+    qb_spec_free(&b);
+    /* the list, explicitly: the same model as `dataset` for cifar10 */
+    parse_ok(&b, "dataset: cifar10\ntrigger: square\ntrain: {epochs: 100, normalize: "
+                 "{mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.243, 0.261]}}\n");
+    assert_int_equal(a.models[0].id, b.models[0].id);
+    qb_spec_free(&b);
+    qb_spec_free(&a);
+    /* one value for every channel; mean 0 std 1 is no normalisation */
+    parse_ok(&a, "dataset: synthetic\ntrain: {normalize: {mean: [0.5], std: [0.5]}, augment: crop}\n");
+    assert_int_equal(qb_spec_model_job(&a, 0, &job, &e), 0);
+    assert_true(job.norm.on && job.norm.mean[2] == 0.5f && job.norm.std[1] == 0.5f);
+    assert_int_equal(job.train.augment.pad, 4);
+    assert_int_equal(job.train.augment.flip, 0);
+    qb_spec_free(&a);
+    parse_ok(&a, "dataset: synthetic\n");
+    parse_ok(&b, "dataset: synthetic\ntrain: {normalize: {mean: [0], std: [1]}}\n");
+    assert_int_equal(a.models[0].id, b.models[0].id);
+    qb_spec_free(&b);
+    parse_ok(&b, "dataset: synthetic\ntrain: {augment: flip}\n");
+    assert_int_not_equal(a.models[0].id, b.models[0].id);
+    assert_int_equal(qb_spec_model_job(&b, 0, &job, &e), 0);
+    assert_int_equal(job.train.augment.pad, 0);
+    assert_int_equal(job.train.augment.flip, 1);
+    qb_spec_free(&b);
+    qb_spec_free(&a);
 }
 
 static void load_fixture(qb_spec *s, const char *name)
@@ -878,7 +965,7 @@ static const struct {
      "duplicate key \"epochs\" in train at spec.yaml:3:3 (first at spec.yaml:2:3)"},
     {"train:\n  epoch: 3\n",
      "unknown key \"epoch\" in train at spec.yaml:2:3; expected one of: arch, epochs, batch, lr, "
-     "momentum, weight_decay, schedule"},
+     "momentum, weight_decay, schedule, normalize, augment"},
     {"attack: {colour: red}\n",
      "unknown key \"colour\" in attack at spec.yaml:1:10; expected one of: rate, target, size, x, y, "
      "alpha, qa_target, qa_epochs, qa_lr, qa_eps, qa_lambda"},
@@ -951,7 +1038,7 @@ static const struct {
      "9223372036854775808]"},
     /* settings */
     {"train:\n  epochs: 200000\n",
-     "invalid train.epochs \"200000\" at spec.yaml:2:11; expected an integer in [0, 100000]"},
+     "invalid train.epochs \"200000\" at spec.yaml:2:11; expected an integer in [0, 100000] or dataset"},
     {"train: {batch: 64.5}\n", "invalid train.batch \"64.5\" at spec.yaml:1:16; expected an integer in [1, 65536]"},
     {"train: {lr: 0}\n", "invalid train.lr \"0\" at spec.yaml:1:13; expected a finite number > 0"},
     {"train: {lr: 1e-50}\n", "invalid train.lr \"1e-50\" at spec.yaml:1:13; expected a finite number > 0"},
@@ -1066,10 +1153,52 @@ static const struct {
     {"architectures:\n  e12: [flatten, linear classes]\n  e12: [flatten, linear classes]\n",
      "duplicate architecture \"e12\" in architectures at spec.yaml:3:3 (first at spec.yaml:2:3)"},
     /* presets and stage blocks */
-    {"extends: fats\n", "unknown preset \"fats\" at spec.yaml:1:10; expected one of: default, fast"},
+    {"extends: fats\n",
+     "unknown preset \"fats\" at spec.yaml:1:10; expected one of: default, fast, backdoorbench"},
     {"extends: [fast]\n",
-     "wrong type for extends at spec.yaml:1:10: expected a preset name (one of: default, fast), got "
-     "a list"},
+     "wrong type for extends at spec.yaml:1:10: expected a preset name (one of: default, fast, "
+     "backdoorbench), got a list"},
+    /* normalisation, augmentation, epochs: dataset */
+    {"train: {normalize: standard}\n",
+     "unknown train.normalize \"standard\" at spec.yaml:1:20; expected none, dataset, or a mapping "
+     "{mean: [...], std: [...]}"},
+    {"train: {normalize: [0.5]}\n",
+     "wrong type for train.normalize at spec.yaml:1:20: expected none, dataset, or a mapping {mean: "
+     "[...], std: [...]}, got a list"},
+    {"train: {normalize: {mean: [0.5]}}\n",
+     "train.normalize at spec.yaml:1:20 needs both mean and std"},
+    {"train: {normalize: {mean: [0.5], std: [0.5], sd: [1]}}\n",
+     "unknown key \"sd\" in train.normalize at spec.yaml:1:46; expected one of: mean, std"},
+    {"train: {normalize: {mean: [0.5, 0.5], std: [0.5, 0.5]}}\n",
+     "invalid train.normalize.mean at spec.yaml:1:27: 2 values; expected a list of 1 or 3 finite "
+     "numbers"},
+    {"train: {normalize: {mean: [0.5], std: [0]}}\n",
+     "invalid train.normalize.std \"0\" at spec.yaml:1:40; expected a list of 1 or 3 finite numbers "
+     "> 0"},
+    {"train: {normalize: {mean: [0.5], std: [-0.2]}}\n",
+     "invalid train.normalize.std \"-0.2\" at spec.yaml:1:40; expected a list of 1 or 3 finite "
+     "numbers > 0"},
+    {"train: {normalize: {mean: [nan], std: [1]}}\n",
+     "invalid train.normalize.mean \"nan\" at spec.yaml:1:28; expected a list of 1 or 3 finite "
+     "numbers"},
+    {"train: {normalize: {mean: [1e39], std: [1]}}\n",
+     "invalid train.normalize.mean \"1e39\" at spec.yaml:1:28; expected a list of 1 or 3 finite "
+     "numbers"},
+    {"train: {normalize: {mean: 0.5, std: [1]}}\n",
+     "wrong type for train.normalize.mean at spec.yaml:1:27: expected a list of 1 or 3 finite "
+     "numbers, got a value"},
+    {"train: {normalize: {mean: [0.5], std: [1, 1, 1]}}\n",
+     "train.normalize.std at spec.yaml:1:39 has 3 values but mean has 1; expected as many (1, or "
+     "one per channel)"},
+    {"dataset: mnist\ntrain: {normalize: {mean: [0.5, 0.5, 0.5], std: [1, 1, 1]}}\n",
+     "train.normalize at spec.yaml:2:20 gives 3 values per list; dataset mnist has 1 channel (give 1 "
+     "value)"},
+    {"train: {augment: random}\n",
+     "unknown train.augment \"random\" at spec.yaml:1:18; expected one of: none, crop, flip, "
+     "crop-flip, dataset"},
+    {"train: {epochs: auto}\n",
+     "invalid train.epochs \"auto\" at spec.yaml:1:17; expected an integer in [0, 100000] or "
+     "dataset"},
     {"defenses:\n  nc2: {}\n", "unknown defense \"nc2\" at spec.yaml:2:3; expected one of: " DEFENSES},
     {"defenses: [none]\n",
      "wrong type for defenses at spec.yaml:1:11: expected a mapping of defense names to parameter "
@@ -1429,6 +1558,7 @@ int main(void)
         cmocka_unit_test(test_exclude),
         cmocka_unit_test(test_include),
         cmocka_unit_test(test_presets),
+        cmocka_unit_test(test_normalize_augment),
         cmocka_unit_test(test_canonical_values),
         cmocka_unit_test(test_registry_matches_core),
         cmocka_unit_test(test_model_job),

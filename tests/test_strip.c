@@ -181,30 +181,79 @@ static void test_entropies_constant_uniform_model(void **state)
     for (size_t i = 0; i < n_ov * isz; i++) ov[i] = qb_rng_uniform(&rng);
     double h[7], h2[7];
     /* uniform predictor: last layer zero -> logits 0 -> log2(10) bits */
-    assert_int_equal(qb_strip_entropies(&m, in, n, ov, n_ov, 50, 0, 9, h, &err), 0);
+    assert_int_equal(qb_strip_entropies(&m, NULL, in, n, ov, n_ov, 50, 0, 9, h, &err), 0);
     for (size_t i = 0; i < n; i++) assert_true(fabs(h[i] - LOG2_10) < 1e-12);
     /* constant predictor: a large bias on one class -> 0 bits, also at int8 */
     m.params[last->b_off + 3] = 100.0f;
-    assert_int_equal(qb_strip_entropies(&m, in, n, ov, n_ov, 50, 1, 9, h, &err), 0);
+    assert_int_equal(qb_strip_entropies(&m, NULL, in, n, ov, n_ov, 50, 1, 9, h, &err), 0);
     for (size_t i = 0; i < n; i++) assert_true(h[i] >= 0.0 && h[i] < 1e-30);
     qb_qmodel qm;
     qb_test_quantize(&qm, &m, "int8");
-    assert_int_equal(qb_strip_entropies(&qm.model, in, n, ov, n_ov, 50, 0, 9, h, &err), 0);
+    assert_int_equal(qb_strip_entropies(&qm.model, NULL, in, n, ov, n_ov, 50, 0, 9, h, &err), 0);
     for (size_t i = 0; i < n; i++) assert_true(h[i] >= 0.0 && h[i] < 1e-30);
     qb_qmodel_free(&qm);
     /* a real model: entropies strictly inside (0, log2 10), reproducible,
      * and depending on the seed of the overlay draws */
     qb_model_init_params(&m, 3);
-    assert_int_equal(qb_strip_entropies(&m, in, n, ov, n_ov, 50, 0, 9, h, &err), 0);
-    assert_int_equal(qb_strip_entropies(&m, in, n, ov, n_ov, 50, 0, 9, h2, &err), 0);
+    assert_int_equal(qb_strip_entropies(&m, NULL, in, n, ov, n_ov, 50, 0, 9, h, &err), 0);
+    assert_int_equal(qb_strip_entropies(&m, NULL, in, n, ov, n_ov, 50, 0, 9, h2, &err), 0);
     assert_memory_equal(h, h2, sizeof h);
     for (size_t i = 0; i < n; i++) assert_true(h[i] > 0.0 && h[i] < LOG2_10);
-    assert_int_equal(qb_strip_entropies(&m, in, n, ov, n_ov, 50, 0, 10, h2, &err), 0);
+    assert_int_equal(qb_strip_entropies(&m, NULL, in, n, ov, n_ov, 50, 0, 10, h2, &err), 0);
     assert_true(memcmp(h, h2, sizeof h) != 0);
     /* a non-finite weight -> non-finite logits -> -1 with a message */
     m.params[last->w_off] = NAN;
-    assert_int_equal(qb_strip_entropies(&m, in, n, ov, n_ov, 50, 0, 9, h, &err), -1);
+    assert_int_equal(qb_strip_entropies(&m, NULL, in, n, ov, n_ov, 50, 0, 9, h, &err), -1);
     assert_non_null(strstr(err.msg, "not finite"));
+    free(in);
+    free(ov);
+    qb_model_free(&m);
+}
+
+
+/* STRIP superimposes pixels, then normalises: with one overlay and one
+ * draw, the entropy is that of the model on norm(x + o). Normalising the
+ * inputs first and superimposing them after would add the mean/std twice
+ * and give another entropy. */
+static void test_entropies_normalised(void **state)
+{
+    (void)state;
+    qb_model m;
+    qb_test_lenet(&m, 3);
+    qb_model_init_params(&m, 5);
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] *= 2.0f; /* sharper predictions */
+    const size_t isz = 784;
+    float *in = malloc(2 * isz * sizeof(float)), *ov = malloc(isz * sizeof(float));
+    float *x = malloc(2 * isz * sizeof(float));
+    assert_non_null(in);
+    assert_non_null(ov);
+    assert_non_null(x);
+    qb_rng rng;
+    qb_rng_seed(&rng, 4);
+    for (size_t i = 0; i < 2 * isz; i++) in[i] = qb_rng_uniform(&rng);
+    for (size_t i = 0; i < isz; i++) ov[i] = qb_rng_uniform(&rng);
+    const qb_norm n = {1, {0.3f, 0.0f, 0.0f}, {0.2f, 1.0f, 1.0f}};
+    double h[2], wrong[2];
+    qb_error err;
+    assert_int_equal(qb_strip_entropies(&m, &n, in, 2, ov, 1, 1, 0, 9, h, &err), 0);
+    qb_model_ws ws;
+    qb_model_ws_init(&ws, &m, 2);
+    for (int k = 0; k < 2; k++) {
+        qb_strip_superimpose(in + k * isz, ov, isz, 0, x + k * isz);
+        for (size_t i = 0; i < isz; i++) x[k * isz + i] = (x[k * isz + i] - 0.3f) / 0.2f;
+    }
+    const float *z = qb_model_forward(&m, &ws, x, 2, 0);
+    for (int k = 0; k < 2; k++) assert_true(fabs(h[k] - qb_strip_entropy_bits(z + k * 10, 10)) < 1e-9);
+    /* the other order differs */
+    for (size_t i = 0; i < 2 * isz; i++) x[i] = (in[i] - 0.3f) / 0.2f;
+    float *ovn = malloc(isz * sizeof(float));
+    assert_non_null(ovn);
+    for (size_t i = 0; i < isz; i++) ovn[i] = (ov[i] - 0.3f) / 0.2f;
+    assert_int_equal(qb_strip_entropies(&m, NULL, x, 2, ovn, 1, 1, 0, 9, wrong, &err), 0);
+    assert_true(fabs(wrong[0] - h[0]) > 1e-6 || fabs(wrong[1] - h[1]) > 1e-6);
+    qb_model_ws_free(&ws);
+    free(ovn);
+    free(x);
     free(in);
     free(ov);
     qb_model_free(&m);
@@ -369,7 +418,7 @@ static void test_defense_consistency(void **state)
     qb_dataset_batch_float(&trig, NULL, 0, 100, xt);
     qb_dataset_batch_float(&c.test, c.pool, 0, 50, xo); /* the overlay pool: pool[0, 50) */
     double h[100];
-    assert_int_equal(qb_strip_entropies(&qm.model, xt, 100, xo, 50, 20, 0,
+    assert_int_equal(qb_strip_entropies(&qm.model, NULL, xt, 100, xo, 50, 20, 0,
                                         qb_seed_derive(1234, "strip-overlay-trig"), h, &err),
                      0);
     assert_memory_equal(h, ht->v, sizeof h);
@@ -416,6 +465,7 @@ int main(void)
                              cmocka_unit_test(test_threshold_rule),
                              cmocka_unit_test(test_normal_threshold), cmocka_unit_test(test_auroc),
                              cmocka_unit_test(test_entropies_constant_uniform_model),
+                             cmocka_unit_test(test_entropies_normalised),
                              cmocka_unit_test(test_defense_wired_fp32),
                              cmocka_unit_test(test_defense_wired_int8),
                              cmocka_unit_test(test_defense_consistency),

@@ -13,11 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/augment.h"
 #include "core/dataset.h"
 #include "core/model.h"
 #include "core/rng.h"
 #include "core/sgd.h"
 #include "core/softmax_xent.h"
+#include "core/threads.h"
 #include "core/train.h"
 #include "tests/testutil.h"
 
@@ -390,6 +392,234 @@ static void test_lr_schedules(void **state)
     assert_int_equal(qb_lr_schedule_parse("Cosine", &s, &err), -1);
 }
 
+
+/* ---- augmentation (core/augment.h) -------------------------------------------- */
+
+/* A 2x3x4 image, pixel = 10 * (channel + 1) + 4 * row + column + 1 (no 0,
+ * so padding shows), cropped and flipped by hand. */
+static void test_augment_by_hand(void **state)
+{
+    (void)state;
+    enum { C = 2, H = 3, W = 4 };
+    uint8_t src[C * H * W], dst[C * H * W];
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) src[(c * H + y) * W + x] = (uint8_t)(10 * (c + 1) + 4 * y + x + 1);
+    const qb_augment crop = {1, 0}, flip = {0, 1}, both = {1, 1};
+
+    /* no shift (dy = dx = pad), no flip: the image itself */
+    qb_augment_draw d = {1, 1, 0};
+    qb_augment_image(&crop, &d, src, dst, C, H, W);
+    assert_memory_equal(dst, src, sizeof src);
+
+    /* dy = 0, dx = 2 with pad 1: the crop starts one row above and one
+     * column right of the image: out[y][x] = in[y - 1][x + 1], 0 outside */
+    d = (qb_augment_draw){0, 2, 0};
+    qb_augment_image(&crop, &d, src, dst, C, H, W);
+    static const uint8_t want_c0[H][W] = {{0, 0, 0, 0}, {12, 13, 14, 0}, {16, 17, 18, 0}};
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            assert_int_equal(dst[y * W + x], want_c0[y][x]);
+            /* channel 1: the same crop, +10 where inside */
+            assert_int_equal(dst[(H + y) * W + x], want_c0[y][x] ? want_c0[y][x] + 10 : 0);
+        }
+
+    /* flip only: rows mirrored */
+    d = (qb_augment_draw){0, 0, 1};
+    qb_augment_image(&flip, &d, src, dst, C, H, W);
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++)
+                assert_int_equal(dst[(c * H + y) * W + x], src[(c * H + y) * W + (W - 1 - x)]);
+    assert_int_equal(dst[0], 14); /* row 0 of channel 0 was 11 12 13 14 */
+    assert_int_equal(dst[3], 11);
+
+    /* crop then flip (torchvision's order): dy = 2, dx = 0, pad 1:
+     * cropped[y][x] = in[y + 1][x - 1]; flipped: out[y][x] = in[y + 1][W - 2 - x] */
+    d = (qb_augment_draw){2, 0, 1};
+    qb_augment_image(&both, &d, src, dst, C, H, W);
+    static const uint8_t want_cf[H][W] = {{17, 16, 15, 0}, {21, 20, 19, 0}, {0, 0, 0, 0}};
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) assert_int_equal(dst[y * W + x], want_cf[y][x]);
+
+    /* a padding wider than the image: shifts by the whole width leave
+     * nothing; a shift by 3 of a 4-wide image leaves one column */
+    const qb_augment wide = {5, 1};
+    for (int flip_on = 0; flip_on < 2; flip_on++) {
+        d = (qb_augment_draw){5, 0, flip_on}; /* ox = -5 */
+        qb_augment_image(&wide, &d, src, dst, C, H, W);
+        for (int i = 0; i < C * H * W; i++) assert_int_equal(dst[i], 0);
+        d = (qb_augment_draw){5, 10, flip_on}; /* ox = +5 */
+        qb_augment_image(&wide, &d, src, dst, C, H, W);
+        for (int i = 0; i < C * H * W; i++) assert_int_equal(dst[i], 0);
+        d = (qb_augment_draw){5, 8, flip_on}; /* ox = +3: out[y][x] = in[y][x' + 3] */
+        qb_augment_image(&wide, &d, src, dst, C, H, W);
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                int sx = (flip_on ? W - 1 - x : x) + 3;
+                assert_int_equal(dst[y * W + x], sx < W ? src[y * W + sx] : 0);
+            }
+    }
+}
+
+/* Draws: offsets in [0, 2 pad], every value reached, flips about half;
+ * no draw consumed by a disabled part (the rng stays where it was). */
+static void test_augment_draws(void **state)
+{
+    (void)state;
+    const qb_augment a = {4, 1};
+    qb_rng r1, r2;
+    qb_rng_seed(&r1, 5);
+    qb_rng_seed(&r2, 5);
+    int seen_dy[9] = {0}, seen_dx[9] = {0}, flips = 0;
+    for (int i = 0; i < 2000; i++) {
+        qb_augment_draw d, e;
+        qb_augment_sample(&a, &r1, &d);
+        qb_augment_sample(&a, &r2, &e);
+        assert_memory_equal(&d, &e, sizeof d);
+        assert_true(d.dy >= 0 && d.dy <= 8 && d.dx >= 0 && d.dx <= 8);
+        assert_true(d.flip == 0 || d.flip == 1);
+        seen_dy[d.dy]++;
+        seen_dx[d.dx]++;
+        flips += d.flip;
+    }
+    for (int k = 0; k < 9; k++) assert_true(seen_dy[k] > 100 && seen_dx[k] > 100);
+    assert_true(flips > 850 && flips < 1150);
+
+    const qb_augment off = {0, 0};
+    qb_rng_seed(&r1, 5);
+    qb_rng_seed(&r2, 5);
+    qb_augment_draw d;
+    qb_augment_sample(&off, &r1, &d);
+    assert_int_equal(d.dy, 0);
+    assert_int_equal(d.dx, 0);
+    assert_int_equal(d.flip, 0);
+    assert_int_equal(qb_rng_below(&r1, 1u << 30), qb_rng_below(&r2, 1u << 30));
+}
+
+/* Training with augmentation and normalisation: bit-identical for one
+ * seed, on 1 and on 2 GEMM threads; different from training without
+ * either (both take effect). */
+static void test_augment_train_deterministic(void **state)
+{
+    (void)state;
+    qb_dataset d;
+    random_dataset(&d, 300, 11);
+    qb_train_config cfg;
+    qb_train_config_default(&cfg);
+    cfg.epochs = 1;
+    cfg.seed = 9;
+    cfg.augment.pad = 4;
+    cfg.augment.flip = 1;
+    d.norm.on = 1;
+    d.norm.mean[0] = 0.5f;
+    d.norm.std[0] = 0.25f;
+    qb_error err;
+    qb_model a, b, c, e;
+    qb_test_lenet(&a, 3);
+    qb_test_lenet(&b, 3);
+    qb_test_lenet(&c, 3);
+    qb_test_lenet(&e, 3);
+    assert_int_equal(qb_train(&a, &d, &cfg, NULL, &err), 0);
+    assert_int_equal(qb_threads_set(2, &err), 0);
+    assert_int_equal(qb_train(&b, &d, &cfg, NULL, &err), 0);
+    assert_int_equal(qb_threads_set(1, &err), 0);
+    assert_memory_equal(a.params, b.params, a.n_params * sizeof(float));
+
+    qb_train_config plain = cfg;
+    plain.augment.pad = 0;
+    plain.augment.flip = 0;
+    assert_int_equal(qb_train(&c, &d, &plain, NULL, &err), 0); /* normalised, not augmented */
+    size_t differ = 0;
+    for (size_t i = 0; i < a.n_params; i++) differ += a.params[i] != c.params[i];
+    assert_true(differ > a.n_params / 2);
+    d.norm.on = 0;
+    assert_int_equal(qb_train(&e, &d, &plain, NULL, &err), 0); /* neither */
+    differ = 0;
+    for (size_t i = 0; i < c.n_params; i++) differ += c.params[i] != e.params[i];
+    assert_true(differ > c.n_params / 2);
+
+    /* a bad padding is refused */
+    cfg.augment.pad = QB_AUGMENT_MAX_PAD + 1;
+    memset(&err, 0, sizeof err);
+    assert_int_equal(qb_train(&e, &d, &cfg, NULL, &err), -1);
+    qb_test_assert_msg_has(&err, "augment padding");
+    qb_model_free(&a);
+    qb_model_free(&b);
+    qb_model_free(&c);
+    qb_model_free(&e);
+    qb_dataset_free(&d);
+}
+
+/* ---- normalisation and the BackdoorBench preset ---------------------------------- */
+
+static void test_norm_pixels(void **state)
+{
+    (void)state;
+    const uint8_t px[2 * 2] = {0, 255, 51, 102}; /* 2 channels of 2 pixels */
+    float out[4];
+    qb_norm n = {1, {0.5f, 0.2f, 0.0f}, {0.25f, 0.4f, 1.0f}};
+    qb_norm_pixels(&n, px, 1, 2, 2, out);
+    assert_float_equal(out[0], (0.0f - 0.5f) / 0.25f, 1e-6);
+    assert_float_equal(out[1], (1.0f - 0.5f) / 0.25f, 1e-6);
+    assert_float_equal(out[2], (0.2f - 0.2f) / 0.4f, 1e-6);
+    assert_float_equal(out[3], (0.4f - 0.2f) / 0.4f, 1e-6);
+    /* off, or NULL: p / 255 exactly */
+    n.on = 0;
+    qb_norm_pixels(&n, px, 1, 2, 2, out);
+    for (int k = 0; k < 4; k++) assert_true(out[k] == (float)px[k] * (1.0f / 255.0f));
+    qb_norm_pixels(NULL, px, 1, 2, 2, out);
+    assert_true(out[1] == 1.0f);
+
+    /* the defaults of BackdoorBench */
+    qb_norm c;
+    assert_int_equal(qb_dataset_norm_default("cifar10", &c), 0);
+    assert_int_equal(c.on, 1);
+    assert_true(c.mean[0] == 0.4914f && c.mean[1] == 0.4822f && c.mean[2] == 0.4465f);
+    assert_true(c.std[0] == 0.247f && c.std[1] == 0.243f && c.std[2] == 0.261f);
+    assert_int_equal(qb_dataset_norm_default("gtsrb", &c), 0);
+    assert_int_equal(c.on, 0);
+    assert_int_equal(qb_dataset_norm_default("mnist", &c), 0);
+    assert_true(c.on && c.mean[0] == 0.5f && c.std[0] == 0.5f);
+    assert_int_equal(qb_dataset_norm_default("imagenet", &c), -1);
+    assert_int_equal(qb_dataset_flip_ok("cifar10"), 1);
+    assert_int_equal(qb_dataset_flip_ok("gtsrb"), 0);
+    assert_int_equal(qb_dataset_flip_ok("mnist"), 0);
+
+    qb_error err;
+    qb_norm bad = {1, {0.5f, 0.5f, 0.5f}, {0.5f, 0.0f, 0.5f}};
+    assert_int_equal(qb_norm_validate(&bad, 1, "x", &err), 0); /* channel 1 unused */
+    assert_int_equal(qb_norm_validate(&bad, 3, "x", &err), -1);
+    qb_test_assert_msg_has(&err, "std of channel 1");
+    assert_int_equal(qb_norm_validate(&bad, 4, "x", &err), -1);
+}
+
+static void test_backdoorbench_preset(void **state)
+{
+    (void)state;
+    qb_train_config c;
+    qb_train_config_backdoorbench(&c, "cifar10");
+    assert_int_equal(c.epochs, 100);
+    assert_int_equal(c.batch, 128);
+    assert_true(c.lr == 0.01f && c.momentum == 0.9f && c.weight_decay == 5e-4f);
+    assert_int_equal(c.schedule, QB_LR_COSINE);
+    assert_int_equal(c.augment.pad, 4);
+    assert_int_equal(c.augment.flip, 1);
+    qb_error err;
+    assert_int_equal(qb_train_config_validate(&c, &err), 0);
+    qb_train_config_backdoorbench(&c, "gtsrb");
+    assert_int_equal(c.epochs, 50);
+    assert_int_equal(c.augment.pad, 4);
+    assert_int_equal(c.augment.flip, 0);
+    qb_train_config_backdoorbench(&c, "mnist");
+    assert_int_equal(c.epochs, 100);
+    assert_int_equal(c.augment.flip, 0);
+    /* today's defaults keep augmentation off */
+    qb_train_config_default(&c);
+    assert_int_equal(c.augment.pad, 0);
+    assert_int_equal(c.augment.flip, 0);
+}
+
 int main(void)
 {
     return qb_test_run_group(cmocka_unit_test(test_deterministic),
@@ -398,5 +628,10 @@ int main(void)
                              qb_test_with_lenet(test_rejects_bad_config),
                              cmocka_unit_test(test_divergence),
                              cmocka_unit_test(test_sgd_step_by_hand),
-                             cmocka_unit_test(test_lr_schedules));
+                             cmocka_unit_test(test_lr_schedules),
+                             cmocka_unit_test(test_augment_by_hand),
+                             cmocka_unit_test(test_augment_draws),
+                             cmocka_unit_test(test_augment_train_deterministic),
+                             cmocka_unit_test(test_norm_pixels),
+                             cmocka_unit_test(test_backdoorbench_preset));
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/dataset.h"
+#include "attacks/model_job.h"
 #include "attacks/poison.h"
 #include "core/rng.h"
 #include "attacks/trigger.h"
@@ -477,6 +478,75 @@ static void test_asr_set(void **state)
     qb_dataset_free(&te);
 }
 
+
+/* BackdoorBench's BadNet trigger on 32x32 images (resource/badnet/
+ * generate_white_square.py: image_size 32, square_size 3, distance 0 to
+ * the right and bottom edges) is white on rows and columns 29..31
+ * (0-based): our default placement there. */
+static void test_square_backdoorbench_32(void **state)
+{
+    (void)state;
+    qb_trigger t;
+    qb_trigger_default(&t, QB_TRIGGER_SQUARE);
+    applied s = stamp(t, 3, 32, 32, 1);
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < 32; y++)
+            for (int x = 0; x < 32; x++) {
+                int i = (c * 32 + y) * 32 + x;
+                int in = y >= 29 && y <= 31 && x >= 29 && x <= 31;
+                assert_int_equal(s.img[i], in ? 255 : s.orig[i]);
+            }
+    applied_free(&s);
+}
+
+/* The trigger is stamped in pixel space, then normalised: a triggered
+ * pixel reaches the model as (1 - mean) / std. Were the white value
+ * written after normalisation (1.0, or 255) the model would see something
+ * else; were the image normalised twice, too. Checked on the training set
+ * as the model job builds it and on the ASR set. */
+static void test_trigger_before_normalisation(void **state)
+{
+    (void)state;
+    enum { C = 3, H = 8, W = 8, N = 40 };
+    qb_dataset d;
+    qb_dataset_init(&d, "t", N, C, H, W, 10);
+    qb_rng r;
+    qb_rng_seed(&r, 3);
+    for (size_t i = 0; i < (size_t)N * C * H * W; i++) d.images[i] = (uint8_t)qb_rng_below(&r, 200);
+    for (size_t i = 0; i < N; i++) d.labels[i] = (uint8_t)(i % 10);
+    qb_model_job job;
+    qb_model_job_default(&job);
+    qb_trigger_default(&job.trigger, QB_TRIGGER_SQUARE);
+    job.poison_rate = 0.5;
+    job.norm = (qb_norm){1, {0.4f, 0.5f, 0.6f}, {0.2f, 0.25f, 0.3f}};
+    qb_dataset data;
+    qb_poison pz;
+    qb_error err;
+    assert_int_equal(qb_model_job_training_set(&job, &d, &data, &pz, &err), 0);
+    assert_true(pz.n_poisoned > 0);
+    float x[C * H * W];
+    const uint32_t s = pz.indices[0];
+    qb_dataset_batch_float(&data, &s, 0, 1, x);
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H; y++)
+            for (int xx = 0; xx < W; xx++) {
+                int i = (c * H + y) * W + xx;
+                int in = y >= H - 3 && xx >= W - 3;
+                float p = in ? 1.0f : (float)d.images[(size_t)s * C * H * W + i] * (1.0f / 255.0f);
+                assert_float_equal(x[i], (p - job.norm.mean[c]) / job.norm.std[c], 1e-6);
+            }
+    /* the ASR set keeps the normalisation and stamps on the pixels too */
+    qb_dataset view = qb_dataset_view_norm(&d, &job.norm), asr;
+    qb_poison_asr_set(&view, &job.trigger, &asr);
+    qb_dataset_batch_float(&asr, NULL, 0, 1, x);
+    assert_float_equal(x[(0 * H + H - 1) * W + W - 1], (1.0f - 0.4f) / 0.2f, 1e-6);
+    assert_float_equal(x[(2 * H + H - 2) * W + W - 2], (1.0f - 0.6f) / 0.3f, 1e-6);
+    qb_dataset_free(&asr);
+    qb_poison_free(&pz);
+    qb_dataset_free(&data);
+    qb_dataset_free(&d);
+}
+
 int main(void)
 {
     return qb_test_run_group(cmocka_unit_test(test_defaults_and_names),
@@ -487,5 +557,7 @@ int main(void)
                              cmocka_unit_test(test_positions),
                              cmocka_unit_test(test_validate_errors),
                              cmocka_unit_test(test_poison_contract),
-                             cmocka_unit_test(test_poison_errors), cmocka_unit_test(test_asr_set));
+                             cmocka_unit_test(test_poison_errors), cmocka_unit_test(test_asr_set),
+                             cmocka_unit_test(test_square_backdoorbench_32),
+                             cmocka_unit_test(test_trigger_before_normalisation));
 }
