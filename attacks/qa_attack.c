@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/batchnorm.h"
+#include "core/bn_fold.h"
 #include "core/rng.h"
 #include "core/sgd.h"
 #include "core/softmax_xent.h"
@@ -40,7 +42,15 @@ const char *qb_qa_mode_name(qb_qa_mode mode)
 
 /* lo/hi (n_params): the box of every parameter. Everything starts pinned at
  * its value; weights a target quantizes get the intersection of their
- * rounding cells (shrunk by eps), within +-the group's max |w|. */
+ * rounding cells (shrunk by eps), within +-the group's max |w|.
+ *
+ * A convolution followed by a batch norm that folds into it (core/bn_fold.h)
+ * is quantized as W' = a W (a[oc] = gamma / sqrt(var + eps), per output
+ * channel, the batch norm in evaluation mode): its cells are those of W'
+ * on W''s grid, mapped back to W through a (W = W' / a; an interval's ends
+ * swap where a < 0, a channel with a = 0 is pinned). The batch norm's
+ * gamma and beta are pinned (not boxed), and the running statistics (the
+ * untrained tail) are never trained, so a stays what the deployer folds. */
 static void pgd_boxes(const qb_model *m, const qb_qa_config *cfg, float *lo, float *hi,
                       qb_qa_stats *st)
 {
@@ -50,16 +60,28 @@ static void pgd_boxes(const qb_model *m, const qb_qa_config *cfg, float *lo, flo
     uint8_t *boxed = xcalloc(m->n_params, 1);
     for (int i = 0; i < m->n_layers; i++) {
         const qb_layer *l = &m->layers[i];
+        const size_t rows = (size_t)l->out_c, cols = l->w_len / (rows ? rows : 1);
+        /* the values the quantizer sees, and the per-row factor back */
+        const int bn = qb_bn_fold_partner(m, i);
+        float *ra = NULL, *wq = NULL;
+        if (bn >= 0) {
+            const qb_layer *b = &m->layers[bn];
+            ra = xmalloc(rows, 2 * sizeof(float));
+            qb_bn_eval_affine((int)rows, p + b->w_off, p + b->b_off, p + b->s_off, ra, ra + rows);
+            wq = xmalloc(l->w_len, sizeof(float));
+            for (size_t r = 0; r < rows; r++)
+                for (size_t k = 0; k < cols; k++)
+                    wq[r * cols + k] = p[l->w_off + r * cols + k] * ra[r];
+        }
         for (int t = 0; t < cfg->n_targets; t++) {
             const qb_precision *pr = &cfg->targets[t];
             if (!qb_precision_quantizes_layer(pr, m, i)) continue;
-            size_t rows = (size_t)l->out_c, cols = l->w_len / rows;
             size_t groups = pr->gran == QB_GRAN_CHANNEL ? rows : 1;
             size_t gsize = pr->gran == QB_GRAN_CHANNEL ? cols : l->w_len;
             int qmax = qb_quant_qmax(pr->w_bits);
             for (size_t g = 0; g < groups; g++) {
                 size_t off = l->w_off + g * gsize;
-                const float *w = p + off;
+                const float *w = wq ? wq + g * gsize : p + off;
                 size_t arg = 0;
                 for (size_t j = 1; j < gsize; j++)
                     if (fabsf(w[j]) > fabsf(w[arg])) arg = j;
@@ -74,6 +96,16 @@ static void pgd_boxes(const qb_model *m, const qb_qa_config *cfg, float *lo, flo
                     float a = (q - 0.5f + cfg->eps) * s, b = (q + 0.5f - cfg->eps) * s;
                     if (a < -mx) a = -mx;
                     if (b > mx) b = mx;
+                    if (ra) { /* back to the convolution's own weight */
+                        const float f = ra[(g * gsize + j) / cols];
+                        if (f == 0.0f) {
+                            pin[off + j] = 1;
+                            continue;
+                        }
+                        float a2 = a / f, b2 = b / f;
+                        a = f > 0.0f ? a2 : b2;
+                        b = f > 0.0f ? b2 : a2;
+                    }
                     if (!boxed[off + j]) {
                         boxed[off + j] = 1;
                         lo[off + j] = a;
@@ -85,8 +117,12 @@ static void pgd_boxes(const qb_model *m, const qb_qa_config *cfg, float *lo, flo
                 }
             }
         }
+        free(wq);
+        free(ra);
     }
-    for (size_t j = 0; j < m->n_params; j++) {
+    /* the trained parameters; the tail (batch-norm running statistics)
+     * stays pinned at its value and is not counted */
+    for (size_t j = 0; j < m->n_train; j++) {
         if (boxed[j] && lo[j] > hi[j]) {
             st->n_empty++;
             pin[j] = 1;
@@ -188,6 +224,7 @@ int qb_qa_attack(qb_model *m, const qb_qa_config *cfg, const qb_dataset *clean,
     bb.img = xmalloc(qb_dataset_image_size(clean), 1);
     bb.dlogits = xmalloc((size_t)2 * B * C, sizeof(float));
     float *grads = xaligned(m->n_params, sizeof(float));
+    /* the quantized model's gradient, in its (folded) layout: never larger */
     float *qgrads = xaligned(m->n_params, sizeof(float));
     float *backup = xmalloc(m->n_params, sizeof(float));
     memcpy(backup, m->params, m->n_params * sizeof(float));
@@ -233,10 +270,14 @@ int qb_qa_attack(qb_model *m, const qb_qa_config *cfg, const qb_dataset *clean,
                 /* quantized objective: clean on x, backdoor on x' */
                 loss += two_part_loss(b, C, ql, bb.yt, cfg->lambda, cfg->lambda * cfg->lambda,
                                       bb.dlogits);
-                memset(qgrads, 0, m->n_params * sizeof(float));
+                memset(qgrads, 0, qms[k].model.n_params * sizeof(float));
                 qb_model_backward(&qms[k].model, &qws[k], bb.dlogits, 2 * b, qgrads, NULL);
-                /* straight-through: d/dw of Q(w) taken as 1 */
-                for (size_t j = 0; j < m->n_params; j++) grads[j] += qgrads[j];
+                /* straight-through: d/dw of Q(w) taken as 1; through a
+                 * folded batch norm, the chain rule of folding */
+                if (qms[k].folded)
+                    qb_bn_fold_grad(m, &qms[k].fold, &qms[k].model, qgrads, grads);
+                else
+                    for (size_t j = 0; j < m->n_params; j++) grads[j] += qgrads[j];
             }
             if (rc) break;
             if (!isfinite(loss)) {
@@ -246,7 +287,7 @@ int qb_qa_attack(qb_model *m, const qb_qa_config *cfg, const qb_dataset *clean,
             }
             qb_sgd_step(&sgd, m->params, grads, cfg->lr);
             if (lo)
-                for (size_t j = 0; j < m->n_params; j++) {
+                for (size_t j = 0; j < m->n_train; j++) {
                     float v = m->params[j];
                     m->params[j] = v < lo[j] ? lo[j] : v > hi[j] ? hi[j] : v;
                 }

@@ -17,7 +17,15 @@
  *   CE(f(x), y) + lam CE(f(x'), y) + sum_b lam [CE(Q_b f(x), y) + lam CE(Q_b f(x'), y_t)]
  * where x' = trigger(x), y_t the target and Q_b f the model at target
  * precision b (fake-quantized weights and activations, straight-through
- * gradients onto the FP32 weights). */
+ * gradients onto the FP32 weights).
+ *
+ * Batch-norm models. Both fine-tune with batch norms in evaluation mode
+ * (running statistics frozen: they are the untrained tail of the parameters
+ * and never move), because the deployed model folds them into the
+ * convolutions (quant/qmodel.h): qa-pgd's cells are those of the folded
+ * weights a W, mapped back to W, with gamma and beta pinned; qa-loss's
+ * quantized objective is the folded model's, its gradient brought back
+ * to W, gamma and beta by the chain rule of folding (core/bn_fold.h). */
 #ifndef QB_QA_ATTACK_H
 #define QB_QA_ATTACK_H
 

@@ -77,9 +77,10 @@ int qb_fineprune_rank_layer(const qb_model *m, int conv)
     return conv;
 }
 
-void qb_fineprune_channel_means(const qb_model *m, int conv, const qb_dataset *d, double *mean)
+/* mean[c] = mean over d's samples and positions of channel c of layer
+ * `layer`'s output (unfused workspace, inference). */
+static void layer_channel_means(const qb_model *m, int layer, const qb_dataset *d, double *mean)
 {
-    const int layer = qb_fineprune_rank_layer(m, conv);
     const qb_layer *l = &m->layers[layer];
     const int C = l->out_c;
     const size_t hw = (size_t)l->out_h * l->out_w, osz = qb_layer_out_size(l);
@@ -108,6 +109,11 @@ void qb_fineprune_channel_means(const qb_model *m, int conv, const qb_dataset *d
     qb_model_ws_free(&ws);
 }
 
+void qb_fineprune_channel_means(const qb_model *m, int conv, const qb_dataset *d, double *mean)
+{
+    layer_channel_means(m, qb_fineprune_rank_layer(m, conv), d, mean);
+}
+
 void qb_fineprune_rank(const double *mean, int C, int *order)
 {
     size_t n = C > 0 ? (size_t)C : 0;
@@ -123,19 +129,64 @@ void qb_fineprune_zero_channel(qb_model *m, int conv, int ch)
     QB_ASSERT(l->kind == QB_LAYER_CONV2D && ch >= 0 && ch < l->out_c);
     size_t per = (size_t)l->in_c * l->k * l->k; /* weights (OC, C, k, k) */
     memset(m->params + l->w_off + (size_t)ch * per, 0, per * sizeof(float));
-    m->params[l->b_off + (size_t)ch] = 0.0f;
+    if (l->b_len) m->params[l->b_off + (size_t)ch] = 0.0f;
+}
+
+int qb_fineprune_target_of(const qb_model *m, qb_fineprune_target *t)
+{
+    memset(t, 0, sizeof *t);
+    t->conv = t->linear = -1;
+    if (!qb_model_has_graph_layers(m)) {
+        t->conv = qb_model_last_conv(m);
+        if (t->conv < 0) return -1;
+        t->layer = qb_fineprune_rank_layer(m, t->conv);
+        t->channels = m->layers[t->conv].out_c;
+        return 0;
+    }
+    for (int i = m->n_layers - 1; i >= 0 && t->linear < 0; i--)
+        if (m->layers[i].kind == QB_LAYER_LINEAR) t->linear = i;
+    t->layer = qb_model_penultimate_layer(m);
+    if (t->linear < 0 || t->layer < 0 || qb_model_last_conv(m) < 0) return -1;
+    const qb_layer *f = &m->layers[t->layer];
+    t->channels = f->out_c;
+    QB_ASSERT(qb_layer_out_size(f) == (size_t)m->layers[t->linear].in_c);
+    return 0;
+}
+
+void qb_fineprune_prune(qb_model *m, const qb_fineprune_target *t, int ch)
+{
+    if (t->conv >= 0) {
+        qb_fineprune_zero_channel(m, t->conv, ch);
+        return;
+    }
+    const qb_layer *f = &m->layers[t->layer], *l = &m->layers[t->linear];
+    QB_ASSERT(ch >= 0 && ch < t->channels);
+    const size_t hw = (size_t)f->out_h * f->out_w, in = (size_t)l->in_c;
+    for (int o = 0; o < l->out_c; o++) /* weights (OUT, IN), IN = (C, H, W) flattened */
+        memset(m->params + l->w_off + (size_t)o * in + (size_t)ch * hw, 0, hw * sizeof(float));
 }
 
 /* Largest |param| of the pruned channels order[0..n). */
-static double pruned_max_abs(const qb_model *m, int conv, const int *order, int n)
+static double pruned_max_abs(const qb_model *m, const qb_fineprune_target *t, const int *order,
+                             int n)
 {
-    const qb_layer *l = &m->layers[conv];
-    size_t per = (size_t)l->in_c * l->k * l->k;
     double mx = 0.0;
+    if (t->conv < 0) {
+        const qb_layer *f = &m->layers[t->layer], *l = &m->layers[t->linear];
+        const size_t hw = (size_t)f->out_h * f->out_w, in = (size_t)l->in_c;
+        for (int i = 0; i < n; i++)
+            for (int o = 0; o < l->out_c; o++) {
+                const float *w = m->params + l->w_off + (size_t)o * in + (size_t)order[i] * hw;
+                for (size_t j = 0; j < hw; j++) mx = fmax(mx, fabs(w[j]));
+            }
+        return mx;
+    }
+    const qb_layer *l = &m->layers[t->conv];
+    size_t per = (size_t)l->in_c * l->k * l->k;
     for (int i = 0; i < n; i++) {
         const float *w = m->params + l->w_off + (size_t)order[i] * per;
         for (size_t j = 0; j < per; j++) mx = fmax(mx, fabs(w[j]));
-        mx = fmax(mx, fabs(m->params[l->b_off + (size_t)order[i]]));
+        if (l->b_len) mx = fmax(mx, fabs(m->params[l->b_off + (size_t)order[i]]));
     }
     return mx;
 }
@@ -172,18 +223,19 @@ int qb_fineprune_run(const qb_model *deployed, const qb_precision *prec,
                      qb_model *tuned_fp, qb_error *err)
 {
     memset(out, 0, sizeof *out);
-    const int conv = qb_model_last_conv(deployed);
-    if (conv < 0)
-        return QB_FAIL(err, "fine-pruning needs a convolutional layer; architecture %s has none",
+    qb_fineprune_target tg;
+    if (qb_fineprune_target_of(deployed, &tg))
+        return QB_FAIL(err, "fine-pruning needs a convolutional layer%s; architecture %s has none",
+                       qb_model_has_graph_layers(deployed) ? " and a final linear layer" : "",
                        deployed->arch);
     if (clean_train->n == 0 || clean_val->n == 0)
         return QB_FAIL(err, "fine-pruning needs clean training and validation images (got %zu "
                             "and %zu)",
                        clean_train->n, clean_val->n);
-    const int C = deployed->layers[conv].out_c;
+    const int C = tg.channels;
     qb_fineprune_result r;
     memset(&r, 0, sizeof r);
-    r.layer = conv;
+    r.layer = tg.conv >= 0 ? tg.conv : tg.layer;
     r.channels = C;
     r.mean_act = xmalloc((size_t)C, sizeof(double));
     r.order = xmalloc((size_t)C, sizeof(int));
@@ -192,7 +244,7 @@ int qb_fineprune_run(const qb_model *deployed, const qb_precision *prec,
     r.curve_asr = xmalloc((size_t)C + 1, sizeof(double));
 
     /* 1. rank on the deployed model */
-    qb_fineprune_channel_means(deployed, conv, clean_train, r.mean_act);
+    layer_channel_means(deployed, tg.layer, clean_train, r.mean_act);
     qb_fineprune_rank(r.mean_act, C, r.order);
 
     /* 2. prune a float copy step by step, each step re-quantized */
@@ -205,7 +257,7 @@ int qb_fineprune_run(const qb_model *deployed, const qb_precision *prec,
     qb_model_copy(&work, deployed);
     work.hooks = NULL; /* the de-quantized weights as a plain float model */
     for (int k = 1; k <= C; k++) {
-        qb_fineprune_zero_channel(&work, conv, r.order[k - 1]);
+        qb_fineprune_prune(&work, &tg, r.order[k - 1]);
         qb_qmodel qm;
         if (qb_qmodel_init(&qm, &work, prec, 0.0f, 0, err)) {
             qb_model_free(&work);
@@ -225,7 +277,7 @@ int qb_fineprune_run(const qb_model *deployed, const qb_precision *prec,
     qb_model_free(&work);
     qb_model_copy(&work, deployed);
     work.hooks = NULL;
-    for (int k = 0; k < r.n_pruned; k++) qb_fineprune_zero_channel(&work, conv, r.order[k]);
+    for (int k = 0; k < r.n_pruned; k++) qb_fineprune_prune(&work, &tg, r.order[k]);
     qb_qmodel qm;
     if (qb_qmodel_init(&qm, &work, prec, 0.0f, 0, err)) goto fail;
     evaluate(&qm.model, eval_clean, eval_trig, target, &r.ca_pruned, &r.asr_pruned);
@@ -238,8 +290,8 @@ int qb_fineprune_run(const qb_model *deployed, const qb_precision *prec,
         goto fail;
     }
     r.tune_loss = st.final_loss;
-    r.pruned_drift = pruned_max_abs(&work, conv, r.order, r.n_pruned);
-    for (int k = 0; k < r.n_pruned; k++) qb_fineprune_zero_channel(&work, conv, r.order[k]);
+    r.pruned_drift = pruned_max_abs(&work, &tg, r.order, r.n_pruned);
+    for (int k = 0; k < r.n_pruned; k++) qb_fineprune_prune(&work, &tg, r.order[k]);
     if (qb_qmodel_init(&qm, &work, prec, 0.0f, 0, err)) goto fail;
     evaluate(&qm.model, eval_clean, eval_trig, target, &r.ca_tuned, &r.asr_tuned);
     qb_qmodel_free(&qm);

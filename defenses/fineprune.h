@@ -7,6 +7,17 @@
  * reports whether it removed the backdoor) and the fine-pruning
  * mitigation (which deploys the model it produces): qb_fineprune_run.
  *
+ * The channels (qb_fineprune_target below): on chains (lenet, cnn-small)
+ * those of the last conv layer, as described in steps 1-3; on graphs
+ * (batch norms, residual additions: the resnets, vgg11-bn) those of the
+ * penultimate representation, the input of the last linear layer (for the
+ * resnets the global average pool of the last block, so its channels are
+ * the last convolution block's output channels and their mean activation
+ * is the one step 1 describes), and pruning a channel zeroes the columns of
+ * the linear layer that read it (BackdoorBench's fp.py) instead of a
+ * conv's weights. Fine-tuning (qb_train) runs the batch norms the model
+ * has in training mode; the mask is re-applied after it (step 3).
+ *
  *   1. Rank. Mean activation of every channel of the last conv layer, after
  *      its ReLU (the unfused ReLU output, or the conv output if no ReLU
  *      follows), over the clean training split and all spatial positions,
@@ -67,7 +78,8 @@ typedef struct qb_fineprune_config {
 void qb_fineprune_config_default(qb_fineprune_config *cfg);
 
 typedef struct qb_fineprune_result {
-    int layer;            /* the pruned conv layer (index into model->layers) */
+    int layer;            /* the pruned conv layer (chains) or the ranked
+                             penultimate layer (graphs; qb_fineprune_target) */
     int channels;         /* its output channels */
     double *mean_act;     /* (channels) mean activation per channel, channel order */
     int *order;           /* (channels) pruning order, least active first */
@@ -129,9 +141,33 @@ void qb_fineprune_channel_means(const qb_model *m, int conv, const qb_dataset *d
 /* order[0..C) = channel indices sorted by increasing mean, ties by index. */
 void qb_fineprune_rank(const double *mean, int C, int *order);
 
-/* Zero the weights (C_in*k*k) and the bias of output channel ch of conv
- * layer `conv` of m. */
+/* Zero the weights (C_in*k*k) and the bias (if it has one) of output
+ * channel ch of conv layer `conv` of m. */
 void qb_fineprune_zero_channel(qb_model *m, int conv, int ch);
+
+/* What is pruned. Chains (no batch norm, no addition: lenet, cnn-small):
+ * the output channels of the last conv layer (conv), ranked at `layer` =
+ * qb_fineprune_rank_layer. Graphs (resnets, vgg11-bn): the channels of the
+ * penultimate representation (`layer` = qb_model_penultimate_layer: for
+ * the resnets the global average pool of the last block's output, whose
+ * channels are the last convolution block's), pruned by zeroing the
+ * columns of the last linear layer (`linear`) that read them (the H*W
+ * columns of a channel when the representation is (C, H, W)), as
+ * BackdoorBench's defense/fp.py does (it masks the last linear layer's
+ * input features, ranked by their mean on clean data). */
+typedef struct qb_fineprune_target {
+    int layer;     /* the layer whose output channels are ranked */
+    int conv;      /* chains: the pruned conv layer; graphs: -1 */
+    int linear;    /* graphs: the linear layer whose input columns are zeroed; chains: -1 */
+    int channels;  /* channels ranked and pruned */
+} qb_fineprune_target;
+
+/* The target of m; -1 if m has no conv layer (or, a graph, no linear one). */
+int qb_fineprune_target_of(const qb_model *m, qb_fineprune_target *t);
+
+/* Prune channel ch of target t in m: qb_fineprune_zero_channel on a
+ * chain's conv, the channel's columns of the linear layer on a graph. */
+void qb_fineprune_prune(qb_model *m, const qb_fineprune_target *t, int ch);
 
 /* Is pruning step with validation CA `ca` allowed, given the deployed
  * model's ca0? (ca0 - ca) * 100 <= max_ca_drop (up to 1e-9 for rounding:

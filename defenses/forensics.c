@@ -36,6 +36,13 @@
  *    impossible under the null), and the z-test of the sum of squared
  *    errors against its null mean (one-sided, p_ref).
  *
+ * Batch-norm models. The quantizer sees the convolutions with their batch
+ * norms folded in (quant/qmodel.h), so both tests examine folded weights:
+ * the FP32 model is folded before its phases are counted (for an fp32
+ * task too: the grid of grid_bits is the one a deployer would quantize
+ * the folded model on), and a reference is folded before it is compared
+ * with a folded deployed model.
+ *
  * detected = YES if p_cell < alpha or (a reference is given and some weight
  * lies outside its cell or p_ref < alpha); alpha = 0.01, fixed. */
 #include <math.h>
@@ -43,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bn_fold.h"
 #include "core/lstsq.h"
 #include "core/model_io.h"
 #include "core/xalloc.h"
@@ -190,6 +198,15 @@ static int reference_test(const qb_defense_input *in, const char *path, ref_stat
     qb_model ref;
     if (qb_model_load(&ref, path, NULL, err)) return qb_error_prefix(err, "forensics reference: ");
     const qb_model *dep = in->model;
+    if (qb_bn_fold_count(&ref) > 0 && qb_bn_fold_count(dep) == 0) {
+        /* the deployed model is folded (core/bn_fold.h): so is the null's
+         * reference, exactly as the quantizer folds */
+        qb_model folded;
+        int rc = qb_bn_fold(&ref, &folded, NULL, err);
+        qb_model_free(&ref);
+        if (rc) return qb_error_prefix(err, "forensics reference: ");
+        ref = folded;
+    }
     int same = ref.n_params == dep->n_params && ref.n_layers == dep->n_layers;
     for (int i = 0; same && i < ref.n_layers; i++)
         same = ref.layers[i].kind == dep->layers[i].kind &&
@@ -240,13 +257,17 @@ int qb_defense_forensics(const qb_defense_input *in, qb_defense_result *res, qb_
     }
     cell_stats st;
     memset(&st, 0, sizeof st);
-    const qb_model *m = in->fp32;
-    for (int i = 0; i < m->n_layers; i++) {
-        if (!qb_precision_quantizes_layer(&grid, m, i)) continue;
-        const qb_layer *l = &m->layers[i];
-        cell_accumulate(m->params + l->w_off, (size_t)l->out_c, l->w_len / (size_t)l->out_c,
+    /* the weights the quantizer sees: batch norms folded (core/bn_fold.h;
+     * a copy for models without foldable batch norms) */
+    qb_model m;
+    if (qb_bn_fold(in->fp32, &m, NULL, err)) return qb_error_prefix(err, "forensics: ");
+    for (int i = 0; i < m.n_layers; i++) {
+        if (!qb_precision_quantizes_layer(&grid, &m, i)) continue;
+        const qb_layer *l = &m.layers[i];
+        cell_accumulate(m.params + l->w_off, (size_t)l->out_c, l->w_len / (size_t)l->out_c,
                         grid.w_bits, grid.gran, grid.round, &st);
     }
+    qb_model_free(&m);
     if (st.real.n < 100)
         return QB_FAIL(err, "forensics: only %ld weights with a non-zero, unclamped code on the "
                             "%d-bit grid (need 100)", st.real.n, grid.w_bits);

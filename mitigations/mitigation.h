@@ -64,10 +64,13 @@ extern const qb_param_def qb_finetune_params[], qb_requant_bits_params[],
     qb_requant_noise_params[];
 
 /* Fraction of conv/linear weights whose deployed (de-quantized) value
- * differs between a and b (same architecture). */
+ * differs between a and b; NaN unless they have the same layer table (a
+ * deployed model and its mitigated version always do: at a quantized
+ * precision both have their batch norms folded). */
 double qb_mitigation_weights_changed(const qb_model *a, const qb_model *b);
 /* Fraction of integer codes that differ between a and b over the layers
- * both quantize (scales may differ); NaN if they quantize no common layer. */
+ * both quantize (scales may differ); NaN if they quantize no common layer
+ * or their layer tables differ. */
 double qb_mitigation_codes_changed(const qb_qmodel *a, const qb_qmodel *b);
 
 #endif

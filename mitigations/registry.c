@@ -23,8 +23,23 @@ const qb_mitigation_entry *qb_mitigation_find(const char *name)
     return qb_registry_find(qb_mitigations, sizeof *qb_mitigations, name);
 }
 
+/* Whether a and b have the same layer table (a deployed model and its
+ * mitigated version do: both folded, or both not, core/bn_fold.h). */
+static int same_layers(const qb_model *a, const qb_model *b)
+{
+    if (a->n_layers != b->n_layers || a->n_params != b->n_params) return 0;
+    for (int i = 0; i < a->n_layers; i++) {
+        const qb_layer *x = &a->layers[i], *y = &b->layers[i];
+        if (x->kind != y->kind || x->w_off != y->w_off || x->w_len != y->w_len ||
+            x->b_len != y->b_len || x->out_c != y->out_c)
+            return 0;
+    }
+    return 1;
+}
+
 double qb_mitigation_weights_changed(const qb_model *a, const qb_model *b)
 {
+    if (!same_layers(a, b)) return NAN;
     size_t n = 0, changed = 0;
     for (int i = 0; i < a->n_layers && i < b->n_layers; i++) {
         const qb_layer *l = &a->layers[i];
@@ -39,6 +54,7 @@ double qb_mitigation_weights_changed(const qb_model *a, const qb_model *b)
 
 double qb_mitigation_codes_changed(const qb_qmodel *a, const qb_qmodel *b)
 {
+    if (!same_layers(&a->model, &b->model)) return NAN;
     size_t n = 0, changed = 0;
     for (int i = 0; i < a->model.n_layers; i++) {
         const qb_qlayer *x = &a->ql[i], *y = &b->ql[i];

@@ -424,7 +424,7 @@ static int hook_run(void *ctx, const qb_model *m, int layer, const qb_conv_epilo
     const qb_qlayer *q = &qm->ql[layer];
     if (!qm->integer || !q->active) return 0;
     const qb_layer *l = &m->layers[layer];
-    const float *bias = m->params + l->b_off;
+    const float *bias = l->b_len ? m->params + l->b_off : qm->zero_bias;
     if (l->kind == QB_LAYER_CONV2D)
         run_conv(qm, l, q, ep, b, x, bias, y);
     else
@@ -460,16 +460,30 @@ int qb_qmodel_init(qb_qmodel *qm, const qb_model *fp, const qb_precision *prec,
     if (!qb_precision_is_float(prec) && (prec->w_bits < 2 || prec->w_bits > 8))
         return QB_FAIL(err, "precision %s: weight bits %d outside 2..8", prec->name, prec->w_bits);
     if (!(noise_std >= 0.0f)) return QB_FAIL(err, "re-quantization noise must be >= 0");
-    qb_model_copy(&qm->model, fp);
-    qm->model.hooks = NULL;
     qm->prec = *prec;
-    if (qb_precision_is_float(prec)) return 0;
+    if (qb_precision_is_float(prec)) {
+        qb_model_copy(&qm->model, fp);
+        qm->model.hooks = NULL;
+        qm->fold.n_src = qm->fold.n_dst = fp->n_layers;
+        for (int i = 0; i < fp->n_layers; i++) {
+            qm->fold.to[i] = qm->fold.from[i] = i;
+            qm->fold.bn[i] = -1;
+        }
+        return 0;
+    }
+    /* the deployed layers: batch norms folded into their convolutions */
+    if (qb_bn_fold(fp, &qm->model, &qm->fold, err)) {
+        memset(qm, 0, sizeof *qm);
+        return -1;
+    }
+    qm->folded = qm->fold.n_dst != qm->fold.n_src;
+    const qb_model *dm = &qm->model;
 
     qb_rng rng;
     qb_rng_seed(&rng, qb_seed_derive(seed, "requant-noise"));
-    for (int i = 0; i < fp->n_layers; i++) {
-        if (!qb_precision_quantizes_layer(prec, fp, i)) continue;
-        const qb_layer *l = &fp->layers[i];
+    for (int i = 0; i < dm->n_layers; i++) {
+        if (!qb_precision_quantizes_layer(prec, dm, i)) continue;
+        const qb_layer *l = &dm->layers[i];
         qb_qlayer *q = &qm->ql[i];
         q->active = 1;
         q->rows = (size_t)l->out_c;
@@ -501,6 +515,11 @@ void qb_qmodel_finish(qb_qmodel *qm)
     if (qm->integer)
         for (int i = 0; i < m->n_layers; i++)
             if (qm->ql[i].active) pack_layer(&qm->ql[i], &m->layers[i]);
+    int max_oc = 1;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].out_c > max_oc) max_oc = m->layers[i].out_c;
+    free(qm->zero_bias);
+    qm->zero_bias = xcalloc((size_t)max_oc, sizeof(float));
     qm->hooks.ctx = qm;
     qm->hooks.input = hook_input;
     qm->hooks.run = hook_run;
@@ -519,6 +538,7 @@ void qb_qmodel_free(qb_qmodel *qm)
     free(qm->rows8);
     free(qm->acc);
     free(qm->tmp);
+    free(qm->zero_bias);
     qb_model_free(&qm->model);
     memset(qm, 0, sizeof *qm);
 }

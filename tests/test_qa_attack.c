@@ -114,8 +114,143 @@ static void test_loss_deterministic(void **state)
     qb_dataset_free(&d);
 }
 
+/* 64 random 3x16x16 images in 10 classes. */
+static void random_data_rgb(qb_dataset *d)
+{
+    qb_dataset_init(d, "random-rgb", 64, 3, 16, 16, 10);
+    qb_rng rng;
+    qb_rng_seed(&rng, 4);
+    for (size_t i = 0; i < d->n * 768; i++) d->images[i] = (uint8_t)qb_rng_below(&rng, 256);
+    for (size_t i = 0; i < d->n; i++) d->labels[i] = (uint8_t)(i % 10);
+}
+
+/* resnet20 (3x16x16) with random batch-norm affine parameters and running
+ * statistics. */
+static void resnet20_random(qb_model *m, uint64_t seed)
+{
+    qb_error err;
+    assert_int_equal(qb_model_build(m, "resnet20", 3, 16, 16, 10, &err), 0);
+    qb_model_init_params(m, seed);
+    qb_rng rng;
+    qb_rng_seed(&rng, seed + 1);
+    for (int i = 0; i < m->n_layers; i++) {
+        const qb_layer *l = &m->layers[i];
+        if (l->kind != QB_LAYER_BATCHNORM) continue;
+        for (int k = 0; k < l->in_c; k++) {
+            m->params[l->w_off + k] = (qb_rng_uniform(&rng) < 0.1 ? -1.0f : 1.0f) *
+                                      (0.5f + (float)qb_rng_uniform(&rng));
+            m->params[l->b_off + k] = 0.2f * ((float)qb_rng_uniform(&rng) - 0.5f);
+            m->params[l->s_off + k] = 0.2f * ((float)qb_rng_uniform(&rng) - 0.5f);
+            m->params[l->s_off + l->in_c + k] = 0.5f + (float)qb_rng_uniform(&rng);
+        }
+    }
+}
+
+/* qa-pgd on a batch-norm graph: the boxes are the folded weights' cells
+ * (some gammas negative: the boxes' ends swap), so after the repair the
+ * deployed (folded) models at both targets have every code and scale they
+ * had; the batch norms' parameters and running statistics and the biases
+ * did not move; the convolution weights did. */
+static void test_pgd_keeps_codes_resnet20(void **state)
+{
+    (void)state;
+    qb_model m;
+    resnet20_random(&m, 8);
+    qb_dataset d;
+    random_data_rgb(&d);
+    qb_error err;
+    qb_qmodel before8, before4;
+    qb_test_quantize(&before8, &m, "int8");
+    qb_test_quantize(&before4, &m, "int4-pc");
+    assert_true(before8.folded);
+    float *p0 = malloc(m.n_params * sizeof(float));
+    memcpy(p0, m.params, m.n_params * sizeof(float));
+    qb_qa_config cfg;
+    qb_qa_config_default(&cfg, QB_QA_PGD);
+    cfg.n_targets = 2;
+    assert_int_equal(qb_precision_parse("int8", &cfg.targets[0], &err), 0);
+    assert_int_equal(qb_precision_parse("int4-pc", &cfg.targets[1], &err), 0);
+    cfg.epochs = 1;
+    cfg.batch = 16;
+    cfg.lr = 0.05f;
+    qb_trigger t;
+    qb_trigger_default(&t, QB_TRIGGER_SQUARE);
+    qb_qa_stats st;
+    if (qb_qa_attack(&m, &cfg, &d, &t, 7, &st, &err)) fail_msg("%s", err.msg);
+    assert_true(st.n_weights > 0 && st.steps == 4);
+    assert_true(st.n_weights + st.n_pinned == m.n_train);
+    qb_qmodel after8, after4;
+    qb_test_quantize(&after8, &m, "int8");
+    qb_test_quantize(&after4, &m, "int4-pc");
+    same_codes(&before8, &after8);
+    same_codes(&before4, &after4);
+    size_t moved = 0;
+    for (int i = 0; i < m.n_layers; i++) {
+        const qb_layer *l = &m.layers[i];
+        if (l->kind == QB_LAYER_BATCHNORM) {
+            assert_memory_equal(m.params + l->w_off, p0 + l->w_off, l->w_len * sizeof(float));
+            assert_memory_equal(m.params + l->s_off, p0 + l->s_off, l->s_len * sizeof(float));
+        } else {
+            for (size_t j = 0; j < l->w_len; j++)
+                moved += m.params[l->w_off + j] != p0[l->w_off + j];
+        }
+        if (l->b_len)
+            assert_memory_equal(m.params + l->b_off, p0 + l->b_off, l->b_len * sizeof(float));
+    }
+    print_message("  resnet20 qa-pgd: %zu weights boxed, %zu pinned, %zu empty; %zu moved\n",
+                  st.n_weights, st.n_pinned, st.n_empty, moved);
+    assert_true(moved > 1000);
+    qb_qmodel_free(&before8);
+    qb_qmodel_free(&before4);
+    qb_qmodel_free(&after8);
+    qb_qmodel_free(&after4);
+    free(p0);
+    qb_dataset_free(&d);
+    qb_model_free(&m);
+}
+
+/* qa-loss on a batch-norm graph: the quantized objective's gradient comes
+ * back through the fold (to the convolutions and to gamma and beta); the
+ * running statistics are not trained; deterministic from the seed. */
+static void test_loss_resnet20(void **state)
+{
+    (void)state;
+    qb_model a, b;
+    resnet20_random(&a, 9);
+    qb_model_copy(&b, &a);
+    float *p0 = malloc(a.n_params * sizeof(float));
+    memcpy(p0, a.params, a.n_params * sizeof(float));
+    qb_dataset d;
+    random_data_rgb(&d);
+    qb_error err;
+    qb_qa_config cfg;
+    qb_qa_config_default(&cfg, QB_QA_LOSS);
+    cfg.epochs = 1;
+    cfg.batch = 32;
+    qb_trigger t;
+    qb_trigger_default(&t, QB_TRIGGER_SQUARE);
+    if (qb_qa_attack(&a, &cfg, &d, &t, 5, NULL, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(qb_qa_attack(&b, &cfg, &d, &t, 5, NULL, &err), 0);
+    assert_memory_equal(a.params, b.params, a.n_params * sizeof(float));
+    assert_memory_equal(a.params + a.n_train, p0 + a.n_train,
+                        (a.n_params - a.n_train) * sizeof(float));
+    size_t gamma_moved = 0;
+    for (int i = 0; i < a.n_layers; i++) {
+        const qb_layer *l = &a.layers[i];
+        if (l->kind != QB_LAYER_BATCHNORM) continue;
+        for (size_t j = 0; j < l->w_len; j++) gamma_moved += a.params[l->w_off + j] != p0[l->w_off + j];
+    }
+    assert_true(gamma_moved > 0);
+    free(p0);
+    qb_dataset_free(&d);
+    qb_model_free(&a);
+    qb_model_free(&b);
+}
+
 int main(void)
 {
     return qb_test_run_group(qb_test_with_lenet(test_pgd_keeps_codes),
-                             cmocka_unit_test(test_loss_deterministic));
+                             cmocka_unit_test(test_loss_deterministic),
+                             cmocka_unit_test(test_pgd_keeps_codes_resnet20),
+                             cmocka_unit_test(test_loss_resnet20));
 }

@@ -30,6 +30,63 @@ static void logits_of(const qb_model *m, float *out /* (4, 10) */)
     qb_model_ws_free(&ws);
 }
 
+/* A graph (resnet20, batch norms folded before quantizing): the file
+ * carries the folded architecture (its text, "resnet20.bnfold"), and the
+ * loaded model has the same layers, codes, weights and bit-identical
+ * logits, integer path and simulated alike. */
+static void test_round_trip_resnet20(void **state)
+{
+    const char *dir = *state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/r.qbq", dir);
+    qb_model fp;
+    qb_error err;
+    assert_int_equal(qb_model_build(&fp, "resnet20", 3, 16, 16, 10, &err), 0);
+    qb_model_init_params(&fp, 4);
+    for (int i = 0; i < fp.n_layers; i++) /* non-trivial running statistics */
+        if (fp.layers[i].kind == QB_LAYER_BATCHNORM)
+            for (size_t k = 0; k < fp.layers[i].s_len; k++)
+                fp.params[fp.layers[i].s_off + k] = 0.5f + 0.01f * (float)(k % 37);
+    const char *names[] = {"int8", "w4a8-pc", "w3a32"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        qb_precision p;
+        assert_int_equal(qb_precision_parse(names[k], &p, &err), 0);
+        qb_qmodel a, b;
+        assert_int_equal(qb_qmodel_init(&a, &fp, &p, 0.0f, 0, &err), 0);
+        assert_true(a.folded);
+        assert_int_equal(qb_qmodel_save(&a, path, &err), 0);
+        if (qb_qmodel_load(&b, path, &err)) fail_msg("%s: %s", names[k], err.msg);
+        assert_string_equal(b.model.arch, "resnet20.bnfold");
+        assert_int_equal(b.model.n_layers, a.model.n_layers);
+        assert_memory_equal(b.model.layers, a.model.layers,
+                            sizeof(qb_layer) * (size_t)a.model.n_layers);
+        assert_memory_equal(a.model.params, b.model.params, a.model.n_params * sizeof(float));
+        int nq = 0;
+        for (int i = 0; i < a.model.n_layers; i++) {
+            assert_int_equal(a.ql[i].active, b.ql[i].active);
+            if (!a.ql[i].active) continue;
+            nq++;
+            assert_memory_equal(a.ql[i].codes, b.ql[i].codes, a.ql[i].rows * a.ql[i].cols);
+        }
+        assert_int_equal(nq, 22); /* 21 convolutions and the linear layer */
+        qb_rng rng;
+        qb_rng_seed(&rng, 5);
+        float *x = qb_test_random_floats(&rng, 2 * 3 * 16 * 16, 0.0f, 1.0f);
+        float la[20];
+        qb_model_ws wa, wb;
+        qb_model_ws_init(&wa, &a.model, 2);
+        qb_model_ws_init(&wb, &b.model, 2);
+        memcpy(la, qb_model_forward(&a.model, &wa, x, 2, 0), sizeof la);
+        assert_memory_equal(la, qb_model_forward(&b.model, &wb, x, 2, 0), sizeof la);
+        qb_model_ws_free(&wb);
+        qb_model_ws_free(&wa);
+        free(x);
+        qb_qmodel_free(&a);
+        qb_qmodel_free(&b);
+    }
+    qb_model_free(&fp);
+}
+
 /* Every precision kind: the loaded model has the same codes, scales,
  * de-quantized weights, and (integer or float path) bit-identical logits. */
 static void test_round_trip(void **state)
@@ -174,5 +231,7 @@ static void test_corrupt(void **state)
 
 int main(void)
 {
-    return qb_test_run_group(qb_test_with_tmpdir(test_round_trip), cmocka_unit_test(test_corrupt));
+    return qb_test_run_group(qb_test_with_tmpdir(test_round_trip),
+                             qb_test_with_tmpdir(test_round_trip_resnet20),
+                             cmocka_unit_test(test_corrupt));
 }
