@@ -40,7 +40,8 @@ static int conv_chunk(const qb_layer *l, int b)
  * image (preact-resnet18's 512 channels at 4x4: K = 4608, 16 columns) would
  * stream its whole weight matrix (9.4 MB) through the forward GEMM, and
  * read and write its whole weight gradient, for every 16 columns. The fast
- * path runs such layers in chunks of whole generic chunks, up to
+ * path runs such layers (weights over the chunk budget, which would not
+ * stay in L2 from one image to the next) in chunks of whole generic chunks, up to
  * QB_CONV_MIN_COLUMNS columns and QB_CONV_WIDE_FLOATS floats of im2col +
  * output; the bias gradient is still summed generic chunk by generic chunk
  * (contiguous slices of the wide chunk's rows), so no bit changes. */
@@ -51,7 +52,9 @@ static int conv_chunk(const qb_layer *l, int b)
 static int conv_run_chunk(const qb_layer *l, int b)
 {
     const int c = conv_chunk(l, b);
-    if (!conv_fast()) return c;
+    /* weights within the chunk budget stay in L2 across images anyway */
+    if (!conv_fast() || (size_t)l->out_c * l->in_c * l->k * l->k <= QB_CONV_CHUNK_FLOATS)
+        return c;
     const size_t ohw = (size_t)l->out_h * l->out_w;
     const size_t per_image = ((size_t)l->in_c * l->k * l->k + (size_t)l->out_c) * ohw;
     int m = 1;
@@ -75,13 +78,17 @@ int qb_conv2d_col_cache_worth(const qb_layer *l, int b)
 }
 
 /* The transposed weight gradient of the backward pass (dw_gemm): for
- * layers whose weights fit in QB_CONV_DWT_FLOATS (every layer of cnn-small
- * and resnet20; preact-resnet18's large ones keep dw as it is). */
+ * layers with more inputs per output (K) than outputs (OC) whose weights
+ * fit in QB_CONV_DWT_FLOATS (the 3x3 layers of cnn-small and resnet20;
+ * preact-resnet18's large ones keep dw as it is: measured no faster). */
 #define QB_CONV_DWT_FLOATS (256 * 1024)
 
 static int dwt_fits(const qb_layer *l)
 {
-    return (size_t)l->out_c * l->in_c * l->k * l->k <= QB_CONV_DWT_FLOATS;
+    const size_t k = (size_t)l->in_c * l->k * l->k;
+    /* K > OC: the shapes whose dw GEMM runs transposed (measured: with
+     * K < OC, e.g. 1x1 shortcuts widening the channels, it is slower) */
+    return k > (size_t)l->out_c && (size_t)l->out_c * k <= QB_CONV_DWT_FLOATS;
 }
 
 /* Where in the work buffer dwt lives: after the chunk's im2col, GEMM
