@@ -15,8 +15,9 @@
  * Faster paths give the same bits (tests/test_conv_paths.c compares them
  * with the generic one):
  *   - im2col of stride 1 or 2 and col2im of stride 1 by AVX-512 row kernels
- *     (masked loads fill the padding; col2im gathers each input pixel's
- *     terms in registers in the same order instead of adding into memory);
+ *     (core/im2col.h: rows from zero-padded copies of the images; col2im
+ *     gathers each input pixel's terms in registers in the same order
+ *     instead of adding into memory);
  *   - 1x1 stride-1 unpadded ("pointwise"): no im2col, the GEMM reads each
  *     image in place (its (C, H*W) plane set is its column matrix) and the
  *     input gradient is written in place;
@@ -33,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/im2col.h" /* qb_im2col, qb_col2im and their references */
 #include "core/layer.h"
 
 /* Optional epilogue fused into the GEMM's output scatter: ReLU, then a
@@ -109,15 +111,6 @@ void qb_conv2d_epilogue_apply(const qb_layer *l, const qb_conv_epilogue *ep, int
  * CPU. r0/r1: two conv output rows (OW floats); dst/am: PW outputs. */
 void qb_conv2d_pool_rows(int simd, const float *r0, const float *r1, float bv, int relu, int PW,
                          int OW, int32_t base, float *dst, int32_t *am);
-
-/* col (C*k*k, nb*OH*OW) from nb images starting at x. */
-void qb_im2col(const qb_layer *l, int nb, const float *x, float *col);
-/* dx (nb, C, H, W) = col2im(dcol): overwrites dx. */
-void qb_col2im(const qb_layer *l, int nb, const float *dcol, float *dx);
-/* The generic versions of both (per-row bounds, scatter-add col2im): the
- * oracles of the tests. */
-void qb_im2col_ref(const qb_layer *l, int nb, const float *x, float *col);
-void qb_col2im_ref(const qb_layer *l, int nb, const float *dcol, float *dx);
 
 /* on = 1: every conv function takes the generic path from now on (the
  * reference of the tests and benchmarks); on = 0: the fast paths again

@@ -16,10 +16,11 @@
  * too. Shapes: odd and non-square sizes, padding 0..3, kernels 1..5,
  * strides 1..3 (3 takes the generic path inside the fast one), rows wider
  * than 16, 32 and 256 columns (the kernels' blocks and their limit),
- * batches whose chunks hold one or several images, and many-channel layers
+ * batches whose chunks hold one or several images, many-channel layers
  * with few output positions, which the fast path runs in wide chunks of
  * 2 generic chunks and a remainder (the bias gradient still summed per
- * generic chunk). On a CPU without
+ * generic chunk), and layers with K > OC (dw accumulated transposed) and
+ * K < OC (not). On a CPU without
  * AVX-512 the structural fast paths are still compared. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -130,7 +131,8 @@ static const shape shapes[] = {
     {1, 28, 28, 16, 5, 1, 0, 4},   {16, 34, 34, 16, 3, 2, 1, 2}, {32, 32, 32, 8, 3, 1, 1, 2},
     {64, 32, 32, 8, 3, 2, 1, 1},   {2, 5, 300, 3, 3, 1, 1, 1},  {3, 6, 6, 2, 5, 1, 3, 2},
     {64, 8, 8, 16, 3, 1, 1, 5},    {4, 9, 9, 3, 2, 2, 1, 3},    {1, 5, 5, 1, 3, 1, 0, 1},
-    {3, 17, 17, 5, 3, 1, 2, 2},    {256, 4, 4, 8, 3, 1, 1, 7},  {128, 8, 8, 8, 3, 2, 1, 20},
+    {3, 17, 17, 5, 3, 1, 2, 2},    {256, 4, 4, 8, 3, 1, 1, 7},  {128, 4, 4, 128, 3, 1, 1, 13},
+    {96, 8, 8, 160, 3, 2, 1, 20},  {4, 9, 9, 12, 1, 2, 0, 3},
 };
 #define N_SHAPES (sizeof shapes / sizeof shapes[0])
 
