@@ -23,7 +23,7 @@ QB_CLONES static void affine(int b, int C, int HW, const float *x, const float *
 /* Sums in a fixed order that vectorises: pixel p of every plane goes to
  * lane p % QB_BN_LANES, the lanes are added up in lane order at the end.
  * Every CPU and every clone computes the same bits (no FMA contraction). */
-#define QB_BN_LANES 8
+#define QB_BN_LANES 32
 
 static double lanes_total(const double *l)
 {
