@@ -10,13 +10,14 @@
 
 /* Seconds per unit on one core of the development machine (jobs/cost.h).
  * MAC and ELEM were fitted to the CPU seconds of one epoch of `qblind
- * train` on synthetic at batch 128 (bench/plan_cost.sh: 32.0 s for
- * resnet20, 235.7 s for preact-resnet18, 2026-12-07; bench/RESULTS.md);
+ * train` on synthetic at batch 128 (bench/plan_cost.sh: 19.8 s for
+ * resnet20, 192.8 s for preact-resnet18, 2026-12-08, after the padded
+ * im2col and the 32-lane batch norm; bench/RESULTS.md);
  * PARAM is not fitted (an SGD step with momentum reads and writes ~16
  * bytes per parameter: ~2 ns) and is < 1% of these models' cost at batch
  * 128. */
-#define QB_COST_MAC 1.1e-11  /* a multiply-add in a GEMM */
-#define QB_COST_ELEM 1.0e-9  /* a value through a memory-bound pass */
+#define QB_COST_MAC 1.0e-11  /* a multiply-add in a GEMM */
+#define QB_COST_ELEM 4.0e-10 /* a value through a memory-bound pass */
 #define QB_COST_PARAM 2.0e-9 /* a parameter's optimizer step */
 
 /* A task's evaluations (quantize, CA and ASR over the test set) on LeNet
