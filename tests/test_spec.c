@@ -524,6 +524,7 @@ static void test_normalize_augment(void **state)
     assert_int_equal(seen, 7);
     check_identity_texts(&b);
     qb_spec_free(&b);
+    qb_spec_free(&a);
 
     /* epochs: dataset on cifar10 is epochs 100: one model, one id (but
      * the spec hash keeps what was written) */
