@@ -35,20 +35,8 @@ static void random_model(qb_model *m, const char *arch, int c, int h, int w, uin
     qb_error err;
     assert_int_equal(qb_model_build(m, arch, c, h, w, 10, &err), 0);
     qb_model_init_params(m, seed);
-    qb_rng rng;
-    qb_rng_seed(&rng, seed + 1);
-    for (int i = 0; i < m->n_layers; i++) {
-        const qb_layer *l = &m->layers[i];
-        if (l->kind != QB_LAYER_BATCHNORM) continue;
-        const int C = l->in_c;
-        float *g = m->params + l->w_off, *be = m->params + l->b_off, *st = m->params + l->s_off;
-        for (int k = 0; k < C; k++) {
-            g[k] = 0.5f + (float)qb_rng_uniform(&rng);
-            be[k] = (float)qb_rng_uniform(&rng) - 0.5f;
-            st[k] = (float)qb_rng_uniform(&rng) - 0.5f;
-            st[C + k] = 0.25f + 1.75f * (float)qb_rng_uniform(&rng);
-        }
-    }
+    static const qb_test_bn_ranges r = {0, 0.5, 1, 1, 1, 0.25, 1.75};
+    qb_test_bn_randomize(m, seed + 1, &r);
 }
 
 static int count_kind(const qb_model *m, qb_layer_kind k)

@@ -58,18 +58,8 @@ static void tiny_model(qb_model *m, uint64_t seed)
     assert_int_equal(qb_model_build(m, "tiny-res", 3, 8, 8, 5, &err), 0);
     qb_model_init_params(m, seed);
     /* batch norms with non-trivial parameters and running statistics */
-    qb_rng rng;
-    qb_rng_seed(&rng, seed + 1);
-    for (int i = 0; i < m->n_layers; i++) {
-        const qb_layer *l = &m->layers[i];
-        if (l->kind != QB_LAYER_BATCHNORM) continue;
-        for (int c = 0; c < l->in_c; c++) {
-            m->params[l->w_off + c] = 0.5f + qb_rng_uniform(&rng);
-            m->params[l->b_off + c] = qb_rng_uniform(&rng) - 0.5f;
-            m->params[l->s_off + c] = 0.2f * (qb_rng_uniform(&rng) - 0.5f);
-            m->params[l->s_off + l->in_c + c] = 0.5f + qb_rng_uniform(&rng);
-        }
-    }
+    static const qb_test_bn_ranges r = {0, 0.5, 1, 1, 0.2, 0.5, 1};
+    qb_test_bn_randomize(m, seed + 1, &r);
 }
 
 /* ---- finite differences of whole graphs ---------------------------------- */

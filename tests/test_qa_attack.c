@@ -131,19 +131,8 @@ static void resnet20_random(qb_model *m, uint64_t seed)
     qb_error err;
     assert_int_equal(qb_model_build(m, "resnet20", 3, 16, 16, 10, &err), 0);
     qb_model_init_params(m, seed);
-    qb_rng rng;
-    qb_rng_seed(&rng, seed + 1);
-    for (int i = 0; i < m->n_layers; i++) {
-        const qb_layer *l = &m->layers[i];
-        if (l->kind != QB_LAYER_BATCHNORM) continue;
-        for (int k = 0; k < l->in_c; k++) {
-            m->params[l->w_off + k] = (qb_rng_uniform(&rng) < 0.1 ? -1.0f : 1.0f) *
-                                      (0.5f + (float)qb_rng_uniform(&rng));
-            m->params[l->b_off + k] = 0.2f * ((float)qb_rng_uniform(&rng) - 0.5f);
-            m->params[l->s_off + k] = 0.2f * ((float)qb_rng_uniform(&rng) - 0.5f);
-            m->params[l->s_off + l->in_c + k] = 0.5f + (float)qb_rng_uniform(&rng);
-        }
-    }
+    static const qb_test_bn_ranges r = {0.1, 0.5, 1, 0.2, 0.2, 0.5, 1};
+    qb_test_bn_randomize(m, seed + 1, &r);
 }
 
 /* qa-pgd on a batch-norm graph: the boxes are the folded weights' cells

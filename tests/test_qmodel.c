@@ -72,19 +72,8 @@ static void build(qb_model *m, const char *arch, int c, int h, int w, uint64_t s
     qb_model_init_params(m, seed);
     /* batch norms (if any) with random affine parameters and running
      * statistics, so that folding them is not the identity */
-    qb_rng rng;
-    qb_rng_seed(&rng, seed + 1000);
-    for (int i = 0; i < m->n_layers; i++) {
-        const qb_layer *l = &m->layers[i];
-        if (l->kind != QB_LAYER_BATCHNORM) continue;
-        float *g = m->params + l->w_off, *be = m->params + l->b_off, *st = m->params + l->s_off;
-        for (int k = 0; k < l->in_c; k++) {
-            g[k] = 0.5f + (float)qb_rng_uniform(&rng);
-            be[k] = 0.2f * ((float)qb_rng_uniform(&rng) - 0.5f);
-            st[k] = 0.2f * ((float)qb_rng_uniform(&rng) - 0.5f);
-            st[l->in_c + k] = 0.5f + (float)qb_rng_uniform(&rng);
-        }
-    }
+    static const qb_test_bn_ranges r = {0, 0.5, 1, 0.2, 0.2, 0.5, 1};
+    qb_test_bn_randomize(m, seed + 1000, &r);
 }
 
 /* A layer's bias, or zeros for a convolution without one (b_len 0). */

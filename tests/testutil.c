@@ -453,3 +453,22 @@ int qb_test_run_self(const char *mode, const char *arg, const char *asan_options
     assert_int_equal(waitpid(pid, &ws, 0), pid);
     return ws;
 }
+
+void qb_test_bn_randomize(qb_model *m, uint64_t rng_seed, const qb_test_bn_ranges *r)
+{
+    qb_rng rng;
+    qb_rng_seed(&rng, rng_seed);
+    for (int i = 0; i < m->n_layers; i++) {
+        const qb_layer *l = &m->layers[i];
+        if (l->kind != QB_LAYER_BATCHNORM) continue;
+        const int C = l->in_c;
+        float *g = m->params + l->w_off, *be = m->params + l->b_off, *st = m->params + l->s_off;
+        for (int k = 0; k < C; k++) {
+            double sign = r->neg > 0 && qb_rng_uniform(&rng) < r->neg ? -1.0 : 1.0;
+            g[k] = (float)(sign * (r->g_lo + r->g_w * qb_rng_uniform(&rng)));
+            be[k] = (float)(r->b_w * (qb_rng_uniform(&rng) - 0.5));
+            st[k] = (float)(r->m_w * (qb_rng_uniform(&rng) - 0.5));
+            st[C + k] = (float)(r->v_lo + r->v_w * qb_rng_uniform(&rng));
+        }
+    }
+}
