@@ -18,15 +18,20 @@
 #include "tests/testutil.h"
 #include "tests/testutil_quant.h"
 
-/* 256 random 1x28x28 images in 10 classes. */
-static void random_data(qb_dataset *d)
+/* n random (c, h, w) images in 10 classes (labels i % 10), from seed. */
+static void random_images(qb_dataset *d, const char *name, size_t n, int c, int h, int w,
+                          uint64_t seed)
 {
-    qb_dataset_init(d, "random", 256, 1, 28, 28, 10);
+    qb_dataset_init(d, name, n, c, h, w, 10);
     qb_rng rng;
-    qb_rng_seed(&rng, 3);
-    for (size_t i = 0; i < d->n * 784; i++) d->images[i] = (uint8_t)qb_rng_below(&rng, 256);
+    qb_rng_seed(&rng, seed);
+    for (size_t i = 0; i < d->n * qb_dataset_image_size(d); i++)
+        d->images[i] = (uint8_t)qb_rng_below(&rng, 256);
     for (size_t i = 0; i < d->n; i++) d->labels[i] = (uint8_t)(i % 10);
 }
+
+/* 256 random 1x28x28 images. */
+static void random_data(qb_dataset *d) { random_images(d, "random", 256, 1, 28, 28, 3); }
 
 static void same_codes(const qb_qmodel *a, const qb_qmodel *b)
 {
@@ -114,15 +119,8 @@ static void test_loss_deterministic(void **state)
     qb_dataset_free(&d);
 }
 
-/* 64 random 3x16x16 images in 10 classes. */
-static void random_data_rgb(qb_dataset *d)
-{
-    qb_dataset_init(d, "random-rgb", 64, 3, 16, 16, 10);
-    qb_rng rng;
-    qb_rng_seed(&rng, 4);
-    for (size_t i = 0; i < d->n * 768; i++) d->images[i] = (uint8_t)qb_rng_below(&rng, 256);
-    for (size_t i = 0; i < d->n; i++) d->labels[i] = (uint8_t)(i % 10);
-}
+/* 64 random 3x16x16 images. */
+static void random_data_rgb(qb_dataset *d) { random_images(d, "random-rgb", 64, 3, 16, 16, 4); }
 
 /* resnet20 (3x16x16) with random batch-norm affine parameters and running
  * statistics. */
