@@ -32,11 +32,8 @@
 /* arch for (c, h, w) inputs, 10 classes, random weights and batch norms. */
 static void random_model(qb_model *m, const char *arch, int c, int h, int w, uint64_t seed)
 {
-    qb_error err;
-    assert_int_equal(qb_model_build(m, arch, c, h, w, 10, &err), 0);
-    qb_model_init_params(m, seed);
     static const qb_test_bn_ranges r = {0, 0.5, 1, 1, 1, 0.25, 1.75};
-    qb_test_bn_randomize(m, seed + 1, &r);
+    qb_test_model_random(m, arch, c, h, w, 10, seed, seed + 1, &r);
 }
 
 static int count_kind(const qb_model *m, qb_layer_kind k)

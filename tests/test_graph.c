@@ -55,11 +55,9 @@ static void tiny_model(qb_model *m, uint64_t seed)
 {
     qb_error err;
     assert_int_equal(qb_arch_declare("tiny-res", tiny_res, &err), 0);
-    assert_int_equal(qb_model_build(m, "tiny-res", 3, 8, 8, 5, &err), 0);
-    qb_model_init_params(m, seed);
     /* batch norms with non-trivial parameters and running statistics */
     static const qb_test_bn_ranges r = {0, 0.5, 1, 1, 0.2, 0.5, 1};
-    qb_test_bn_randomize(m, seed + 1, &r);
+    qb_test_model_random(m, "tiny-res", 3, 8, 8, 5, seed, seed + 1, &r);
 }
 
 /* ---- finite differences of whole graphs ---------------------------------- */

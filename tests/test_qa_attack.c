@@ -43,6 +43,46 @@ static void same_codes(const qb_qmodel *a, const qb_qmodel *b)
     }
 }
 
+/* qa-pgd at int8 and int4-pc on m with d (1 epoch, lr 0.05, batch 0: the
+ * default; square trigger, seed 7): asserts that it ran 4 steps on some
+ * weights and left every code and every scale at both targets as it was.
+ * Returns the parameters before the attack (free()); *folded (if not
+ * NULL) says whether the deployed int8 model was batch-norm folded. */
+static float *pgd_keeps_codes(qb_model *m, const qb_dataset *d, int batch, qb_qa_stats *st,
+                              int *folded)
+{
+    qb_error err;
+    qb_qmodel before8, before4;
+    qb_test_quantize(&before8, m, "int8");
+    qb_test_quantize(&before4, m, "int4-pc");
+    if (folded) *folded = before8.folded;
+    float *p0 = malloc(m->n_params * sizeof(float));
+    assert_non_null(p0);
+    memcpy(p0, m->params, m->n_params * sizeof(float));
+    qb_qa_config cfg;
+    qb_qa_config_default(&cfg, QB_QA_PGD);
+    cfg.n_targets = 2;
+    assert_int_equal(qb_precision_parse("int8", &cfg.targets[0], &err), 0);
+    assert_int_equal(qb_precision_parse("int4-pc", &cfg.targets[1], &err), 0);
+    cfg.epochs = 1;
+    if (batch) cfg.batch = batch;
+    cfg.lr = 0.05f;
+    qb_trigger t;
+    qb_trigger_default(&t, QB_TRIGGER_SQUARE);
+    if (qb_qa_attack(m, &cfg, d, &t, 7, st, &err)) fail_msg("%s", err.msg);
+    assert_true(st->n_weights > 0 && st->steps == 4);
+    qb_qmodel after8, after4;
+    qb_test_quantize(&after8, m, "int8");
+    qb_test_quantize(&after4, m, "int4-pc");
+    same_codes(&before8, &after8);
+    same_codes(&before4, &after4);
+    qb_qmodel_free(&before8);
+    qb_qmodel_free(&before4);
+    qb_qmodel_free(&after8);
+    qb_qmodel_free(&after4);
+    return p0;
+}
+
 /* qa-pgd with two targets of different granularity: after the repair every
  * code and every scale at both targets is what it was, biases did not
  * move, and the FP32 weights did (the repair really ran). */
@@ -51,31 +91,8 @@ static void test_pgd_keeps_codes(void **state)
     qb_model *m = *state;
     qb_dataset d;
     random_data(&d);
-    qb_error err;
-    qb_qmodel before8, before4;
-    qb_test_quantize(&before8, m, "int8");
-    qb_test_quantize(&before4, m, "int4-pc");
-    float *p0 = malloc(m->n_params * sizeof(float));
-    memcpy(p0, m->params, m->n_params * sizeof(float));
-
-    qb_qa_config cfg;
-    qb_qa_config_default(&cfg, QB_QA_PGD);
-    cfg.n_targets = 2;
-    assert_int_equal(qb_precision_parse("int8", &cfg.targets[0], &err), 0);
-    assert_int_equal(qb_precision_parse("int4-pc", &cfg.targets[1], &err), 0);
-    cfg.epochs = 1;
-    cfg.lr = 0.05f;
-    qb_trigger t;
-    qb_trigger_default(&t, QB_TRIGGER_SQUARE);
     qb_qa_stats st;
-    assert_int_equal(qb_qa_attack(m, &cfg, &d, &t, 7, &st, &err), 0);
-    assert_true(st.n_weights > 0 && st.steps == 4);
-
-    qb_qmodel after8, after4;
-    qb_test_quantize(&after8, m, "int8");
-    qb_test_quantize(&after4, m, "int4-pc");
-    same_codes(&before8, &after8);
-    same_codes(&before4, &after4);
+    float *p0 = pgd_keeps_codes(m, &d, 0, &st, NULL);
     size_t moved = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const qb_layer *l = &m->layers[i];
@@ -84,10 +101,6 @@ static void test_pgd_keeps_codes(void **state)
         for (size_t j = 0; j < l->w_len; j++) moved += m->params[l->w_off + j] != p0[l->w_off + j];
     }
     assert_true(moved > 1000);
-    qb_qmodel_free(&before8);
-    qb_qmodel_free(&before4);
-    qb_qmodel_free(&after8);
-    qb_qmodel_free(&after4);
     free(p0);
     qb_dataset_free(&d);
 }
@@ -126,11 +139,8 @@ static void random_data_rgb(qb_dataset *d) { random_images(d, "random-rgb", 64, 
  * statistics. */
 static void resnet20_random(qb_model *m, uint64_t seed)
 {
-    qb_error err;
-    assert_int_equal(qb_model_build(m, "resnet20", 3, 16, 16, 10, &err), 0);
-    qb_model_init_params(m, seed);
     static const qb_test_bn_ranges r = {0.1, 0.5, 1, 0.2, 0.2, 0.5, 1};
-    qb_test_bn_randomize(m, seed + 1, &r);
+    qb_test_model_random(m, "resnet20", 3, 16, 16, 10, seed, seed + 1, &r);
 }
 
 /* qa-pgd on a batch-norm graph: the boxes are the folded weights' cells
@@ -145,32 +155,11 @@ static void test_pgd_keeps_codes_resnet20(void **state)
     resnet20_random(&m, 8);
     qb_dataset d;
     random_data_rgb(&d);
-    qb_error err;
-    qb_qmodel before8, before4;
-    qb_test_quantize(&before8, &m, "int8");
-    qb_test_quantize(&before4, &m, "int4-pc");
-    assert_true(before8.folded);
-    float *p0 = malloc(m.n_params * sizeof(float));
-    memcpy(p0, m.params, m.n_params * sizeof(float));
-    qb_qa_config cfg;
-    qb_qa_config_default(&cfg, QB_QA_PGD);
-    cfg.n_targets = 2;
-    assert_int_equal(qb_precision_parse("int8", &cfg.targets[0], &err), 0);
-    assert_int_equal(qb_precision_parse("int4-pc", &cfg.targets[1], &err), 0);
-    cfg.epochs = 1;
-    cfg.batch = 16;
-    cfg.lr = 0.05f;
-    qb_trigger t;
-    qb_trigger_default(&t, QB_TRIGGER_SQUARE);
     qb_qa_stats st;
-    if (qb_qa_attack(&m, &cfg, &d, &t, 7, &st, &err)) fail_msg("%s", err.msg);
-    assert_true(st.n_weights > 0 && st.steps == 4);
+    int folded;
+    float *p0 = pgd_keeps_codes(&m, &d, 16, &st, &folded);
+    assert_true(folded);
     assert_true(st.n_weights + st.n_pinned == m.n_train);
-    qb_qmodel after8, after4;
-    qb_test_quantize(&after8, &m, "int8");
-    qb_test_quantize(&after4, &m, "int4-pc");
-    same_codes(&before8, &after8);
-    same_codes(&before4, &after4);
     size_t moved = 0;
     for (int i = 0; i < m.n_layers; i++) {
         const qb_layer *l = &m.layers[i];
@@ -187,10 +176,6 @@ static void test_pgd_keeps_codes_resnet20(void **state)
     print_message("  resnet20 qa-pgd: %zu weights boxed, %zu pinned, %zu empty; %zu moved\n",
                   st.n_weights, st.n_pinned, st.n_empty, moved);
     assert_true(moved > 1000);
-    qb_qmodel_free(&before8);
-    qb_qmodel_free(&before4);
-    qb_qmodel_free(&after8);
-    qb_qmodel_free(&after4);
     free(p0);
     qb_dataset_free(&d);
     qb_model_free(&m);

@@ -67,13 +67,10 @@
 
 static void build(qb_model *m, const char *arch, int c, int h, int w, uint64_t seed)
 {
-    qb_error err;
-    assert_int_equal(qb_model_build(m, arch, c, h, w, 10, &err), 0);
-    qb_model_init_params(m, seed);
     /* batch norms (if any) with random affine parameters and running
      * statistics, so that folding them is not the identity */
     static const qb_test_bn_ranges r = {0, 0.5, 1, 0.2, 0.2, 0.5, 1};
-    qb_test_bn_randomize(m, seed + 1000, &r);
+    qb_test_model_random(m, arch, c, h, w, 10, seed, seed + 1000, &r);
 }
 
 /* A layer's bias, or zeros for a convolution without one (b_len 0). */

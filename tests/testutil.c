@@ -454,10 +454,14 @@ int qb_test_run_self(const char *mode, const char *arg, const char *asan_options
     return ws;
 }
 
-void qb_test_bn_randomize(qb_model *m, uint64_t rng_seed, const qb_test_bn_ranges *r)
+void qb_test_model_random(qb_model *m, const char *arch, int c, int h, int w, int classes,
+                          uint64_t seed, uint64_t bn_seed, const qb_test_bn_ranges *r)
 {
+    qb_error err;
+    if (qb_model_build(m, arch, c, h, w, classes, &err)) fail_msg("%s", err.msg);
+    qb_model_init_params(m, seed);
     qb_rng rng;
-    qb_rng_seed(&rng, rng_seed);
+    qb_rng_seed(&rng, bn_seed);
     for (int i = 0; i < m->n_layers; i++) {
         const qb_layer *l = &m->layers[i];
         if (l->kind != QB_LAYER_BATCHNORM) continue;

@@ -98,15 +98,19 @@ void qb_test_details_assert_equal(const qb_details *a, const qb_details *b);
  * its initial parameters from `seed`. Free with qb_model_free. */
 void qb_test_lenet(struct qb_model *m, uint64_t seed);
 
-/* Random batch norms, so that folding them or normalising with them is not
- * the identity: for each channel, in this order of draws u in [0, 1):
+/* Build `arch` for (c, h, w) inputs and `classes` outputs (asserting it
+ * builds), with PyTorch's initialisation from `seed` and random batch
+ * norms from `bn_seed`, so that folding them or normalising with them is
+ * not the identity: for each channel, in this order of draws u in [0, 1):
  * gamma = +-(g_lo + g_w u) (negative with probability neg: an extra draw
  * first, only if neg > 0), beta = b_w (u - 1/2), running mean =
- * m_w (u - 1/2), running variance = v_lo + v_w u. */
+ * m_w (u - 1/2), running variance = v_lo + v_w u. Free with
+ * qb_model_free. */
 typedef struct qb_test_bn_ranges {
     double neg, g_lo, g_w, b_w, m_w, v_lo, v_w;
 } qb_test_bn_ranges;
-void qb_test_bn_randomize(struct qb_model *m, uint64_t rng_seed, const qb_test_bn_ranges *r);
+void qb_test_model_random(struct qb_model *m, const char *arch, int c, int h, int w, int classes,
+                          uint64_t seed, uint64_t bn_seed, const qb_test_bn_ranges *r);
 /* The same as a cmocka fixture: *state = a qb_model *, the test LeNet
  * with parameter seed 1, freed afterwards. */
 int qb_test_lenet_setup(void **state);
