@@ -141,6 +141,17 @@ static void em_stage(emitter *e, const qb_spec *s, qb_axis axis, const char *val
     em_put(e, "}", 1);
 }
 
+/* The optimizer's lines of a train block, the same in the spec hash and
+ * in a model's identity. */
+static void em_optimizer(emitter *e, const qb_spec_settings *set)
+{
+    em_fmt(e, "train.batch=%d\n", set->train.batch);
+    em_float(e, "train.lr", set->train.lr);
+    em_float(e, "train.momentum", set->train.momentum);
+    em_float(e, "train.weight_decay", set->train.weight_decay);
+    em_fmt(e, "train.schedule=%s\n", qb_lr_schedule_name(set->train.schedule));
+}
+
 /* The settings' train block as written (the spec hash). Lines of settings
  * at their defaults (normalize, augment: none) are left out, so that specs
  * written before those settings keep their hashes. */
@@ -151,11 +162,7 @@ static void em_train(emitter *e, const qb_spec_settings *set, const char *arch)
         em_str(e, "train.epochs=dataset\n");
     else
         em_fmt(e, "train.epochs=%d\n", set->train.epochs);
-    em_fmt(e, "train.batch=%d\n", set->train.batch);
-    em_float(e, "train.lr", set->train.lr);
-    em_float(e, "train.momentum", set->train.momentum);
-    em_float(e, "train.weight_decay", set->train.weight_decay);
-    em_fmt(e, "train.schedule=%s\n", qb_lr_schedule_name(set->train.schedule));
+    em_optimizer(e, set);
     if (set->normalize == QB_SPEC_NORM_DATASET) em_str(e, "train.normalize=dataset\n");
     if (set->normalize == QB_SPEC_NORM_LIST)
         for (int i = 0; i < set->n_norm; i++) {
@@ -177,11 +184,7 @@ static void em_model_train(emitter *e, const qb_spec_settings *set, const qb_mod
 {
     em_fmt(e, "arch=%s\n", job->arch);
     em_fmt(e, "train.epochs=%d\n", job->train.epochs);
-    em_fmt(e, "train.batch=%d\n", set->train.batch);
-    em_float(e, "train.lr", set->train.lr);
-    em_float(e, "train.momentum", set->train.momentum);
-    em_float(e, "train.weight_decay", set->train.weight_decay);
-    em_fmt(e, "train.schedule=%s\n", qb_lr_schedule_name(set->train.schedule));
+    em_optimizer(e, set);
     if (job->norm.on)
         for (int i = 0; i < QB_NORM_MAX_C; i++) {
             char k[48];
