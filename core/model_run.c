@@ -305,7 +305,7 @@ void qb_model_bn_update(qb_model *m, const qb_model_ws *ws)
 typedef struct grads {
     qb_model_ws *ws;
     float *of[QB_MAX_LAYERS + 1]; /* node -> its gradient buffer, or NULL */
-    int busy[8];
+    int busy[QB_GSLOTS];
 } grads;
 
 static float *slot_take(grads *g)
