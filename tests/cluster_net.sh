@@ -63,36 +63,15 @@ ClusterName=qblindnet
 SlurmctldHost=ctl($net_prefix.1)
 SlurmctldPort=6817
 SlurmdPort=6818
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
+$(slurm_conf_common "$tmp")
 AuthInfo=socket=$tmp/munge/munge.socket,cred_expire=5
-StateSaveLocation=$tmp/state
 SlurmdSpoolDir=$tmp/node/spool
 TmpFS=$tmp/node/tmpfs
-SlurmctldPidFile=$tmp/slurmctld.pid
 SlurmdPidFile=$tmp/node/slurmd.pid
-SlurmctldLogFile=$tmp/slurmctld.log
 SlurmdLogFile=$tmp/node/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/filetxt
-JobCompLoc=$tmp/jobcomp.txt
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-SchedulerType=sched/builtin
-SchedulerParameters=sched_interval=2
-MpiDefault=pmix
-MailProg=/bin/true
-ReturnToService=2
 SlurmdTimeout=6
 MessageTimeout=5
-MinJobAge=3600
 KillWait=2
-InactiveLimit=0
 NodeName=DEFAULT CPUs=2 State=UNKNOWN
 CONF
     for i in $(seq 1 "$1"); do

@@ -3,6 +3,36 @@
 # cluster; tests/cluster_net.sh + tests/cluster_slurm.sh, the 3-node one).
 # Sourced; the sourcing script defines fail.
 
+# The slurm.conf lines both clusters share (DIR: the test's directory);
+# each test adds its hosts, ports, timeouts and nodes. sched_interval:
+# pending jobs are looked at every 2 s (default 60).
+slurm_conf_common() { # DIR
+    cat << CONF
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+StateSaveLocation=$1/state
+SlurmctldPidFile=$1/slurmctld.pid
+SlurmctldLogFile=$1/slurmctld.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/filetxt
+JobCompLoc=$1/jobcomp.txt
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SchedulerType=sched/builtin
+SchedulerParameters=sched_interval=2
+MpiDefault=pmix
+MailProg=/bin/true
+ReturnToService=2
+MinJobAge=3600
+InactiveLimit=0
+CONF
+}
+
 stop_pid() { # pid name: TERM, wait up to 10 s, then KILL
     local pid=$1 i
     [ -n "$pid" ] || return 0
