@@ -39,9 +39,11 @@ int qb_model_plan(qb_model *m, const char *arch, int c, int h, int w, int classe
                        "in the spec's architectures", arch, list);
     }
     qb_error e2;
-    if (qb_arch_plan_text(m, arch, text, c, h, w, classes, NULL, &e2)) {
-        if (strncmp(e2.msg, "architecture ", 13) == 0 || strncmp(e2.msg, "invalid", 7) == 0)
-            return QB_FAIL(err, "%s", e2.msg);
+    qb_arch_where where;
+    if (qb_arch_plan_text(m, arch, text, c, h, w, classes, &where, &e2)) {
+        /* an error about one layer is the input's doing: the text planned
+         * before, for other inputs; the others name what they are about */
+        if (where.line < 0) return QB_FAIL(err, "%s", e2.msg);
         return QB_FAIL(err, "architecture %s does not fit input %dx%dx%d: %s", arch, c, h, w,
                        e2.msg);
     }
